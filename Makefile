@@ -1,0 +1,46 @@
+# OpenLoop developer commands. Everything installs into .venv from this repo's files.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: up demo test lint unit bench gen trace clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## Start PostgreSQL, the five services and Envoy; seed the demo program. Ctrl-C stops all.
+up: $(STAMP)
+	$(BIN)/python -m openloop_dev up
+
+## Pay as a bank would, through Envoy (uses the running mesh, or starts one).
+demo: $(STAMP)
+	$(BIN)/python -m openloop_dev demo
+
+## Lint, type-check, contract checks, then every test (unit, integration, end to end).
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	cd protos && ../$(BIN)/buf lint
+
+## Drive payments through Envoy and write bench/reports/*.json.
+bench: $(STAMP)
+	$(BIN)/python -m bench.payments $(BENCH_ARGS)
+
+## Regenerate Python code from protos/.
+gen: $(STAMP)
+	$(BIN)/python -m openloop_dev.protogen
+
+## Print one payment's trace from the local span files: make trace ID=<trace id>
+trace: $(STAMP)
+	$(BIN)/python -m openloop_dev trace $(ID)
+
+clean:
+	rm -rf $(VENV) .devstack

@@ -1,0 +1,125 @@
+"""A real PostgreSQL server started for the developer, the tests and CI.
+
+The binaries come from the ``pgserver`` wheel (PostgreSQL 16 built for PyPI), or
+from ``OPENLOOP_PG_BIN_DIR`` when a system installation should be used. We drive
+``initdb``/``pg_ctl`` ourselves rather than through pgserver's own lifecycle so the
+server listens on TCP loopback (as it would in production), keeps ``fsync`` and
+``synchronous_commit`` on, and stops exactly when the mesh stops.
+
+PostgreSQL refuses to run as root; when we are root (CI is) the server runs as a
+dedicated unprivileged system user created on first use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from openloop_dev.ports import free_port
+
+_SYSTEM_USER = "openloop-pg"
+
+
+def binaries_dir() -> Path:
+    configured = os.environ.get("OPENLOOP_PG_BIN_DIR")
+    if configured:
+        return Path(configured)
+    # The wheel's binaries, found without importing pgserver (whose import has side effects).
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("pgserver is not installed and OPENLOOP_PG_BIN_DIR is not set")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _run_as_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+             _SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
+    return _SYSTEM_USER
+
+
+def _open_path_to(path: Path, user: str) -> None:
+    """Give ``user`` its data folder and traversal of every parent above it."""
+    entry = pwd.getpwnam(user)
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if mode & 0o011 != 0o011:
+            parent.chmod(mode | 0o011)
+    shutil.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    superuser: str = "postgres"
+
+    def __post_init__(self) -> None:
+        self._bin = binaries_dir()
+        self._user = _run_as_user()
+
+    def _pg(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            [str(self._bin / tool), *args],
+            check=True,
+            user=self._user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd="/",
+        )
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._user is not None:
+            _open_path_to(self.data_dir, self._user)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._pg("initdb", "-D", str(self.data_dir), "-U", self.superuser,
+                     "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions")
+        options = " ".join(
+            [
+                f"-h {self.host}", f"-p {self.port}", f"-k {self.data_dir}",
+                "-c fsync=on", "-c synchronous_commit=on", "-c max_connections=300",
+                "-c shared_buffers=256MB",
+            ]
+        )
+        self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
+                 "-w", "-t", "60", "-o", options, "start")
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def url(self, database: str, *, driver: str = "postgresql+asyncpg") -> str:
+        return f"{driver}://{self.superuser}@{self.host}:{self.port}/{database}"
+
+    async def create_database(self, name: str) -> str:
+        """Create ``name`` unless it exists; return its SQLAlchemy URL."""
+        await create_database(self.url("postgres", driver="postgresql"), name)
+        return self.url(name)
+
+
+async def create_database(server_url: str, name: str) -> None:
+    """Create database ``name`` on the server at ``server_url`` (a libpq URL) unless it exists."""
+    connection = await asyncpg.connect(server_url)
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()

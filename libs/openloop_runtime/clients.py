@@ -1,0 +1,73 @@
+"""Channels to upstream services, and the translation of their failures.
+
+One channel per upstream per process, created inside the event loop; the
+OpenTelemetry client interceptors inject W3C trace context into every call.
+"""
+
+from __future__ import annotations
+
+import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+from openloop_runtime.errors import DomainError, ErrorReason, error_info_of
+
+_CLIENT_STATUS_PASSTHROUGH = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+_RETRYABLE = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+     grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED}
+)
+
+
+def open_channel(target: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        target,
+        interceptors=aio_client_interceptors(),
+        options=[
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.enable_retries", 1),
+        ],
+    )
+
+
+def upstream_error(upstream: str, error: grpc.aio.AioRpcError) -> DomainError:
+    """What to tell our caller when a call to ``upstream`` failed.
+
+    A client mistake the upstream diagnosed (NOT_FOUND, INVALID_ARGUMENT, ...)
+    passes through with the upstream's own ErrorInfo. An upstream that is down or
+    slow is UNAVAILABLE, safe to retry. Anything else is our defect: INTERNAL.
+    """
+    code = error.code()
+    info = error_info_of(error)
+    if code in _CLIENT_STATUS_PASSTHROUGH and info is not None:
+        failure = DomainError(code, ErrorReason.ERROR_REASON_UNSPECIFIED, error.details() or "",
+                              dict(info.metadata), domain=info.domain)
+        failure.reason = info.reason
+        return failure
+    if code in _RETRYABLE:
+        return DomainError(
+            grpc.StatusCode.UNAVAILABLE,
+            ErrorReason.ERROR_REASON_UPSTREAM_UNAVAILABLE,
+            f"{upstream} is unavailable; retry with the same idempotency key",
+            {"upstream": upstream},
+        )
+    return DomainError(
+        grpc.StatusCode.INTERNAL,
+        ErrorReason.ERROR_REASON_INTERNAL_ERROR,
+        f"{upstream} failed unexpectedly",
+        {"upstream": upstream},
+    )
+
+
+def is_retryable(error: grpc.aio.AioRpcError) -> bool:
+    return error.code() in _RETRYABLE

@@ -1,0 +1,18 @@
+"""The async SQLAlchemy engine each service uses for its own database."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An asyncpg-backed engine; ``pool_pre_ping`` so a restarted database is survived."""
+    if not database_url:
+        raise ValueError("database_url is not set; set OPENLOOP_<SERVICE>_DATABASE_URL")
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )

@@ -1,0 +1,48 @@
+"""The command line every service shares: ``python -m openloop_<svc> [serve|migrate]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from openloop_runtime import migrations
+from openloop_runtime.logs import configure_logging
+from openloop_runtime.server import ServiceFactory, serve_until_signalled
+from openloop_runtime.settings import ServiceSettings
+from openloop_runtime.telemetry import configure_tracing
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run_service(
+    *,
+    name: str,
+    settings_type: type[S],
+    factory: Callable[[S], ServiceFactory],
+    migrations_dir: Path | None,
+    argv: Sequence[str] | None = None,
+) -> None:
+    parser = argparse.ArgumentParser(prog=f"openloop_{name}")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    args = parser.parse_args(argv)
+    settings = settings_type()
+    configure_logging(name, settings.log_level)
+    if args.command == "migrate":
+        if migrations_dir is None:
+            return
+        migrations.upgrade(migrations_dir, settings.database_url)
+        logging.getLogger(name).info("migrated")
+        return
+    provider, span_file = configure_tracing(
+        name, otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file
+    )
+    try:
+        asyncio.run(serve_until_signalled(f"{name}.openloop.dev", settings, factory(settings)))
+    finally:
+        provider.shutdown()
+        if span_file is not None:
+            span_file.close()

@@ -1,0 +1,68 @@
+"""Server interceptor that turns exceptions into gRPC status with ErrorInfo.
+
+A :class:`DomainError` becomes its own status. Anything else is a defect on our
+side: it is logged with its traceback and the caller gets INTERNAL with the trace
+id to quote, never the exception text (which may hold data it must not see).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+from opentelemetry import trace
+
+from openloop_runtime.errors import DomainError, ErrorReason
+
+_log = logging.getLogger(__name__)
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, domain: str) -> None:
+        self._domain = domain
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            self._guard(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _guard(self, behavior: Behavior) -> Behavior:
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await behavior(request, context)
+            except DomainError as error:
+                await self._abort(context, error)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                _log.exception("unhandled error")
+                trace_id = format(trace.get_current_span().get_span_context().trace_id, "032x")
+                await self._abort(
+                    context,
+                    DomainError(
+                        grpc.StatusCode.INTERNAL,
+                        ErrorReason.ERROR_REASON_INTERNAL_ERROR,
+                        "internal error; quote the trace id to support",
+                        {"trace_id": trace_id},
+                    ),
+                )
+
+        return guarded
+
+    async def _abort(self, context: grpc.aio.ServicerContext, error: DomainError) -> None:
+        status = rpc_status.to_status(error.to_status(self._domain))
+        await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)

@@ -1,0 +1,53 @@
+"""Alembic migrations, one history per service, run programmatically.
+
+Each service keeps ``migrations/`` (``env.py`` plus ``versions/``) inside its
+package. ``env.py`` is a two-liner calling :func:`run_env`; the database URL comes
+from the service's settings, never from an ini file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def alembic_config(script_location: Path, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
+    """Bring the database to ``revision``. Safe to run on every start and from many replicas:
+    Alembic takes its steps in one transaction and PostgreSQL's DDL is transactional."""
+    command.upgrade(alembic_config(script_location, database_url), revision)
+
+
+def _run_sync(connection: Connection, target_metadata: MetaData) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata)
+    with context.begin_transaction():
+        # One migrator at a time even when many replicas start together.
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7264891)")
+        context.run_migrations()
+
+
+async def _run_async(url: str, target_metadata: MetaData) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    async with engine.connect() as connection:
+        await connection.run_sync(_run_sync, target_metadata)
+    await engine.dispose()
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """Body of every service's ``env.py``."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("sqlalchemy.url is not configured")
+    asyncio.run(_run_async(url, target_metadata))
