@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from openloop_dev.postgres import EmbeddedPostgres
 
 _counter = itertools.count()
@@ -31,11 +30,11 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
 @pytest.fixture(scope="session")
 async def fresh_database(
     postgres: EmbeddedPostgres,
-) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+) -> Callable[[str], Awaitable[str]]:
     """``await fresh_database("ledger")`` creates an empty database and returns its URL."""
 
     async def create(prefix: str) -> str:
         name = f"{prefix}_{next(_counter)}_{uuid.uuid4().hex[:8]}"
         return await postgres.create_database(name)
 
-    yield create
+    return create

@@ -23,15 +23,19 @@ _CLIENT_STATUS_PASSTHROUGH = frozenset(
     }
 )
 _RETRYABLE = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-     grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED}
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+    }
 )
 
 
 def open_channel(target: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
         target,
-        interceptors=aio_client_interceptors(),
+        interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
         options=[
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
@@ -50,8 +54,13 @@ def upstream_error(upstream: str, error: grpc.aio.AioRpcError) -> DomainError:
     code = error.code()
     info = error_info_of(error)
     if code in _CLIENT_STATUS_PASSTHROUGH and info is not None:
-        failure = DomainError(code, ErrorReason.ERROR_REASON_UNSPECIFIED, error.details() or "",
-                              dict(info.metadata), domain=info.domain)
+        failure = DomainError(
+            code,
+            ErrorReason.ERROR_REASON_UNSPECIFIED,
+            error.details() or "",
+            dict(info.metadata),
+            domain=info.domain,
+        )
         failure.reason = info.reason
         return failure
     if code in _RETRYABLE:

@@ -13,7 +13,6 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-
 from openloop.common.v1 import error_reason_pb2
 
 ErrorReason = error_reason_pb2.ErrorReason
@@ -59,14 +58,14 @@ class DomainError(Exception):
 
 def invalid_field(field: str, message: str) -> DomainError:
     return DomainError(
-        grpc.StatusCode.INVALID_ARGUMENT, ErrorReason.ERROR_REASON_INVALID_FIELD, message,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorReason.ERROR_REASON_INVALID_FIELD,
+        message,
         {"field": field},
     )
 
 
-def not_found(
-    reason: error_reason_pb2.ErrorReason.ValueType, resource: str
-) -> DomainError:
+def not_found(reason: error_reason_pb2.ErrorReason.ValueType, resource: str) -> DomainError:
     return DomainError(
         grpc.StatusCode.NOT_FOUND, reason, f"{resource} does not exist", {"resource": resource}
     )
@@ -74,7 +73,7 @@ def not_found(
 
 def error_info_of(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
     """The ErrorInfo detail of a failed call, if the server sent one."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     if status is None:
         return None
     for detail in status.details:

@@ -70,7 +70,7 @@ async def start_server(
 ) -> RunningServer:
     """Start serving ``registrations`` on ``settings.host:settings.port`` (0: a free port)."""
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), ErrorMappingInterceptor(domain)],
+        interceptors=[aio_server_interceptor(), ErrorMappingInterceptor(domain)],  # type: ignore[no-untyped-call]
         options=_server_options(settings),
     )
     health_servicer = health.aio.HealthServicer()
@@ -79,8 +79,11 @@ async def start_server(
         registration.add_to_server(registration.servicer, server)
     names = [r.full_name for r in registrations]
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")

@@ -9,7 +9,6 @@ import grpc
 import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from openloop.gateway.v1 import service_pb2, service_pb2_grpc
 from openloop_runtime.errors import DomainError, ErrorReason, error_info_of, not_found
 from openloop_runtime.server import Registration, running_server
@@ -22,6 +21,9 @@ class _Gateway(service_pb2_grpc.GatewayServiceServicer):
 
     async def Pay(self, request, context):  # noqa: N802
         raise RuntimeError("secret 1345951597671 must not leak")
+
+    async def GetWallet(self, request, context):  # noqa: N802
+        raise NotImplementedError
 
 
 @asynccontextmanager
@@ -37,9 +39,12 @@ async def _factory() -> AsyncIterator[Sequence[Registration]]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def channel():
-    async with running_server("test.openloop.dev", ServiceSettings(port=0), _factory) as running:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as chan:
-            yield chan
+    settings = ServiceSettings(port=0)
+    async with (
+        running_server("test.openloop.dev", settings, _factory) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as chan,
+    ):
+        yield chan
 
 
 async def test_health_reports_serving(channel):
@@ -73,5 +78,7 @@ async def test_defect_is_internal_without_leaking_its_text(channel):
 
 
 def test_reason_names_drop_the_enum_prefix():
-    error = DomainError(grpc.StatusCode.INVALID_ARGUMENT, ErrorReason.ERROR_REASON_INVALID_AMOUNT, "x")
+    error = DomainError(
+        grpc.StatusCode.INVALID_ARGUMENT, ErrorReason.ERROR_REASON_INVALID_AMOUNT, "x"
+    )
     assert error.reason == "INVALID_AMOUNT"

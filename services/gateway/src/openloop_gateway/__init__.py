@@ -1,0 +1,2 @@
+"""The edge gateway banks call: orchestrates a payment through identity, rules,
+ledger and settlement under the bank's idempotency key."""

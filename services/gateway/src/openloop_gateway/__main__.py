@@ -1,0 +1,9 @@
+from openloop_runtime.entrypoint import run_service
+
+from openloop_gateway.app import MIGRATIONS_DIR, build
+from openloop_gateway.config import GatewaySettings
+
+if __name__ == "__main__":
+    run_service(
+        name="gateway", settings_type=GatewaySettings, factory=build, migrations_dir=MIGRATIONS_DIR
+    )

@@ -1,0 +1,25 @@
+"""Gateway settings (``OPENLOOP_GATEWAY_*``)."""
+
+from __future__ import annotations
+
+from openloop_runtime.settings import ServiceSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="OPENLOOP_GATEWAY_", extra="ignore", frozen=True)
+
+    port: int = 50055
+    identity_target: str = "127.0.0.1:50051"
+    rules_target: str = "127.0.0.1:50052"
+    ledger_target: str = "127.0.0.1:50053"
+    settlement_target: str = "127.0.0.1:50054"
+    upstream_timeout_seconds: float = Field(default=3.0, gt=0)
+    """Deadline of every call to an upstream service."""
+    participant_uri_prefix: str = "spiffe://openloop.dev/participants/"
+    """Client-certificate URI SAN prefix; the rest of the URI is the participant id."""
+    reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+    """How often pending payments are driven to a final state."""
+    reconcile_after_seconds: float = Field(default=10.0, ge=0)
+    """A pending payment untouched this long is taken over by the reconciler."""

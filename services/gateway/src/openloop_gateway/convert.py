@@ -1,0 +1,44 @@
+"""Stored payments to their public protobuf form."""
+
+from __future__ import annotations
+
+from google.protobuf import timestamp_pb2
+from openloop.gateway.v1 import resources_pb2
+from openloop_runtime.money import thb
+from openloop_runtime.names import format_name
+
+from openloop_gateway.store import PaymentRecord
+
+
+def payment_to_proto(record: PaymentRecord) -> resources_pb2.Payment:
+    payment = resources_pb2.Payment(
+        name=format_name("payments", record.payment_id),
+        idempotency_key=record.idempotency_key,
+        payer=record.payer,
+        payee=record.payee,
+        amount=thb(record.amount_satang),
+        state=resources_pb2.PaymentState.Value(f"PAYMENT_STATE_{record.state.value}"),
+        payer_participant=format_name("participants", record.participant_id),
+        payee_participant=format_name("participants", record.payee_participant_id)
+        if record.payee_participant_id
+        else "",
+        ledger_transfer_id=record.ledger_transfer_id,
+        rule_set_version=record.rule_set_version,
+        trace_id=record.trace_id,
+    )
+    failure = record.failure
+    if failure is not None:
+        payment.failure.CopyFrom(
+            resources_pb2.PaymentFailure(
+                reason=failure.reason,
+                rule_id=failure.rule_id,
+                rule_reason=failure.rule_reason,
+                message=failure.message,
+            )
+        )
+    for field, value in (("create_time", record.create_time), ("update_time", record.update_time)):
+        if value is not None:
+            stamp = timestamp_pb2.Timestamp()
+            stamp.FromDatetime(value)
+            getattr(payment, field).CopyFrom(stamp)
+    return payment

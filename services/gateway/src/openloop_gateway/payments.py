@@ -1,0 +1,209 @@
+"""A round-1 payment, from a bank's request to money moved and positions updated.
+
+The order is chosen so that nothing is half-made whatever fails:
+
+1. validate the request (INVALID_ARGUMENT, nothing stored);
+2. identity checks the caller hosts the payer and returns both parties' facts;
+3. rules decide; a denial is stored as a REJECTED payment and returned as
+   FAILED_PRECONDITION naming the rule;
+4. the payment is stored PENDING with a ledger transfer id derived from it;
+5. the ledger applies the transfer (idempotent by id), then settlement records it
+   (idempotent by the same id), then the payment becomes COMPLETED.
+
+If anything fails after step 4 the payment stays PENDING and the call returns
+UNAVAILABLE; replaying the same idempotency key, or the reconciler, drives the
+same steps again, and the ledger's and settlement's idempotency make sure money
+moves and positions change exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import secrets
+
+import grpc
+from openloop.gateway.v1 import service_pb2
+from openloop.ledger.v1 import resources_pb2 as ledger_resources
+from openloop.rules.v1 import resources_pb2 as rules_resources
+from openloop_runtime.errors import DomainError, ErrorReason, invalid_field, reason_name
+from openloop_runtime.money import LEDGER_THB, positive_satang
+from openloop_runtime.names import format_name, parse_name
+from openloop_runtime.telemetry import current_trace_id
+
+from openloop_gateway.accounts import TransferCode, wallet_account_id
+from openloop_gateway.store import Failure, PaymentRecord, PaymentState, PaymentStore
+from openloop_gateway.upstreams import Upstreams
+
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_CreateTransferResult = ledger_resources.CreateTransferResult
+_APPLIED = frozenset(
+    {
+        _CreateTransferResult.CREATE_TRANSFER_RESULT_OK,
+        _CreateTransferResult.CREATE_TRANSFER_RESULT_EXISTS,
+    }
+)
+
+
+def _request_hash(request: service_pb2.PayRequest) -> str:
+    canonical = "\x1f".join(
+        [
+            request.payer,
+            request.payee,
+            request.amount.currency_code,
+            str(request.amount.amount_satang),
+        ]
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def failure_error(record: PaymentRecord) -> DomainError:
+    """The error Pay returns for a rejected or failed payment, the same on every replay."""
+    failure = record.failure
+    assert failure is not None
+    metadata = {"payment": format_name("payments", record.payment_id)}
+    if failure.rule_id:
+        metadata.update(
+            rule_id=failure.rule_id,
+            rule_reason=failure.rule_reason,
+            rule_set_version=record.rule_set_version,
+        )
+    error = DomainError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        ErrorReason.ERROR_REASON_UNSPECIFIED,
+        failure.message,
+        metadata,
+    )
+    error.reason = failure.reason
+    return error
+
+
+class PaymentFlow:
+    def __init__(self, store: PaymentStore, upstreams: Upstreams) -> None:
+        self._store = store
+        self._upstreams = upstreams
+
+    async def pay(self, participant_id: str, request: service_pb2.PayRequest) -> PaymentRecord:
+        if not _IDEMPOTENCY_KEY.fullmatch(request.idempotency_key):
+            raise invalid_field(
+                "idempotency_key", "idempotency_key must be 1-128 characters of [A-Za-z0-9._:-]"
+            )
+        parse_name(request.payer, "citizens", field="payer")
+        parse_name(request.payee, "merchants", field="payee")
+        satang = positive_satang(request.amount)
+        request_hash = _request_hash(request)
+
+        existing = await self._store.find_by_key(participant_id, request.idempotency_key)
+        if existing is not None:
+            return await self._replay(existing, request_hash)
+
+        participant = format_name("participants", participant_id)
+        parties = await self._upstreams.verify_parties(participant, request.payer, request.payee)
+        decision = await self._upstreams.evaluate(
+            rules_resources.Scope.SCOPE_ROUND1_PAYMENT,
+            rules_resources.PaymentFacts(
+                payer=parties.payer,
+                payee=parties.payee,
+                amount=request.amount,
+                channel=rules_resources.Channel.CHANNEL_IN_PERSON,
+            ),
+        )
+        payment_id = "p" + secrets.token_hex(12)
+        record = PaymentRecord(
+            payment_id=payment_id,
+            participant_id=participant_id,
+            idempotency_key=request.idempotency_key,
+            request_hash=request_hash,
+            payer=request.payer,
+            payee=request.payee,
+            amount_satang=satang,
+            currency_code=request.amount.currency_code,
+            state=PaymentState.PENDING,
+            payee_participant_id=parse_name(
+                parties.payee.hosting_participant, "participants", field="payee"
+            ),
+            ledger_transfer_id=f"pay:{payment_id}",
+            rule_set_version=decision.rule_set_version,
+            trace_id=current_trace_id(),
+        )
+        if decision.outcome != rules_resources.Outcome.OUTCOME_ALLOW:
+            record = record.with_failure(PaymentState.REJECTED, _denial(decision))
+        stored = await self._store.insert(record)
+        if stored.payment_id != payment_id:  # a concurrent request with this key won
+            return await self._replay(stored, request_hash)
+        return await self.advance(stored)
+
+    async def _replay(self, record: PaymentRecord, request_hash: str) -> PaymentRecord:
+        if record.request_hash != request_hash:
+            raise DomainError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                ErrorReason.ERROR_REASON_IDEMPOTENCY_KEY_REUSED,
+                "this idempotency key was used for a different payment",
+                {"field": "idempotency_key", "payment": format_name("payments", record.payment_id)},
+            )
+        return await self.advance(record)
+
+    async def advance(self, record: PaymentRecord) -> PaymentRecord:
+        """Drive a payment to its final state; raise its error if that state is a failure."""
+        if record.state is PaymentState.PENDING:
+            record = await self._move_money(record)
+        if record.state in (PaymentState.REJECTED, PaymentState.FAILED):
+            raise failure_error(record)
+        return record
+
+    async def _move_money(self, record: PaymentRecord) -> PaymentRecord:
+        result = await self._upstreams.create_transfer(
+            ledger_resources.Transfer(
+                id=record.ledger_transfer_id,
+                debit_account_id=wallet_account_id(record.payer),
+                credit_account_id=wallet_account_id(record.payee),
+                amount=record.amount_satang,
+                ledger=LEDGER_THB,
+                code=TransferCode.ROUND1_PAYMENT,
+                user_data=format_name("payments", record.payment_id),
+            )
+        )
+        if result not in _APPLIED:
+            return await self._store.finish(
+                record.with_failure(PaymentState.FAILED, _ledger_refusal(result))
+            )
+        await self._upstreams.record_transfer(
+            record.ledger_transfer_id,
+            format_name("participants", record.participant_id),
+            format_name("participants", record.payee_participant_id),
+            record.amount_satang,
+        )
+        return await self._store.finish(dataclasses.replace(record, state=PaymentState.COMPLETED))
+
+
+def _denial(decision: rules_resources.Decision) -> Failure:
+    if not decision.violations:
+        return Failure(
+            reason_name(ErrorReason.ERROR_REASON_NO_ACTIVE_RULE_SET),
+            "no rule set allowed this payment",
+        )
+    first = decision.violations[0]
+    if first.reason_code == "NO_ACTIVE_RULE_SET":
+        return Failure(
+            reason_name(ErrorReason.ERROR_REASON_NO_ACTIVE_RULE_SET), first.explanation_en
+        )
+    return Failure(
+        reason=reason_name(ErrorReason.ERROR_REASON_RULE_VIOLATION),
+        message=f"{first.rule_id}: {first.explanation_en}",
+        rule_id=first.rule_id,
+        rule_reason=first.reason_code,
+    )
+
+
+def _ledger_refusal(result: ledger_resources.CreateTransferResult.ValueType) -> Failure:
+    name = _CreateTransferResult.Name(result).removeprefix("CREATE_TRANSFER_RESULT_")
+    if result == _CreateTransferResult.CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS:
+        return Failure(
+            reason_name(ErrorReason.ERROR_REASON_INSUFFICIENT_FUNDS),
+            "the payer's wallet does not hold enough money",
+        )
+    return Failure(
+        reason_name(ErrorReason.ERROR_REASON_TRANSFER_REJECTED),
+        f"the ledger refused the transfer: {name}",
+    )

@@ -1,0 +1,51 @@
+"""The public GatewayService: authenticate the caller, then hand over to the flows."""
+
+from __future__ import annotations
+
+import grpc
+from openloop.gateway.v1 import service_pb2, service_pb2_grpc
+from openloop_runtime.errors import ErrorReason, not_found
+from openloop_runtime.names import parse_name
+
+from openloop_gateway.caller import calling_participant
+from openloop_gateway.convert import payment_to_proto
+from openloop_gateway.payments import PaymentFlow
+from openloop_gateway.store import PaymentStore
+from openloop_gateway.upstreams import Upstreams
+from openloop_gateway.wallets import get_wallet
+
+
+class GatewayServicer(service_pb2_grpc.GatewayServiceServicer):
+    def __init__(
+        self, flow: PaymentFlow, store: PaymentStore, upstreams: Upstreams, uri_prefix: str
+    ) -> None:
+        self._flow = flow
+        self._store = store
+        self._upstreams = upstreams
+        self._uri_prefix = uri_prefix
+
+    async def Pay(  # noqa: N802
+        self, request: service_pb2.PayRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.PayResponse:
+        participant = calling_participant(context, self._uri_prefix)
+        record = await self._flow.pay(participant, request)
+        return service_pb2.PayResponse(payment=payment_to_proto(record))
+
+    async def GetPayment(  # noqa: N802
+        self, request: service_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetPaymentResponse:
+        participant = calling_participant(context, self._uri_prefix)
+        payment_id = parse_name(request.name, "payments")
+        record = await self._store.get(payment_id)
+        # Another participant's payment is reported as absent, not forbidden: its
+        # existence is not the caller's business.
+        if record is None or record.participant_id != participant:
+            raise not_found(ErrorReason.ERROR_REASON_PAYMENT_NOT_FOUND, request.name)
+        return service_pb2.GetPaymentResponse(payment=payment_to_proto(record))
+
+    async def GetWallet(  # noqa: N802
+        self, request: service_pb2.GetWalletRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetWalletResponse:
+        participant = calling_participant(context, self._uri_prefix)
+        wallet = await get_wallet(self._upstreams, participant, request.name)
+        return service_pb2.GetWalletResponse(wallet=wallet)

@@ -1,0 +1,201 @@
+"""Payments in the gateway's database. Each call is one short transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import RowMapping, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openloop_gateway.tables import payments
+
+
+class PaymentState(StrEnum):
+    PENDING = "PENDING"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str
+    message: str
+    rule_id: str = ""
+    rule_reason: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    payment_id: str
+    participant_id: str
+    idempotency_key: str
+    request_hash: str
+    payer: str
+    payee: str
+    amount_satang: int
+    currency_code: str
+    state: PaymentState
+    payee_participant_id: str = ""
+    ledger_transfer_id: str = ""
+    rule_set_version: str = ""
+    failure_reason: str = ""
+    failure_rule_id: str = ""
+    failure_rule_reason: str = ""
+    failure_message: str = ""
+    trace_id: str = ""
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+
+    @property
+    def failure(self) -> Failure | None:
+        if not self.failure_reason:
+            return None
+        return Failure(
+            self.failure_reason,
+            self.failure_message,
+            self.failure_rule_id,
+            self.failure_rule_reason,
+        )
+
+    def with_failure(self, state: PaymentState, failure: Failure) -> PaymentRecord:
+        return dataclasses.replace(
+            self,
+            state=state,
+            failure_reason=failure.reason,
+            failure_message=failure.message[:500],
+            failure_rule_id=failure.rule_id,
+            failure_rule_reason=failure.rule_reason,
+        )
+
+
+def _record(row: RowMapping) -> PaymentRecord:
+    values = dict(row)
+    values["state"] = PaymentState(values["state"])
+    return PaymentRecord(**values)
+
+
+class PaymentStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, payment_id: str) -> PaymentRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                (await conn.execute(select(payments).where(payments.c.payment_id == payment_id)))
+                .mappings()
+                .first()
+            )
+        return _record(row) if row else None
+
+    async def find_by_key(self, participant_id: str, idempotency_key: str) -> PaymentRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(payments).where(
+                            payments.c.participant_id == participant_id,
+                            payments.c.idempotency_key == idempotency_key,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _record(row) if row else None
+
+    async def insert(self, record: PaymentRecord) -> PaymentRecord:
+        """Store a new payment; if a racing request stored one under the same key first,
+        return that one instead, so a key always names exactly one payment."""
+        values = {
+            k: v
+            for k, v in dataclasses.asdict(record).items()
+            if k not in ("create_time", "update_time")
+        }
+        async with self._engine.begin() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        insert(payments)
+                        .values(values)
+                        .on_conflict_do_nothing(constraint="payments_idempotency_key")
+                        .returning(*payments.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                row = (
+                    (
+                        await conn.execute(
+                            select(payments).where(
+                                payments.c.participant_id == record.participant_id,
+                                payments.c.idempotency_key == record.idempotency_key,
+                            )
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
+        return _record(row)
+
+    async def finish(self, record: PaymentRecord) -> PaymentRecord:
+        """Move a pending payment to its final state (once: a final state never changes)."""
+        async with self._engine.begin() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        payments.update()
+                        .where(
+                            payments.c.payment_id == record.payment_id,
+                            payments.c.state == PaymentState.PENDING.value,
+                        )
+                        .values(
+                            state=record.state.value,
+                            failure_reason=record.failure_reason,
+                            failure_message=record.failure_message,
+                            failure_rule_id=record.failure_rule_id,
+                            failure_rule_reason=record.failure_rule_reason,
+                            update_time=func.now(),
+                        )
+                        .returning(*payments.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                row = (
+                    (
+                        await conn.execute(
+                            select(payments).where(payments.c.payment_id == record.payment_id)
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
+        return _record(row)
+
+    async def stale_pending(self, older_than: timedelta, limit: int = 100) -> list[PaymentRecord]:
+        async with self._engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(payments)
+                        .where(
+                            payments.c.state == PaymentState.PENDING.value,
+                            payments.c.update_time < func.now() - older_than,
+                        )
+                        .order_by(payments.c.update_time)
+                        .limit(limit)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [_record(row) for row in rows]

@@ -1,0 +1,42 @@
+"""Wallet balances, readable only by the participant hosting the wallet."""
+
+from __future__ import annotations
+
+import grpc
+from openloop.gateway.v1 import resources_pb2
+from openloop_runtime.errors import DomainError, ErrorReason, invalid_field, not_found
+from openloop_runtime.money import thb
+from openloop_runtime.names import format_name, parse_name
+
+from openloop_gateway.accounts import wallet_account_id
+from openloop_gateway.upstreams import Upstreams
+
+_SUFFIX = "/wallet"
+
+
+async def get_wallet(upstreams: Upstreams, participant_id: str, name: str) -> resources_pb2.Wallet:
+    if name.startswith("citizens/"):
+        party = format_name("citizens", parse_name(name, "citizens", suffix=_SUFFIX))
+        host = (await upstreams.get_citizen(party)).hosting_participant
+    elif name.startswith("merchants/"):
+        party = format_name("merchants", parse_name(name, "merchants", suffix=_SUFFIX))
+        host = (await upstreams.get_merchant(party)).hosting_participant
+    else:
+        raise invalid_field(
+            "name", "name must be 'citizens/{id}/wallet' or 'merchants/{id}/wallet'"
+        )
+    if host != format_name("participants", participant_id):
+        raise DomainError(
+            grpc.StatusCode.PERMISSION_DENIED,
+            ErrorReason.ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT,
+            "a participant may read only the wallets it hosts",
+            {"resource": name},
+        )
+    account = await upstreams.lookup_account(wallet_account_id(party))
+    if account is None:
+        raise not_found(ErrorReason.ERROR_REASON_ACCOUNT_NOT_FOUND, name)
+    return resources_pb2.Wallet(
+        name=name,
+        balance=thb(account.credits_posted - account.debits_posted),
+        hosting_participant=host,
+    )
