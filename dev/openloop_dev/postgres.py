@@ -45,8 +45,14 @@ def _run_as_user() -> str | None:
         pwd.getpwnam(_SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             _SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                _SYSTEM_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -89,17 +95,41 @@ class EmbeddedPostgres:
         if self._user is not None:
             _open_path_to(self.data_dir, self._user)
         if not (self.data_dir / "PG_VERSION").exists():
-            self._pg("initdb", "-D", str(self.data_dir), "-U", self.superuser,
-                     "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions")
+            self._pg(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.superuser,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+            )
         options = " ".join(
             [
-                f"-h {self.host}", f"-p {self.port}", f"-k {self.data_dir}",
-                "-c fsync=on", "-c synchronous_commit=on", "-c max_connections=300",
+                f"-h {self.host}",
+                f"-p {self.port}",
+                f"-k {self.data_dir}",
+                "-c fsync=on",
+                "-c synchronous_commit=on",
+                "-c max_connections=300",
                 "-c shared_buffers=256MB",
             ]
         )
-        self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
-                 "-w", "-t", "60", "-o", options, "start")
+        self._pg(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        )
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():

@@ -1,0 +1,202 @@
+"""The demo program: a treasury, two banks, a funded citizen and three merchants.
+
+Seeding talks to the internal services directly, as the platform operator would
+when onboarding participants. Every step is idempotent (fixed request ids, ledger
+ids and transfer ids), so ``make up`` can seed the same database again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import grpc
+from openloop.common.v1 import party_pb2
+from openloop.identity.v1 import resources_pb2 as identity_resources
+from openloop.identity.v1 import service_pb2 as identity_pb2
+from openloop.identity.v1 import service_pb2_grpc as identity_grpc
+from openloop.ledger.v1 import resources_pb2 as ledger_resources
+from openloop.ledger.v1 import service_pb2 as ledger_pb2
+from openloop.ledger.v1 import service_pb2_grpc as ledger_grpc
+from openloop.settlement.v1 import service_pb2 as settlement_pb2
+from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc
+from openloop_gateway.accounts import (
+    TREASURY_FUNDING_ACCOUNT,
+    AccountCode,
+    TransferCode,
+    wallet_account_id,
+)
+from openloop_runtime.money import LEDGER_THB, thb
+
+from openloop_dev.mesh import MeshLayout
+
+ENTITLEMENT_SATANG = 10_000_00
+"""10,000 THB, the program's one-time entitlement."""
+HOME_DISTRICT = "1001"  # Phra Nakhon, Bangkok
+OTHER_DISTRICT = "5001"  # Mueang Chiang Mai
+DEMO_CITIZEN_ID = "1345951597671"  # valid check digit (domain brief)
+
+_Role = identity_resources.ParticipantRole
+_Size = party_pb2.MerchantSizeClass
+_CreateResult = ledger_resources.CreateAccountResult
+_TransferResult = ledger_resources.CreateTransferResult
+
+
+@dataclass(frozen=True)
+class DemoProgram:
+    citizen: str
+    small_shop: str
+    """Small shop in the citizen's district, hosted by bank B: round-1 payments are allowed."""
+    far_shop: str
+    """Small shop in another district: the district rule (R1) denies payments."""
+    large_chain: str
+    """Large chain in the citizen's district: the small-shop rule (R3) denies payments."""
+    payer_bank: str = "bank-a"
+    payee_bank: str = "bank-b"
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
+    async with (
+        grpc.aio.insecure_channel(layout.target("identity")) as identity_channel,
+        grpc.aio.insecure_channel(layout.target("ledger")) as ledger_channel,
+        grpc.aio.insecure_channel(layout.target("settlement")) as settlement_channel,
+    ):
+        identity = identity_grpc.IdentityServiceStub(identity_channel)
+        ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
+        settlement = settlement_grpc.SettlementServiceStub(settlement_channel)
+
+        for participant_id, name, role in (
+            ("treasury", "Comptroller General's Department", _Role.PARTICIPANT_ROLE_TREASURY),
+            ("operator", "OpenLoop operator", _Role.PARTICIPANT_ROLE_OPERATOR),
+            ("bank-a", "Bank A", _Role.PARTICIPANT_ROLE_BANK),
+            ("bank-b", "Bank B", _Role.PARTICIPANT_ROLE_BANK),
+        ):
+            await identity.CreateParticipant(
+                identity_pb2.CreateParticipantRequest(
+                    request_id=f"seed-participant-{participant_id}",
+                    participant_id=participant_id,
+                    participant=identity_resources.Participant(display_name=name, role=role),
+                )
+            )
+        citizen = (
+            await identity.EnrollCitizen(
+                identity_pb2.EnrollCitizenRequest(
+                    request_id="seed-citizen-1",
+                    citizen_id=DEMO_CITIZEN_ID,
+                    home_district_code=HOME_DISTRICT,
+                    hosting_participant="participants/bank-a",
+                )
+            )
+        ).citizen.name
+        merchants = {}
+        for key, tax_id, display, district, size in (
+            (
+                "small_shop",
+                "0105556000017",
+                "Som Tam Corner",
+                HOME_DISTRICT,
+                _Size.MERCHANT_SIZE_CLASS_SMALL_SHOP,
+            ),
+            (
+                "far_shop",
+                "0105556000025",
+                "Chiang Mai Noodles",
+                OTHER_DISTRICT,
+                _Size.MERCHANT_SIZE_CLASS_SMALL_SHOP,
+            ),
+            (
+                "large_chain",
+                "0105556000033",
+                "MegaMart Phra Nakhon",
+                HOME_DISTRICT,
+                _Size.MERCHANT_SIZE_CLASS_LARGE_CHAIN,
+            ),
+        ):
+            reply = await identity.CreateMerchant(
+                identity_pb2.CreateMerchantRequest(
+                    request_id=f"seed-merchant-{key}",
+                    merchant=identity_resources.Merchant(
+                        tax_id=tax_id,
+                        display_name=display,
+                        district_code=district,
+                        size_class=size,
+                        hosting_participant="participants/bank-b",
+                    ),
+                )
+            )
+            merchants[key] = reply.merchant.name
+        program = DemoProgram(citizen=citizen, **merchants)
+
+        accounts = [
+            _account(
+                TREASURY_FUNDING_ACCOUNT,
+                AccountCode.TREASURY_FUNDING,
+                "treasury",
+                "participants/treasury",
+                limited=False,
+            ),
+            _account(
+                wallet_account_id(citizen),
+                AccountCode.CITIZEN_WALLET,
+                citizen,
+                "participants/bank-a",
+            ),
+            *(
+                _account(
+                    wallet_account_id(m), AccountCode.MERCHANT_WALLET, m, "participants/bank-b"
+                )
+                for m in merchants.values()
+            ),
+        ]
+        results = (
+            await ledger.CreateAccounts(ledger_pb2.CreateAccountsRequest(accounts=accounts))
+        ).results
+        for account, result in zip(accounts, results, strict=True):
+            if result not in (
+                _CreateResult.CREATE_ACCOUNT_RESULT_OK,
+                _CreateResult.CREATE_ACCOUNT_RESULT_EXISTS,
+            ):
+                raise RuntimeError(f"account {account.id}: {_CreateResult.Name(result)}")
+
+        funding_id = f"entitlement:{wallet_account_id(citizen)}"
+        funding = ledger_resources.Transfer(
+            id=funding_id,
+            debit_account_id=TREASURY_FUNDING_ACCOUNT,
+            credit_account_id=wallet_account_id(citizen),
+            amount=ENTITLEMENT_SATANG,
+            ledger=LEDGER_THB,
+            code=TransferCode.ENTITLEMENT_FUNDING,
+            user_data=citizen,
+        )
+        (result,) = (
+            await ledger.CreateTransfers(ledger_pb2.CreateTransfersRequest(transfers=[funding]))
+        ).results
+        if result not in (
+            _TransferResult.CREATE_TRANSFER_RESULT_OK,
+            _TransferResult.CREATE_TRANSFER_RESULT_EXISTS,
+        ):
+            raise RuntimeError(f"entitlement funding: {_TransferResult.Name(result)}")
+        await settlement.RecordTransfer(
+            settlement_pb2.RecordTransferRequest(
+                transfer_id=funding_id,
+                debit_participant="participants/treasury",
+                credit_participant="participants/bank-a",
+                amount=thb(ENTITLEMENT_SATANG),
+            )
+        )
+    return program
+
+
+def _account(
+    account_id: str, code: int, party: str, participant: str, *, limited: bool = True
+) -> ledger_resources.Account:
+    return ledger_resources.Account(
+        id=account_id,
+        ledger=LEDGER_THB,
+        code=code,
+        flags=ledger_resources.AccountFlags(debits_must_not_exceed_credits=limited),
+        user_data=party,
+        participant=participant,
+    )

@@ -1,0 +1,171 @@
+"""The kustomize trees render, pass strict offline schema validation, and keep our pod baseline."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from openloop_dev.render_k8s_envoy import render_k8s_envoy_config
+
+from ._kustomize import TARGETS, Manifest, render, render_yaml, validate_offline
+
+SERVICES = {
+    "identity": 50051,
+    "rules": 50052,
+    "ledger": 50053,
+    "settlement": 50054,
+    "gateway": 50055,
+}
+GATEWAY_UPSTREAMS = {
+    "OPENLOOP_GATEWAY_IDENTITY_TARGET": "identity:50051",
+    "OPENLOOP_GATEWAY_RULES_TARGET": "rules:50052",
+    "OPENLOOP_GATEWAY_LEDGER_TARGET": "ledger:50053",
+    "OPENLOOP_GATEWAY_SETTLEMENT_TARGET": "settlement:50054",
+}
+
+
+def _of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
+    return {doc["metadata"]["name"]: doc for doc in manifests if doc["kind"] == kind}
+
+
+def _workloads(manifests: list[Manifest]) -> list[Manifest]:
+    return [doc for doc in manifests if doc["kind"] in ("Deployment", "StatefulSet")]
+
+
+def _pod(workload: Manifest) -> dict[str, Any]:
+    pod: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return pod
+
+
+def _containers(workload: Manifest) -> list[dict[str, Any]]:
+    pod = _pod(workload)
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {var["name"]: var for var in container.get("env", [])}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_renders_and_validates_strictly_offline(target: str, tmp_path: Path) -> None:
+    manifests_file = tmp_path / "manifests.yaml"
+    manifests_file.write_text(render_yaml(target))
+    assert validate_offline(manifests_file) == ""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_workload_meets_the_restricted_baseline(target: str) -> None:
+    workloads = _workloads(render(target))
+    assert workloads
+    for workload in workloads:
+        name, pod = workload["metadata"]["name"], _pod(workload)
+        assert pod["automountServiceAccountToken"] is False, name
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        if name != "postgres":
+            assert pod["securityContext"]["runAsUser"] == 10001, name
+        for container in _containers(workload):
+            where = f"{name}/{container['name']}"
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["runAsNonRoot"] is True, where
+            assert "ALL" in security["capabilities"]["drop"], where
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][bound]), where
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_workload_has_its_own_token_less_service_account(target: str) -> None:
+    manifests = render(target)
+    accounts = _of_kind(manifests, "ServiceAccount")
+    for workload in _workloads(manifests):
+        account = _pod(workload)["serviceAccountName"]
+        assert account == workload["metadata"]["name"]
+        assert accounts[account]["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_services_probe_grpc_health_on_their_port(target: str) -> None:
+    manifests = render(target)
+    deployments = _of_kind(manifests, "Deployment")
+    services = _of_kind(manifests, "Service")
+    assert set(deployments) == {*SERVICES, "envoy"}
+    for name, port in SERVICES.items():
+        (container,) = _pod(deployments[name])["containers"]
+        assert container["ports"] == [{"name": "grpc", "containerPort": port}]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": port}, f"{name} {probe}"
+        assert _env(container)[f"OPENLOOP_{name.upper()}_PORT"]["value"] == str(port)
+        assert services[name]["spec"]["ports"][0]["port"] == port
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_services_migrate_their_own_database_before_serving(target: str) -> None:
+    deployments = _of_kind(render(target), "Deployment")
+    for name in SERVICES:
+        pod = _pod(deployments[name])
+        (migrate,) = pod["initContainers"]
+        assert migrate["command"] == ["python", "-m", f"openloop_{name}", "migrate"]
+        assert pod["containers"][0]["command"] == ["python", "-m", f"openloop_{name}"]
+        for container in (migrate, *pod["containers"]):
+            secret = _env(container)[f"OPENLOOP_{name.upper()}_DATABASE_URL"]["valueFrom"]
+            assert secret["secretKeyRef"]["name"].startswith(f"openloop-{name}-db")
+            assert secret["secretKeyRef"]["key"] == "url"
+
+
+def test_gateway_reaches_upstreams_by_service_name() -> None:
+    gateway = _of_kind(render("base"), "Deployment")["gateway"]
+    env = _env(_pod(gateway)["containers"][0])
+    assert {name: env[name]["value"] for name in GATEWAY_UPSTREAMS} == GATEWAY_UPSTREAMS
+
+
+def test_envoy_runs_the_generated_config_with_the_edge_tls_secret() -> None:
+    manifests = render("base")
+    (config_map,) = [doc for doc in manifests if doc["kind"] == "ConfigMap"]
+    assert config_map["data"]["envoy.yaml"] == render_k8s_envoy_config()
+    envoy = _of_kind(manifests, "Deployment")["envoy"]
+    pod = _pod(envoy)
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+    assert volumes["tls"]["secret"]["secretName"] == "openloop-edge-tls"
+    (container,) = pod["containers"]
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert f"{mounts['config']}/envoy.yaml" in container["args"]
+    tls = yaml.safe_load(config_map["data"]["envoy.yaml"])["static_resources"]["listeners"][0]
+    certificate = tls["filter_chains"][0]["transport_socket"]["typed_config"]
+    chain = certificate["common_tls_context"]["tls_certificates"][0]["certificate_chain"]
+    assert chain["filename"] == f"{mounts['tls']}/server.pem"
+    assert "tcpSocket" in container["readinessProbe"]
+
+
+def test_base_carries_no_secrets_and_no_namespace() -> None:
+    manifests = render("base")
+    assert not [doc for doc in manifests if doc["kind"] in ("Secret", "Namespace")]
+    assert not [doc for doc in manifests if "namespace" in doc["metadata"]]
+
+
+def test_dev_overlay_is_self_contained() -> None:
+    manifests = render("overlays/dev")
+    secrets = _of_kind(manifests, "Secret")
+    for workload in _workloads(manifests):
+        for container in _containers(workload):
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["key"] in secrets[ref["name"]]["data"], var["name"]
+    namespace = _of_kind(manifests, "Namespace")["openloop-dev"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    namespaced = [doc for doc in manifests if doc["kind"] != "Namespace"]
+    assert {doc["metadata"].get("namespace") for doc in namespaced} == {"openloop-dev"}
+    assert _of_kind(manifests, "Service")["postgres"]["spec"]["ports"][0]["port"] == 5432
+    for name in SERVICES:
+        (secret,) = [
+            s for s in secrets.values() if s["metadata"]["name"].startswith(f"openloop-{name}-db")
+        ]
+        url = base64.b64decode(secret["data"]["url"]).decode()
+        assert url.startswith(f"postgresql+asyncpg://openloop_{name}:")
+        assert url.endswith(f"@postgres:5432/openloop_{name}")

@@ -1,0 +1,161 @@
+"""The network-policies component allows exactly OpenLoop's call graph, evaluated like a CNI would.
+
+Schema validation cannot tell a typo'd label from a real one; this small evaluator of the
+NetworkPolicy rules we use (pod/namespace selectors, TCP/UDP ports) can.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ._kustomize import Manifest, render
+
+NAMESPACE = "openloop-dev"
+DOMAIN_SERVICES = {"identity": 50051, "rules": 50052, "ledger": 50053, "settlement": 50054}
+DATABASE_USERS = (*DOMAIN_SERVICES, "gateway")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A pod (labels in a namespace) or, with no namespace, a client outside the cluster."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    namespace: str | None = NAMESPACE
+    namespace_labels: dict[str, str] = field(default_factory=dict)
+
+
+def _app(name: str) -> Peer:
+    return Peer(
+        labels={"app.kubernetes.io/name": name},
+        namespace_labels={"kubernetes.io/metadata.name": NAMESPACE},
+    )
+
+
+@dataclass(frozen=True)
+class Flow:
+    source: Peer
+    target: Peer
+    port: int
+    proto: str = "TCP"
+
+
+EXTERNAL = Peer(namespace=None)
+KUBE_DNS = Peer(
+    labels={"k8s-app": "kube-dns"},
+    namespace="kube-system",
+    namespace_labels={"kubernetes.io/metadata.name": "kube-system"},
+)
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    return all(_expression_holds(expr, labels) for expr in selector.get("matchExpressions", []))
+
+
+def _expression_holds(expression: dict[str, Any], labels: dict[str, str]) -> bool:
+    key, operator = expression["key"], expression["operator"]
+    if operator == "In":
+        return labels.get(key) in expression["values"]
+    if operator == "NotIn":
+        return labels.get(key) not in expression["values"]
+    if operator == "Exists":
+        return key in labels
+    assert operator == "DoesNotExist", operator
+    return key not in labels
+
+
+def _peer_matches(rule_peer: dict[str, Any], peer: Peer) -> bool:
+    if peer.namespace is None:  # outside the cluster: only an ipBlock could match it
+        return "ipBlock" in rule_peer
+    if "namespaceSelector" in rule_peer:
+        if not _selects(rule_peer["namespaceSelector"], peer.namespace_labels):
+            return False
+    elif peer.namespace != NAMESPACE:
+        return False
+    return _selects(rule_peer.get("podSelector", {}), peer.labels)
+
+
+def _rule_allows(rule: dict[str, Any], direction: str, peer: Peer, port: int, proto: str) -> bool:
+    peers = rule.get(direction)
+    if peers is not None and not any(_peer_matches(p, peer) for p in peers):
+        return False
+    ports = rule.get("ports")
+    return ports is None or any(
+        p.get("port") == port and p.get("protocol", "TCP") == proto for p in ports
+    )
+
+
+def _allowed(policies: list[Manifest], flow: Flow) -> bool:
+    """A connection needs both the source's egress and the target's ingress policies to agree."""
+    return _side_allows(policies, flow, "Egress") and _side_allows(policies, flow, "Ingress")
+
+
+def _side_allows(policies: list[Manifest], flow: Flow, kind: str) -> bool:
+    pod, peer = (flow.source, flow.target) if kind == "Egress" else (flow.target, flow.source)
+    if pod.namespace != NAMESPACE:
+        return True  # our policies do not govern other namespaces or the outside world
+    selecting = [
+        policy["spec"]
+        for policy in policies
+        if kind in policy["spec"]["policyTypes"]
+        and _selects(policy["spec"]["podSelector"], pod.labels)
+    ]
+    direction = "to" if kind == "Egress" else "from"
+    return not selecting or any(
+        _rule_allows(rule, direction, peer, flow.port, flow.proto)
+        for spec in selecting
+        for rule in spec.get(kind.lower(), [])
+    )
+
+
+@pytest.fixture(scope="module")
+def policies() -> list[Manifest]:
+    found = [doc for doc in render("overlays/dev") if doc["kind"] == "NetworkPolicy"]
+    assert found, "the dev overlay should include the network-policies component"
+    return found
+
+
+ALLOWED = [
+    (EXTERNAL, _app("envoy"), 8443),
+    (_app("envoy"), _app("gateway"), 50055),
+    *[(_app("gateway"), _app(name), port) for name, port in DOMAIN_SERVICES.items()],
+    *[(_app(name), _app("postgres"), 5432) for name in DATABASE_USERS],
+]
+DENIED = [
+    (EXTERNAL, _app("gateway"), 50055),
+    (EXTERNAL, _app("identity"), 50051),
+    (EXTERNAL, _app("postgres"), 5432),
+    (EXTERNAL, _app("envoy"), 9901),
+    (_app("envoy"), _app("identity"), 50051),
+    (_app("envoy"), _app("postgres"), 5432),
+    (_app("envoy"), _app("gateway"), 9901),
+    (_app("identity"), _app("ledger"), 50053),
+    (_app("ledger"), _app("gateway"), 50055),
+    (_app("settlement"), _app("envoy"), 8443),
+    (_app("gateway"), _app("ledger"), 50051),
+]
+
+
+@pytest.mark.parametrize(("source", "target", "port"), ALLOWED)
+def test_call_graph_edges_are_allowed(
+    policies: list[Manifest], source: Peer, target: Peer, port: int
+) -> None:
+    assert _allowed(policies, Flow(source, target, port))
+
+
+@pytest.mark.parametrize(("source", "target", "port"), DENIED)
+def test_everything_else_is_denied(
+    policies: list[Manifest], source: Peer, target: Peer, port: int
+) -> None:
+    assert not _allowed(policies, Flow(source, target, port))
+
+
+@pytest.mark.parametrize("name", ["envoy", *DATABASE_USERS, "postgres"])
+def test_every_pod_resolves_names(policies: list[Manifest], name: str) -> None:
+    assert _allowed(policies, Flow(_app(name), KUBE_DNS, 53, "UDP"))
+    assert _allowed(policies, Flow(_app(name), KUBE_DNS, 53, "TCP"))
+    assert not _allowed(policies, Flow(_app(name), EXTERNAL, 443))

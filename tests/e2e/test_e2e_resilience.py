@@ -1,0 +1,67 @@
+"""Tracing across the mesh, an upstream outage, and personal data kept out of logs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from journeys import balance, metadata_of, pay_request, position, reason_of
+from openloop.gateway.v1 import resources_pb2, service_pb2
+from openloop_dev.seed import DEMO_CITIZEN_ID
+from openloop_dev.traces import spans_of
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+SERVICES = {"gateway", "identity", "rules", "ledger", "settlement"}
+
+
+async def test_one_trace_holds_spans_of_every_service_for_one_payment(platform):
+    p = platform.program
+    reply = await platform.bank_a.Pay(pay_request(p.citizen, p.small_shop, 2_00))
+    trace_id = reply.payment.trace_id
+
+    services: set[str] = set()
+    for _ in range(50):  # span processors flush every 200 ms
+        services = {s.service for s in spans_of(platform.mesh.layout.trace_dir, trace_id)}
+        if services >= SERVICES:
+            break
+        await asyncio.sleep(0.2)
+    assert services >= SERVICES
+
+
+async def test_ledger_outage_fails_unavailable_and_leaves_no_half_made_payment(platform):
+    p = platform.program
+    citizen_before = await balance(platform.bank_a, p.citizen)
+    shop_before = await balance(platform.bank_b, p.small_shop)
+    bank_a_before = await position(platform.settlement, "bank-a")
+    request = pay_request(p.citizen, p.small_shop, 4_00)
+
+    with platform.mesh.service_stopped("ledger"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await platform.bank_a.Pay(request)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert reason_of(caught.value) == "UPSTREAM_UNAVAILABLE"
+        payment_name = metadata_of(caught.value)["payment"]
+        pending = await platform.bank_a.GetPayment(service_pb2.GetPaymentRequest(name=payment_name))
+        assert pending.payment.state == resources_pb2.PaymentState.PAYMENT_STATE_PENDING
+        assert await position(platform.settlement, "bank-a") == bank_a_before
+
+    assert await balance(platform.bank_a, p.citizen) == citizen_before
+    assert await balance(platform.bank_b, p.small_shop) == shop_before
+
+    retried = await platform.bank_a.Pay(request)
+    assert retried.payment.name == payment_name
+    assert retried.payment.state == resources_pb2.PaymentState.PAYMENT_STATE_COMPLETED
+    assert await balance(platform.bank_a, p.citizen) == citizen_before - 4_00
+    assert await balance(platform.bank_b, p.small_shop) == shop_before + 4_00
+    assert await position(platform.settlement, "bank-a") == bank_a_before - 4_00
+
+
+async def test_the_citizen_id_never_reaches_logs_or_traces(platform):
+    p = platform.program
+    await platform.bank_a.Pay(pay_request(p.citizen, p.small_shop, 1_00))
+    await asyncio.sleep(0.5)
+    layout = platform.mesh.layout
+    for path in [*layout.log_dir.glob("*"), *layout.trace_dir.glob("*")]:
+        assert DEMO_CITIZEN_ID not in path.read_text(errors="replace"), path
