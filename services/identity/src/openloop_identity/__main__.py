@@ -1,0 +1,12 @@
+from openloop_runtime.entrypoint import run_service
+
+from openloop_identity.app import MIGRATIONS_DIR, build
+from openloop_identity.config import IdentitySettings
+
+if __name__ == "__main__":
+    run_service(
+        name="identity",
+        settings_type=IdentitySettings,
+        factory=build,
+        migrations_dir=MIGRATIONS_DIR,
+    )

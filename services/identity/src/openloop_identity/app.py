@@ -1,0 +1,44 @@
+"""Wires the identity service: engine, citizen-ID tokenizer and servicer."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from openloop.identity.v1 import service_pb2, service_pb2_grpc
+from openloop_runtime.db import create_engine
+from openloop_runtime.server import Registration, ServiceFactory
+
+from openloop_identity.config import IdentitySettings
+from openloop_identity.pii import CitizenIdTokenizer
+from openloop_identity.servicer import IdentityServicer
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+_log = logging.getLogger(__name__)
+
+
+def build(settings: IdentitySettings) -> ServiceFactory:
+    @contextlib.asynccontextmanager
+    async def factory() -> AsyncIterator[Sequence[Registration]]:
+        if settings.uses_development_hmac_key:
+            _log.warning(
+                "citizen IDs are tokenised with the public development key; "
+                "set OPENLOOP_IDENTITY_CITIZEN_ID_HMAC_KEY outside development"
+            )
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        servicer = IdentityServicer(engine, CitizenIdTokenizer(settings.citizen_id_hmac_key))
+        try:
+            yield [
+                Registration(
+                    add_to_server=service_pb2_grpc.add_IdentityServiceServicer_to_server,
+                    servicer=servicer,
+                    full_name=service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name,
+                )
+            ]
+        finally:
+            await engine.dispose()
+
+    return factory

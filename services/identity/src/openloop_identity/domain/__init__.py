@@ -1,0 +1,1 @@
+"""Identity's pure domain logic: validation and value types, no I/O."""

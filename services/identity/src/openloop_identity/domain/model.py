@@ -1,0 +1,112 @@
+"""The identity service's records, independent of protobuf and of the database.
+
+Enumerations hold the proto value names without their prefix ("BANK", not
+"PARTICIPANT_ROLE_BANK"), which is also how they are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class ParticipantRole(StrEnum):
+    TREASURY = "TREASURY"
+    BANK = "BANK"
+    E_WALLET = "E_WALLET"
+    OPERATOR = "OPERATOR"
+
+
+WALLET_HOSTING_ROLES = frozenset({ParticipantRole.BANK, ParticipantRole.E_WALLET})
+"""Only banks and e-wallet providers hold citizens' and merchants' wallets."""
+
+
+class ParticipantState(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    CLOSED = "CLOSED"
+
+
+class MerchantSizeClass(StrEnum):
+    SMALL_SHOP = "SMALL_SHOP"
+    LARGE_CHAIN = "LARGE_CHAIN"
+
+
+class PartyKind(StrEnum):
+    CITIZEN = "CITIZEN"
+    MERCHANT = "MERCHANT"
+
+
+@dataclass(frozen=True)
+class NewParticipant:
+    request_id: str
+    participant_id: str
+    display_name: str
+    role: ParticipantRole
+
+
+@dataclass(frozen=True)
+class Participant:
+    participant_id: str
+    display_name: str
+    role: ParticipantRole
+    state: ParticipantState
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class NewCitizen:
+    """A citizen to enrol. Holds the keyed token of the citizen ID, never the ID itself."""
+
+    request_id: str
+    citizen_token: str
+    home_district_code: str
+    hosting_participant_id: str
+
+
+@dataclass(frozen=True)
+class Citizen:
+    citizen_id: str
+    """The platform's opaque id (``citizens/{citizen_id}``), not the 13-digit citizen ID."""
+    home_district_code: str
+    hosting_participant_id: str
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class NewMerchant:
+    request_id: str
+    tax_id: str
+    display_name: str
+    district_code: str
+    size_class: MerchantSizeClass
+    hosting_participant_id: str
+
+
+@dataclass(frozen=True)
+class Merchant:
+    merchant_id: str
+    tax_id: str
+    display_name: str
+    district_code: str
+    size_class: MerchantSizeClass
+    hosting_participant_id: str
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class PartyFacts:
+    """What the rules may know about one side of a payment: no personal data."""
+
+    kind: PartyKind
+    party_id: str
+    hosting_participant_id: str
+    district_code: str
+    size_class: MerchantSizeClass | None
+
+
+@dataclass(frozen=True)
+class PaymentParties:
+    payer: PartyFacts
+    payee: PartyFacts

@@ -1,0 +1,108 @@
+"""The identity service's client-facing failures, each with its code and reason.
+
+Messages and metadata name resources and fields, never a citizen ID.
+"""
+
+from __future__ import annotations
+
+import grpc
+from openloop_runtime.errors import DomainError, ErrorReason, not_found
+from openloop_runtime.names import format_name
+
+
+def participant_not_found(participant_id: str) -> DomainError:
+    return not_found(
+        ErrorReason.ERROR_REASON_PARTICIPANT_NOT_FOUND, format_name("participants", participant_id)
+    )
+
+
+def participant_not_active(participant_id: str, state: str) -> DomainError:
+    resource = format_name("participants", participant_id)
+    return DomainError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        ErrorReason.ERROR_REASON_PARTICIPANT_NOT_ACTIVE,
+        f"{resource} is {state}, not ACTIVE",
+        {"resource": resource, "state": state},
+    )
+
+
+def participant_cannot_host(participant_id: str, role: str, *, field: str) -> DomainError:
+    resource = format_name("participants", participant_id)
+    return DomainError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorReason.ERROR_REASON_INVALID_FIELD,
+        f"{resource} has role {role}; only BANK and E_WALLET participants host wallets",
+        {"field": field, "resource": resource},
+    )
+
+
+def participant_already_exists(participant_id: str) -> DomainError:
+    resource = format_name("participants", participant_id)
+    return DomainError(
+        grpc.StatusCode.ALREADY_EXISTS,
+        ErrorReason.ERROR_REASON_PARTICIPANT_ALREADY_EXISTS,
+        f"{resource} was created by another request",
+        {"resource": resource},
+    )
+
+
+def citizen_not_found(citizen_id: str) -> DomainError:
+    return not_found(
+        ErrorReason.ERROR_REASON_CITIZEN_NOT_FOUND, format_name("citizens", citizen_id)
+    )
+
+
+def no_citizen_with_id() -> DomainError:
+    """LookupCitizen found nothing. The metadata names the field, not its value."""
+    return DomainError(
+        grpc.StatusCode.NOT_FOUND,
+        ErrorReason.ERROR_REASON_CITIZEN_NOT_FOUND,
+        "no citizen is enrolled with this citizen ID",
+        {"field": "citizen_id"},
+    )
+
+
+def citizen_already_enrolled() -> DomainError:
+    """Deliberately names neither the existing citizen nor its host: the caller only
+    proved it knows a citizen ID, which is not a reason to learn who hosts that person."""
+    return DomainError(
+        grpc.StatusCode.ALREADY_EXISTS,
+        ErrorReason.ERROR_REASON_CITIZEN_ALREADY_ENROLLED,
+        "this citizen ID was already enrolled by another request",
+        {"field": "citizen_id"},
+    )
+
+
+def merchant_not_found(merchant_id: str) -> DomainError:
+    return not_found(
+        ErrorReason.ERROR_REASON_MERCHANT_NOT_FOUND, format_name("merchants", merchant_id)
+    )
+
+
+def merchant_already_exists(merchant_id: str) -> DomainError:
+    resource = format_name("merchants", merchant_id)
+    return DomainError(
+        grpc.StatusCode.ALREADY_EXISTS,
+        ErrorReason.ERROR_REASON_MERCHANT_ALREADY_EXISTS,
+        f"a merchant with this tax ID exists as {resource}, created by another request",
+        {"resource": resource},
+    )
+
+
+def party_not_hosted(party: str, participant_id: str) -> DomainError:
+    acting = format_name("participants", participant_id)
+    return DomainError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        ErrorReason.ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT,
+        f"{party} is not hosted by {acting}",
+        {"resource": party, "participant": acting},
+    )
+
+
+def idempotency_key_reused(request_id: str) -> DomainError:
+    return DomainError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorReason.ERROR_REASON_IDEMPOTENCY_KEY_REUSED,
+        "request_id was already used for a different request",
+        {"field": "request_id", "request_id": request_id},
+    )

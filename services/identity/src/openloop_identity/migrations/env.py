@@ -1,0 +1,4 @@
+from openloop_identity.tables import metadata
+from openloop_runtime.migrations import run_env
+
+run_env(metadata)

@@ -1,0 +1,106 @@
+"""The IdentityService over gRPC: validate, call the store, answer with protos.
+
+Logs name resources ("citizens/c..."), never citizen IDs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from openloop.identity.v1 import service_pb2, service_pb2_grpc
+from openloop_runtime.names import parse_name
+from sqlalchemy.ext.asyncio import AsyncEngine
+from typing_extensions import override
+
+from openloop_identity import convert, requests
+from openloop_identity.pii import CitizenIdTokenizer
+from openloop_identity.store import citizens, merchants, participants, parties
+
+_log = logging.getLogger(__name__)
+
+
+class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
+    def __init__(self, engine: AsyncEngine, tokenizer: CitizenIdTokenizer) -> None:
+        self._engine = engine
+        # Reads run in autocommit: no BEGIN/ROLLBACK round trips around a single SELECT.
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._tokenizer = tokenizer
+
+    @override
+    async def CreateParticipant(
+        self, request: service_pb2.CreateParticipantRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.CreateParticipantResponse:
+        new = requests.create_participant(request)
+        participant = await participants.create_participant(self._engine, new)
+        _log.info("participant created", extra={"participant": participant.participant_id})
+        return service_pb2.CreateParticipantResponse(
+            participant=convert.participant_to_proto(participant)
+        )
+
+    @override
+    async def GetParticipant(
+        self, request: service_pb2.GetParticipantRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetParticipantResponse:
+        participant_id = parse_name(request.name, "participants")
+        participant = await participants.get_participant(self._reader, participant_id)
+        return service_pb2.GetParticipantResponse(
+            participant=convert.participant_to_proto(participant)
+        )
+
+    @override
+    async def EnrollCitizen(
+        self, request: service_pb2.EnrollCitizenRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.EnrollCitizenResponse:
+        new = requests.enroll_citizen(request, self._tokenizer)
+        citizen = await citizens.enroll_citizen(self._engine, new)
+        _log.info("citizen enrolled", extra={"citizen": citizen.citizen_id})
+        return service_pb2.EnrollCitizenResponse(citizen=convert.citizen_to_proto(citizen))
+
+    @override
+    async def GetCitizen(
+        self, request: service_pb2.GetCitizenRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetCitizenResponse:
+        citizen_id = parse_name(request.name, "citizens")
+        citizen = await citizens.get_citizen(self._reader, citizen_id)
+        return service_pb2.GetCitizenResponse(citizen=convert.citizen_to_proto(citizen))
+
+    @override
+    async def LookupCitizen(
+        self, request: service_pb2.LookupCitizenRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.LookupCitizenResponse:
+        token = self._tokenizer.token(requests.citizen_id(request.citizen_id))
+        citizen = await citizens.lookup_citizen(self._reader, token)
+        return service_pb2.LookupCitizenResponse(citizen=convert.citizen_to_proto(citizen))
+
+    @override
+    async def CreateMerchant(
+        self, request: service_pb2.CreateMerchantRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.CreateMerchantResponse:
+        new = requests.create_merchant(request)
+        merchant = await merchants.create_merchant(self._engine, new)
+        _log.info("merchant created", extra={"merchant": merchant.merchant_id})
+        return service_pb2.CreateMerchantResponse(merchant=convert.merchant_to_proto(merchant))
+
+    @override
+    async def GetMerchant(
+        self, request: service_pb2.GetMerchantRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetMerchantResponse:
+        merchant_id = parse_name(request.name, "merchants")
+        merchant = await merchants.get_merchant(self._reader, merchant_id)
+        return service_pb2.GetMerchantResponse(merchant=convert.merchant_to_proto(merchant))
+
+    @override
+    async def VerifyPaymentParties(
+        self, request: service_pb2.VerifyPaymentPartiesRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.VerifyPaymentPartiesResponse:
+        acting = parse_name(request.acting_participant, "participants", field="acting_participant")
+        payer = parse_name(request.payer, "citizens", field="payer")
+        payee = parse_name(request.payee, "merchants", field="payee")
+        verified = await parties.verify_payment_parties(
+            self._reader, acting_participant_id=acting, payer_id=payer, payee_id=payee
+        )
+        return service_pb2.VerifyPaymentPartiesResponse(
+            payer=convert.party_facts_to_proto(verified.payer),
+            payee=convert.party_facts_to_proto(verified.payee),
+        )

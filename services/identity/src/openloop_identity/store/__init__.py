@@ -1,0 +1,1 @@
+"""Queries against the identity database, one transaction per request."""

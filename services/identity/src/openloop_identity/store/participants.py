@@ -1,0 +1,90 @@
+"""Participants: created once under a client-chosen id, read on every enrolment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from openloop_identity import errors
+from openloop_identity.domain.model import (
+    WALLET_HOSTING_ROLES,
+    NewParticipant,
+    Participant,
+    ParticipantState,
+)
+from openloop_identity.store import rows
+from openloop_identity.tables import participants
+
+
+async def _by_request_id(conn: AsyncConnection, request_id: str) -> Row[Any] | None:
+    result = await conn.execute(select(participants).where(participants.c.request_id == request_id))
+    return result.first()
+
+
+def _replayed(row: Row[Any], new: NewParticipant) -> Participant:
+    """The stored participant when ``new`` repeats the request that created it."""
+    stored = rows.participant(row)
+    if (stored.participant_id, stored.display_name, stored.role) != (
+        new.participant_id,
+        new.display_name,
+        new.role,
+    ):
+        raise errors.idempotency_key_reused(new.request_id)
+    return stored
+
+
+async def create_participant(engine: AsyncEngine, new: NewParticipant) -> Participant:
+    async with engine.begin() as conn:
+        existing = await _by_request_id(conn, new.request_id)
+        if existing is not None:
+            return _replayed(existing, new)
+        inserted = await conn.execute(
+            insert(participants)
+            .values(
+                participant_id=new.participant_id,
+                request_id=new.request_id,
+                display_name=new.display_name,
+                role=new.role.value,
+                state=ParticipantState.ACTIVE.value,
+            )
+            .on_conflict_do_nothing()
+            .returning(*participants.c)
+        )
+        row = inserted.first()
+        if row is not None:
+            return rows.participant(row)
+        # A concurrent request won: either our own retry, or another request for this id.
+        existing = await _by_request_id(conn, new.request_id)
+        if existing is not None:
+            return _replayed(existing, new)
+        raise errors.participant_already_exists(new.participant_id)
+
+
+async def get_participant(engine: AsyncEngine, participant_id: str) -> Participant:
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            select(participants).where(participants.c.participant_id == participant_id)
+        )
+        row = result.first()
+    if row is None:
+        raise errors.participant_not_found(participant_id)
+    return rows.participant(row)
+
+
+async def require_wallet_host(conn: AsyncConnection, participant_id: str, *, field: str) -> None:
+    """Fail unless ``participant_id`` exists, is ACTIVE and may host wallets."""
+    result = await conn.execute(
+        select(participants.c.role, participants.c.state).where(
+            participants.c.participant_id == participant_id
+        )
+    )
+    row = result.first()
+    if row is None:
+        raise errors.participant_not_found(participant_id)
+    if row.state != ParticipantState.ACTIVE.value:
+        raise errors.participant_not_active(participant_id, row.state)
+    if row.role not in WALLET_HOSTING_ROLES:
+        raise errors.participant_cannot_host(participant_id, row.role, field=field)

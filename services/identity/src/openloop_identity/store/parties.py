@@ -1,0 +1,77 @@
+"""The payment hot path: who pays whom, checked in one query.
+
+Every payment asks this, so it is a single read on a single connection: the
+acting participant's state, the payer citizen and the payee merchant come back
+as one row (outer joins keep the row when either party is missing), and the
+checks run on that row in memory. It writes nothing.
+"""
+
+from __future__ import annotations
+
+from openloop_runtime.names import format_name
+from sqlalchemy import literal, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openloop_identity import errors
+from openloop_identity.domain.model import (
+    MerchantSizeClass,
+    ParticipantState,
+    PartyFacts,
+    PartyKind,
+    PaymentParties,
+)
+from openloop_identity.tables import citizens, merchants, participants
+
+
+async def verify_payment_parties(
+    engine: AsyncEngine, *, acting_participant_id: str, payer_id: str, payee_id: str
+) -> PaymentParties:
+    acting_state = (
+        select(participants.c.state)
+        .where(participants.c.participant_id == acting_participant_id)
+        .scalar_subquery()
+    )
+    anchor = select(literal(1).label("anchor")).subquery("anchor")
+    query = select(
+        acting_state.label("acting_state"),
+        citizens.c.citizen_id,
+        citizens.c.home_district_code,
+        citizens.c.hosting_participant_id.label("payer_host"),
+        merchants.c.merchant_id,
+        merchants.c.district_code,
+        merchants.c.size_class,
+        merchants.c.hosting_participant_id.label("payee_host"),
+    ).select_from(
+        anchor.outerjoin(citizens, citizens.c.citizen_id == payer_id).outerjoin(
+            merchants, merchants.c.merchant_id == payee_id
+        )
+    )
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).one()
+
+    if row.acting_state is None:
+        raise errors.participant_not_found(acting_participant_id)
+    if row.acting_state != ParticipantState.ACTIVE.value:
+        raise errors.participant_not_active(acting_participant_id, row.acting_state)
+    if row.citizen_id is None:
+        raise errors.citizen_not_found(payer_id)
+    if row.payer_host != acting_participant_id:
+        raise errors.party_not_hosted(format_name("citizens", payer_id), acting_participant_id)
+    if row.merchant_id is None:
+        raise errors.merchant_not_found(payee_id)
+    return PaymentParties(
+        payer=PartyFacts(
+            kind=PartyKind.CITIZEN,
+            party_id=row.citizen_id,
+            hosting_participant_id=row.payer_host,
+            district_code=row.home_district_code,
+            size_class=None,
+        ),
+        payee=PartyFacts(
+            kind=PartyKind.MERCHANT,
+            party_id=row.merchant_id,
+            hosting_participant_id=row.payee_host,
+            district_code=row.district_code,
+            size_class=MerchantSizeClass(row.size_class),
+        ),
+    )

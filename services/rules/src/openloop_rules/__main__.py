@@ -1,0 +1,12 @@
+from openloop_runtime.entrypoint import run_service
+
+from openloop_rules.app import MIGRATIONS_DIR, build
+from openloop_rules.config import RulesSettings
+
+if __name__ == "__main__":
+    run_service(
+        name="rules",
+        settings_type=RulesSettings,
+        factory=build,
+        migrations_dir=MIGRATIONS_DIR,
+    )
