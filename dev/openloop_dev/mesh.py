@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import os
 import signal
 import subprocess
@@ -171,6 +172,8 @@ class Mesh:
             f"{prefix}TRACE_FILE": str(self.layout.trace_dir / f"{service}.jsonl"),
             f"{prefix}DB_POOL_SIZE": "10",
         }
+        if service == "identity":
+            env[f"{prefix}CITIZEN_ID_HMAC_KEY"] = self._hmac_key()
         if service == "gateway":
             for upstream in ("identity", "rules", "ledger", "settlement"):
                 env[f"{prefix}{upstream.upper()}_TARGET"] = self.layout.target(upstream)
@@ -178,6 +181,14 @@ class Mesh:
                 f"{prefix}RECONCILE_AFTER_SECONDS", "10"
             )
         return env
+
+    def _hmac_key(self) -> str:
+        """A development key kept with the mesh's data, so citizens stay findable across runs."""
+        path = self.layout.workdir / "identity-hmac.key"
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def _run_migrations(self, service: str) -> None:
         result = subprocess.run(

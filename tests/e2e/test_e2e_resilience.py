@@ -6,10 +6,11 @@ import asyncio
 
 import grpc
 import pytest
-from journeys import balance, metadata_of, pay_request, position, reason_of
 from openloop.gateway.v1 import resources_pb2, service_pb2
 from openloop_dev.seed import DEMO_CITIZEN_ID
 from openloop_dev.traces import spans_of
+
+from tests.e2e.journeys import balance, metadata_of, pay_request, position, reason_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
