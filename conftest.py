@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from openloop_dev.postgres import EmbeddedPostgres
 
 _counter = itertools.count()

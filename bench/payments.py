@@ -26,13 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+
+from bench.population import enrol_funded_citizens
 from openloop.gateway.v1 import service_pb2, service_pb2_grpc
 from openloop_dev.bank import bank_channel
 from openloop_dev.mesh import Mesh, MeshLayout
 from openloop_dev.seed import seed_demo_program
 from openloop_runtime.money import thb
-
-from bench.population import enrol_funded_citizens
 
 REPORT_DIR = Path(__file__).parent / "reports"
 

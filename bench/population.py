@@ -4,6 +4,7 @@ platform rather than contention on a single wallet row."""
 from __future__ import annotations
 
 import grpc
+
 from openloop.identity.v1 import service_pb2 as identity_pb2
 from openloop.identity.v1 import service_pb2_grpc as identity_grpc
 from openloop.ledger.v1 import resources_pb2 as ledger_resources

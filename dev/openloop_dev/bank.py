@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import grpc
-from openloop.gateway.v1 import service_pb2_grpc
 
+from openloop.gateway.v1 import service_pb2_grpc
 from openloop_dev.pki import DevPki
 
 

@@ -6,13 +6,13 @@ import uuid
 
 import grpc
 from google.protobuf import json_format
-from openloop.gateway.v1 import service_pb2
-from openloop_runtime.errors import error_info_of
-from openloop_runtime.money import thb
 
+from openloop.gateway.v1 import service_pb2
 from openloop_dev.bank import bank_channel, gateway_stub
 from openloop_dev.pki import DevPki
 from openloop_dev.seed import DemoProgram
+from openloop_runtime.errors import error_info_of
+from openloop_runtime.money import thb
 
 
 def _baht(satang: int) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import os
+import secrets
 import signal
 import subprocess
 import sys

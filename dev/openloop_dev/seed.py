@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import grpc
+
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2 as identity_resources
 from openloop.identity.v1 import service_pb2 as identity_pb2
@@ -19,6 +20,7 @@ from openloop.ledger.v1 import service_pb2 as ledger_pb2
 from openloop.ledger.v1 import service_pb2_grpc as ledger_grpc
 from openloop.settlement.v1 import service_pb2 as settlement_pb2
 from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc
+from openloop_dev.mesh import MeshLayout
 from openloop_gateway.accounts import (
     TREASURY_FUNDING_ACCOUNT,
     AccountCode,
@@ -26,8 +28,6 @@ from openloop_gateway.accounts import (
     wallet_account_id,
 )
 from openloop_runtime.money import LEDGER_THB, thb
-
-from openloop_dev.mesh import MeshLayout
 
 ENTITLEMENT_SATANG = 10_000_00
 """10,000 THB, the program's one-time entitlement."""

@@ -40,6 +40,8 @@ def open_channel(target: str) -> grpc.aio.Channel:
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.enable_retries", 1),
+            # Kubernetes Services are headless: spread calls over every replica.
+            ("grpc.lb_policy_name", "round_robin"),
         ],
     )
 

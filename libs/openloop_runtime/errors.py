@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
 from openloop.common.v1 import error_reason_pb2
 
 ErrorReason = error_reason_pb2.ErrorReason

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import grpc
-from openloop.common.v1 import money_pb2
 
+from openloop.common.v1 import money_pb2
 from openloop_runtime.errors import DomainError, ErrorReason
 
 CURRENCY = "THB"

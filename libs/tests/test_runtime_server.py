@@ -9,6 +9,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from openloop.gateway.v1 import service_pb2, service_pb2_grpc
 from openloop_runtime.errors import DomainError, ErrorReason, error_info_of, not_found
 from openloop_runtime.server import Registration, running_server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from openloop_dev.pki import DevPki, ensure_dev_pki
 
 PARTICIPANTS = ("bank-a", "bank-b")

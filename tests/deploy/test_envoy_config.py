@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from openloop_dev.envoy import ENVOY_TEMPLATE, envoy_binary, render_envoy_config
 from openloop_dev.pki import DevPki
 from openloop_dev.render_k8s_envoy import K8S_ENVOY_CONFIG, render_k8s_envoy_config

@@ -23,6 +23,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
 from openloop_dev.envoy import envoy_binary, render_envoy_config
 from openloop_dev.pki import DevPki, ensure_dev_pki, participant_uri
 from openloop_dev.ports import free_port

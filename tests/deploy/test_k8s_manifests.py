@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from openloop_dev.render_k8s_envoy import render_k8s_envoy_config
 
 from ._kustomize import TARGETS, Manifest, render, render_yaml, validate_offline

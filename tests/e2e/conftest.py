@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
+
 from openloop.gateway.v1 import service_pb2_grpc
 from openloop.ledger.v1 import service_pb2_grpc as ledger_grpc
 from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc

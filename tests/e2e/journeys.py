@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import grpc
+
 from openloop.gateway.v1 import service_pb2
 from openloop.settlement.v1 import service_pb2 as settlement_pb2
 from openloop_runtime.errors import error_info_of

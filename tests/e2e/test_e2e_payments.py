@@ -7,11 +7,11 @@ import asyncio
 
 import grpc
 import pytest
+
 from openloop.gateway.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop.ledger.v1 import service_pb2 as ledger_pb2
 from openloop.settlement.v1 import service_pb2 as settlement_pb2
 from openloop_gateway.accounts import TREASURY_FUNDING_ACCOUNT, wallet_account_id
-
 from tests.e2e.journeys import balance, metadata_of, new_key, pay_request, position, reason_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import grpc
 import pytest
+
 from openloop.gateway.v1 import resources_pb2, service_pb2
 from openloop_dev.seed import DEMO_CITIZEN_ID
 from openloop_dev.traces import spans_of
-
+from openloop_gateway.config import GatewaySettings
+from openloop_gateway.payments import PaymentFlow
+from openloop_gateway.reconciler import reconcile_once
+from openloop_gateway.store import PaymentStore
+from openloop_gateway.upstreams import connect_upstreams
+from openloop_runtime.db import create_engine
 from tests.e2e.journeys import balance, metadata_of, pay_request, position, reason_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -66,3 +73,42 @@ async def test_the_citizen_id_never_reaches_logs_or_traces(platform):
     layout = platform.mesh.layout
     for path in [*layout.log_dir.glob("*"), *layout.trace_dir.glob("*")]:
         assert DEMO_CITIZEN_ID not in path.read_text(errors="replace"), path
+
+
+async def test_reconciler_finishes_a_payment_stranded_between_ledger_and_settlement(platform):
+    """The gateway crashed or settlement was down after the ledger moved the money:
+    the reconciler (the gateway's own code) completes the payment, once."""
+    p = platform.program
+    layout = platform.mesh.layout
+    bank_b_before = await position(platform.settlement, "bank-b")
+    shop_before = await balance(platform.bank_b, p.small_shop)
+
+    with platform.mesh.service_stopped("settlement"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await platform.bank_a.Pay(pay_request(p.citizen, p.small_shop, 6_00))
+        assert reason_of(caught.value) == "UPSTREAM_UNAVAILABLE"
+        payment_name = metadata_of(caught.value)["payment"]
+    assert await balance(platform.bank_b, p.small_shop) == shop_before + 6_00
+    assert await position(platform.settlement, "bank-b") == bank_b_before
+
+    settings = GatewaySettings(
+        database_url=layout.database_urls["gateway"],
+        identity_target=layout.target("identity"),
+        rules_target=layout.target("rules"),
+        ledger_target=layout.target("ledger"),
+        settlement_target=layout.target("settlement"),
+    )
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with connect_upstreams(settings) as upstreams:
+            store = PaymentStore(engine)
+            flow = PaymentFlow(store, upstreams)
+            assert await reconcile_once(store, flow, older_than=timedelta(0)) >= 1
+            assert await reconcile_once(store, flow, older_than=timedelta(0)) == 0
+    finally:
+        await engine.dispose()
+
+    done = await platform.bank_a.GetPayment(service_pb2.GetPaymentRequest(name=payment_name))
+    assert done.payment.state == resources_pb2.PaymentState.PAYMENT_STATE_COMPLETED
+    assert await position(platform.settlement, "bank-b") == bank_b_before + 6_00
+    assert await balance(platform.bank_b, p.small_shop) == shop_before + 6_00

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 import grpc
 import pytest
 import pytest_asyncio
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_identity.app import MIGRATIONS_DIR, build
@@ -20,8 +23,6 @@ from openloop_identity.tables import participants
 from openloop_runtime import migrations
 from openloop_runtime.errors import error_info_of
 from openloop_runtime.server import running_server
-from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SMALL = party_pb2.MERCHANT_SIZE_CLASS_SMALL_SHOP
 BANK = resources_pb2.PARTICIPANT_ROLE_BANK

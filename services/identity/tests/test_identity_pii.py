@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr, ValidationError
+
 from openloop_identity.config import IdentitySettings
 from openloop_identity.pii import CitizenIdTokenizer
-from pydantic import SecretStr, ValidationError
 
 KEY_A = SecretStr("a" * 32)
 KEY_B = SecretStr("b" * 32)

@@ -7,11 +7,12 @@ from collections.abc import Awaitable, Callable
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from openloop_identity.app import MIGRATIONS_DIR
 from openloop_identity.tables import metadata
 from openloop_runtime import migrations
-from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 
 def _differences(connection: Connection) -> list[object]:

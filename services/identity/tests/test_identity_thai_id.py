@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from openloop_identity.domain.thai_id import (
     check_digit,
     is_valid_citizen_id,

@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 import pytest_asyncio
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from openloop.common.v1 import party_pb2
 from openloop.rules.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_rules.app import MIGRATIONS_DIR, build
@@ -18,8 +21,6 @@ from openloop_rules.tables import activations, rule_sets
 from openloop_runtime import migrations
 from openloop_runtime.errors import error_info_of
 from openloop_runtime.server import running_server
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import create_async_engine
 
 DEFAULT_VERSION = "digital-wallet-2024.1"
 ROUND1 = resources_pb2.SCOPE_ROUND1_PAYMENT

@@ -6,6 +6,7 @@ import textwrap
 from typing import Any
 
 import pytest
+
 from openloop_rules.decision import Outcome
 from openloop_rules.evaluator import CompiledRuleSet
 from openloop_rules.facts import PaymentFactSet

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
+
 from openloop.common.v1 import money_pb2, party_pb2
 from openloop.rules.v1 import resources_pb2
 from openloop_rules.facts import payment_facts

@@ -9,15 +9,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from openloop.gateway.v1 import service_pb2, service_pb2_grpc
-from openloop_runtime.db import create_engine
-from openloop_runtime.server import Registration, ServiceFactory
-
 from openloop_gateway.config import GatewaySettings
 from openloop_gateway.payments import PaymentFlow
 from openloop_gateway.reconciler import run_reconciler
 from openloop_gateway.servicer import GatewayServicer
 from openloop_gateway.store import PaymentStore
 from openloop_gateway.upstreams import connect_upstreams
+from openloop_runtime.db import create_engine
+from openloop_runtime.server import Registration, ServiceFactory
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

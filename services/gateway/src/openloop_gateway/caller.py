@@ -9,6 +9,7 @@ policy), so this header is the participant's authenticated identity.
 from __future__ import annotations
 
 import grpc
+
 from openloop_runtime.errors import DomainError, ErrorReason
 from openloop_runtime.names import is_valid_id
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from google.protobuf import timestamp_pb2
+
 from openloop.gateway.v1 import resources_pb2
+from openloop_gateway.store import PaymentRecord
 from openloop_runtime.money import thb
 from openloop_runtime.names import format_name
-
-from openloop_gateway.store import PaymentRecord
 
 
 def payment_to_proto(record: PaymentRecord) -> resources_pb2.Payment:

@@ -24,17 +24,17 @@ import re
 import secrets
 
 import grpc
+
 from openloop.gateway.v1 import service_pb2
 from openloop.ledger.v1 import resources_pb2 as ledger_resources
 from openloop.rules.v1 import resources_pb2 as rules_resources
+from openloop_gateway.accounts import TransferCode, wallet_account_id
+from openloop_gateway.store import Failure, PaymentRecord, PaymentState, PaymentStore
+from openloop_gateway.upstreams import Upstreams
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field, reason_name
 from openloop_runtime.money import LEDGER_THB, positive_satang
 from openloop_runtime.names import format_name, parse_name
 from openloop_runtime.telemetry import current_trace_id
-
-from openloop_gateway.accounts import TransferCode, wallet_account_id
-from openloop_gateway.store import Failure, PaymentRecord, PaymentState, PaymentStore
-from openloop_gateway.upstreams import Upstreams
 
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _CreateTransferResult = ledger_resources.CreateTransferResult
@@ -147,7 +147,12 @@ class PaymentFlow:
     async def advance(self, record: PaymentRecord) -> PaymentRecord:
         """Drive a payment to its final state; raise its error if that state is a failure."""
         if record.state is PaymentState.PENDING:
-            record = await self._move_money(record)
+            try:
+                record = await self._move_money(record)
+            except DomainError as error:
+                # The caller retries with the same key, or polls this payment.
+                error.metadata.setdefault("payment", format_name("payments", record.payment_id))
+                raise
         if record.state in (PaymentState.REJECTED, PaymentState.FAILED):
             raise failure_error(record)
         return record

@@ -10,10 +10,9 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from openloop_runtime.errors import DomainError
-
 from openloop_gateway.payments import PaymentFlow
 from openloop_gateway.store import PaymentStore
+from openloop_runtime.errors import DomainError
 
 _log = logging.getLogger(__name__)
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import grpc
-from openloop.gateway.v1 import service_pb2, service_pb2_grpc
-from openloop_runtime.errors import ErrorReason, not_found
-from openloop_runtime.names import parse_name
 
+from openloop.gateway.v1 import service_pb2, service_pb2_grpc
 from openloop_gateway.caller import calling_participant
 from openloop_gateway.convert import payment_to_proto
 from openloop_gateway.payments import PaymentFlow
 from openloop_gateway.store import PaymentStore
 from openloop_gateway.upstreams import Upstreams
 from openloop_gateway.wallets import get_wallet
+from openloop_runtime.errors import ErrorReason, not_found
+from openloop_runtime.names import parse_name
 
 
 class GatewayServicer(service_pb2_grpc.GatewayServiceServicer):

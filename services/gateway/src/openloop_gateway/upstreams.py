@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
+
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2 as identity_resources
 from openloop.identity.v1 import service_pb2 as identity_pb2
@@ -24,10 +25,9 @@ from openloop.rules.v1 import service_pb2 as rules_pb2
 from openloop.rules.v1 import service_pb2_grpc as rules_grpc
 from openloop.settlement.v1 import service_pb2 as settlement_pb2
 from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc
+from openloop_gateway.config import GatewaySettings
 from openloop_runtime.clients import open_channel, upstream_error
 from openloop_runtime.money import thb
-
-from openloop_gateway.config import GatewaySettings
 
 
 @dataclass(frozen=True)

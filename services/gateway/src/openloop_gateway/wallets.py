@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import grpc
+
 from openloop.gateway.v1 import resources_pb2
+from openloop_gateway.accounts import wallet_account_id
+from openloop_gateway.upstreams import Upstreams
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field, not_found
 from openloop_runtime.money import thb
 from openloop_runtime.names import format_name, parse_name
-
-from openloop_gateway.accounts import wallet_account_id
-from openloop_gateway.upstreams import Upstreams
 
 _SUFFIX = "/wallet"
 

@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from openloop.identity.v1 import service_pb2, service_pb2_grpc
-from openloop_runtime.db import create_engine
-from openloop_runtime.server import Registration, ServiceFactory
-
 from openloop_identity.config import IdentitySettings
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.servicer import IdentityServicer
+from openloop_runtime.db import create_engine
+from openloop_runtime.server import Registration, ServiceFactory
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from openloop_runtime.settings import ServiceSettings
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
+
+from openloop_runtime.settings import ServiceSettings
 
 DEVELOPMENT_CITIZEN_ID_HMAC_KEY = (
     "openloop-development-only-citizen-id-key-do-not-use-in-production"

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf import timestamp_pb2
+
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2
-from openloop_runtime.names import format_name
-
 from openloop_identity.domain.model import (
     Citizen,
     Merchant,
@@ -18,6 +17,7 @@ from openloop_identity.domain.model import (
     PartyFacts,
     PartyKind,
 )
+from openloop_runtime.names import format_name
 
 _ROLE_PREFIX = "PARTICIPANT_ROLE_"
 _STATE_PREFIX = "PARTICIPANT_STATE_"

@@ -6,6 +6,7 @@ Messages and metadata name resources and fields, never a citizen ID.
 from __future__ import annotations
 
 import grpc
+
 from openloop_runtime.errors import DomainError, ErrorReason, not_found
 from openloop_runtime.names import format_name
 

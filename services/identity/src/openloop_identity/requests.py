@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 
 import grpc
-from openloop.identity.v1 import service_pb2
-from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
-from openloop_runtime.names import is_valid_id, parse_name
 
+from openloop.identity.v1 import service_pb2
 from openloop_identity.convert import role_from_proto, size_class_from_proto
 from openloop_identity.domain.model import NewCitizen, NewMerchant, NewParticipant
 from openloop_identity.domain.thai_id import is_valid_citizen_id, is_valid_juristic_tax_id
 from openloop_identity.pii import CitizenIdTokenizer
+from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
+from openloop_runtime.names import is_valid_id, parse_name
 
 _DISTRICT_CODE = re.compile(r"[0-9]{4}")
 MAX_REQUEST_ID_LENGTH = 128

@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 
 import grpc
-from openloop.identity.v1 import service_pb2, service_pb2_grpc
-from openloop_runtime.names import parse_name
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
 
+from openloop.identity.v1 import service_pb2, service_pb2_grpc
 from openloop_identity import convert, requests
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.store import citizens, merchants, participants, parties
+from openloop_runtime.names import parse_name
 
 _log = logging.getLogger(__name__)
 

@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from openloop.rules.v1 import service_pb2, service_pb2_grpc
-from openloop_runtime.db import create_engine
-from openloop_runtime.server import Registration, ServiceFactory
-
 from openloop_rules.bootstrap import load_rule_set
 from openloop_rules.config import RulesSettings
 from openloop_rules.registry import ActiveRuleSet
 from openloop_rules.servicer import RulesServicer
+from openloop_runtime.db import create_engine
+from openloop_runtime.server import Registration, ServiceFactory
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from openloop.rules.v1 import resources_pb2
-
 from openloop_rules.decision import Decision, Outcome
 
 _OUTCOMES = {

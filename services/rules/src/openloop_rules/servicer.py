@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import grpc
-from openloop.rules.v1 import service_pb2, service_pb2_grpc
-from openloop_runtime.errors import invalid_field
 from typing_extensions import override
 
+from openloop.rules.v1 import service_pb2, service_pb2_grpc
 from openloop_rules import decision
 from openloop_rules.convert import decision_to_proto
 from openloop_rules.facts import payment_facts
 from openloop_rules.registry import ActiveRuleSet
 from openloop_rules.scopes import scope_name
+from openloop_runtime.errors import invalid_field
 
 
 class RulesServicer(service_pb2_grpc.RulesServiceServicer):

@@ -65,7 +65,7 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_INSUFFICIENT_FUNDS: _ErrorReason.ValueType  # 52
     """FAILED_PRECONDITION: the payer's wallet does not hold enough money."""
     ERROR_REASON_TRANSFER_REJECTED: _ErrorReason.ValueType  # 53
-    """FAILED_PRECONDITION: the ledger refused the transfer; metadata.ledger_result says why."""
+    """FAILED_PRECONDITION: the ledger refused the transfer; the message names its result code."""
     ERROR_REASON_PAYMENT_IN_PROGRESS: _ErrorReason.ValueType  # 60
     """ABORTED: another request with the same idempotency key is in flight; retry it."""
     ERROR_REASON_UPSTREAM_UNAVAILABLE: _ErrorReason.ValueType  # 61
@@ -127,7 +127,7 @@ ERROR_REASON_NO_ACTIVE_RULE_SET: ErrorReason.ValueType  # 51
 ERROR_REASON_INSUFFICIENT_FUNDS: ErrorReason.ValueType  # 52
 """FAILED_PRECONDITION: the payer's wallet does not hold enough money."""
 ERROR_REASON_TRANSFER_REJECTED: ErrorReason.ValueType  # 53
-"""FAILED_PRECONDITION: the ledger refused the transfer; metadata.ledger_result says why."""
+"""FAILED_PRECONDITION: the ledger refused the transfer; the message names its result code."""
 ERROR_REASON_PAYMENT_IN_PROGRESS: ErrorReason.ValueType  # 60
 """ABORTED: another request with the same idempotency key is in flight; retry it."""
 ERROR_REASON_UPSTREAM_UNAVAILABLE: ErrorReason.ValueType  # 61

@@ -8,7 +8,6 @@ checks run on that row in memory. It writes nothing.
 
 from __future__ import annotations
 
-from openloop_runtime.names import format_name
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +20,7 @@ from openloop_identity.domain.model import (
     PaymentParties,
 )
 from openloop_identity.tables import citizens, merchants, participants
+from openloop_runtime.names import format_name
 
 
 async def verify_payment_parties(

@@ -1,0 +1,225 @@
+"""Concurrent requests against one ledger: no overdraft, no double posting, no deadlock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
+
+if TYPE_CHECKING:
+    Stub = service_pb2_grpc.LedgerServiceAsyncStub
+
+T = resources_pb2.CreateTransferResult
+WALLET = resources_pb2.AccountFlags(debits_must_not_exceed_credits=True)
+
+
+def _id(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def database(ledger_database: str) -> AsyncIterator[AsyncEngine]:
+    """A connection pool of our own, to hold rows and locks the way a racing request would."""
+    engine = create_async_engine(ledger_database)
+    yield engine
+    await engine.dispose()
+
+
+async def _open(ledger: Stub, label: str, flags: resources_pb2.AccountFlags | None = None) -> str:
+    account_id = _id(label)
+    account = resources_pb2.Account(
+        id=account_id, ledger=764, code=1, flags=flags, participant="participants/bank-a"
+    )
+    response = await ledger.CreateAccounts(service_pb2.CreateAccountsRequest(accounts=[account]))
+    assert list(response.results) == [resources_pb2.CREATE_ACCOUNT_RESULT_OK]
+    return account_id
+
+
+def _transfer(
+    debit: str, credit: str, amount: int, transfer_id: str | None = None
+) -> resources_pb2.Transfer:
+    return resources_pb2.Transfer(
+        id=transfer_id or _id("t"),
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=amount,
+        ledger=764,
+        code=1,
+    )
+
+
+async def _submit(ledger: Stub, *transfers: resources_pb2.Transfer) -> list[int]:
+    response = await ledger.CreateTransfers(service_pb2.CreateTransfersRequest(transfers=transfers))
+    return list(response.results)
+
+
+async def _totals(ledger: Stub, *ids: str) -> list[tuple[int, int]]:
+    response = await ledger.LookupAccounts(service_pb2.LookupAccountsRequest(ids=ids))
+    by_id = {a.id: (a.debits_posted, a.credits_posted) for a in response.accounts}
+    return [by_id[i] for i in ids]
+
+
+async def test_a_wallet_is_never_overdrawn_by_concurrent_payments(ledger: Stub) -> None:
+    bank, shop = await _open(ledger, "bank"), await _open(ledger, "shop")
+    wallet = await _open(ledger, "wallet", WALLET)
+    assert await _submit(ledger, _transfer(bank, wallet, 1_000_000)) == [
+        T.CREATE_TRANSFER_RESULT_OK
+    ]
+
+    rng = random.Random(7)
+    amounts = [rng.randint(10_000, 60_000) for _ in range(50)]
+    assert sum(amounts) > 1_000_000
+    payments = [_transfer(wallet, shop, amount) for amount in amounts]
+    outcomes = await asyncio.gather(*(_submit(ledger, p) for p in payments))
+
+    accepted = [
+        p.amount
+        for p, [r] in zip(payments, outcomes, strict=True)
+        if r == T.CREATE_TRANSFER_RESULT_OK
+    ]
+    refused = [
+        (p.amount, r)
+        for p, [r] in zip(payments, outcomes, strict=True)
+        if r != T.CREATE_TRANSFER_RESULT_OK
+    ]
+    assert refused, "the payments add up to more than the balance; some must be refused"
+    assert {r for _, r in refused} == {T.CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS}
+    [(debits, credits)] = await _totals(ledger, wallet)
+    assert credits == 1_000_000
+    assert debits == sum(accepted)
+    balance = credits - debits
+    assert balance >= 0
+    # The balance only fell, so each refused payment exceeded even what is left now.
+    assert all(amount > balance for amount, _ in refused), "a payment that fitted was refused"
+    assert await _totals(ledger, shop) == [(0, sum(accepted))]
+
+
+async def test_batches_locking_the_same_accounts_in_any_order_never_deadlock(ledger: Stub) -> None:
+    accounts = [await _open(ledger, f"acct{i}") for i in range(5)]
+    rng = random.Random(11)
+    batches = []
+    for _ in range(40):
+        batch = []
+        for _ in range(rng.randint(1, 6)):
+            debit, credit = rng.sample(accounts, 2)
+            batch.append(_transfer(debit, credit, rng.randint(1, 100)))
+        batches.append(batch)
+
+    outcomes = await asyncio.gather(*(_submit(ledger, *batch) for batch in batches))
+
+    for batch, results in zip(batches, outcomes, strict=True):
+        assert results == [T.CREATE_TRANSFER_RESULT_OK] * len(batch)
+    expected = {a: [0, 0] for a in accounts}
+    for batch in batches:
+        for t in batch:
+            expected[t.debit_account_id][0] += t.amount
+            expected[t.credit_account_id][1] += t.amount
+    assert await _totals(ledger, *accounts) == [tuple(expected[a]) for a in accounts]
+
+
+async def test_concurrent_duplicates_of_one_transfer_apply_once(ledger: Stub) -> None:
+    bank, wallet = await _open(ledger, "bank"), await _open(ledger, "wallet")
+    transfer = _transfer(bank, wallet, 12_345)
+    outcomes = await asyncio.gather(*(_submit(ledger, transfer) for _ in range(20)))
+    assert (
+        sorted(r for [r] in outcomes)
+        == [T.CREATE_TRANSFER_RESULT_OK] + [T.CREATE_TRANSFER_RESULT_EXISTS] * 19
+    )
+    assert await _totals(ledger, bank, wallet) == [(12_345, 0), (0, 12_345)]
+
+
+async def test_one_id_raced_over_unrelated_accounts_is_applied_once(ledger: Stub) -> None:
+    transfer_id = _id("raced")
+    pairs = [(await _open(ledger, "from"), await _open(ledger, "to")) for _ in range(10)]
+    outcomes = await asyncio.gather(
+        *(_submit(ledger, _transfer(debit, credit, 5, transfer_id)) for debit, credit in pairs)
+    )
+    results = [r for [r] in outcomes]
+    assert results.count(T.CREATE_TRANSFER_RESULT_OK) == 1
+    assert results.count(T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID) == 9
+    winner = pairs[results.index(T.CREATE_TRANSFER_RESULT_OK)]
+    for pair in pairs:
+        moved = 5 if pair == winner else 0
+        assert await _totals(ledger, *pair) == [(moved, 0), (0, moved)]
+
+
+async def _wait_until_blocked(engine: AsyncEngine) -> None:
+    """Until some backend of this database waits for a lock another transaction holds."""
+    for _ in range(200):
+        async with engine.connect() as conn:
+            waiting = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the request never waited for the racing transaction")
+
+
+async def _race_against_uncommitted_transfer(
+    ledger: Stub, database: AsyncEngine, *, commit: bool
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """Submit a batch while another transaction holds one of its ids, uncommitted."""
+    other_debit, other_credit = await _open(ledger, "od"), await _open(ledger, "oc")
+    debit, credit = await _open(ledger, "d"), await _open(ledger, "c")
+    raced, free = _id("raced"), _id("free")
+    async with database.connect() as holder:
+        transaction = await holder.begin()
+        await holder.execute(
+            text(
+                "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, ledger,"
+                " code, user_data) VALUES (:id, :d, :c, 9, 764, 1, '')"
+            ),
+            {"id": raced, "d": other_debit, "c": other_credit},
+        )
+        pending = asyncio.create_task(
+            _submit(ledger, _transfer(debit, credit, 5, free), _transfer(debit, credit, 7, raced))
+        )
+        await _wait_until_blocked(database)
+        await (transaction.commit() if commit else transaction.rollback())
+    results = await pending
+    return results, await _totals(ledger, debit, credit)
+
+
+async def test_losing_a_race_for_an_id_reports_the_winner_and_keeps_the_rest(
+    ledger: Stub, database: AsyncEngine
+) -> None:
+    results, totals = await _race_against_uncommitted_transfer(ledger, database, commit=True)
+    assert results == [
+        T.CREATE_TRANSFER_RESULT_OK,
+        T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID,
+    ]
+    assert totals == [(5, 0), (0, 5)]
+
+
+async def test_a_racing_transaction_that_rolls_back_leaves_the_id_free(
+    ledger: Stub, database: AsyncEngine
+) -> None:
+    results, totals = await _race_against_uncommitted_transfer(ledger, database, commit=False)
+    assert results == [T.CREATE_TRANSFER_RESULT_OK, T.CREATE_TRANSFER_RESULT_OK]
+    assert totals == [(12, 0), (0, 12)]
+
+
+async def test_concurrent_creation_of_one_account_creates_it_once(ledger: Stub) -> None:
+    account = resources_pb2.Account(
+        id=_id("acct"), ledger=764, code=1, participant="participants/bank-a"
+    )
+    request = service_pb2.CreateAccountsRequest(accounts=[account])
+    outcomes = await asyncio.gather(*(ledger.CreateAccounts(request) for _ in range(20)))
+    results = sorted(r for o in outcomes for r in o.results)
+    assert (
+        results
+        == [resources_pb2.CREATE_ACCOUNT_RESULT_OK]
+        + [resources_pb2.CREATE_ACCOUNT_RESULT_EXISTS] * 19
+    )

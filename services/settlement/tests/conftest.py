@@ -1,0 +1,39 @@
+"""A real settlement service: migrated PostgreSQL database and gRPC server, per test module."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
+
+import grpc
+import pytest_asyncio
+
+from openloop.settlement.v1 import service_pb2_grpc
+from openloop_runtime import migrations
+from openloop_runtime.server import running_server
+from openloop_settlement.app import MIGRATIONS_DIR, build
+from openloop_settlement.config import SettlementSettings
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def settlement_database(fresh_database: Callable[[str], Awaitable[str]]) -> str:
+    url = await fresh_database("settlement")
+    await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
+    return url
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def settlement(
+    settlement_database: str,
+) -> AsyncIterator[service_pb2_grpc.SettlementServiceAsyncStub]:
+    settings = SettlementSettings(port=0, database_url=settlement_database)
+    async with (
+        running_server("settlement.openloop.dev", settings, build(settings)) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        # The generated stub is the async flavour on an aio channel; mypy cannot see the channel.
+        yield cast(
+            "service_pb2_grpc.SettlementServiceAsyncStub",
+            service_pb2_grpc.SettlementServiceStub(channel),
+        )
