@@ -81,50 +81,44 @@ async def _client(
         latencies.append((time.perf_counter() - started) * 1000)
 
 
-async def run(clients: int, seconds: float, warmup: float) -> Report:
-    with tempfile.TemporaryDirectory(prefix="openloop-bench-") as workdir:
-        mesh = Mesh(MeshLayout.ephemeral(Path(workdir)))
-        mesh.start()
-        try:
-            program = await seed_demo_program(mesh.layout)
-            citizens = await enrol_funded_citizens(mesh.layout, clients)
-            assert mesh.pki is not None
-            async with bank_channel(mesh.pki, "bank-a", mesh.layout.edge_target) as channel:
-                stub = service_pb2_grpc.GatewayServiceStub(channel)
-                warm: list[float] = []
-                await asyncio.gather(
-                    *(
-                        _client(
-                            stub,
-                            payer=c,
-                            payee=program.small_shop,
-                            stop_at=time.monotonic() + warmup,
-                            latencies=warm,
-                            errors={},
-                        )
-                        for c in citizens
-                    )
+async def drive(mesh: Mesh, clients: int, seconds: float, warmup: float) -> Report:
+    program = await seed_demo_program(mesh.layout)
+    citizens = await enrol_funded_citizens(mesh.layout, clients)
+    assert mesh.pki is not None
+    async with bank_channel(mesh.pki, "bank-a", mesh.layout.edge_target) as channel:
+        stub = service_pb2_grpc.GatewayServiceStub(channel)
+        warm: list[float] = []
+        await asyncio.gather(
+            *(
+                _client(
+                    stub,
+                    payer=c,
+                    payee=program.small_shop,
+                    stop_at=time.monotonic() + warmup,
+                    latencies=warm,
+                    errors={},
                 )
-                latencies: list[float] = []
-                errors: dict[str, int] = {}
-                started_at = datetime.now(UTC).isoformat()
-                began = time.monotonic()
-                await asyncio.gather(
-                    *(
-                        _client(
-                            stub,
-                            payer=c,
-                            payee=program.small_shop,
-                            stop_at=began + seconds,
-                            latencies=latencies,
-                            errors=errors,
-                        )
-                        for c in citizens
-                    )
+                for c in citizens
+            )
+        )
+        latencies: list[float] = []
+        errors: dict[str, int] = {}
+        started_at = datetime.now(UTC).isoformat()
+        began = time.monotonic()
+        await asyncio.gather(
+            *(
+                _client(
+                    stub,
+                    payer=c,
+                    payee=program.small_shop,
+                    stop_at=began + seconds,
+                    latencies=latencies,
+                    errors=errors,
                 )
-                elapsed = time.monotonic() - began
-        finally:
-            mesh.stop()
+                for c in citizens
+            )
+        )
+        elapsed = time.monotonic() - began
     latencies.sort()
     return Report(
         clients=clients,
@@ -147,7 +141,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
-    report = asyncio.run(run(args.clients, args.seconds, args.warmup))
+    with (
+        tempfile.TemporaryDirectory(prefix="openloop-bench-") as workdir,
+        Mesh(MeshLayout.ephemeral(Path(workdir))) as mesh,
+    ):
+        report = asyncio.run(drive(mesh, args.clients, args.seconds, args.warmup))
     REPORT_DIR.mkdir(exist_ok=True)
     path = REPORT_DIR / f"payments-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(asdict(report), indent=2))

@@ -10,6 +10,7 @@ import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from openloop_runtime.errors import DomainError, ErrorReason, error_info_of
+from openloop_runtime.telemetry import current_trace_id
 
 _CLIENT_STATUS_PASSTHROUGH = frozenset(
     {
@@ -56,15 +57,9 @@ def upstream_error(upstream: str, error: grpc.aio.AioRpcError) -> DomainError:
     code = error.code()
     info = error_info_of(error)
     if code in _CLIENT_STATUS_PASSTHROUGH and info is not None:
-        failure = DomainError(
-            code,
-            ErrorReason.ERROR_REASON_UNSPECIFIED,
-            error.details() or "",
-            dict(info.metadata),
-            domain=info.domain,
+        return DomainError.from_wire(
+            code, info.reason, error.details() or "", dict(info.metadata), domain=info.domain
         )
-        failure.reason = info.reason
-        return failure
     if code in _RETRYABLE:
         return DomainError(
             grpc.StatusCode.UNAVAILABLE,
@@ -75,10 +70,6 @@ def upstream_error(upstream: str, error: grpc.aio.AioRpcError) -> DomainError:
     return DomainError(
         grpc.StatusCode.INTERNAL,
         ErrorReason.ERROR_REASON_INTERNAL_ERROR,
-        f"{upstream} failed unexpectedly",
-        {"upstream": upstream},
+        f"{upstream} failed unexpectedly; quote the trace id to support",
+        {"upstream": upstream, "trace_id": current_trace_id()},
     )
-
-
-def is_retryable(error: grpc.aio.AioRpcError) -> bool:
-    return error.code() in _RETRYABLE

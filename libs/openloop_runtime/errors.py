@@ -45,6 +45,21 @@ class DomainError(Exception):
         self.domain = domain
         """Set when the error came from an upstream service; otherwise the local service's."""
 
+    @classmethod
+    def from_wire(
+        cls,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        domain: str | None = None,
+    ) -> DomainError:
+        """An error whose reason is already in wire form (stored, or from an upstream)."""
+        error = cls(code, ErrorReason.ERROR_REASON_UNSPECIFIED, message, metadata, domain=domain)
+        error.reason = reason
+        return error
+
     def to_status(self, default_domain: str) -> status_pb2.Status:
         info = error_details_pb2.ErrorInfo(
             reason=self.reason, domain=self.domain or default_domain, metadata=self.metadata

@@ -13,9 +13,9 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
-from opentelemetry import trace
 
 from openloop_runtime.errors import DomainError, ErrorReason
+from openloop_runtime.telemetry import current_trace_id
 
 _log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 raise
             except Exception:
                 _log.exception("unhandled error")
-                trace_id = format(trace.get_current_span().get_span_context().trace_id, "032x")
+                trace_id = current_trace_id()
                 await self._abort(
                     context,
                     DomainError(

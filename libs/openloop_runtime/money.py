@@ -10,7 +10,6 @@ from openloop_runtime.errors import DomainError, ErrorReason
 CURRENCY = "THB"
 LEDGER_THB = 764
 """The ledger number of THB, its ISO 4217 numeric code."""
-MAX_AMOUNT_SATANG = 2**63 - 1
 
 
 def thb(satang: int) -> money_pb2.Money:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from google.protobuf import timestamp_pb2
-
 from openloop.gateway.v1 import resources_pb2
 from openloop_gateway.store import PaymentRecord
 from openloop_runtime.money import thb
 from openloop_runtime.names import format_name
+from openloop_runtime.timestamps import to_timestamp
 
 
 def payment_to_proto(record: PaymentRecord) -> resources_pb2.Payment:
@@ -36,9 +35,8 @@ def payment_to_proto(record: PaymentRecord) -> resources_pb2.Payment:
                 message=failure.message,
             )
         )
-    for field, value in (("create_time", record.create_time), ("update_time", record.update_time)):
-        if value is not None:
-            stamp = timestamp_pb2.Timestamp()
-            stamp.FromDatetime(value)
-            getattr(payment, field).CopyFrom(stamp)
+    if record.create_time is not None:
+        payment.create_time.CopyFrom(to_timestamp(record.create_time))
+    if record.update_time is not None:
+        payment.update_time.CopyFrom(to_timestamp(record.update_time))
     return payment

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import re
 import secrets
 
@@ -36,8 +37,14 @@ from openloop_runtime.money import LEDGER_THB, positive_satang
 from openloop_runtime.names import format_name, parse_name
 from openloop_runtime.telemetry import current_trace_id
 
+_log = logging.getLogger(__name__)
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _CreateTransferResult = ledger_resources.CreateTransferResult
+_APPLIED_ELSEWHERE = frozenset(
+    value
+    for name, value in _CreateTransferResult.items()
+    if name.startswith("CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_")
+)
 _APPLIED = frozenset(
     {
         _CreateTransferResult.CREATE_TRANSFER_RESULT_OK,
@@ -69,14 +76,9 @@ def failure_error(record: PaymentRecord) -> DomainError:
             rule_reason=failure.rule_reason,
             rule_set_version=record.rule_set_version,
         )
-    error = DomainError(
-        grpc.StatusCode.FAILED_PRECONDITION,
-        ErrorReason.ERROR_REASON_UNSPECIFIED,
-        failure.message,
-        metadata,
+    return DomainError.from_wire(
+        grpc.StatusCode.FAILED_PRECONDITION, failure.reason, failure.message, metadata
     )
-    error.reason = failure.reason
-    return error
 
 
 class PaymentFlow:
@@ -91,6 +93,8 @@ class PaymentFlow:
             )
         parse_name(request.payer, "citizens", field="payer")
         parse_name(request.payee, "merchants", field="payee")
+        if not request.HasField("amount"):
+            raise invalid_field("amount", "amount is required")
         satang = positive_satang(request.amount)
         request_hash = _request_hash(request)
 
@@ -169,17 +173,52 @@ class PaymentFlow:
                 user_data=format_name("payments", record.payment_id),
             )
         )
+        if result in _APPLIED_ELSEWHERE:
+            # The id was applied with other fields: a defect on our side, never the bank's.
+            # Money may have moved, so the payment stays PENDING for an engineer to resolve.
+            _log.error(
+                "ledger transfer id collision",
+                extra={
+                    "payment_id": record.payment_id,
+                    "ledger_result": _CreateTransferResult.Name(result),
+                },
+            )
+            raise _defect("ledger", record)
         if result not in _APPLIED:
+            # Every other result means the ledger applied nothing: a final failure.
             return await self._store.finish(
                 record.with_failure(PaymentState.FAILED, _ledger_refusal(result))
             )
-        await self._upstreams.record_transfer(
-            record.ledger_transfer_id,
-            format_name("participants", record.participant_id),
-            format_name("participants", record.payee_participant_id),
-            record.amount_satang,
-        )
+        try:
+            await self._upstreams.record_transfer(
+                record.ledger_transfer_id,
+                format_name("participants", record.participant_id),
+                format_name("participants", record.payee_participant_id),
+                record.amount_satang,
+            )
+        except DomainError as error:
+            if error.code == grpc.StatusCode.UNAVAILABLE:
+                raise
+            # Money has moved; settlement refusing it is our defect, not the bank's mistake.
+            _log.error(
+                "settlement refused a ledger transfer",
+                extra={"payment_id": record.payment_id, "reason": error.reason},
+            )
+            raise _defect("settlement", record) from error
         return await self._store.finish(dataclasses.replace(record, state=PaymentState.COMPLETED))
+
+
+def _defect(upstream: str, record: PaymentRecord) -> DomainError:
+    return DomainError(
+        grpc.StatusCode.INTERNAL,
+        ErrorReason.ERROR_REASON_INTERNAL_ERROR,
+        "the payment could not be completed; it stays pending; quote the trace id to support",
+        {
+            "upstream": upstream,
+            "payment": format_name("payments", record.payment_id),
+            "trace_id": current_trace_id(),
+        },
+    )
 
 
 def _denial(decision: rules_resources.Decision) -> Failure:
@@ -189,13 +228,14 @@ def _denial(decision: rules_resources.Decision) -> Failure:
             "no rule set allowed this payment",
         )
     first = decision.violations[0]
-    if first.reason_code == "NO_ACTIVE_RULE_SET":
+    if first.reason_code == reason_name(ErrorReason.ERROR_REASON_NO_ACTIVE_RULE_SET):
         return Failure(
             reason_name(ErrorReason.ERROR_REASON_NO_ACTIVE_RULE_SET), first.explanation_en
         )
+    prefix = f"{first.rule_id}: " if first.rule_id else ""
     return Failure(
         reason=reason_name(ErrorReason.ERROR_REASON_RULE_VIOLATION),
-        message=f"{first.rule_id}: {first.explanation_en}",
+        message=f"{prefix}{first.explanation_en}",
         rule_id=first.rule_id,
         rule_reason=first.reason_code,
     )

@@ -2,6 +2,8 @@
 
 Nothing is lost: a payment accepted before a crash completes once its upstreams
 answer again, and the ledger's and settlement's idempotency stop it moving twice.
+A payment that cannot advance is touched, so it goes to the back of the queue
+and the next pass tries the others first.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 from datetime import timedelta
 
 from openloop_gateway.payments import PaymentFlow
-from openloop_gateway.store import PaymentStore
+from openloop_gateway.store import PaymentState, PaymentStore
 from openloop_runtime.errors import DomainError
 
 _log = logging.getLogger(__name__)
@@ -23,12 +25,20 @@ async def reconcile_once(store: PaymentStore, flow: PaymentFlow, older_than: tim
     for record in await store.stale_pending(older_than):
         try:
             await flow.advance(record)
-        except DomainError as error:
-            if error.reason == "UPSTREAM_UNAVAILABLE":
-                _log.warning("payment still pending", extra={"payment_id": record.payment_id})
-                continue
-        finished += 1
-        _log.info("payment reconciled", extra={"payment_id": record.payment_id})
+        except DomainError:
+            pass  # a final failure raises its error too; the state below tells which
+        except Exception:
+            _log.exception("reconciling a payment failed", extra={"payment_id": record.payment_id})
+        current = await store.get(record.payment_id)
+        if current is not None and current.state is not PaymentState.PENDING:
+            finished += 1
+            _log.info(
+                "payment reconciled",
+                extra={"payment_id": record.payment_id, "state": current.state.value},
+            )
+        else:
+            await store.touch(record.payment_id)
+            _log.warning("payment still pending", extra={"payment_id": record.payment_id})
     return finished
 
 

@@ -181,6 +181,18 @@ class PaymentStore:
                 )
         return _record(row)
 
+    async def touch(self, payment_id: str) -> None:
+        """Mark a pending payment as just tried, so others are tried before it again."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                payments.update()
+                .where(
+                    payments.c.payment_id == payment_id,
+                    payments.c.state == PaymentState.PENDING.value,
+                )
+                .values(update_time=func.now())
+            )
+
     async def stale_pending(self, older_than: timedelta, limit: int = 100) -> list[PaymentRecord]:
         async with self._engine.connect() as conn:
             rows = (

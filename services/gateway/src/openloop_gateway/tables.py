@@ -33,7 +33,7 @@ payments = Table(
     Column("ledger_transfer_id", String(64), nullable=False, server_default=""),
     Column("rule_set_version", String(64), nullable=False, server_default=""),
     Column("failure_reason", String(64), nullable=False, server_default=""),
-    Column("failure_rule_id", String(16), nullable=False, server_default=""),
+    Column("failure_rule_id", String(64), nullable=False, server_default=""),
     Column("failure_rule_reason", String(64), nullable=False, server_default=""),
     Column("failure_message", String(500), nullable=False, server_default=""),
     Column("trace_id", String(32), nullable=False, server_default=""),

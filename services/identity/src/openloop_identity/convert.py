@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2
 from openloop_identity.domain.model import (
@@ -18,6 +14,7 @@ from openloop_identity.domain.model import (
     PartyKind,
 )
 from openloop_runtime.names import format_name
+from openloop_runtime.timestamps import to_timestamp
 
 _ROLE_PREFIX = "PARTICIPANT_ROLE_"
 _STATE_PREFIX = "PARTICIPANT_STATE_"
@@ -43,19 +40,13 @@ def size_class_from_proto(
     return MerchantSizeClass.__members__.get(name)
 
 
-def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
 def participant_to_proto(participant: Participant) -> resources_pb2.Participant:
     return resources_pb2.Participant(
         name=format_name("participants", participant.participant_id),
         display_name=participant.display_name,
         role=resources_pb2.ParticipantRole.Value(_ROLE_PREFIX + participant.role.value),
         state=resources_pb2.ParticipantState.Value(_STATE_PREFIX + participant.state.value),
-        create_time=timestamp(participant.create_time),
+        create_time=to_timestamp(participant.create_time),
     )
 
 
@@ -64,7 +55,7 @@ def citizen_to_proto(citizen: Citizen) -> resources_pb2.Citizen:
         name=format_name("citizens", citizen.citizen_id),
         home_district_code=citizen.home_district_code,
         hosting_participant=format_name("participants", citizen.hosting_participant_id),
-        create_time=timestamp(citizen.create_time),
+        create_time=to_timestamp(citizen.create_time),
     )
 
 
@@ -84,7 +75,7 @@ def merchant_to_proto(merchant: Merchant) -> resources_pb2.Merchant:
         district_code=merchant.district_code,
         size_class=_size_class_to_proto(merchant.size_class),
         hosting_participant=format_name("participants", merchant.hosting_participant_id),
-        create_time=timestamp(merchant.create_time),
+        create_time=to_timestamp(merchant.create_time),
     )
 
 

@@ -18,6 +18,7 @@ from openloop_identity.domain.thai_id import is_valid_citizen_id, is_valid_juris
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
 from openloop_runtime.names import is_valid_id, parse_name
+from openloop_runtime.text import bounded_text
 
 _DISTRICT_CODE = re.compile(r"[0-9]{4}")
 MAX_REQUEST_ID_LENGTH = 128
@@ -63,11 +64,11 @@ def create_participant(request: service_pb2.CreateParticipantRequest) -> NewPart
             "starting with a letter or digit",
         )
     participant = request.participant
-    if len(participant.display_name) > MAX_DISPLAY_NAME_LENGTH:
-        raise invalid_field(
-            "participant.display_name",
-            f"participant.display_name must be at most {MAX_DISPLAY_NAME_LENGTH} characters",
-        )
+    bounded_text(
+        participant.display_name,
+        field="participant.display_name",
+        max_length=MAX_DISPLAY_NAME_LENGTH,
+    )
     role = role_from_proto(participant.role)
     if role is None:
         raise invalid_field("participant.role", "participant.role must be set")
@@ -106,12 +107,12 @@ def create_merchant(request: service_pb2.CreateMerchantRequest) -> NewMerchant:
             "merchant.tax_id must be 13 digits starting with 0, with a valid check digit",
             {"field": "merchant.tax_id"},
         )
-    display_name = merchant.display_name
-    if not display_name.strip() or len(display_name) > MAX_DISPLAY_NAME_LENGTH:
-        raise invalid_field(
-            "merchant.display_name",
-            f"merchant.display_name must be 1 to {MAX_DISPLAY_NAME_LENGTH} characters",
-        )
+    display_name = bounded_text(
+        merchant.display_name,
+        field="merchant.display_name",
+        max_length=MAX_DISPLAY_NAME_LENGTH,
+        required=True,
+    )
     size_class = size_class_from_proto(merchant.size_class)
     if size_class is None:
         raise invalid_field("merchant.size_class", "merchant.size_class must be set")

@@ -16,6 +16,7 @@ from openloop.ledger.v1 import resources_pb2, service_pb2
 from openloop_ledger.model import AccountFlags, AccountSpec, TransferSpec
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
 from openloop_runtime.names import parse_name
+from openloop_runtime.text import bounded_text
 
 MAX_BATCH = 8189
 """Events per request, as in TigerBeetle, so a later slice can batch the same way."""
@@ -36,11 +37,7 @@ def check_batch_size(size: int, field: str, *, allow_empty: bool = False) -> Non
 
 
 def _check_user_data(user_data: str, field: str) -> None:
-    if len(user_data) > MAX_USER_DATA:
-        raise invalid_field(field, f"{field} must be at most {MAX_USER_DATA} characters")
-    if "\x00" in user_data:
-        # Valid in a protobuf string, impossible in a PostgreSQL text column.
-        raise invalid_field(field, f"{field} must not contain NUL characters")
+    bounded_text(user_data, field=field, max_length=MAX_USER_DATA)
 
 
 def account_specs(request: service_pb2.CreateAccountsRequest) -> list[AccountSpec]:

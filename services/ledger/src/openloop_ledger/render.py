@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
 from openloop.ledger.v1 import resources_pb2
 from openloop_ledger.model import Account, Transfer
 from openloop_runtime.names import format_name
-
-
-def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+from openloop_runtime.timestamps import to_timestamp
 
 
 def account_message(account: Account) -> resources_pb2.Account:
@@ -31,7 +22,7 @@ def account_message(account: Account) -> resources_pb2.Account:
         participant=format_name("participants", spec.participant_id),
         debits_posted=account.debits_posted,
         credits_posted=account.credits_posted,
-        create_time=_timestamp(account.create_time),
+        create_time=to_timestamp(account.create_time),
     )
 
 
@@ -45,5 +36,5 @@ def transfer_message(transfer: Transfer) -> resources_pb2.Transfer:
         ledger=spec.ledger,
         code=spec.code,
         user_data=spec.user_data,
-        create_time=_timestamp(transfer.create_time),
+        create_time=to_timestamp(transfer.create_time),
     )

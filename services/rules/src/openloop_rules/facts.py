@@ -27,6 +27,7 @@ from typing import Any
 
 from openloop.common.v1 import party_pb2
 from openloop.rules.v1 import resources_pb2
+from openloop_runtime.errors import invalid_field
 
 Facts = dict[str, Any]
 
@@ -81,7 +82,12 @@ def payment_facts(facts: resources_pb2.PaymentFacts) -> PaymentFactSet:
     if channel is not None:
         values["channel"] = channel
     if facts.HasField("payment_time"):
-        values["payment_time"] = facts.payment_time.ToDatetime(tzinfo=UTC)
+        try:
+            values["payment_time"] = facts.payment_time.ToDatetime(tzinfo=UTC)
+        except (ValueError, OverflowError) as error:
+            raise invalid_field(
+                "facts.payment_time", "facts.payment_time is not a valid timestamp"
+            ) from error
     return PaymentFactSet(values=values, missing=tuple(missing))
 
 

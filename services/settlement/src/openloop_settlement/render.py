@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
 from openloop.settlement.v1 import resources_pb2
 from openloop_runtime.money import thb
 from openloop_runtime.names import format_name
+from openloop_runtime.timestamps import to_timestamp
 from openloop_settlement.model import Obligation, Position
-
-
-def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def participant_name(participant_id: str) -> str:
@@ -30,7 +21,7 @@ def obligation_message(obligation: Obligation) -> resources_pb2.Obligation:
         credit_participant=participant_name(record.credit_participant_id),
         amount=thb(record.amount),
         inter_participant=record.inter_participant,
-        record_time=_timestamp(obligation.record_time),
+        record_time=to_timestamp(obligation.record_time),
     )
 
 
@@ -43,5 +34,5 @@ def position_message(position: Position) -> resources_pb2.Position:
         transfer_count=position.transfer_count,
     )
     if position.update_time is not None:
-        message.update_time.CopyFrom(_timestamp(position.update_time))
+        message.update_time.CopyFrom(to_timestamp(position.update_time))
     return message

@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("ledger_transfer_id", sa.String(64), nullable=False, server_default=""),
         sa.Column("rule_set_version", sa.String(64), nullable=False, server_default=""),
         sa.Column("failure_reason", sa.String(64), nullable=False, server_default=""),
-        sa.Column("failure_rule_id", sa.String(16), nullable=False, server_default=""),
+        sa.Column("failure_rule_id", sa.String(64), nullable=False, server_default=""),
         sa.Column("failure_rule_reason", sa.String(64), nullable=False, server_default=""),
         sa.Column("failure_message", sa.String(500), nullable=False, server_default=""),
         sa.Column("trace_id", sa.String(32), nullable=False, server_default=""),
