@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ._kustomize import Manifest, render
+from ._kustomize import K8S, Manifest, render
 
 NAMESPACE = "openloop-dev"
 DOMAIN_SERVICES = {"identity": 50051, "rules": 50052, "ledger": 50053, "settlement": 50054}
@@ -159,3 +159,14 @@ def test_every_pod_resolves_names(policies: list[Manifest], name: str) -> None:
     assert _allowed(policies, Flow(_app(name), KUBE_DNS, 53, "UDP"))
     assert _allowed(policies, Flow(_app(name), KUBE_DNS, 53, "TCP"))
     assert not _allowed(policies, Flow(_app(name), EXTERNAL, 443))
+
+
+@pytest.mark.parametrize(
+    "overlay", sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
+)
+def test_every_overlay_enables_the_network_policies(overlay: str) -> None:
+    """The gateway trusts x-forwarded-client-cert only because nothing but Envoy can
+    reach it: an overlay without the default-deny policies would let any pod act as
+    any bank."""
+    kinds = {(doc["kind"], doc["metadata"]["name"]) for doc in render(f"overlays/{overlay}")}
+    assert any(kind == "NetworkPolicy" and "default-deny" in name for kind, name in kinds), kinds

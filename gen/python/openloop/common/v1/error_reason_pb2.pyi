@@ -43,7 +43,6 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_MERCHANT_NOT_FOUND: _ErrorReason.ValueType  # 22
     ERROR_REASON_PAYMENT_NOT_FOUND: _ErrorReason.ValueType  # 23
     ERROR_REASON_ACCOUNT_NOT_FOUND: _ErrorReason.ValueType  # 24
-    ERROR_REASON_POSITION_NOT_FOUND: _ErrorReason.ValueType  # 25
     ERROR_REASON_PARTICIPANT_ALREADY_EXISTS: _ErrorReason.ValueType  # 30
     """ALREADY_EXISTS: the resource exists and was created by a different request."""
     ERROR_REASON_CITIZEN_ALREADY_ENROLLED: _ErrorReason.ValueType  # 31
@@ -66,14 +65,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the payer's wallet does not hold enough money."""
     ERROR_REASON_TRANSFER_REJECTED: _ErrorReason.ValueType  # 53
     """FAILED_PRECONDITION: the ledger refused the transfer; the message names its result code."""
-    ERROR_REASON_PAYMENT_IN_PROGRESS: _ErrorReason.ValueType  # 60
-    """ABORTED: another request with the same idempotency key is in flight; retry it."""
     ERROR_REASON_UPSTREAM_UNAVAILABLE: _ErrorReason.ValueType  # 61
     """UNAVAILABLE: a service the call depends on did not answer. The call is safe to
-    retry with the same idempotency key; metadata.upstream names the service.
+    retry with the same idempotency key; metadata.upstream names the service and,
+    for Pay, metadata.payment names the payment, which stays PENDING until a retry
+    or the platform's reconciler completes it.
     """
     ERROR_REASON_INTERNAL_ERROR: _ErrorReason.ValueType  # 62
-    """INTERNAL: a defect on the platform's side; metadata.trace_id identifies it."""
+    """INTERNAL: a defect on the platform's side; metadata.trace_id identifies it.
+    A payment it names stays PENDING: money is never left half-moved silently.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every `google.rpc.ErrorInfo.reason` the platform returns, in one place.
@@ -105,7 +106,6 @@ ERROR_REASON_CITIZEN_NOT_FOUND: ErrorReason.ValueType  # 21
 ERROR_REASON_MERCHANT_NOT_FOUND: ErrorReason.ValueType  # 22
 ERROR_REASON_PAYMENT_NOT_FOUND: ErrorReason.ValueType  # 23
 ERROR_REASON_ACCOUNT_NOT_FOUND: ErrorReason.ValueType  # 24
-ERROR_REASON_POSITION_NOT_FOUND: ErrorReason.ValueType  # 25
 ERROR_REASON_PARTICIPANT_ALREADY_EXISTS: ErrorReason.ValueType  # 30
 """ALREADY_EXISTS: the resource exists and was created by a different request."""
 ERROR_REASON_CITIZEN_ALREADY_ENROLLED: ErrorReason.ValueType  # 31
@@ -128,12 +128,14 @@ ERROR_REASON_INSUFFICIENT_FUNDS: ErrorReason.ValueType  # 52
 """FAILED_PRECONDITION: the payer's wallet does not hold enough money."""
 ERROR_REASON_TRANSFER_REJECTED: ErrorReason.ValueType  # 53
 """FAILED_PRECONDITION: the ledger refused the transfer; the message names its result code."""
-ERROR_REASON_PAYMENT_IN_PROGRESS: ErrorReason.ValueType  # 60
-"""ABORTED: another request with the same idempotency key is in flight; retry it."""
 ERROR_REASON_UPSTREAM_UNAVAILABLE: ErrorReason.ValueType  # 61
 """UNAVAILABLE: a service the call depends on did not answer. The call is safe to
-retry with the same idempotency key; metadata.upstream names the service.
+retry with the same idempotency key; metadata.upstream names the service and,
+for Pay, metadata.payment names the payment, which stays PENDING until a retry
+or the platform's reconciler completes it.
 """
 ERROR_REASON_INTERNAL_ERROR: ErrorReason.ValueType  # 62
-"""INTERNAL: a defect on the platform's side; metadata.trace_id identifies it."""
+"""INTERNAL: a defect on the platform's side; metadata.trace_id identifies it.
+A payment it names stays PENDING: money is never left half-moved silently.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -62,6 +62,14 @@ class GatewayServiceServicer:
         """Pays a merchant from a citizen's wallet after checking the program's rules.
         Idempotent under idempotency_key: the same key and request return the same
         payment and move money once.
+
+        Outcomes: OK with a COMPLETED payment; FAILED_PRECONDITION for a rule denial
+        (RULE_VIOLATION) or a ledger refusal (INSUFFICIENT_FUNDS), final and stored;
+        INVALID_ARGUMENT / NOT_FOUND / PERMISSION_DENIED for a bad request, nothing stored;
+        UNAVAILABLE when the outcome is not known yet: the payment (named in the
+        ErrorInfo metadata) is PENDING and will complete exactly once, on a retry with the
+        same key or by the platform's reconciler. Never pay again under a new key after
+        UNAVAILABLE: retry with the same key, or poll GetPayment.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

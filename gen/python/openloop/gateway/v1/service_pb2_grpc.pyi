@@ -39,6 +39,14 @@ class GatewayServiceStub:
     """Pays a merchant from a citizen's wallet after checking the program's rules.
     Idempotent under idempotency_key: the same key and request return the same
     payment and move money once.
+
+    Outcomes: OK with a COMPLETED payment; FAILED_PRECONDITION for a rule denial
+    (RULE_VIOLATION) or a ledger refusal (INSUFFICIENT_FUNDS), final and stored;
+    INVALID_ARGUMENT / NOT_FOUND / PERMISSION_DENIED for a bad request, nothing stored;
+    UNAVAILABLE when the outcome is not known yet: the payment (named in the
+    ErrorInfo metadata) is PENDING and will complete exactly once, on a retry with the
+    same key or by the platform's reconciler. Never pay again under a new key after
+    UNAVAILABLE: retry with the same key, or poll GetPayment.
     """
     GetPayment: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetPaymentRequest, _service_pb2.GetPaymentResponse]
     """Returns a payment made by the calling participant."""
@@ -56,6 +64,14 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Pays a merchant from a citizen's wallet after checking the program's rules.
     Idempotent under idempotency_key: the same key and request return the same
     payment and move money once.
+
+    Outcomes: OK with a COMPLETED payment; FAILED_PRECONDITION for a rule denial
+    (RULE_VIOLATION) or a ledger refusal (INSUFFICIENT_FUNDS), final and stored;
+    INVALID_ARGUMENT / NOT_FOUND / PERMISSION_DENIED for a bad request, nothing stored;
+    UNAVAILABLE when the outcome is not known yet: the payment (named in the
+    ErrorInfo metadata) is PENDING and will complete exactly once, on a retry with the
+    same key or by the platform's reconciler. Never pay again under a new key after
+    UNAVAILABLE: retry with the same key, or poll GetPayment.
     """
     GetPayment: _aio.UnaryUnaryMultiCallable[_service_pb2.GetPaymentRequest, _service_pb2.GetPaymentResponse]  # type: ignore[assignment]
     """Returns a payment made by the calling participant."""
@@ -76,6 +92,14 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         """Pays a merchant from a citizen's wallet after checking the program's rules.
         Idempotent under idempotency_key: the same key and request return the same
         payment and move money once.
+
+        Outcomes: OK with a COMPLETED payment; FAILED_PRECONDITION for a rule denial
+        (RULE_VIOLATION) or a ledger refusal (INSUFFICIENT_FUNDS), final and stored;
+        INVALID_ARGUMENT / NOT_FOUND / PERMISSION_DENIED for a bad request, nothing stored;
+        UNAVAILABLE when the outcome is not known yet: the payment (named in the
+        ErrorInfo metadata) is PENDING and will complete exactly once, on a retry with the
+        same key or by the platform's reconciler. Never pay again under a new key after
+        UNAVAILABLE: retry with the same key, or poll GetPayment.
         """
 
     @_abc_1.abstractmethod
