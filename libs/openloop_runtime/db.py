@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -16,3 +17,17 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=1800,
     )
+
+
+NAMING_CONVENTION = {
+    "pk": "pk_%(table_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+}
+"""Constraint names every service's schema follows, so migrations can name what they alter."""
+
+
+def service_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)

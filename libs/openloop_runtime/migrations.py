@@ -51,3 +51,23 @@ def run_env(target_metadata: MetaData) -> None:
     if url is None:
         raise RuntimeError("sqlalchemy.url is not configured")
     asyncio.run(_run_async(url, target_metadata))
+
+
+async def schema_drift(database_url: str, target_metadata: MetaData) -> list[object]:
+    """What differs between a migrated database and ``target_metadata`` (empty: nothing).
+
+    Each service's tests migrate a fresh database and assert this is empty, so the
+    hand-written migrations and ``tables.py`` cannot drift apart.
+    """
+    from alembic.autogenerate import compare_metadata  # noqa: PLC0415 (tests only)
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+
+    def differences(connection: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(connection), target_metadata))
+
+    engine = create_async_engine(database_url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(differences)
+    finally:
+        await engine.dispose()

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from openloop_runtime import migrations
 from openloop_settlement.config import SettlementSettings
 from openloop_settlement.tables import metadata
 
 
-def _differences(connection: Connection) -> list[object]:
-    return list(compare_metadata(MigrationContext.configure(connection), metadata))
-
-
 async def test_the_migration_matches_the_tables(settlement_database: str) -> None:
-    engine = create_async_engine(settlement_database)
-    try:
-        async with engine.connect() as conn:
-            assert await conn.run_sync(_differences) == []
-    finally:
-        await engine.dispose()
+    assert await migrations.schema_drift(settlement_database, metadata) == []
 
 
 def test_settings_come_from_the_settlement_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

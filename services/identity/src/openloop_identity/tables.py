@@ -12,21 +12,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
-    MetaData,
     Table,
     Text,
     func,
 )
 
-metadata = MetaData(
-    naming_convention={
-        "pk": "pk_%(table_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-    }
-)
+from openloop_runtime.db import service_metadata
+
+metadata = service_metadata()
 
 participants = Table(
     "participants",

@@ -14,21 +14,14 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
-    MetaData,
     Table,
     Text,
     func,
 )
 
-metadata = MetaData(
-    naming_convention={
-        "pk": "pk_%(table_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-    }
-)
+from openloop_runtime.db import service_metadata
+
+metadata = service_metadata()
 
 rule_sets = Table(
     "rule_sets",

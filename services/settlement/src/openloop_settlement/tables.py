@@ -11,18 +11,14 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    MetaData,
     String,
     Table,
     func,
 )
 
-metadata = MetaData(
-    naming_convention={
-        "pk": "pk_%(table_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-    }
-)
+from openloop_runtime.db import service_metadata
+
+metadata = service_metadata()
 
 obligations = Table(
     "obligations",

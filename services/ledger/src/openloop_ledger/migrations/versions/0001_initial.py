@@ -80,10 +80,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transfers")),
         sa.UniqueConstraint("seq", name=op.f("uq_transfers_seq")),
         sa.ForeignKeyConstraint(
-            ["debit_account_id"], ["accounts.id"], name=op.f("fk_transfers_debit_account_id")
+            ["debit_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_transfers_debit_account_id_accounts"),
         ),
         sa.ForeignKeyConstraint(
-            ["credit_account_id"], ["accounts.id"], name=op.f("fk_transfers_credit_account_id")
+            ["credit_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_transfers_credit_account_id_accounts"),
         ),
         sa.CheckConstraint("amount > 0", name=op.f("ck_transfers_amount_positive")),
         sa.CheckConstraint(
