@@ -41,6 +41,9 @@ def open_channel(target: str) -> grpc.aio.Channel:
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.enable_retries", 1),
+            # Reconnect quickly after an upstream restarts (defaults back off to 120 s).
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2000),
             # Kubernetes Services are headless: spread calls over every replica.
             ("grpc.lb_policy_name", "round_robin"),
         ],

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from openloop_runtime.settings import ServiceSettings
+
+
+@contextlib.asynccontextmanager
+async def engine_for(settings: ServiceSettings) -> AsyncIterator[AsyncEngine]:
+    """The service's engine for the life of the server, disposed when it stops."""
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -15,6 +15,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import grpc
@@ -36,6 +37,17 @@ class Registration:
     servicer: object
     full_name: str
     """Fully qualified service name, for health and reflection."""
+
+    @classmethod
+    def of(
+        cls, pb2: ModuleType, pb2_grpc: ModuleType, service: str, servicer: object
+    ) -> Registration:
+        """The registration of ``service`` from its generated ``*_pb2`` / ``*_pb2_grpc`` modules."""
+        return cls(
+            add_to_server=getattr(pb2_grpc, f"add_{service}Servicer_to_server"),
+            servicer=servicer,
+            full_name=pb2.DESCRIPTOR.services_by_name[service].full_name,
+        )
 
 
 ServiceFactory = Callable[[], AbstractAsyncContextManager[Sequence[Registration]]]

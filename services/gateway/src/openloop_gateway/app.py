@@ -15,7 +15,7 @@ from openloop_gateway.reconciler import run_reconciler
 from openloop_gateway.servicer import GatewayServicer
 from openloop_gateway.store import PaymentStore
 from openloop_gateway.upstreams import connect_upstreams
-from openloop_runtime.db import create_engine
+from openloop_runtime.db import engine_for
 from openloop_runtime.server import Registration, ServiceFactory
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -24,34 +24,23 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 def build(settings: GatewaySettings) -> ServiceFactory:
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Sequence[Registration]]:
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        try:
-            async with connect_upstreams(settings) as upstreams:
-                store = PaymentStore(engine)
-                flow = PaymentFlow(store, upstreams)
-                reconciler = asyncio.create_task(
-                    run_reconciler(
-                        store,
-                        flow,
-                        interval=settings.reconcile_interval_seconds,
-                        older_than=timedelta(seconds=settings.reconcile_after_seconds),
-                    )
+        async with engine_for(settings) as engine, connect_upstreams(settings) as upstreams:
+            store = PaymentStore(engine)
+            flow = PaymentFlow(store, upstreams)
+            reconciler = asyncio.create_task(
+                run_reconciler(
+                    store,
+                    flow,
+                    interval=settings.reconcile_interval_seconds,
+                    older_than=timedelta(seconds=settings.reconcile_after_seconds),
                 )
-                try:
-                    yield [
-                        Registration(
-                            service_pb2_grpc.add_GatewayServiceServicer_to_server,
-                            GatewayServicer(
-                                flow, store, upstreams, settings.participant_uri_prefix
-                            ),
-                            service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
-                        )
-                    ]
-                finally:
-                    reconciler.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await reconciler
-        finally:
-            await engine.dispose()
+            )
+            servicer = GatewayServicer(flow, store, upstreams, settings.participant_uri_prefix)
+            try:
+                yield [Registration.of(service_pb2, service_pb2_grpc, "GatewayService", servicer)]
+            finally:
+                reconciler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reconciler
 
     return factory

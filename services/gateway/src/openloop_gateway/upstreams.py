@@ -1,5 +1,9 @@
 """Typed calls to the services a payment passes through, each with a deadline.
 
+Calls wait for their channel to be ready (within the deadline) instead of failing
+at once while the channel backs off after an upstream restart: a service that is
+back answers the next payment, and one that stays down costs one deadline.
+
 A failed call becomes a DomainError (openloop_runtime.clients.upstream_error):
 client mistakes pass through with the upstream's ErrorInfo, outages become
 UNAVAILABLE.
@@ -58,6 +62,7 @@ class Upstreams:
                     acting_participant=participant, payer=payer, payee=payee
                 ),
                 timeout=self._timeout,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("identity", error) from error
@@ -66,7 +71,9 @@ class Upstreams:
     async def get_citizen(self, name: str) -> identity_resources.Citizen:
         try:
             reply = await self._identity.GetCitizen(
-                identity_pb2.GetCitizenRequest(name=name), timeout=self._timeout
+                identity_pb2.GetCitizenRequest(name=name),
+                timeout=self._timeout,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("identity", error) from error
@@ -75,7 +82,9 @@ class Upstreams:
     async def get_merchant(self, name: str) -> identity_resources.Merchant:
         try:
             reply = await self._identity.GetMerchant(
-                identity_pb2.GetMerchantRequest(name=name), timeout=self._timeout
+                identity_pb2.GetMerchantRequest(name=name),
+                timeout=self._timeout,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("identity", error) from error
@@ -86,7 +95,9 @@ class Upstreams:
     ) -> rules_resources.Decision:
         try:
             reply = await self._rules.Evaluate(
-                rules_pb2.EvaluateRequest(scope=scope, facts=facts), timeout=self._timeout
+                rules_pb2.EvaluateRequest(scope=scope, facts=facts),
+                timeout=self._timeout,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("rules", error) from error
@@ -97,7 +108,9 @@ class Upstreams:
     ) -> ledger_resources.CreateTransferResult.ValueType:
         try:
             reply = await self._ledger.CreateTransfers(
-                ledger_pb2.CreateTransfersRequest(transfers=[transfer]), timeout=self._timeout
+                ledger_pb2.CreateTransfersRequest(transfers=[transfer]),
+                timeout=self._timeout,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("ledger", error) from error
@@ -106,7 +119,9 @@ class Upstreams:
     async def lookup_account(self, account_id: str) -> ledger_resources.Account | None:
         try:
             reply = await self._ledger.LookupAccounts(
-                ledger_pb2.LookupAccountsRequest(ids=[account_id]), timeout=self._timeout
+                ledger_pb2.LookupAccountsRequest(ids=[account_id]),
+                timeout=self._timeout,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("ledger", error) from error
@@ -124,6 +139,7 @@ class Upstreams:
                     amount=thb(satang),
                 ),
                 timeout=self._timeout,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("settlement", error) from error

@@ -11,7 +11,7 @@ from openloop.identity.v1 import service_pb2, service_pb2_grpc
 from openloop_identity.config import IdentitySettings
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.servicer import IdentityServicer
-from openloop_runtime.db import create_engine
+from openloop_runtime.db import engine_for
 from openloop_runtime.server import Registration, ServiceFactory
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -27,17 +27,8 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                 "citizen IDs are tokenised with the public development key; "
                 "set OPENLOOP_IDENTITY_CITIZEN_ID_HMAC_KEY outside development"
             )
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        servicer = IdentityServicer(engine, CitizenIdTokenizer(settings.citizen_id_hmac_key))
-        try:
-            yield [
-                Registration(
-                    add_to_server=service_pb2_grpc.add_IdentityServiceServicer_to_server,
-                    servicer=servicer,
-                    full_name=service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name,
-                )
-            ]
-        finally:
-            await engine.dispose()
+        async with engine_for(settings) as engine:
+            servicer = IdentityServicer(engine, CitizenIdTokenizer(settings.citizen_id_hmac_key))
+            yield [Registration.of(service_pb2, service_pb2_grpc, "IdentityService", servicer)]
 
     return factory

@@ -11,7 +11,7 @@ from openloop_rules.bootstrap import load_rule_set
 from openloop_rules.config import RulesSettings
 from openloop_rules.registry import ActiveRuleSet
 from openloop_rules.servicer import RulesServicer
-from openloop_runtime.db import create_engine
+from openloop_runtime.db import engine_for
 from openloop_runtime.server import Registration, ServiceFactory
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -20,17 +20,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 def build(settings: RulesSettings) -> ServiceFactory:
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Sequence[Registration]]:
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        try:
+        async with engine_for(settings) as engine:
             active = ActiveRuleSet(await load_rule_set(engine, settings))
-            yield [
-                Registration(
-                    add_to_server=service_pb2_grpc.add_RulesServiceServicer_to_server,
-                    servicer=RulesServicer(active),
-                    full_name=service_pb2.DESCRIPTOR.services_by_name["RulesService"].full_name,
-                )
-            ]
-        finally:
-            await engine.dispose()
+            servicer = RulesServicer(active)
+            yield [Registration.of(service_pb2, service_pb2_grpc, "RulesService", servicer)]
 
     return factory
