@@ -616,6 +616,14 @@ async def test_verify_payment_parties_refusals(identity: Identity, parties: Part
         "MERCHANT_NOT_FOUND",
         resource="merchants/m404",
     )
+    await set_state(identity, parties.payee_host, "SUSPENDED")
+    await expect_error(
+        identity.stub.VerifyPaymentParties(verify(parties)),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "PARTICIPANT_NOT_ACTIVE",
+        resource=f"participants/{parties.payee_host}",
+    )
+    await set_state(identity, parties.payee_host, "ACTIVE")
     await set_state(identity, parties.payer_host, "SUSPENDED")
     await expect_error(
         identity.stub.VerifyPaymentParties(verify(parties)),

@@ -1,7 +1,7 @@
 """The payment hot path: who pays whom, checked in one query.
 
 Every payment asks this, so it is a single read on a single connection: the
-acting participant's state, the payer citizen and the payee merchant come back
+acting participant's state, the payer citizen, the payee merchant and its host's state come back
 as one row (outer joins keep the row when either party is missing), and the
 checks run on that row in memory. It writes nothing.
 """
@@ -32,6 +32,7 @@ async def verify_payment_parties(
         .scalar_subquery()
     )
     anchor = select(literal(1).label("anchor")).subquery("anchor")
+    payee_host = participants.alias("payee_host")
     query = select(
         acting_state.label("acting_state"),
         citizens.c.citizen_id,
@@ -41,10 +42,11 @@ async def verify_payment_parties(
         merchants.c.district_code,
         merchants.c.size_class,
         merchants.c.hosting_participant_id.label("payee_host"),
+        payee_host.c.state.label("payee_host_state"),
     ).select_from(
-        anchor.outerjoin(citizens, citizens.c.citizen_id == payer_id).outerjoin(
-            merchants, merchants.c.merchant_id == payee_id
-        )
+        anchor.outerjoin(citizens, citizens.c.citizen_id == payer_id)
+        .outerjoin(merchants, merchants.c.merchant_id == payee_id)
+        .outerjoin(payee_host, payee_host.c.participant_id == merchants.c.hosting_participant_id)
     )
     async with engine.connect() as conn:
         row = (await conn.execute(query)).one()
@@ -59,6 +61,9 @@ async def verify_payment_parties(
         raise errors.party_not_hosted(format_name("citizens", payer_id), acting_participant_id)
     if row.merchant_id is None:
         raise errors.merchant_not_found(payee_id)
+    if row.payee_host_state != ParticipantState.ACTIVE.value:
+        # A suspended or closed participant may not receive money either.
+        raise errors.participant_not_active(row.payee_host, row.payee_host_state)
     return PaymentParties(
         payer=PartyFacts(
             kind=PartyKind.CITIZEN,
