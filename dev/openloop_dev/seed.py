@@ -7,6 +7,8 @@ ids and transfer ids), so ``make up`` can seed the same database again.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 
 import grpc
@@ -57,16 +59,91 @@ class DemoProgram:
         return asdict(self)
 
 
-async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
+@dataclass(frozen=True)
+class Operator:
+    """The platform operator's view: the internal services, called directly."""
+
+    identity: identity_grpc.IdentityServiceStub
+    ledger: ledger_grpc.LedgerServiceStub
+    settlement: settlement_grpc.SettlementServiceStub
+
+
+@contextlib.asynccontextmanager
+async def operator(layout: MeshLayout) -> AsyncIterator[Operator]:
     async with (
         grpc.aio.insecure_channel(layout.target("identity")) as identity_channel,
         grpc.aio.insecure_channel(layout.target("ledger")) as ledger_channel,
         grpc.aio.insecure_channel(layout.target("settlement")) as settlement_channel,
     ):
-        identity = identity_grpc.IdentityServiceStub(identity_channel)
-        ledger = ledger_grpc.LedgerServiceStub(ledger_channel)
-        settlement = settlement_grpc.SettlementServiceStub(settlement_channel)
+        yield Operator(
+            identity_grpc.IdentityServiceStub(identity_channel),
+            ledger_grpc.LedgerServiceStub(ledger_channel),
+            settlement_grpc.SettlementServiceStub(settlement_channel),
+        )
 
+
+async def open_accounts(op: Operator, accounts: Sequence[ledger_resources.Account]) -> None:
+    """Create ledger accounts; an account that already exists as asked is fine."""
+    reply = await op.ledger.CreateAccounts(ledger_pb2.CreateAccountsRequest(accounts=accounts))
+    for account, result in zip(accounts, reply.results, strict=True):
+        if result not in (
+            _CreateResult.CREATE_ACCOUNT_RESULT_OK,
+            _CreateResult.CREATE_ACCOUNT_RESULT_EXISTS,
+        ):
+            raise RuntimeError(f"account {account.id}: {_CreateResult.Name(result)}")
+
+
+async def fund_entitlements(op: Operator, citizens: Sequence[str], host: str) -> None:
+    """Open each citizen's wallet at ``host`` and pay it the entitlement from the treasury,
+    recording the treasury -> host obligation in settlement. Idempotent by transfer id."""
+    await open_accounts(
+        op,
+        [
+            _account(
+                TREASURY_FUNDING_ACCOUNT,
+                AccountCode.TREASURY_FUNDING,
+                "treasury",
+                "participants/treasury",
+                limited=False,
+            ),
+            *(
+                _account(wallet_account_id(c), AccountCode.CITIZEN_WALLET, c, host)
+                for c in citizens
+            ),
+        ],
+    )
+    transfers = [
+        ledger_resources.Transfer(
+            id=f"entitlement:{wallet_account_id(c)}",
+            debit_account_id=TREASURY_FUNDING_ACCOUNT,
+            credit_account_id=wallet_account_id(c),
+            amount=ENTITLEMENT_SATANG,
+            ledger=LEDGER_THB,
+            code=TransferCode.ENTITLEMENT_FUNDING,
+            user_data=c,
+        )
+        for c in citizens
+    ]
+    reply = await op.ledger.CreateTransfers(ledger_pb2.CreateTransfersRequest(transfers=transfers))
+    for transfer, result in zip(transfers, reply.results, strict=True):
+        if result not in (
+            _TransferResult.CREATE_TRANSFER_RESULT_OK,
+            _TransferResult.CREATE_TRANSFER_RESULT_EXISTS,
+        ):
+            raise RuntimeError(f"{transfer.id}: {_TransferResult.Name(result)}")
+        await op.settlement.RecordTransfer(
+            settlement_pb2.RecordTransferRequest(
+                transfer_id=transfer.id,
+                debit_participant="participants/treasury",
+                credit_participant=host,
+                amount=thb(transfer.amount),
+            )
+        )
+
+
+async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
+    async with operator(layout) as op:
+        identity = op.identity
         for participant_id, name, role in (
             ("treasury", "Comptroller General's Department", _Role.PARTICIPANT_ROLE_TREASURY),
             ("operator", "OpenLoop operator", _Role.PARTICIPANT_ROLE_OPERATOR),
@@ -127,66 +204,17 @@ async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
                 )
             )
             merchants[key] = reply.merchant.name
-        program = DemoProgram(citizen=citizen, **merchants)
-
-        accounts = [
-            _account(
-                TREASURY_FUNDING_ACCOUNT,
-                AccountCode.TREASURY_FUNDING,
-                "treasury",
-                "participants/treasury",
-                limited=False,
-            ),
-            _account(
-                wallet_account_id(citizen),
-                AccountCode.CITIZEN_WALLET,
-                citizen,
-                "participants/bank-a",
-            ),
-            *(
+        await open_accounts(
+            op,
+            [
                 _account(
                     wallet_account_id(m), AccountCode.MERCHANT_WALLET, m, "participants/bank-b"
                 )
                 for m in merchants.values()
-            ),
-        ]
-        results = (
-            await ledger.CreateAccounts(ledger_pb2.CreateAccountsRequest(accounts=accounts))
-        ).results
-        for account, result in zip(accounts, results, strict=True):
-            if result not in (
-                _CreateResult.CREATE_ACCOUNT_RESULT_OK,
-                _CreateResult.CREATE_ACCOUNT_RESULT_EXISTS,
-            ):
-                raise RuntimeError(f"account {account.id}: {_CreateResult.Name(result)}")
-
-        funding_id = f"entitlement:{wallet_account_id(citizen)}"
-        funding = ledger_resources.Transfer(
-            id=funding_id,
-            debit_account_id=TREASURY_FUNDING_ACCOUNT,
-            credit_account_id=wallet_account_id(citizen),
-            amount=ENTITLEMENT_SATANG,
-            ledger=LEDGER_THB,
-            code=TransferCode.ENTITLEMENT_FUNDING,
-            user_data=citizen,
+            ],
         )
-        (result,) = (
-            await ledger.CreateTransfers(ledger_pb2.CreateTransfersRequest(transfers=[funding]))
-        ).results
-        if result not in (
-            _TransferResult.CREATE_TRANSFER_RESULT_OK,
-            _TransferResult.CREATE_TRANSFER_RESULT_EXISTS,
-        ):
-            raise RuntimeError(f"entitlement funding: {_TransferResult.Name(result)}")
-        await settlement.RecordTransfer(
-            settlement_pb2.RecordTransferRequest(
-                transfer_id=funding_id,
-                debit_participant="participants/treasury",
-                credit_participant="participants/bank-a",
-                amount=thb(ENTITLEMENT_SATANG),
-            )
-        )
-    return program
+        await fund_entitlements(op, [citizen], "participants/bank-a")
+    return DemoProgram(citizen=citizen, **merchants)
 
 
 def _account(

@@ -6,10 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import RowMapping, func, select
+from sqlalchemy import Executable, RowMapping, Select, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openloop_gateway.tables import payments
 
@@ -79,33 +80,33 @@ def _record(row: RowMapping) -> PaymentRecord:
     return PaymentRecord(**values)
 
 
+def _by_id(payment_id: str) -> Select[Any]:
+    return select(payments).where(payments.c.payment_id == payment_id)
+
+
+def _by_key(participant_id: str, idempotency_key: str) -> Select[Any]:
+    return select(payments).where(
+        payments.c.participant_id == participant_id,
+        payments.c.idempotency_key == idempotency_key,
+    )
+
+
+async def _first(conn: AsyncConnection, statement: Executable) -> RowMapping | None:
+    return (await conn.execute(statement)).mappings().first()
+
+
 class PaymentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def get(self, payment_id: str) -> PaymentRecord | None:
         async with self._engine.connect() as conn:
-            row = (
-                (await conn.execute(select(payments).where(payments.c.payment_id == payment_id)))
-                .mappings()
-                .first()
-            )
+            row = await _first(conn, _by_id(payment_id))
         return _record(row) if row else None
 
     async def find_by_key(self, participant_id: str, idempotency_key: str) -> PaymentRecord | None:
         async with self._engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(payments).where(
-                            payments.c.participant_id == participant_id,
-                            payments.c.idempotency_key == idempotency_key,
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            row = await _first(conn, _by_key(participant_id, idempotency_key))
         return _record(row) if row else None
 
     async def insert(self, record: PaymentRecord) -> PaymentRecord:
@@ -116,69 +117,40 @@ class PaymentStore:
             for k, v in dataclasses.asdict(record).items()
             if k not in ("create_time", "update_time")
         }
+        statement = (
+            insert(payments)
+            .values(values)
+            .on_conflict_do_nothing(constraint="payments_idempotency_key")
+            .returning(*payments.c)
+        )
         async with self._engine.begin() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        insert(payments)
-                        .values(values)
-                        .on_conflict_do_nothing(constraint="payments_idempotency_key")
-                        .returning(*payments.c)
-                    )
-                )
-                .mappings()
-                .first()
+            row = await _first(conn, statement) or await _first(
+                conn, _by_key(record.participant_id, record.idempotency_key)
             )
-            if row is None:
-                row = (
-                    (
-                        await conn.execute(
-                            select(payments).where(
-                                payments.c.participant_id == record.participant_id,
-                                payments.c.idempotency_key == record.idempotency_key,
-                            )
-                        )
-                    )
-                    .mappings()
-                    .one()
-                )
+        assert row is not None  # the key's row exists: ours, or the racing request's
         return _record(row)
 
     async def finish(self, record: PaymentRecord) -> PaymentRecord:
         """Move a pending payment to its final state (once: a final state never changes)."""
-        async with self._engine.begin() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        payments.update()
-                        .where(
-                            payments.c.payment_id == record.payment_id,
-                            payments.c.state == PaymentState.PENDING.value,
-                        )
-                        .values(
-                            state=record.state.value,
-                            failure_reason=record.failure_reason,
-                            failure_message=record.failure_message,
-                            failure_rule_id=record.failure_rule_id,
-                            failure_rule_reason=record.failure_rule_reason,
-                            update_time=func.now(),
-                        )
-                        .returning(*payments.c)
-                    )
-                )
-                .mappings()
-                .first()
+        statement = (
+            payments.update()
+            .where(
+                payments.c.payment_id == record.payment_id,
+                payments.c.state == PaymentState.PENDING.value,
             )
-            if row is None:
-                row = (
-                    (
-                        await conn.execute(
-                            select(payments).where(payments.c.payment_id == record.payment_id)
-                        )
-                    )
-                    .mappings()
-                    .one()
-                )
+            .values(
+                state=record.state.value,
+                failure_reason=record.failure_reason,
+                failure_message=record.failure_message,
+                failure_rule_id=record.failure_rule_id,
+                failure_rule_reason=record.failure_rule_reason,
+                update_time=func.now(),
+            )
+            .returning(*payments.c)
+        )
+        async with self._engine.begin() as conn:
+            row = await _first(conn, statement) or await _first(conn, _by_id(record.payment_id))
+        assert row is not None  # payments are never deleted
         return _record(row)
 
     async def touch(self, payment_id: str) -> None:
