@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up demo test lint unit bench gen trace clean
+.PHONY: up demo test lint unit bench bench-ledger gen trace clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP)
 ## Drive payments through Envoy and write bench/reports/*.json.
 bench: $(STAMP)
 	$(BIN)/python -m bench.payments $(BENCH_ARGS)
+
+## The ledger's throughput, checkpoint lag, proofs and verifier beside naive baselines.
+bench-ledger: $(STAMP)
+	$(BIN)/python -m bench.ledger $(BENCH_ARGS)
 
 ## Regenerate Python code from protos/.
 gen: $(STAMP)

@@ -57,7 +57,12 @@ Pay as bank A (grpcurl, if you have it):
     -d '{{"idempotency_key":"k1","payer":"{program.citizen}","payee":"{program.small_shop}",
          "amount":{{"currency_code":"THB","amount_satang":"25000"}}}}' \\
     {layout.edge_target} openloop.gateway.v1.GatewayService/Pay
-or run `make demo` in another terminal. Ctrl-C stops everything.""")
+or run `make demo` in another terminal. Ctrl-C stops everything.
+
+Audit the ledger (recomputes every leaf, checkpoint signature and balance):
+  OPENLOOP_LEDGER_LEAF_KEY=$(cat {layout.workdir}/ledger-leaf.key) \\
+    python -m openloop_ledger.audit verify --database-url {layout.database_urls["ledger"]} \\
+    --verifier-key '{mesh.ledger_verifier_key()}'""")
 
 
 def up() -> None:

@@ -29,6 +29,7 @@ from openloop_dev.envoy import envoy_binary, render_envoy_config
 from openloop_dev.pki import DevPki, ensure_dev_pki
 from openloop_dev.ports import free_port
 from openloop_dev.postgres import EmbeddedPostgres, create_database
+from openloop_ledger.merkle.note import Signer, generate_signer_key
 
 SERVICES = ("identity", "rules", "ledger", "settlement", "gateway")
 """In start order: the gateway last, once everything it calls is up."""
@@ -174,6 +175,11 @@ class Mesh:
         }
         if service == "identity":
             env[f"{prefix}CITIZEN_ID_HMAC_KEY"] = self._hmac_key()
+        if service == "ledger":
+            env[f"{prefix}LEAF_KEY"] = self._secret("ledger-leaf.key", secrets.token_hex(32))
+            env[f"{prefix}LOG_SIGNING_KEY"] = self._secret(
+                "ledger-log-signing.key", generate_signer_key("openloop.dev/ledger")
+            )
         if service == "gateway":
             for upstream in ("identity", "rules", "ledger", "settlement"):
                 env[f"{prefix}{upstream.upper()}_TARGET"] = self.layout.target(upstream)
@@ -181,6 +187,19 @@ class Mesh:
                 f"{prefix}RECONCILE_AFTER_SECONDS", "10"
             )
         return env
+
+    def _secret(self, name: str, initial: str) -> str:
+        """A development secret kept with the mesh's data, made on first use."""
+        path = self.layout.workdir / name
+        if not path.exists():
+            path.write_text(initial)
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def ledger_verifier_key(self) -> str:
+        """The public key auditors check this mesh's checkpoints with."""
+        signing_key = self.service_env("ledger")["OPENLOOP_LEDGER_LOG_SIGNING_KEY"]
+        return Signer.from_key(signing_key).verifier_key()
 
     def _hmac_key(self) -> str:
         """A development key kept with the mesh's data, so citizens stay findable across runs."""

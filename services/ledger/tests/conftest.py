@@ -25,7 +25,12 @@ async def ledger_database(fresh_database: Callable[[str], Awaitable[str]]) -> st
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def ledger(ledger_database: str) -> AsyncIterator[service_pb2_grpc.LedgerServiceAsyncStub]:
-    settings = LedgerSettings(port=0, database_url=ledger_database)
+    settings = LedgerSettings(
+        port=0,
+        database_url=ledger_database,
+        checkpoint_interval_seconds=0.1,
+        expiry_interval_seconds=0.2,
+    )
     async with (
         running_server("ledger.openloop.dev", settings, build(settings)) as running,
         grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,

@@ -176,10 +176,13 @@ async def _race_against_uncommitted_transfer(
     raced, free = _id("raced"), _id("free")
     async with database.connect() as holder:
         transaction = await holder.begin()
+        # What another replica's batch does: take a journal position, insert under it.
         await holder.execute(
             text(
-                "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, ledger,"
-                " code, user_data) VALUES (:id, :d, :c, 9, 764, 1, '')"
+                "WITH reserved AS (UPDATE journal SET size = size + 1 RETURNING size - 1 AS size)"
+                " INSERT INTO transfers (id, position, debit_account_id, credit_account_id,"
+                " amount, ledger, code, user_data, create_time)"
+                " SELECT :id, size, :d, :c, 9, 764, 1, '', now() FROM reserved"
             ),
             {"id": raced, "d": other_debit, "c": other_credit},
         )

@@ -84,7 +84,9 @@ async def test_a_transfer_moves_its_amount_and_is_recorded(ledger: Stub) -> None
     )
     [recorded] = response.transfers
     assert recorded.create_time.seconds > 0
-    recorded.ClearField("create_time")
+    assert recorded.HasField("flags")
+    for output in ("create_time", "position", "flags"):
+        recorded.ClearField(output)
     assert recorded == transfer
 
 
@@ -142,6 +144,8 @@ async def test_malformed_transfers_get_their_result_codes(ledger: Stub) -> None:
         _transfer(a, b, 0),
         _transfer(a, b, MAX + 1),
         _transfer(a, b, 2**64 - 1),
+        _transfer(a, b, 1, pending_id="p"),
+        _transfer(a, b, 1, timeout=5),
     )
     assert results == [
         T.CREATE_TRANSFER_RESULT_ID_MUST_NOT_BE_EMPTY,
@@ -153,8 +157,10 @@ async def test_malformed_transfers_get_their_result_codes(ledger: Stub) -> None:
         T.CREATE_TRANSFER_RESULT_LEDGER_MUST_NOT_BE_ZERO,
         T.CREATE_TRANSFER_RESULT_CODE_MUST_NOT_BE_ZERO,
         T.CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO,
-        T.CREATE_TRANSFER_RESULT_AMOUNT_TOO_LARGE,
-        T.CREATE_TRANSFER_RESULT_AMOUNT_TOO_LARGE,
+        T.CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS_POSTED,
+        T.CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS_POSTED,
+        T.CREATE_TRANSFER_RESULT_PENDING_ID_MUST_BE_EMPTY,
+        T.CREATE_TRANSFER_RESULT_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER,
     ]
     assert await _totals(ledger, a, b) == [(0, 0), (0, 0)]
 
@@ -174,8 +180,8 @@ async def test_accounts_must_exist_and_share_the_transfers_ledger(ledger: Stub) 
     assert results == [
         T.CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_NOT_FOUND,
         T.CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_NOT_FOUND,
-        T.CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_NOT_FOUND,
-        T.CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_NOT_FOUND,
+        T.CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ID_IS_MALFORMED,
+        T.CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ID_IS_MALFORMED,
         T.CREATE_TRANSFER_RESULT_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER,
         T.CREATE_TRANSFER_RESULT_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS,
     ]
@@ -245,7 +251,7 @@ async def test_posted_totals_never_wrap_past_the_signed_64_bit_maximum(ledger: S
     assert await _totals(ledger, issuer, holder, other) == [(MAX, MAX), (MAX, MAX), (0, 0)]
 
 
-async def test_seq_numbers_transfers_in_the_order_the_batch_applied_them(
+async def test_positions_follow_the_order_the_batch_applied_transfers_without_gaps(
     ledger: Stub, ledger_database: str
 ) -> None:
     a, b = await _open(ledger, "a"), await _open(ledger, "b")
@@ -254,13 +260,15 @@ async def test_seq_numbers_transfers_in_the_order_the_batch_applied_them(
         await _submit(ledger, *(_transfer(a, b, 1, transfer_id=i) for i in ids))
         == [T.CREATE_TRANSFER_RESULT_OK] * 3
     )
+    response = await ledger.LookupTransfers(service_pb2.LookupTransfersRequest(ids=ids))
+    positions = [t.position for t in response.transfers]
+    assert positions == list(range(positions[0], positions[0] + 3))
     engine = create_async_engine(ledger_database)
     try:
         async with engine.connect() as conn:
-            rows = await conn.execute(
-                text("SELECT id FROM transfers WHERE id = ANY(:ids) ORDER BY seq"), {"ids": ids}
-            )
-            assert list(rows.scalars()) == ids
+            size = (await conn.execute(text("SELECT size FROM journal"))).scalar_one()
+            stored = list((await conn.execute(text("SELECT position FROM transfers"))).scalars())
+        assert sorted(stored) == list(range(size))
     finally:
         await engine.dispose()
 

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from openloop_runtime.settings import ServiceSettings
+
+DEVELOPMENT_LEAF_KEY = "openloop-development-only-ledger-leaf-key-do-not-use-in-production"
+"""Lets the devstack and tests run with no secret configured. Leaves hashed under it
+hide nothing: a deployment must set its own key (and give it to its auditors)."""
+
+DEVELOPMENT_LOG_SIGNING_KEY = (
+    "PRIVATE+KEY+openloop.dev/ledger+4858b3a3+AeShSLjB0eHokvTxZkUwHtoSgne1qjyHZVhsgCI382LU"
+)
+"""The devstack's checkpoint key, derived from a public string: checkpoints it signs
+prove nothing. Its verifier key is ``DEVELOPMENT_LOG_VERIFIER_KEY``."""
+
+DEVELOPMENT_LOG_VERIFIER_KEY = (
+    "openloop.dev/ledger+4858b3a3+AeVPq87Yzlrh44F9FxVS+Tl12ZLE5LcwGv6Clfrdh4Qg"
+)
+
+MIN_KEY_LENGTH = 32
 
 
 class LedgerSettings(ServiceSettings):
@@ -13,3 +29,29 @@ class LedgerSettings(ServiceSettings):
 
     port: int = Field(default=50053, ge=0, le=65535)
     """The ledger's well-known port in the mesh; 0 picks a free one (tests)."""
+    leaf_key: SecretStr = SecretStr(DEVELOPMENT_LEAF_KEY)
+    """HMAC key for the account ids and user data in Merkle leaves. Fixed for the life of
+    the log: the verifier needs it to recompute every leaf."""
+    log_signing_key: SecretStr = SecretStr(DEVELOPMENT_LOG_SIGNING_KEY)
+    """Ed25519 key that signs checkpoints, as a C2SP note signer key
+    (``PRIVATE+KEY+<origin>+<hash>+<base64>``). Its name is the log's origin."""
+    batch_max_events: int = Field(default=16_384, ge=1)
+    """Transfers applied in one database transaction, summed over the requests in it."""
+    checkpoint_interval_seconds: float = Field(default=0.25, gt=0)
+    """The sealer checks for new journal entries at least this often."""
+    expiry_interval_seconds: float = Field(default=1.0, gt=0)
+    """Pending transfers are voided at most this long after their timeout passes."""
+
+    @field_validator("leaf_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr) -> SecretStr:
+        if len(key.get_secret_value()) < MIN_KEY_LENGTH:
+            raise ValueError(f"leaf_key must be at least {MIN_KEY_LENGTH} characters")
+        return key
+
+    @property
+    def uses_development_keys(self) -> bool:
+        return (
+            self.leaf_key.get_secret_value() == DEVELOPMENT_LEAF_KEY
+            or self.log_signing_key.get_secret_value() == DEVELOPMENT_LOG_SIGNING_KEY
+        )

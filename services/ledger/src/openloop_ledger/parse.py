@@ -1,9 +1,9 @@
 """Turns requests into the ledger's values, refusing malformed requests as a whole.
 
 A malformed request (too many events, a participant that is not a resource
-name, balances a client tried to set) is INVALID_ARGUMENT for the whole call: it
-is a bug in the caller. Everything that depends on the ledger's state, or that
-TigerBeetle reports per event, is left to the per-event result codes.
+name, output fields a client tried to set) is INVALID_ARGUMENT for the whole
+call: it is a bug in the caller. Everything that depends on the ledger's state,
+or that TigerBeetle reports per event, is left to the per-event result codes.
 """
 
 from __future__ import annotations
@@ -13,15 +13,19 @@ from collections.abc import Sequence
 import grpc
 
 from openloop.ledger.v1 import resources_pb2, service_pb2
-from openloop_ledger.model import AccountFlags, AccountSpec, TransferSpec
+from openloop_ledger import paging
+from openloop_ledger.model import NO_FLAGS, AccountFlags, AccountSpec, TransferFlags, TransferSpec
+from openloop_ledger.store import AccountFilter
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
 from openloop_runtime.names import parse_name
 from openloop_runtime.text import bounded_text
 
 MAX_BATCH = 8189
-"""Events per request, as in TigerBeetle, so a later slice can batch the same way."""
+"""Events per request, as in TigerBeetle."""
 MAX_USER_DATA = 256
 """Characters of ``user_data``: a resource name or reference, not a document."""
+
+_ACCOUNT_OUTPUTS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 
 
 def check_batch_size(size: int, field: str, *, allow_empty: bool = False) -> None:
@@ -46,46 +50,86 @@ def account_specs(request: service_pb2.CreateAccountsRequest) -> list[AccountSpe
 
 
 def _account_spec(account: resources_pb2.Account, field: str) -> AccountSpec:
-    for total in ("debits_posted", "credits_posted"):
+    for total in _ACCOUNT_OUTPUTS:
         if getattr(account, total):
             raise invalid_field(
                 f"{field}.{total}", f"{field}.{total} is kept by the ledger; leave it zero"
             )
+    if account.HasField("create_time"):
+        raise invalid_field(f"{field}.create_time", f"{field}.create_time is set by the ledger")
     _check_user_data(account.user_data, f"{field}.user_data")
     participant_id = parse_name(account.participant, "participants", field=f"{field}.participant")
+    flags = account.flags
     return AccountSpec(
         id=account.id,
         ledger=account.ledger,
         code=account.code,
         flags=AccountFlags(
-            debits_must_not_exceed_credits=account.flags.debits_must_not_exceed_credits,
-            credits_must_not_exceed_debits=account.flags.credits_must_not_exceed_debits,
+            debits_must_not_exceed_credits=flags.debits_must_not_exceed_credits,
+            credits_must_not_exceed_debits=flags.credits_must_not_exceed_debits,
+            history=flags.history,
+            closed=flags.closed,
         ),
         user_data=account.user_data,
         participant_id=participant_id,
+        linked=flags.linked,
     )
 
 
 def transfer_specs(request: service_pb2.CreateTransfersRequest) -> list[TransferSpec]:
     check_batch_size(len(request.transfers), "transfers")
-    specs: list[TransferSpec] = []
-    for i, transfer in enumerate(request.transfers):
-        _check_user_data(transfer.user_data, f"transfers[{i}].user_data")
-        specs.append(
-            TransferSpec(
-                id=transfer.id,
-                debit_account_id=transfer.debit_account_id,
-                credit_account_id=transfer.credit_account_id,
-                amount=transfer.amount,
-                ledger=transfer.ledger,
-                code=transfer.code,
-                user_data=transfer.user_data,
-            )
-        )
-    return specs
+    return [_transfer_spec(t, f"transfers[{i}]") for i, t in enumerate(request.transfers)]
+
+
+def _transfer_spec(transfer: resources_pb2.Transfer, field: str) -> TransferSpec:
+    _check_user_data(transfer.user_data, f"{field}.user_data")
+    if transfer.position:
+        raise invalid_field(f"{field}.position", f"{field}.position is set by the ledger")
+    if transfer.HasField("create_time"):
+        raise invalid_field(f"{field}.create_time", f"{field}.create_time is set by the ledger")
+    return TransferSpec(
+        id=transfer.id,
+        debit_account_id=transfer.debit_account_id,
+        credit_account_id=transfer.credit_account_id,
+        amount=transfer.amount,
+        ledger=transfer.ledger,
+        code=transfer.code,
+        user_data=transfer.user_data,
+        flags=_transfer_flags(transfer.flags) if transfer.HasField("flags") else NO_FLAGS,
+        pending_id=transfer.pending_id,
+        timeout=transfer.timeout,
+    )
+
+
+def _transfer_flags(flags: resources_pb2.TransferFlags) -> TransferFlags:
+    return TransferFlags(
+        linked=flags.linked,
+        pending=flags.pending,
+        post_pending_transfer=flags.post_pending_transfer,
+        void_pending_transfer=flags.void_pending_transfer,
+        balancing_debit=flags.balancing_debit,
+        balancing_credit=flags.balancing_credit,
+        closing_debit=flags.closing_debit,
+        closing_credit=flags.closing_credit,
+    )
 
 
 def lookup_ids(ids: Sequence[str]) -> list[str]:
     """Ids to look up; an empty list is a valid question with an empty answer."""
     check_batch_size(len(ids), "ids", allow_empty=True)
     return list(ids)
+
+
+def account_filter(message: service_pb2.AccountFilter) -> AccountFilter:
+    if not message.account_id:
+        raise invalid_field("filter.account_id", "filter.account_id is required")
+    return AccountFilter(
+        account_id=message.account_id,
+        debits=message.debits,
+        credits=message.credits,
+        reversed=message.reversed,
+    )
+
+
+def page_size(requested: int) -> int:
+    return paging.page_size(requested)

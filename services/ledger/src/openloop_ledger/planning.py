@@ -1,29 +1,90 @@
-"""Applies a batch of events, in request order, to an in-memory view of the ledger.
+"""Applies a batch of requests, event after event, to an in-memory view of the ledger.
 
-The store loads (and locks) what a batch can touch, asks a planner what the
-batch does, and writes the plan in one transaction. Planning is pure, so the
-same batch against the same state always gives the same results, and the store
-can re-plan cheaply when a racing request turns out to have claimed an id.
+The store loads and locks what a batch can touch (the ``*_named`` helpers say what), asks a
+:class:`TransferBatch` what each request does, and writes the outcome in one transaction.
+Planning is pure: the same requests against the same view at the same ``now`` always give
+the same results, so the store can plan again cheaply after losing a race for an id.
+
+The semantics are TigerBeetle's, with the deviations ``resources.proto`` documents: linked
+chains, two-phase transfers with timeouts, balancing and closing transfers, per-account
+balance history. The rules themselves live in :mod:`openloop_ledger.validation`; this
+module composes them in precedence order and keeps the books.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TypeVar
 
-from openloop_ledger.model import AccountSpec, Balance, TransferSpec
+from openloop_ledger.model import (
+    AccountSpec,
+    AccountState,
+    Balances,
+    BalanceSnapshot,
+    Resolution,
+    Transfer,
+    TransferFlags,
+    TransferSpec,
+    expiry_id,
+)
 from openloop_ledger.validation import (
     A,
     AccountResult,
     T,
     TransferResult,
-    check_posting,
-    compare_account,
+    balancing_amount,
+    check_account,
+    check_pending_reference,
+    check_pending_state,
+    check_resolution_accounts,
+    check_totals,
+    check_transfer_accounts,
+    check_transfer_fields,
+    check_transfer_id,
     compare_transfer,
+    is_expired,
+    is_lookup_id,
     is_well_formed_id,
-    validate_account,
-    validate_transfer,
 )
+
+_OK = T.CREATE_TRANSFER_RESULT_OK
+_VOID = TransferFlags(void_pending_transfer=True)
+_R = TypeVar("_R")
+
+
+# Linked chains ----------------------------------------------------------------------------
+
+
+def _runs(linked: Sequence[bool]) -> tuple[list[tuple[int, int]], int]:
+    """Split a request into runs that succeed or fail as one: single events and linked chains.
+
+    Returns the runs as ``(start, stop)`` slices, and where the open chain starts: the
+    trailing events that all have ``linked`` (``len(linked)`` when the last one has not).
+    """
+    stop = len(linked)
+    open_start = stop
+    while open_start > 0 and linked[open_start - 1]:
+        open_start -= 1
+    runs: list[tuple[int, int]] = []
+    start = 0
+    for index in range(open_start):
+        if not linked[index]:
+            runs.append((start, index + 1))
+            start = index + 1
+    return runs, open_start
+
+
+def _fail_open_chain(results: list[_R], open_start: int, failed: _R, chain_open: _R) -> None:
+    """The open chain's last event is CHAIN_OPEN, the others LINKED_EVENT_FAILED."""
+    if open_start < len(results):
+        for index in range(open_start, len(results) - 1):
+            results[index] = failed
+        results[-1] = chain_open
+
+
+# Accounts ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,96 +96,458 @@ class AccountPlan:
 
 
 def plan_accounts(specs: Sequence[AccountSpec], existing: Mapping[str, AccountSpec]) -> AccountPlan:
-    """Results of creating ``specs`` given the ``existing`` accounts with the same ids."""
+    """Results of creating ``specs`` (one request) given the ``existing`` accounts they name.
+
+    An account created earlier in the request counts as existing for a later one with the
+    same id. A linked chain is created whole or not at all.
+    """
     known = dict(existing)
-    results: list[AccountResult] = []
+    results: list[AccountResult] = [A.CREATE_ACCOUNT_RESULT_UNSPECIFIED] * len(specs)
     created: list[AccountSpec] = []
-    for spec in specs:
-        outcome = validate_account(spec)
-        if outcome is None and spec.id in known:
-            outcome = compare_account(spec, known[spec.id])
-        if outcome is None:
+    runs, open_start = _runs([spec.linked for spec in specs])
+    for start, stop in runs:
+        mark = len(created)
+        for index in range(start, stop):
+            spec = specs[index]
+            outcome = check_account(spec, known.get(spec.id))
+            results[index] = outcome
+            if outcome != A.CREATE_ACCOUNT_RESULT_OK:
+                for undone in created[mark:]:
+                    del known[undone.id]
+                del created[mark:]
+                for other in range(start, stop):
+                    if other != index:
+                        results[other] = A.CREATE_ACCOUNT_RESULT_LINKED_EVENT_FAILED
+                break
             known[spec.id] = spec
             created.append(spec)
-            outcome = A.CREATE_ACCOUNT_RESULT_OK
-        results.append(outcome)
+    _fail_open_chain(
+        results,
+        open_start,
+        A.CREATE_ACCOUNT_RESULT_LINKED_EVENT_FAILED,
+        A.CREATE_ACCOUNT_RESULT_LINKED_EVENT_CHAIN_OPEN,
+    )
     return AccountPlan(results, created)
 
 
+def account_ids_named(specs: Iterable[AccountSpec]) -> list[str]:
+    """Well-formed ids of the accounts in a request, sorted: the ones the store looks up."""
+    return sorted({spec.id for spec in specs if is_well_formed_id(spec.id)})
+
+
+# What the store loads for a transfer batch ------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
-class Posting:
-    """What a batch adds to one account's posted totals."""
+class LedgerView:
+    """What a batch starts from: the rows the store read (and locked) for it."""
 
-    debits: int = 0
-    credits: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class TransferPlan:
-    results: list[TransferResult]
-    """One result per submitted transfer, in request order."""
-    accepted: list[TransferSpec]
-    """The transfers to record, in request order (the order they were applied in)."""
-    postings: dict[str, Posting] = field(default_factory=dict)
-    """Per touched account id, what the accepted transfers add to its totals."""
+    accounts: Mapping[str, AccountState]
+    """Every existing account an event names, directly or through its pending transfer."""
+    transfers: Mapping[str, Transfer]
+    """Every recorded transfer whose id an event uses as its id or pending_id (and, for an
+    expiry, the pending transfers and their expiry ids)."""
+    resolutions: Mapping[str, Resolution]
+    """How the recorded pending transfers among ``transfers`` were resolved; absent means
+    still pending."""
 
 
-def plan_transfers(
-    specs: Sequence[TransferSpec],
-    balances: Mapping[str, Balance],
-    existing: Mapping[str, TransferSpec],
-) -> TransferPlan:
-    """Results of ``specs`` applied one after the other.
+def transfer_ids_named(specs: Iterable[TransferSpec], *, expiring: Iterable[str] = ()) -> list[str]:
+    """Transfer ids a batch may find recorded, sorted: the events' ids and pending_ids.
 
-    ``balances`` holds every existing account the batch names, ``existing`` every
-    recorded transfer whose id the batch reuses. A transfer accepted earlier in
-    the batch counts as existing for a later one with the same id, and its
-    amounts count towards the later ones' limits.
+    ``expiring`` are the pending ids the batch will ``expire``; their expiry ids come along.
     """
-    current = dict(balances)
-    recorded = dict(existing)
-    results: list[TransferResult] = []
-    accepted: list[TransferSpec] = []
-    postings: dict[str, Posting] = {}
+    ids: set[str] = set()
     for spec in specs:
-        outcome = validate_transfer(spec)
-        if outcome is None and spec.id in recorded:
-            outcome = compare_transfer(spec, recorded[spec.id])
-        if outcome is None:
-            outcome = check_posting(
-                spec, current.get(spec.debit_account_id), current.get(spec.credit_account_id)
-            )
-        if outcome is None:
-            _post(spec, current, postings)
-            recorded[spec.id] = spec
-            accepted.append(spec)
-            outcome = T.CREATE_TRANSFER_RESULT_OK
-        results.append(outcome)
-    return TransferPlan(results, accepted, postings)
-
-
-def _post(spec: TransferSpec, current: dict[str, Balance], postings: dict[str, Posting]) -> None:
-    debit = current[spec.debit_account_id]
-    credit = current[spec.credit_account_id]
-    current[spec.debit_account_id] = replace(debit, debits_posted=debit.debits_posted + spec.amount)
-    current[spec.credit_account_id] = replace(
-        credit, credits_posted=credit.credits_posted + spec.amount
-    )
-    before = postings.get(spec.debit_account_id, Posting())
-    postings[spec.debit_account_id] = replace(before, debits=before.debits + spec.amount)
-    before = postings.get(spec.credit_account_id, Posting())
-    postings[spec.credit_account_id] = replace(before, credits=before.credits + spec.amount)
+        if is_well_formed_id(spec.id):
+            ids.add(spec.id)
+        if spec.pending_id and is_well_formed_id(spec.pending_id):
+            ids.add(spec.pending_id)
+    for pending_id in expiring:
+        if is_well_formed_id(pending_id):
+            ids.update((pending_id, expiry_id(pending_id)))
+    return sorted(ids)
 
 
 def accounts_named(specs: Iterable[TransferSpec]) -> list[str]:
-    """Ids of the accounts well-formed transfers name, sorted: the order the store locks them."""
+    """Well-formed debit and credit account ids of the events, sorted: the order to lock them.
+
+    A post or void may name no accounts; the store adds those of the pending transfers it
+    loaded with :func:`accounts_of`.
+    """
     ids: set[str] = set()
     for spec in specs:
-        if validate_transfer(spec) is None:
-            ids.update((spec.debit_account_id, spec.credit_account_id))
+        ids.add(spec.debit_account_id)
+        ids.add(spec.credit_account_id)
     return sorted(account_id for account_id in ids if is_well_formed_id(account_id))
 
 
-def transfer_ids_named(specs: Iterable[TransferSpec]) -> list[str]:
-    """Ids of the well-formed transfers, sorted: the ones an earlier request may have used."""
-    return sorted({spec.id for spec in specs if validate_transfer(spec) is None})
+def accounts_of(transfers: Iterable[Transfer]) -> list[str]:
+    """The accounts of recorded transfers, sorted: for the pending transfers a batch loaded."""
+    ids: set[str] = set()
+    for transfer in transfers:
+        ids.add(transfer.spec.debit_account_id)
+        ids.add(transfer.spec.credit_account_id)
+    return sorted(ids)
+
+
+# The batch --------------------------------------------------------------------------------
+
+
+class _Live:
+    """An account's mutable copy while a batch plans (cheaper to update than a frozen one)."""
+
+    __slots__ = (
+        "closed",
+        "credits_must_not_exceed_debits",
+        "credits_pending",
+        "credits_posted",
+        "debits_must_not_exceed_credits",
+        "debits_pending",
+        "debits_posted",
+        "history",
+        "id",
+        "ledger",
+        "state",
+    )
+
+    def __init__(self, state: AccountState) -> None:
+        spec = state.spec
+        balances = state.balances
+        self.state = state
+        self.id = spec.id
+        self.ledger = spec.ledger
+        self.history = spec.flags.history
+        self.debits_must_not_exceed_credits = spec.flags.debits_must_not_exceed_credits
+        self.credits_must_not_exceed_debits = spec.flags.credits_must_not_exceed_debits
+        self.closed = state.closed
+        self.debits_pending = balances.debits_pending
+        self.debits_posted = balances.debits_posted
+        self.credits_pending = balances.credits_pending
+        self.credits_posted = balances.credits_posted
+
+    def balances(self) -> Balances:
+        return Balances(
+            self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted
+        )
+
+    def saved(self) -> tuple[int, int, int, int, bool]:
+        return (
+            self.debits_pending,
+            self.debits_posted,
+            self.credits_pending,
+            self.credits_posted,
+            self.closed,
+        )
+
+    def restore(self, saved: tuple[int, int, int, int, bool]) -> None:
+        (
+            self.debits_pending,
+            self.debits_posted,
+            self.credits_pending,
+            self.credits_posted,
+            self.closed,
+        ) = saved
+
+
+class _Undo:
+    """What a linked chain changed so far, to take it back if a later event fails."""
+
+    __slots__ = ("accepted", "accounts", "history", "timeouts")
+
+    def __init__(self, accepted: int, history: int, timeouts: int) -> None:
+        self.accepted = accepted
+        self.history = history
+        self.timeouts = timeouts
+        self.accounts: dict[str, tuple[int, int, int, int, bool]] = {}
+
+
+class TransferBatch:
+    """One database transaction's worth of requests, applied one request after the other.
+
+    Later requests see what earlier ones did, including the transfer ids they recorded.
+    After the last request the store writes ``accepted``, ``changed_accounts()``,
+    ``history``, ``timeouts`` and ``resolved``.
+    """
+
+    def __init__(self, view: LedgerView, now: datetime) -> None:
+        self.view = view
+        self.now = now
+        """The batch's clock: every accepted transfer's create_time, and what expiry is
+        judged by."""
+        self.accepted: list[Transfer] = []
+        """Transfers to record, in the order they were applied (``position`` is -1)."""
+        self.history: list[BalanceSnapshot] = []
+        """After each accepted transfer, its debit then its credit account's balances, for
+        accounts with ``history``."""
+        self.resolved: dict[str, Resolution] = {}
+        """Pending transfer ids this batch posted, voided or expired."""
+        self.timeouts: list[tuple[str, datetime]] = []
+        """Pending transfers accepted with a timeout, and when they expire. (One may also be
+        in ``resolved`` if a later request of the batch resolved it.)"""
+        self._live: dict[str, _Live] = {}
+        self._added: dict[str, Transfer] = {}
+        self._undo: _Undo | None = None
+
+    # What the store calls ---------------------------------------------------------------
+
+    def apply(self, specs: Sequence[TransferSpec]) -> list[TransferResult]:
+        """Apply one client request; returns one result per event, in request order."""
+        results: list[TransferResult] = [T.CREATE_TRANSFER_RESULT_UNSPECIFIED] * len(specs)
+        runs, open_start = _runs([spec.flags.linked for spec in specs])
+        create = self._create
+        for start, stop in runs:
+            if stop - start == 1:
+                results[start] = create(specs[start])
+            else:
+                self._apply_chain(specs, start, stop, results)
+        _fail_open_chain(
+            results,
+            open_start,
+            T.CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED,
+            T.CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN,
+        )
+        return results
+
+    def expire(self, pending_ids: Sequence[str]) -> int:
+        """Record an expiry for each of ``pending_ids`` still pending whose timeout passed.
+
+        The expiry is a void with id ``model.expiry_id(pending_id)``: it releases the
+        reserved amount and reopens accounts the pending transfer closed. Ids that are
+        unknown, resolved or not yet due are skipped. Returns how many expired.
+        """
+        expired = 0
+        for pending_id in pending_ids:
+            pending = self._recorded(pending_id) if is_lookup_id(pending_id) else None
+            if (
+                pending is None
+                or not pending.spec.flags.pending
+                or self._resolution(pending_id) is not None
+                or not is_expired(pending, self.now)
+                or self._recorded(expiry_id(pending_id)) is not None
+            ):
+                continue
+            p = pending.spec
+            void = TransferSpec(
+                id=expiry_id(pending_id),
+                debit_account_id=p.debit_account_id,
+                credit_account_id=p.credit_account_id,
+                amount=p.amount,
+                ledger=p.ledger,
+                code=p.code,
+                user_data="",
+                flags=_VOID,
+                pending_id=pending_id,
+            )
+            debit = self._pending_account(p.debit_account_id, pending_id)
+            credit = self._pending_account(p.credit_account_id, pending_id)
+            self._resolve(void, p, debit, credit, amount=p.amount, resolution=Resolution.EXPIRED)
+            expired += 1
+        return expired
+
+    def changed_accounts(self) -> list[AccountState]:
+        """The final state of every account whose balances or closed flag changed, by id."""
+        changed: list[AccountState] = []
+        for account_id in sorted(self._live):
+            live = self._live[account_id]
+            state = live.state
+            balances = live.balances()
+            if balances != state.balances or live.closed != state.closed:
+                changed.append(AccountState(state.spec, balances, live.closed))
+        return changed
+
+    # One event --------------------------------------------------------------------------
+
+    def _create(self, spec: TransferSpec) -> TransferResult:
+        result = check_transfer_id(spec)
+        if result is not None:
+            return result
+        recorded = self._added.get(spec.id) or self.view.transfers.get(spec.id)
+        if recorded is not None:
+            return compare_transfer(spec, recorded.spec)
+        result = check_transfer_fields(spec)
+        if result is not None:
+            return result
+        flags = spec.flags
+        if flags.post_pending_transfer or flags.void_pending_transfer:
+            return self._post_or_void(spec)
+        live = self._live
+        debit = live.get(spec.debit_account_id) or self._account(spec.debit_account_id)
+        if debit is None:
+            return T.CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_NOT_FOUND
+        credit = live.get(spec.credit_account_id) or self._account(spec.credit_account_id)
+        if credit is None:
+            return T.CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_NOT_FOUND
+        result = check_transfer_accounts(spec, debit, credit)
+        if result is not None:
+            return result
+        amount = spec.amount
+        if flags.balancing_debit or flags.balancing_credit:
+            amount = balancing_amount(spec, debit, credit)
+            spec = replace(spec, amount=amount)
+        result = check_totals(flags.pending, amount, debit, credit)
+        if result is not None:
+            return result
+        self._move(spec, debit, credit)
+        return _OK
+
+    def _move(self, spec: TransferSpec, debit: _Live, credit: _Live) -> None:
+        """Apply an accepted transfer that neither posts nor voids."""
+        undo = self._undo
+        if undo is not None:
+            self._save(undo, debit)
+            self._save(undo, credit)
+        amount = spec.amount
+        flags = spec.flags
+        if flags.pending:
+            debit.debits_pending += amount
+            credit.credits_pending += amount
+            if flags.closing_debit:
+                debit.closed = True
+            if flags.closing_credit:
+                credit.closed = True
+            if spec.timeout:
+                self.timeouts.append((spec.id, self.now + timedelta(seconds=spec.timeout)))
+        else:
+            debit.debits_posted += amount
+            credit.credits_posted += amount
+        self._record(spec, debit, credit)
+
+    def _post_or_void(self, spec: TransferSpec) -> TransferResult:
+        pending_id = spec.pending_id
+        pending = self._recorded(pending_id)
+        if pending is None:
+            return T.CREATE_TRANSFER_RESULT_PENDING_TRANSFER_NOT_FOUND
+        p = pending.spec
+        result = check_pending_reference(spec, p)
+        if result is not None:
+            return result
+        result = check_pending_state(self._resolution(pending_id), is_expired(pending, self.now))
+        if result is not None:
+            return result
+        debit = self._pending_account(p.debit_account_id, pending_id)
+        credit = self._pending_account(p.credit_account_id, pending_id)
+        result = check_resolution_accounts(spec.flags, p.flags, debit, credit)
+        if result is not None:
+            return result
+        if spec.flags.post_pending_transfer:
+            amount = spec.amount or p.amount
+            self._resolve(spec, p, debit, credit, amount=amount, resolution=Resolution.POSTED)
+        else:
+            self._resolve(spec, p, debit, credit, amount=p.amount, resolution=Resolution.VOIDED)
+        return _OK
+
+    def _resolve(
+        self,
+        spec: TransferSpec,
+        pending: TransferSpec,
+        debit: _Live,
+        credit: _Live,
+        *,
+        amount: int,
+        resolution: Resolution,
+    ) -> None:
+        """Post ``amount`` of ``pending`` (releasing the rest), or void or expire all of it."""
+        undo = self._undo
+        if undo is not None:
+            self._save(undo, debit)
+            self._save(undo, credit)
+        debit.debits_pending -= pending.amount
+        credit.credits_pending -= pending.amount
+        if resolution is Resolution.POSTED:
+            debit.debits_posted += amount
+            credit.credits_posted += amount
+        else:
+            if pending.flags.closing_debit:
+                debit.closed = False
+            if pending.flags.closing_credit:
+                credit.closed = False
+        self.resolved[pending.id] = resolution
+        recorded = TransferSpec(
+            id=spec.id,
+            debit_account_id=pending.debit_account_id,
+            credit_account_id=pending.credit_account_id,
+            amount=amount,
+            ledger=pending.ledger,
+            code=pending.code,
+            user_data=spec.user_data,
+            flags=spec.flags,
+            pending_id=spec.pending_id,
+        )
+        self._record(recorded, debit, credit)
+
+    def _record(self, spec: TransferSpec, debit: _Live, credit: _Live) -> None:
+        transfer = Transfer(spec, self.now, -1)
+        self._added[spec.id] = transfer
+        self.accepted.append(transfer)
+        if debit.history:
+            self.history.append(BalanceSnapshot(debit.id, spec.id, debit.balances()))
+        if credit.history:
+            self.history.append(BalanceSnapshot(credit.id, spec.id, credit.balances()))
+
+    # Linked chains ----------------------------------------------------------------------
+
+    def _apply_chain(
+        self, specs: Sequence[TransferSpec], start: int, stop: int, results: list[TransferResult]
+    ) -> None:
+        undo = _Undo(len(self.accepted), len(self.history), len(self.timeouts))
+        self._undo = undo
+        try:
+            for index in range(start, stop):
+                outcome = self._create(specs[index])
+                if outcome != _OK:
+                    self._rollback(undo)
+                    for other in range(start, stop):
+                        results[other] = T.CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED
+                    results[index] = outcome
+                    return
+                results[index] = outcome
+        finally:
+            self._undo = None
+
+    @staticmethod
+    def _save(undo: _Undo, live: _Live) -> None:
+        if live.id not in undo.accounts:
+            undo.accounts[live.id] = live.saved()
+
+    def _rollback(self, undo: _Undo) -> None:
+        for transfer in self.accepted[undo.accepted :]:
+            del self._added[transfer.spec.id]
+            if transfer.spec.pending_id:
+                del self.resolved[transfer.spec.pending_id]
+        del self.accepted[undo.accepted :]
+        del self.history[undo.history :]
+        del self.timeouts[undo.timeouts :]
+        for account_id, saved in undo.accounts.items():
+            self._live[account_id].restore(saved)
+
+    # Lookups ----------------------------------------------------------------------------
+
+    def _account(self, account_id: str) -> _Live | None:
+        live = self._live.get(account_id)
+        if live is None:
+            state = self.view.accounts.get(account_id)
+            if state is None:
+                return None
+            live = self._live[account_id] = _Live(state)
+        return live
+
+    def _pending_account(self, account_id: str, pending_id: str) -> _Live:
+        live = self._account(account_id)
+        if live is None:
+            raise LookupError(
+                f"the view lacks account {account_id!r} of pending transfer {pending_id!r}"
+            )
+        return live
+
+    def _recorded(self, transfer_id: str) -> Transfer | None:
+        transfer = self._added.get(transfer_id)
+        if transfer is None:
+            transfer = self.view.transfers.get(transfer_id)
+        return transfer
+
+    def _resolution(self, pending_id: str) -> Resolution | None:
+        resolution = None
+        if resolution is None:
+            resolution = self.view.resolutions.get(pending_id)
+        return resolution

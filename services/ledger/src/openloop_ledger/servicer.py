@@ -1,14 +1,30 @@
-"""The gRPC face of the ledger: parse, apply through the store, answer."""
+"""The gRPC face of the ledger: parse, apply through the batcher or read, answer."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import grpc
 from typing_extensions import override
 
-from openloop.ledger.v1 import service_pb2, service_pb2_grpc
+from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_ledger import parse
-from openloop_ledger.render import account_message, transfer_message
+from openloop_ledger.batcher import Batcher
+from openloop_ledger.log import CheckpointRecord, LogReader
+from openloop_ledger.render import (
+    account_message,
+    balance_message,
+    transfer_message,
+)
 from openloop_ledger.store import LedgerStore
+from openloop_runtime.timestamps import to_timestamp
+
+JOURNAL_PAGE = 1024
+"""Entries per WatchJournal message."""
+JOURNAL_POLL_SECONDS = 0.2
+"""How often a follower looks for entries other replicas committed."""
 
 
 class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
@@ -19,8 +35,10 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
     event that fails changes nothing, while the others in the batch still apply.
     """
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, batcher: Batcher, log: LogReader) -> None:
         self._store = store
+        self._batcher = batcher
+        self._log = log
 
     @override
     async def CreateAccounts(
@@ -33,7 +51,7 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
     async def CreateTransfers(
         self, request: service_pb2.CreateTransfersRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.CreateTransfersResponse:
-        results = await self._store.create_transfers(parse.transfer_specs(request))
+        results = await self._batcher.create_transfers(parse.transfer_specs(request))
         return service_pb2.CreateTransfersResponse(results=results)
 
     @override
@@ -49,3 +67,103 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
     ) -> service_pb2.LookupTransfersResponse:
         found = await self._store.lookup_transfers(parse.lookup_ids(request.ids))
         return service_pb2.LookupTransfersResponse(transfers=[transfer_message(t) for t in found])
+
+    @override
+    async def ListAccountTransfers(
+        self, request: service_pb2.ListAccountTransfersRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ListAccountTransfersResponse:
+        page = await self._store.list_account_transfers(
+            parse.account_filter(request.filter),
+            parse.page_size(request.page_size),
+            request.page_token,
+        )
+        return service_pb2.ListAccountTransfersResponse(
+            transfers=[transfer_message(t) for t in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    @override
+    async def ListAccountBalances(
+        self, request: service_pb2.ListAccountBalancesRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ListAccountBalancesResponse:
+        page = await self._store.list_account_balances(
+            parse.account_filter(request.filter),
+            parse.page_size(request.page_size),
+            request.page_token,
+        )
+        return service_pb2.ListAccountBalancesResponse(
+            balances=[balance_message(b) for b in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    @override
+    async def WatchJournal(
+        self, request: service_pb2.WatchJournalRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[service_pb2.WatchJournalResponse]:
+        position = request.start_position
+        while True:
+            entries = await self._store.journal(position, JOURNAL_PAGE)
+            if entries:
+                yield service_pb2.WatchJournalResponse(
+                    entries=[
+                        resources_pb2.JournalEntry(
+                            position=t.position, transfer=transfer_message(t)
+                        )
+                        for t in entries
+                    ]
+                )
+                position += len(entries)
+                continue
+            await self._next_commit()
+
+    async def _next_commit(self) -> None:
+        """Wait for this replica's next commit, or a poll interval for other replicas'."""
+        committed = self._batcher.committed
+        async with committed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(committed.wait(), JOURNAL_POLL_SECONDS)
+
+    @override
+    async def GetCheckpoint(
+        self, request: service_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetCheckpointResponse:
+        checkpoint = await self._log.checkpoint(request.tree_size)
+        return service_pb2.GetCheckpointResponse(checkpoint=checkpoint_message(checkpoint))
+
+    @override
+    async def GetInclusionProof(
+        self, request: service_pb2.GetInclusionProofRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetInclusionProofResponse:
+        leaf = request.WhichOneof("leaf")
+        proof = await self._log.inclusion_proof(
+            transfer_id=request.transfer_id if leaf == "transfer_id" else None,
+            leaf_index=request.leaf_index if leaf == "leaf_index" else None,
+            tree_size=request.tree_size,
+        )
+        return service_pb2.GetInclusionProofResponse(
+            leaf_index=proof.leaf_index,
+            leaf=proof.leaf,
+            hashes=proof.hashes,
+            checkpoint=checkpoint_message(proof.checkpoint),
+        )
+
+    @override
+    async def GetConsistencyProof(
+        self, request: service_pb2.GetConsistencyProofRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetConsistencyProofResponse:
+        proof = await self._log.consistency_proof(request.first_tree_size, request.second_tree_size)
+        return service_pb2.GetConsistencyProofResponse(
+            hashes=proof.hashes,
+            first=checkpoint_message(proof.first),
+            second=checkpoint_message(proof.second),
+        )
+
+
+def checkpoint_message(checkpoint: CheckpointRecord) -> resources_pb2.Checkpoint:
+    return resources_pb2.Checkpoint(
+        origin=checkpoint.origin,
+        tree_size=checkpoint.tree_size,
+        root_hash=checkpoint.root_hash,
+        signed_note=checkpoint.signed_note,
+        create_time=to_timestamp(checkpoint.create_time),
+    )

@@ -43,6 +43,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_MERCHANT_NOT_FOUND: _ErrorReason.ValueType  # 22
     ERROR_REASON_PAYMENT_NOT_FOUND: _ErrorReason.ValueType  # 23
     ERROR_REASON_ACCOUNT_NOT_FOUND: _ErrorReason.ValueType  # 24
+    ERROR_REASON_TRANSFER_NOT_FOUND: _ErrorReason.ValueType  # 25
+    ERROR_REASON_CHECKPOINT_NOT_FOUND: _ErrorReason.ValueType  # 26
+    """metadata.tree_size is a size the ledger never published a checkpoint for."""
     ERROR_REASON_PARTICIPANT_ALREADY_EXISTS: _ErrorReason.ValueType  # 30
     """ALREADY_EXISTS: the resource exists and was created by a different request."""
     ERROR_REASON_CITIZEN_ALREADY_ENROLLED: _ErrorReason.ValueType  # 31
@@ -54,6 +57,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """PERMISSION_DENIED: the participant acts for a party it does not host."""
     ERROR_REASON_PARTICIPANT_NOT_ACTIVE: _ErrorReason.ValueType  # 42
     """FAILED_PRECONDITION: the participant is suspended or closed."""
+    ERROR_REASON_LEAF_NOT_SEALED: _ErrorReason.ValueType  # 43
+    """FAILED_PRECONDITION: the transfer is committed but no checkpoint covers it yet (the
+    sealer publishes one at least every second): retry shortly. metadata.leaf_index and
+    metadata.tree_size say where the log stands.
+    """
     ERROR_REASON_RULE_VIOLATION: _ErrorReason.ValueType  # 50
     """FAILED_PRECONDITION: a program rule denies the payment. metadata.rule_id names
     the first violated rule (for example "R1"), metadata.rule_reason its reason code
@@ -70,6 +78,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     retry with the same idempotency key; metadata.upstream names the service and,
     for Pay, metadata.payment names the payment, which stays PENDING until a retry
     or the platform's reconciler completes it.
+    """
+    ERROR_REASON_DATABASE_UNAVAILABLE: _ErrorReason.ValueType  # 60
+    """UNAVAILABLE: the service's own database did not answer; nothing was applied that the
+    response does not report. Safe to retry: every ledger event is idempotent by id.
     """
     ERROR_REASON_INTERNAL_ERROR: _ErrorReason.ValueType  # 62
     """INTERNAL: a defect on the platform's side; metadata.trace_id identifies it.
@@ -106,6 +118,9 @@ ERROR_REASON_CITIZEN_NOT_FOUND: ErrorReason.ValueType  # 21
 ERROR_REASON_MERCHANT_NOT_FOUND: ErrorReason.ValueType  # 22
 ERROR_REASON_PAYMENT_NOT_FOUND: ErrorReason.ValueType  # 23
 ERROR_REASON_ACCOUNT_NOT_FOUND: ErrorReason.ValueType  # 24
+ERROR_REASON_TRANSFER_NOT_FOUND: ErrorReason.ValueType  # 25
+ERROR_REASON_CHECKPOINT_NOT_FOUND: ErrorReason.ValueType  # 26
+"""metadata.tree_size is a size the ledger never published a checkpoint for."""
 ERROR_REASON_PARTICIPANT_ALREADY_EXISTS: ErrorReason.ValueType  # 30
 """ALREADY_EXISTS: the resource exists and was created by a different request."""
 ERROR_REASON_CITIZEN_ALREADY_ENROLLED: ErrorReason.ValueType  # 31
@@ -117,6 +132,11 @@ ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT: ErrorReason.ValueType  # 41
 """PERMISSION_DENIED: the participant acts for a party it does not host."""
 ERROR_REASON_PARTICIPANT_NOT_ACTIVE: ErrorReason.ValueType  # 42
 """FAILED_PRECONDITION: the participant is suspended or closed."""
+ERROR_REASON_LEAF_NOT_SEALED: ErrorReason.ValueType  # 43
+"""FAILED_PRECONDITION: the transfer is committed but no checkpoint covers it yet (the
+sealer publishes one at least every second): retry shortly. metadata.leaf_index and
+metadata.tree_size say where the log stands.
+"""
 ERROR_REASON_RULE_VIOLATION: ErrorReason.ValueType  # 50
 """FAILED_PRECONDITION: a program rule denies the payment. metadata.rule_id names
 the first violated rule (for example "R1"), metadata.rule_reason its reason code
@@ -133,6 +153,10 @@ ERROR_REASON_UPSTREAM_UNAVAILABLE: ErrorReason.ValueType  # 61
 retry with the same idempotency key; metadata.upstream names the service and,
 for Pay, metadata.payment names the payment, which stays PENDING until a retry
 or the platform's reconciler completes it.
+"""
+ERROR_REASON_DATABASE_UNAVAILABLE: ErrorReason.ValueType  # 60
+"""UNAVAILABLE: the service's own database did not answer; nothing was applied that the
+response does not report. Safe to retry: every ledger event is idempotent by id.
 """
 ERROR_REASON_INTERNAL_ERROR: ErrorReason.ValueType  # 62
 """INTERNAL: a defect on the platform's side; metadata.trace_id identifies it.

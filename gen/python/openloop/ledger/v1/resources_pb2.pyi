@@ -26,36 +26,53 @@ class _CreateAccountResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_C
     DESCRIPTOR: _descriptor.EnumDescriptor
     CREATE_ACCOUNT_RESULT_UNSPECIFIED: _CreateAccountResult.ValueType  # 0
     CREATE_ACCOUNT_RESULT_OK: _CreateAccountResult.ValueType  # 1
-    CREATE_ACCOUNT_RESULT_ID_MUST_NOT_BE_EMPTY: _CreateAccountResult.ValueType  # 2
-    CREATE_ACCOUNT_RESULT_ID_IS_MALFORMED: _CreateAccountResult.ValueType  # 3
-    CREATE_ACCOUNT_RESULT_FLAGS_ARE_MUTUALLY_EXCLUSIVE: _CreateAccountResult.ValueType  # 4
-    CREATE_ACCOUNT_RESULT_LEDGER_MUST_NOT_BE_ZERO: _CreateAccountResult.ValueType  # 5
-    CREATE_ACCOUNT_RESULT_CODE_MUST_NOT_BE_ZERO: _CreateAccountResult.ValueType  # 6
-    CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_FLAGS: _CreateAccountResult.ValueType  # 7
-    CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA: _CreateAccountResult.ValueType  # 8
-    CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_PARTICIPANT: _CreateAccountResult.ValueType  # 9
-    CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_LEDGER: _CreateAccountResult.ValueType  # 10
-    CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_CODE: _CreateAccountResult.ValueType  # 11
-    CREATE_ACCOUNT_RESULT_EXISTS: _CreateAccountResult.ValueType  # 12
+    CREATE_ACCOUNT_RESULT_LINKED_EVENT_FAILED: _CreateAccountResult.ValueType  # 2
+    """Another account in the same linked chain failed, so this one was not created."""
+    CREATE_ACCOUNT_RESULT_LINKED_EVENT_CHAIN_OPEN: _CreateAccountResult.ValueType  # 3
+    """The last account of the request has `linked` set: the chain never closes."""
+    CREATE_ACCOUNT_RESULT_ID_MUST_NOT_BE_EMPTY: _CreateAccountResult.ValueType  # 4
+    CREATE_ACCOUNT_RESULT_ID_IS_MALFORMED: _CreateAccountResult.ValueType  # 5
+    """The id is not 1-64 characters of [A-Za-z0-9._:-]."""
+    CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_FLAGS: _CreateAccountResult.ValueType  # 6
+    """`linked` is not compared: it describes the request."""
+    CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA: _CreateAccountResult.ValueType  # 7
+    CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_PARTICIPANT: _CreateAccountResult.ValueType  # 8
+    CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_LEDGER: _CreateAccountResult.ValueType  # 9
+    CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_CODE: _CreateAccountResult.ValueType  # 10
+    CREATE_ACCOUNT_RESULT_EXISTS: _CreateAccountResult.ValueType  # 11
     """The same account was created before with the same fields: nothing changed."""
+    CREATE_ACCOUNT_RESULT_FLAGS_ARE_MUTUALLY_EXCLUSIVE: _CreateAccountResult.ValueType  # 12
+    """Both balance limits are set."""
+    CREATE_ACCOUNT_RESULT_LEDGER_MUST_NOT_BE_ZERO: _CreateAccountResult.ValueType  # 13
+    CREATE_ACCOUNT_RESULT_CODE_MUST_NOT_BE_ZERO: _CreateAccountResult.ValueType  # 14
 
 class CreateAccountResult(_CreateAccountResult, metaclass=_CreateAccountResultEnumTypeWrapper):
-    """Result of one account in CreateAccounts. Supported codes, in the order they are checked."""
+    """Result of one account in CreateAccounts, in TigerBeetle's order of precedence: when
+    several apply, the first one listed is returned. Codes TigerBeetle has for fields this
+    ledger does not have (timestamps, imports, reserved fields) are not part of this API.
+    """
 
 CREATE_ACCOUNT_RESULT_UNSPECIFIED: CreateAccountResult.ValueType  # 0
 CREATE_ACCOUNT_RESULT_OK: CreateAccountResult.ValueType  # 1
-CREATE_ACCOUNT_RESULT_ID_MUST_NOT_BE_EMPTY: CreateAccountResult.ValueType  # 2
-CREATE_ACCOUNT_RESULT_ID_IS_MALFORMED: CreateAccountResult.ValueType  # 3
-CREATE_ACCOUNT_RESULT_FLAGS_ARE_MUTUALLY_EXCLUSIVE: CreateAccountResult.ValueType  # 4
-CREATE_ACCOUNT_RESULT_LEDGER_MUST_NOT_BE_ZERO: CreateAccountResult.ValueType  # 5
-CREATE_ACCOUNT_RESULT_CODE_MUST_NOT_BE_ZERO: CreateAccountResult.ValueType  # 6
-CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_FLAGS: CreateAccountResult.ValueType  # 7
-CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA: CreateAccountResult.ValueType  # 8
-CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_PARTICIPANT: CreateAccountResult.ValueType  # 9
-CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_LEDGER: CreateAccountResult.ValueType  # 10
-CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_CODE: CreateAccountResult.ValueType  # 11
-CREATE_ACCOUNT_RESULT_EXISTS: CreateAccountResult.ValueType  # 12
+CREATE_ACCOUNT_RESULT_LINKED_EVENT_FAILED: CreateAccountResult.ValueType  # 2
+"""Another account in the same linked chain failed, so this one was not created."""
+CREATE_ACCOUNT_RESULT_LINKED_EVENT_CHAIN_OPEN: CreateAccountResult.ValueType  # 3
+"""The last account of the request has `linked` set: the chain never closes."""
+CREATE_ACCOUNT_RESULT_ID_MUST_NOT_BE_EMPTY: CreateAccountResult.ValueType  # 4
+CREATE_ACCOUNT_RESULT_ID_IS_MALFORMED: CreateAccountResult.ValueType  # 5
+"""The id is not 1-64 characters of [A-Za-z0-9._:-]."""
+CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_FLAGS: CreateAccountResult.ValueType  # 6
+"""`linked` is not compared: it describes the request."""
+CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA: CreateAccountResult.ValueType  # 7
+CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_PARTICIPANT: CreateAccountResult.ValueType  # 8
+CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_LEDGER: CreateAccountResult.ValueType  # 9
+CREATE_ACCOUNT_RESULT_EXISTS_WITH_DIFFERENT_CODE: CreateAccountResult.ValueType  # 10
+CREATE_ACCOUNT_RESULT_EXISTS: CreateAccountResult.ValueType  # 11
 """The same account was created before with the same fields: nothing changed."""
+CREATE_ACCOUNT_RESULT_FLAGS_ARE_MUTUALLY_EXCLUSIVE: CreateAccountResult.ValueType  # 12
+"""Both balance limits are set."""
+CREATE_ACCOUNT_RESULT_LEDGER_MUST_NOT_BE_ZERO: CreateAccountResult.ValueType  # 13
+CREATE_ACCOUNT_RESULT_CODE_MUST_NOT_BE_ZERO: CreateAccountResult.ValueType  # 14
 Global___CreateAccountResult: _TypeAlias = CreateAccountResult  # noqa: Y015
 
 class _CreateTransferResult:
@@ -66,87 +83,209 @@ class _CreateTransferResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     DESCRIPTOR: _descriptor.EnumDescriptor
     CREATE_TRANSFER_RESULT_UNSPECIFIED: _CreateTransferResult.ValueType  # 0
     CREATE_TRANSFER_RESULT_OK: _CreateTransferResult.ValueType  # 1
-    CREATE_TRANSFER_RESULT_ID_MUST_NOT_BE_EMPTY: _CreateTransferResult.ValueType  # 2
-    CREATE_TRANSFER_RESULT_ID_IS_MALFORMED: _CreateTransferResult.ValueType  # 3
-    CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY: _CreateTransferResult.ValueType  # 4
-    CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY: _CreateTransferResult.ValueType  # 5
-    CREATE_TRANSFER_RESULT_ACCOUNTS_MUST_BE_DIFFERENT: _CreateTransferResult.ValueType  # 6
-    CREATE_TRANSFER_RESULT_LEDGER_MUST_NOT_BE_ZERO: _CreateTransferResult.ValueType  # 7
-    CREATE_TRANSFER_RESULT_CODE_MUST_NOT_BE_ZERO: _CreateTransferResult.ValueType  # 8
-    CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO: _CreateTransferResult.ValueType  # 9
-    CREATE_TRANSFER_RESULT_AMOUNT_TOO_LARGE: _CreateTransferResult.ValueType  # 10
-    """The amount does not fit a signed 64-bit integer."""
-    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID: _CreateTransferResult.ValueType  # 11
-    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID: _CreateTransferResult.ValueType  # 12
-    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT: _CreateTransferResult.ValueType  # 13
-    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA: _CreateTransferResult.ValueType  # 14
-    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_LEDGER: _CreateTransferResult.ValueType  # 15
-    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_CODE: _CreateTransferResult.ValueType  # 16
-    CREATE_TRANSFER_RESULT_EXISTS: _CreateTransferResult.ValueType  # 17
+    CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED: _CreateTransferResult.ValueType  # 2
+    """Another transfer in the same linked chain failed, so this one was not applied."""
+    CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN: _CreateTransferResult.ValueType  # 3
+    """The last transfer of the request has `linked` set: the chain never closes."""
+    CREATE_TRANSFER_RESULT_ID_MUST_NOT_BE_EMPTY: _CreateTransferResult.ValueType  # 4
+    CREATE_TRANSFER_RESULT_ID_IS_MALFORMED: _CreateTransferResult.ValueType  # 5
+    """The id is not 1-64 characters of [A-Za-z0-9._:-]."""
+    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_FLAGS: _CreateTransferResult.ValueType  # 6
+    """The EXISTS_* codes compare the new transfer with the recorded one, field by field in
+    this order. For a post or void, fields left empty or 0 match what was recorded; for a
+    balancing transfer, the amount matches when it is at least the amount that moved.
+    """
+    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_PENDING_ID: _CreateTransferResult.ValueType  # 7
+    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_TIMEOUT: _CreateTransferResult.ValueType  # 8
+    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID: _CreateTransferResult.ValueType  # 9
+    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID: _CreateTransferResult.ValueType  # 10
+    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT: _CreateTransferResult.ValueType  # 11
+    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA: _CreateTransferResult.ValueType  # 12
+    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_LEDGER: _CreateTransferResult.ValueType  # 13
+    CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_CODE: _CreateTransferResult.ValueType  # 14
+    CREATE_TRANSFER_RESULT_EXISTS: _CreateTransferResult.ValueType  # 15
     """The same transfer was applied before with the same fields: nothing moved again."""
-    CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_NOT_FOUND: _CreateTransferResult.ValueType  # 18
-    CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_NOT_FOUND: _CreateTransferResult.ValueType  # 19
-    CREATE_TRANSFER_RESULT_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER: _CreateTransferResult.ValueType  # 20
-    CREATE_TRANSFER_RESULT_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS: _CreateTransferResult.ValueType  # 21
-    CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS_POSTED: _CreateTransferResult.ValueType  # 22
-    CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS_POSTED: _CreateTransferResult.ValueType  # 23
-    CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS: _CreateTransferResult.ValueType  # 24
-    CREATE_TRANSFER_RESULT_EXCEEDS_DEBITS: _CreateTransferResult.ValueType  # 25
+    CREATE_TRANSFER_RESULT_FLAGS_ARE_MUTUALLY_EXCLUSIVE: _CreateTransferResult.ValueType  # 16
+    """More than one of pending / post / void, or balancing or closing with post / void."""
+    CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY: _CreateTransferResult.ValueType  # 17
+    CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ID_IS_MALFORMED: _CreateTransferResult.ValueType  # 18
+    CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY: _CreateTransferResult.ValueType  # 19
+    CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_ID_IS_MALFORMED: _CreateTransferResult.ValueType  # 20
+    CREATE_TRANSFER_RESULT_ACCOUNTS_MUST_BE_DIFFERENT: _CreateTransferResult.ValueType  # 21
+    CREATE_TRANSFER_RESULT_PENDING_ID_MUST_BE_EMPTY: _CreateTransferResult.ValueType  # 22
+    """pending_id is set on a transfer that neither posts nor voids."""
+    CREATE_TRANSFER_RESULT_PENDING_ID_MUST_NOT_BE_EMPTY: _CreateTransferResult.ValueType  # 23
+    CREATE_TRANSFER_RESULT_PENDING_ID_IS_MALFORMED: _CreateTransferResult.ValueType  # 24
+    CREATE_TRANSFER_RESULT_PENDING_ID_MUST_BE_DIFFERENT: _CreateTransferResult.ValueType  # 25
+    CREATE_TRANSFER_RESULT_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER: _CreateTransferResult.ValueType  # 26
+    CREATE_TRANSFER_RESULT_CLOSING_TRANSFER_MUST_BE_PENDING: _CreateTransferResult.ValueType  # 27
+    CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO: _CreateTransferResult.ValueType  # 28
+    """Zero amounts are refused except on posts and voids (where 0 means the full amount):
+    a stricter rule than TigerBeetle's, since a zero payment means nothing in the program.
+    """
+    CREATE_TRANSFER_RESULT_LEDGER_MUST_NOT_BE_ZERO: _CreateTransferResult.ValueType  # 29
+    CREATE_TRANSFER_RESULT_CODE_MUST_NOT_BE_ZERO: _CreateTransferResult.ValueType  # 30
+    CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_NOT_FOUND: _CreateTransferResult.ValueType  # 31
+    CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_NOT_FOUND: _CreateTransferResult.ValueType  # 32
+    CREATE_TRANSFER_RESULT_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER: _CreateTransferResult.ValueType  # 33
+    CREATE_TRANSFER_RESULT_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS: _CreateTransferResult.ValueType  # 34
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_NOT_FOUND: _CreateTransferResult.ValueType  # 35
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_NOT_PENDING: _CreateTransferResult.ValueType  # 36
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID: _CreateTransferResult.ValueType  # 37
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID: _CreateTransferResult.ValueType  # 38
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER: _CreateTransferResult.ValueType  # 39
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_CODE: _CreateTransferResult.ValueType  # 40
+    CREATE_TRANSFER_RESULT_EXCEEDS_PENDING_TRANSFER_AMOUNT: _CreateTransferResult.ValueType  # 41
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT: _CreateTransferResult.ValueType  # 42
+    """A void names an amount other than 0 or the pending amount."""
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_ALREADY_POSTED: _CreateTransferResult.ValueType  # 43
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_ALREADY_VOIDED: _CreateTransferResult.ValueType  # 44
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_EXPIRED: _CreateTransferResult.ValueType  # 45
+    """The pending transfer's timeout passed: its amount is (or is being) released."""
+    CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ALREADY_CLOSED: _CreateTransferResult.ValueType  # 46
+    CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_ALREADY_CLOSED: _CreateTransferResult.ValueType  # 47
+    CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS_PENDING: _CreateTransferResult.ValueType  # 48
+    """The OVERFLOWS_* codes: a total would pass 2^63-1 satang."""
+    CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS_PENDING: _CreateTransferResult.ValueType  # 49
+    CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS_POSTED: _CreateTransferResult.ValueType  # 50
+    CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS_POSTED: _CreateTransferResult.ValueType  # 51
+    CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS: _CreateTransferResult.ValueType  # 52
+    CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS: _CreateTransferResult.ValueType  # 53
+    CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS: _CreateTransferResult.ValueType  # 54
+    """debits_pending + debits_posted + amount would pass credits_posted on an account with
+    debits_must_not_exceed_credits.
+    """
+    CREATE_TRANSFER_RESULT_EXCEEDS_DEBITS: _CreateTransferResult.ValueType  # 55
+    """credits_pending + credits_posted + amount would pass debits_posted on an account with
+    credits_must_not_exceed_debits.
+    """
 
 class CreateTransferResult(_CreateTransferResult, metaclass=_CreateTransferResultEnumTypeWrapper):
-    """Result of one transfer in CreateTransfers. Supported codes, in the order they are checked."""
+    """Result of one transfer in CreateTransfers, in TigerBeetle's order of precedence: when
+    several apply, the first one listed is returned. Codes for fields this ledger does not have
+    (timestamps, imports, reserved fields) are not part of this API; neither is TigerBeetle's
+    ID_ALREADY_FAILED: a transfer that failed leaves no trace, so its id may be used again.
+    """
 
 CREATE_TRANSFER_RESULT_UNSPECIFIED: CreateTransferResult.ValueType  # 0
 CREATE_TRANSFER_RESULT_OK: CreateTransferResult.ValueType  # 1
-CREATE_TRANSFER_RESULT_ID_MUST_NOT_BE_EMPTY: CreateTransferResult.ValueType  # 2
-CREATE_TRANSFER_RESULT_ID_IS_MALFORMED: CreateTransferResult.ValueType  # 3
-CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY: CreateTransferResult.ValueType  # 4
-CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY: CreateTransferResult.ValueType  # 5
-CREATE_TRANSFER_RESULT_ACCOUNTS_MUST_BE_DIFFERENT: CreateTransferResult.ValueType  # 6
-CREATE_TRANSFER_RESULT_LEDGER_MUST_NOT_BE_ZERO: CreateTransferResult.ValueType  # 7
-CREATE_TRANSFER_RESULT_CODE_MUST_NOT_BE_ZERO: CreateTransferResult.ValueType  # 8
-CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO: CreateTransferResult.ValueType  # 9
-CREATE_TRANSFER_RESULT_AMOUNT_TOO_LARGE: CreateTransferResult.ValueType  # 10
-"""The amount does not fit a signed 64-bit integer."""
-CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID: CreateTransferResult.ValueType  # 11
-CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID: CreateTransferResult.ValueType  # 12
-CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT: CreateTransferResult.ValueType  # 13
-CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA: CreateTransferResult.ValueType  # 14
-CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_LEDGER: CreateTransferResult.ValueType  # 15
-CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_CODE: CreateTransferResult.ValueType  # 16
-CREATE_TRANSFER_RESULT_EXISTS: CreateTransferResult.ValueType  # 17
+CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED: CreateTransferResult.ValueType  # 2
+"""Another transfer in the same linked chain failed, so this one was not applied."""
+CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN: CreateTransferResult.ValueType  # 3
+"""The last transfer of the request has `linked` set: the chain never closes."""
+CREATE_TRANSFER_RESULT_ID_MUST_NOT_BE_EMPTY: CreateTransferResult.ValueType  # 4
+CREATE_TRANSFER_RESULT_ID_IS_MALFORMED: CreateTransferResult.ValueType  # 5
+"""The id is not 1-64 characters of [A-Za-z0-9._:-]."""
+CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_FLAGS: CreateTransferResult.ValueType  # 6
+"""The EXISTS_* codes compare the new transfer with the recorded one, field by field in
+this order. For a post or void, fields left empty or 0 match what was recorded; for a
+balancing transfer, the amount matches when it is at least the amount that moved.
+"""
+CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_PENDING_ID: CreateTransferResult.ValueType  # 7
+CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_TIMEOUT: CreateTransferResult.ValueType  # 8
+CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID: CreateTransferResult.ValueType  # 9
+CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID: CreateTransferResult.ValueType  # 10
+CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT: CreateTransferResult.ValueType  # 11
+CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA: CreateTransferResult.ValueType  # 12
+CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_LEDGER: CreateTransferResult.ValueType  # 13
+CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_CODE: CreateTransferResult.ValueType  # 14
+CREATE_TRANSFER_RESULT_EXISTS: CreateTransferResult.ValueType  # 15
 """The same transfer was applied before with the same fields: nothing moved again."""
-CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_NOT_FOUND: CreateTransferResult.ValueType  # 18
-CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_NOT_FOUND: CreateTransferResult.ValueType  # 19
-CREATE_TRANSFER_RESULT_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER: CreateTransferResult.ValueType  # 20
-CREATE_TRANSFER_RESULT_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS: CreateTransferResult.ValueType  # 21
-CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS_POSTED: CreateTransferResult.ValueType  # 22
-CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS_POSTED: CreateTransferResult.ValueType  # 23
-CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS: CreateTransferResult.ValueType  # 24
-CREATE_TRANSFER_RESULT_EXCEEDS_DEBITS: CreateTransferResult.ValueType  # 25
+CREATE_TRANSFER_RESULT_FLAGS_ARE_MUTUALLY_EXCLUSIVE: CreateTransferResult.ValueType  # 16
+"""More than one of pending / post / void, or balancing or closing with post / void."""
+CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY: CreateTransferResult.ValueType  # 17
+CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ID_IS_MALFORMED: CreateTransferResult.ValueType  # 18
+CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_ID_MUST_NOT_BE_EMPTY: CreateTransferResult.ValueType  # 19
+CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_ID_IS_MALFORMED: CreateTransferResult.ValueType  # 20
+CREATE_TRANSFER_RESULT_ACCOUNTS_MUST_BE_DIFFERENT: CreateTransferResult.ValueType  # 21
+CREATE_TRANSFER_RESULT_PENDING_ID_MUST_BE_EMPTY: CreateTransferResult.ValueType  # 22
+"""pending_id is set on a transfer that neither posts nor voids."""
+CREATE_TRANSFER_RESULT_PENDING_ID_MUST_NOT_BE_EMPTY: CreateTransferResult.ValueType  # 23
+CREATE_TRANSFER_RESULT_PENDING_ID_IS_MALFORMED: CreateTransferResult.ValueType  # 24
+CREATE_TRANSFER_RESULT_PENDING_ID_MUST_BE_DIFFERENT: CreateTransferResult.ValueType  # 25
+CREATE_TRANSFER_RESULT_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER: CreateTransferResult.ValueType  # 26
+CREATE_TRANSFER_RESULT_CLOSING_TRANSFER_MUST_BE_PENDING: CreateTransferResult.ValueType  # 27
+CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO: CreateTransferResult.ValueType  # 28
+"""Zero amounts are refused except on posts and voids (where 0 means the full amount):
+a stricter rule than TigerBeetle's, since a zero payment means nothing in the program.
+"""
+CREATE_TRANSFER_RESULT_LEDGER_MUST_NOT_BE_ZERO: CreateTransferResult.ValueType  # 29
+CREATE_TRANSFER_RESULT_CODE_MUST_NOT_BE_ZERO: CreateTransferResult.ValueType  # 30
+CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_NOT_FOUND: CreateTransferResult.ValueType  # 31
+CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_NOT_FOUND: CreateTransferResult.ValueType  # 32
+CREATE_TRANSFER_RESULT_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER: CreateTransferResult.ValueType  # 33
+CREATE_TRANSFER_RESULT_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS: CreateTransferResult.ValueType  # 34
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_NOT_FOUND: CreateTransferResult.ValueType  # 35
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_NOT_PENDING: CreateTransferResult.ValueType  # 36
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID: CreateTransferResult.ValueType  # 37
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID: CreateTransferResult.ValueType  # 38
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER: CreateTransferResult.ValueType  # 39
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_CODE: CreateTransferResult.ValueType  # 40
+CREATE_TRANSFER_RESULT_EXCEEDS_PENDING_TRANSFER_AMOUNT: CreateTransferResult.ValueType  # 41
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT: CreateTransferResult.ValueType  # 42
+"""A void names an amount other than 0 or the pending amount."""
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_ALREADY_POSTED: CreateTransferResult.ValueType  # 43
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_ALREADY_VOIDED: CreateTransferResult.ValueType  # 44
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_EXPIRED: CreateTransferResult.ValueType  # 45
+"""The pending transfer's timeout passed: its amount is (or is being) released."""
+CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ALREADY_CLOSED: CreateTransferResult.ValueType  # 46
+CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_ALREADY_CLOSED: CreateTransferResult.ValueType  # 47
+CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS_PENDING: CreateTransferResult.ValueType  # 48
+"""The OVERFLOWS_* codes: a total would pass 2^63-1 satang."""
+CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS_PENDING: CreateTransferResult.ValueType  # 49
+CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS_POSTED: CreateTransferResult.ValueType  # 50
+CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS_POSTED: CreateTransferResult.ValueType  # 51
+CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS: CreateTransferResult.ValueType  # 52
+CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS: CreateTransferResult.ValueType  # 53
+CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS: CreateTransferResult.ValueType  # 54
+"""debits_pending + debits_posted + amount would pass credits_posted on an account with
+debits_must_not_exceed_credits.
+"""
+CREATE_TRANSFER_RESULT_EXCEEDS_DEBITS: CreateTransferResult.ValueType  # 55
+"""credits_pending + credits_posted + amount would pass debits_posted on an account with
+credits_must_not_exceed_debits.
+"""
 Global___CreateTransferResult: _TypeAlias = CreateTransferResult  # noqa: Y015
 
 @_typing.final
 class AccountFlags(_message.Message):
-    """Balance limits of an account, after TigerBeetle's account flags."""
+    """How an account behaves, after TigerBeetle's account flags."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     DEBITS_MUST_NOT_EXCEED_CREDITS_FIELD_NUMBER: _builtins.int
     CREDITS_MUST_NOT_EXCEED_DEBITS_FIELD_NUMBER: _builtins.int
+    LINKED_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
     debits_must_not_exceed_credits: _builtins.bool
-    """The account may never have more debits than credits (a wallet cannot be overdrawn)."""
+    """The account may never have more debits than credits (a wallet cannot be overdrawn).
+    Pending debits count against the limit.
+    """
     credits_must_not_exceed_debits: _builtins.bool
-    """The account may never have more credits than debits."""
+    """The account may never have more credits than debits. Pending credits count against the limit."""
+    linked: _builtins.bool
+    """This account and the next one in the request succeed or fail together.
+    Input only: it describes the request, not the account, and is never stored.
+    """
+    history: _builtins.bool
+    """Keep the balances after every transfer, for ListAccountBalances."""
+    closed: _builtins.bool
+    """The account accepts no new transfers. Set at creation, or by a pending transfer with
+    closing_debit / closing_credit (voiding that transfer reopens the account).
+    """
     def __init__(
         self,
         *,
         debits_must_not_exceed_credits: _builtins.bool = ...,
         credits_must_not_exceed_debits: _builtins.bool = ...,
+        linked: _builtins.bool = ...,
+        history: _builtins.bool = ...,
+        closed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credits_must_not_exceed_debits", b"credits_must_not_exceed_debits", "debits_must_not_exceed_credits", b"debits_must_not_exceed_credits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "credits_must_not_exceed_debits", b"credits_must_not_exceed_debits", "debits_must_not_exceed_credits", b"debits_must_not_exceed_credits", "history", b"history", "linked", b"linked"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -155,7 +294,8 @@ Global___AccountFlags: _TypeAlias = AccountFlags  # noqa: Y015
 @_typing.final
 class Account(_message.Message):
     """A double-entry account. Amounts are unsigned satang; a balance is derived from
-    the posted totals and never stored as a float.
+    the totals and never stored as a float. Every total fits a signed 64-bit integer:
+    a transfer that would pass that bound fails with an OVERFLOWS_* result.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -169,6 +309,8 @@ class Account(_message.Message):
     DEBITS_POSTED_FIELD_NUMBER: _builtins.int
     CREDITS_POSTED_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    DEBITS_PENDING_FIELD_NUMBER: _builtins.int
+    CREDITS_PENDING_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Client-chosen id, unique in the ledger: 1-64 characters of [A-Za-z0-9._:-]."""
     ledger: _builtins.int
@@ -180,13 +322,19 @@ class Account(_message.Message):
     participant: _builtins.str
     """"participants/{participant}" hosting the account."""
     debits_posted: _builtins.int
-    """Sum of posted debits, in satang."""
+    """Sum of posted debits, in satang. Output only."""
     credits_posted: _builtins.int
-    """Sum of posted credits, in satang."""
+    """Sum of posted credits, in satang. Output only."""
+    debits_pending: _builtins.int
+    """Sum of debits reserved by pending transfers, in satang. Output only."""
+    credits_pending: _builtins.int
+    """Sum of credits reserved by pending transfers, in satang. Output only."""
     @_builtins.property
     def flags(self) -> Global___AccountFlags: ...
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
     def __init__(
         self,
         *,
@@ -199,14 +347,76 @@ class Account(_message.Message):
         debits_posted: _builtins.int = ...,
         credits_posted: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        debits_pending: _builtins.int = ...,
+        credits_pending: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "flags", b"flags"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "create_time", b"create_time", "credits_posted", b"credits_posted", "debits_posted", b"debits_posted", "flags", b"flags", "id", b"id", "ledger", b"ledger", "participant", b"participant", "user_data", b"user_data"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "create_time", b"create_time", "credits_pending", b"credits_pending", "credits_posted", b"credits_posted", "debits_pending", b"debits_pending", "debits_posted", b"debits_posted", "flags", b"flags", "id", b"id", "ledger", b"ledger", "participant", b"participant", "user_data", b"user_data"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Account: _TypeAlias = Account  # noqa: Y015
+
+@_typing.final
+class TransferFlags(_message.Message):
+    """How a transfer behaves, after TigerBeetle's transfer flags."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINKED_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    POST_PENDING_TRANSFER_FIELD_NUMBER: _builtins.int
+    VOID_PENDING_TRANSFER_FIELD_NUMBER: _builtins.int
+    BALANCING_DEBIT_FIELD_NUMBER: _builtins.int
+    BALANCING_CREDIT_FIELD_NUMBER: _builtins.int
+    CLOSING_DEBIT_FIELD_NUMBER: _builtins.int
+    CLOSING_CREDIT_FIELD_NUMBER: _builtins.int
+    linked: _builtins.bool
+    """This transfer and the next one in the request succeed or fail together (a chain
+    ends at the first transfer without the flag).
+    """
+    pending: _builtins.bool
+    """Reserve the amount (debits_pending / credits_pending) until a later transfer posts or
+    voids it, or until `timeout` seconds pass and the ledger voids it on its own.
+    """
+    post_pending_transfer: _builtins.bool
+    """Post the pending transfer named by `pending_id`: `amount` 0 posts all of it, a smaller
+    amount posts part and releases the rest.
+    """
+    void_pending_transfer: _builtins.bool
+    """Void the pending transfer named by `pending_id`, releasing its amount."""
+    balancing_debit: _builtins.bool
+    """Move at most `amount`: only as much as the debit account can give without its debits
+    exceeding its credits. May move 0.
+    """
+    balancing_credit: _builtins.bool
+    """Move at most `amount`: only as much as the credit account can take without its credits
+    exceeding its debits. May move 0.
+    """
+    closing_debit: _builtins.bool
+    """A pending transfer that closes the debit account; voiding it reopens the account."""
+    closing_credit: _builtins.bool
+    """A pending transfer that closes the credit account; voiding it reopens the account."""
+    def __init__(
+        self,
+        *,
+        linked: _builtins.bool = ...,
+        pending: _builtins.bool = ...,
+        post_pending_transfer: _builtins.bool = ...,
+        void_pending_transfer: _builtins.bool = ...,
+        balancing_debit: _builtins.bool = ...,
+        balancing_credit: _builtins.bool = ...,
+        closing_debit: _builtins.bool = ...,
+        closing_credit: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balancing_credit", b"balancing_credit", "balancing_debit", b"balancing_debit", "closing_credit", b"closing_credit", "closing_debit", b"closing_debit", "linked", b"linked", "pending", b"pending", "post_pending_transfer", b"post_pending_transfer", "void_pending_transfer", b"void_pending_transfer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferFlags: _TypeAlias = TransferFlags  # noqa: Y015
 
 @_typing.final
 class Transfer(_message.Message):
@@ -222,18 +432,46 @@ class Transfer(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     USER_DATA_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    FLAGS_FIELD_NUMBER: _builtins.int
+    PENDING_ID_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Client-chosen id, the idempotency key of the transfer: 1-64 characters of [A-Za-z0-9._:-]."""
+    """Client-chosen id, the idempotency key of the transfer: 1-64 characters of [A-Za-z0-9._:-].
+    The ledger records a pending transfer's expiry as a void transfer with the id
+    "@expiry:{pending_id}", which no client can choose.
+    """
     debit_account_id: _builtins.str
+    """May be empty when posting or voiding: the pending transfer's is used."""
     credit_account_id: _builtins.str
+    """May be empty when posting or voiding: the pending transfer's is used."""
     amount: _builtins.int
-    """Satang, greater than zero."""
+    """Satang. Must not be zero, except when posting or voiding (0 means the full pending
+    amount). For balancing transfers it is the most that may move; the response of
+    LookupTransfers shows what did move.
+    """
     ledger: _builtins.int
+    """May be 0 when posting or voiding: the pending transfer's is used."""
     code: _builtins.int
+    """May be 0 when posting or voiding: the pending transfer's is used."""
     user_data: _builtins.str
-    """Free reference, for example "payments/{payment}"."""
+    """Free reference, for example "payments/{payment}". Recorded in the Merkle log only as a keyed hash."""
+    pending_id: _builtins.str
+    """The pending transfer a post or void refers to; empty otherwise."""
+    timeout: _builtins.int
+    """Seconds a pending transfer may stay pending before the ledger voids it; 0 never expires.
+    Only for pending transfers.
+    """
+    position: _builtins.int
+    """Output only: the transfer's position in the journal, which is also its leaf index in the
+    Merkle log. Positions start at 0, follow commit order and have no gaps.
+    """
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only: when the ledger applied the transfer."""
+
+    @_builtins.property
+    def flags(self) -> Global___TransferFlags: ...
     def __init__(
         self,
         *,
@@ -245,11 +483,124 @@ class Transfer(_message.Message):
         code: _builtins.int = ...,
         user_data: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        flags: Global___TransferFlags | None = ...,
+        pending_id: _builtins.str = ...,
+        timeout: _builtins.int = ...,
+        position: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "flags", b"flags"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "code", b"code", "create_time", b"create_time", "credit_account_id", b"credit_account_id", "debit_account_id", b"debit_account_id", "id", b"id", "ledger", b"ledger", "user_data", b"user_data"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "code", b"code", "create_time", b"create_time", "credit_account_id", b"credit_account_id", "debit_account_id", b"debit_account_id", "flags", b"flags", "id", b"id", "ledger", b"ledger", "pending_id", b"pending_id", "position", b"position", "timeout", b"timeout", "user_data", b"user_data"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Transfer: _TypeAlias = Transfer  # noqa: Y015
+
+@_typing.final
+class AccountBalance(_message.Message):
+    """The balances of an account right after one transfer, kept for accounts with `history`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEBITS_PENDING_FIELD_NUMBER: _builtins.int
+    DEBITS_POSTED_FIELD_NUMBER: _builtins.int
+    CREDITS_PENDING_FIELD_NUMBER: _builtins.int
+    CREDITS_POSTED_FIELD_NUMBER: _builtins.int
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    debits_pending: _builtins.int
+    """Satang."""
+    debits_posted: _builtins.int
+    credits_pending: _builtins.int
+    credits_posted: _builtins.int
+    transfer_id: _builtins.str
+    """The transfer after which the account had these balances."""
+    position: _builtins.int
+    """Its journal position."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        debits_pending: _builtins.int = ...,
+        debits_posted: _builtins.int = ...,
+        credits_pending: _builtins.int = ...,
+        credits_posted: _builtins.int = ...,
+        transfer_id: _builtins.str = ...,
+        position: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "credits_pending", b"credits_pending", "credits_posted", b"credits_posted", "debits_pending", b"debits_pending", "debits_posted", b"debits_posted", "position", b"position", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountBalance: _TypeAlias = AccountBalance  # noqa: Y015
+
+@_typing.final
+class JournalEntry(_message.Message):
+    """One committed transfer in the journal, in commit order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSITION_FIELD_NUMBER: _builtins.int
+    TRANSFER_FIELD_NUMBER: _builtins.int
+    position: _builtins.int
+    """The entry's position: the transfer's Merkle leaf index."""
+    @_builtins.property
+    def transfer(self) -> Global___Transfer: ...
+    def __init__(
+        self,
+        *,
+        position: _builtins.int = ...,
+        transfer: Global___Transfer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["position", b"position", "transfer", b"transfer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JournalEntry: _TypeAlias = JournalEntry  # noqa: Y015
+
+@_typing.final
+class Checkpoint(_message.Message):
+    """A signed statement of the Merkle log's size and root hash."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    ROOT_HASH_FIELD_NUMBER: _builtins.int
+    SIGNED_NOTE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    origin: _builtins.str
+    """The log's origin line, for example "openloop.dev/ledger"."""
+    tree_size: _builtins.int
+    """Number of leaves (journal entries) the root covers."""
+    root_hash: _builtins.bytes
+    """RFC 6962 root hash (SHA-256, 32 bytes) of the first `tree_size` leaves."""
+    signed_note: _builtins.str
+    """The checkpoint as a C2SP signed note (https://c2sp.org/tlog-checkpoint), with the
+    ledger's Ed25519 signature line. Verify it with the log's public key, obtained out of band.
+    """
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        origin: _builtins.str = ...,
+        tree_size: _builtins.int = ...,
+        root_hash: _builtins.bytes = ...,
+        signed_note: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "origin", b"origin", "root_hash", b"root_hash", "signed_note", b"signed_note", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Checkpoint: _TypeAlias = Checkpoint  # noqa: Y015

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from openloop.ledger.v1 import resources_pb2 as openloop_dot_ledger_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n openloop/ledger/v1/service.proto\x12\x12openloop.ledger.v1\x1a\"openloop/ledger/v1/resources.proto\"F\n\x15\x43reateAccountsRequest\x12-\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x1b.openloop.ledger.v1.Account\"R\n\x16\x43reateAccountsResponse\x12\x38\n\x07results\x18\x01 \x03(\x0e\x32\'.openloop.ledger.v1.CreateAccountResult\"I\n\x16\x43reateTransfersRequest\x12/\n\ttransfers\x18\x01 \x03(\x0b\x32\x1c.openloop.ledger.v1.Transfer\"T\n\x17\x43reateTransfersResponse\x12\x39\n\x07results\x18\x01 \x03(\x0e\x32(.openloop.ledger.v1.CreateTransferResult\"$\n\x15LookupAccountsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"G\n\x16LookupAccountsResponse\x12-\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x1b.openloop.ledger.v1.Account\"%\n\x16LookupTransfersRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"J\n\x17LookupTransfersResponse\x12/\n\ttransfers\x18\x01 \x03(\x0b\x32\x1c.openloop.ledger.v1.Transfer2\xb9\x03\n\rLedgerService\x12g\n\x0e\x43reateAccounts\x12).openloop.ledger.v1.CreateAccountsRequest\x1a*.openloop.ledger.v1.CreateAccountsResponse\x12j\n\x0f\x43reateTransfers\x12*.openloop.ledger.v1.CreateTransfersRequest\x1a+.openloop.ledger.v1.CreateTransfersResponse\x12g\n\x0eLookupAccounts\x12).openloop.ledger.v1.LookupAccountsRequest\x1a*.openloop.ledger.v1.LookupAccountsResponse\x12j\n\x0fLookupTransfers\x12*.openloop.ledger.v1.LookupTransfersRequest\x1a+.openloop.ledger.v1.LookupTransfersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n openloop/ledger/v1/service.proto\x12\x12openloop.ledger.v1\x1a\"openloop/ledger/v1/resources.proto\"F\n\x15\x43reateAccountsRequest\x12-\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x1b.openloop.ledger.v1.Account\"R\n\x16\x43reateAccountsResponse\x12\x38\n\x07results\x18\x01 \x03(\x0e\x32\'.openloop.ledger.v1.CreateAccountResult\"I\n\x16\x43reateTransfersRequest\x12/\n\ttransfers\x18\x01 \x03(\x0b\x32\x1c.openloop.ledger.v1.Transfer\"T\n\x17\x43reateTransfersResponse\x12\x39\n\x07results\x18\x01 \x03(\x0e\x32(.openloop.ledger.v1.CreateTransferResult\"$\n\x15LookupAccountsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"G\n\x16LookupAccountsResponse\x12-\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x1b.openloop.ledger.v1.Account\"%\n\x16LookupTransfersRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"J\n\x17LookupTransfersResponse\x12/\n\ttransfers\x18\x01 \x03(\x0b\x32\x1c.openloop.ledger.v1.Transfer\"V\n\rAccountFilter\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65\x62its\x18\x02 \x01(\x08\x12\x0f\n\x07\x63redits\x18\x03 \x01(\x08\x12\x10\n\x08reversed\x18\x04 \x01(\x08\"w\n\x1bListAccountTransfersRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.openloop.ledger.v1.AccountFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"h\n\x1cListAccountTransfersResponse\x12/\n\ttransfers\x18\x01 \x03(\x0b\x32\x1c.openloop.ledger.v1.Transfer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x1aListAccountBalancesRequest\x12\x31\n\x06\x66ilter\x18\x01 \x01(\x0b\x32!.openloop.ledger.v1.AccountFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x1bListAccountBalancesResponse\x12\x34\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32\".openloop.ledger.v1.AccountBalance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x13WatchJournalRequest\x12\x16\n\x0estart_position\x18\x01 \x01(\x04\"I\n\x14WatchJournalResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .openloop.ledger.v1.JournalEntry\")\n\x14GetCheckpointRequest\x12\x11\n\ttree_size\x18\x01 \x01(\x04\"K\n\x15GetCheckpointResponse\x12\x32\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1e.openloop.ledger.v1.Checkpoint\"b\n\x18GetInclusionProofRequest\x12\x15\n\x0btransfer_id\x18\x01 \x01(\tH\x00\x12\x14\n\nleaf_index\x18\x02 \x01(\x04H\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x06\n\x04leaf\"\x81\x01\n\x19GetInclusionProofResponse\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x32\n\ncheckpoint\x18\x04 \x01(\x0b\x32\x1e.openloop.ledger.v1.Checkpoint\"O\n\x1aGetConsistencyProofRequest\x12\x17\n\x0f\x66irst_tree_size\x18\x01 \x01(\x04\x12\x18\n\x10second_tree_size\x18\x02 \x01(\x04\"\x8c\x01\n\x1bGetConsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\x12-\n\x05\x66irst\x18\x02 \x01(\x0b\x32\x1e.openloop.ledger.v1.Checkpoint\x12.\n\x06second\x18\x03 \x01(\x0b\x32\x1e.openloop.ledger.v1.Checkpoint2\xe1\x08\n\rLedgerService\x12g\n\x0e\x43reateAccounts\x12).openloop.ledger.v1.CreateAccountsRequest\x1a*.openloop.ledger.v1.CreateAccountsResponse\x12j\n\x0f\x43reateTransfers\x12*.openloop.ledger.v1.CreateTransfersRequest\x1a+.openloop.ledger.v1.CreateTransfersResponse\x12g\n\x0eLookupAccounts\x12).openloop.ledger.v1.LookupAccountsRequest\x1a*.openloop.ledger.v1.LookupAccountsResponse\x12j\n\x0fLookupTransfers\x12*.openloop.ledger.v1.LookupTransfersRequest\x1a+.openloop.ledger.v1.LookupTransfersResponse\x12y\n\x14ListAccountTransfers\x12/.openloop.ledger.v1.ListAccountTransfersRequest\x1a\x30.openloop.ledger.v1.ListAccountTransfersResponse\x12v\n\x13ListAccountBalances\x12..openloop.ledger.v1.ListAccountBalancesRequest\x1a/.openloop.ledger.v1.ListAccountBalancesResponse\x12\x63\n\x0cWatchJournal\x12\'.openloop.ledger.v1.WatchJournalRequest\x1a(.openloop.ledger.v1.WatchJournalResponse0\x01\x12\x64\n\rGetCheckpoint\x12(.openloop.ledger.v1.GetCheckpointRequest\x1a).openloop.ledger.v1.GetCheckpointResponse\x12p\n\x11GetInclusionProof\x12,.openloop.ledger.v1.GetInclusionProofRequest\x1a-.openloop.ledger.v1.GetInclusionProofResponse\x12v\n\x13GetConsistencyProof\x12..openloop.ledger.v1.GetConsistencyProofRequest\x1a/.openloop.ledger.v1.GetConsistencyProofResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,6 +48,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOOKUPTRANSFERSREQUEST']._serialized_end=557
   _globals['_LOOKUPTRANSFERSRESPONSE']._serialized_start=559
   _globals['_LOOKUPTRANSFERSRESPONSE']._serialized_end=633
-  _globals['_LEDGERSERVICE']._serialized_start=636
-  _globals['_LEDGERSERVICE']._serialized_end=1077
+  _globals['_ACCOUNTFILTER']._serialized_start=635
+  _globals['_ACCOUNTFILTER']._serialized_end=721
+  _globals['_LISTACCOUNTTRANSFERSREQUEST']._serialized_start=723
+  _globals['_LISTACCOUNTTRANSFERSREQUEST']._serialized_end=842
+  _globals['_LISTACCOUNTTRANSFERSRESPONSE']._serialized_start=844
+  _globals['_LISTACCOUNTTRANSFERSRESPONSE']._serialized_end=948
+  _globals['_LISTACCOUNTBALANCESREQUEST']._serialized_start=950
+  _globals['_LISTACCOUNTBALANCESREQUEST']._serialized_end=1068
+  _globals['_LISTACCOUNTBALANCESRESPONSE']._serialized_start=1070
+  _globals['_LISTACCOUNTBALANCESRESPONSE']._serialized_end=1178
+  _globals['_WATCHJOURNALREQUEST']._serialized_start=1180
+  _globals['_WATCHJOURNALREQUEST']._serialized_end=1225
+  _globals['_WATCHJOURNALRESPONSE']._serialized_start=1227
+  _globals['_WATCHJOURNALRESPONSE']._serialized_end=1300
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1302
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1343
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=1345
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1420
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1422
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1520
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1523
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1652
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1654
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1733
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1736
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1876
+  _globals['_LEDGERSERVICE']._serialized_start=1879
+  _globals['_LEDGERSERVICE']._serialized_end=3000
 # @@protoc_insertion_point(module_scope)

@@ -26,10 +26,15 @@ if _version_not_supported:
 
 
 class LedgerServiceStub:
-    """Double-entry ledger with TigerBeetle-style per-event result codes.
+    """Double-entry ledger with TigerBeetle's semantics and a verifiable Merkle log.
 
-    Every event in a batch gets its own result; an event that fails changes nothing.
-    Transfers are idempotent by id: resubmitting the same transfer returns EXISTS.
+    Every event in a request gets its own result; an event that fails changes nothing (and a
+    linked chain fails as a whole). Transfers are idempotent by id: resubmitting the same
+    transfer returns EXISTS. Concurrent requests are applied together in batches, one database
+    transaction per batch, and a request is answered only after its batch is on disk.
+
+    A malformed request (too many events, a field out of range for the whole request) fails
+    as a whole with INVALID_ARGUMENT and an ErrorInfo reason.
     """
 
     def __init__(self, channel):
@@ -58,23 +63,60 @@ class LedgerServiceStub:
                 request_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.LookupTransfersRequest.SerializeToString,
                 response_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.LookupTransfersResponse.FromString,
                 _registered_method=True)
+        self.ListAccountTransfers = channel.unary_unary(
+                '/openloop.ledger.v1.LedgerService/ListAccountTransfers',
+                request_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountTransfersRequest.SerializeToString,
+                response_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountTransfersResponse.FromString,
+                _registered_method=True)
+        self.ListAccountBalances = channel.unary_unary(
+                '/openloop.ledger.v1.LedgerService/ListAccountBalances',
+                request_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountBalancesRequest.SerializeToString,
+                response_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountBalancesResponse.FromString,
+                _registered_method=True)
+        self.WatchJournal = channel.unary_stream(
+                '/openloop.ledger.v1.LedgerService/WatchJournal',
+                request_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.WatchJournalRequest.SerializeToString,
+                response_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.WatchJournalResponse.FromString,
+                _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/openloop.ledger.v1.LedgerService/GetCheckpoint',
+                request_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetCheckpointResponse.FromString,
+                _registered_method=True)
+        self.GetInclusionProof = channel.unary_unary(
+                '/openloop.ledger.v1.LedgerService/GetInclusionProof',
+                request_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetInclusionProofResponse.FromString,
+                _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/openloop.ledger.v1.LedgerService/GetConsistencyProof',
+                request_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetConsistencyProofResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
-    """Double-entry ledger with TigerBeetle-style per-event result codes.
+    """Double-entry ledger with TigerBeetle's semantics and a verifiable Merkle log.
 
-    Every event in a batch gets its own result; an event that fails changes nothing.
-    Transfers are idempotent by id: resubmitting the same transfer returns EXISTS.
+    Every event in a request gets its own result; an event that fails changes nothing (and a
+    linked chain fails as a whole). Transfers are idempotent by id: resubmitting the same
+    transfer returns EXISTS. Concurrent requests are applied together in batches, one database
+    transaction per batch, and a request is answered only after its batch is on disk.
+
+    A malformed request (too many events, a field out of range for the whole request) fails
+    as a whole with INVALID_ARGUMENT and an ErrorInfo reason.
     """
 
     def CreateAccounts(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates up to 8189 accounts.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateTransfers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Applies up to 8189 transfers, in request order.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -87,6 +129,49 @@ class LedgerServiceServicer:
 
     def LookupTransfers(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccountTransfers(self, request, context):
+        """The transfers that debit or credit one account, in journal order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccountBalances(self, request, context):
+        """The balances of an account with `history` after each of its transfers, in journal order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJournal(self, request, context):
+        """Streams committed transfers in commit order from a position, then follows new ones
+        as they commit. Resume after a disconnect from the last position received plus one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckpoint(self, request, context):
+        """The latest signed checkpoint of the Merkle log, or the one for a given size.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInclusionProof(self, request, context):
+        """Proves that one transfer is a leaf of the log at a checkpointed size.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """Proves that the log at one checkpointed size is a prefix of the log at a larger one.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -114,6 +199,36 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     request_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.LookupTransfersRequest.FromString,
                     response_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.LookupTransfersResponse.SerializeToString,
             ),
+            'ListAccountTransfers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccountTransfers,
+                    request_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountTransfersRequest.FromString,
+                    response_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountTransfersResponse.SerializeToString,
+            ),
+            'ListAccountBalances': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccountBalances,
+                    request_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountBalancesRequest.FromString,
+                    response_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountBalancesResponse.SerializeToString,
+            ),
+            'WatchJournal': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJournal,
+                    request_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.WatchJournalRequest.FromString,
+                    response_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.WatchJournalResponse.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetCheckpointResponse.SerializeToString,
+            ),
+            'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInclusionProof,
+                    request_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetInclusionProofResponse.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.GetConsistencyProofResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'openloop.ledger.v1.LedgerService', rpc_method_handlers)
@@ -123,10 +238,15 @@ def add_LedgerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class LedgerService:
-    """Double-entry ledger with TigerBeetle-style per-event result codes.
+    """Double-entry ledger with TigerBeetle's semantics and a verifiable Merkle log.
 
-    Every event in a batch gets its own result; an event that fails changes nothing.
-    Transfers are idempotent by id: resubmitting the same transfer returns EXISTS.
+    Every event in a request gets its own result; an event that fails changes nothing (and a
+    linked chain fails as a whole). Transfers are idempotent by id: resubmitting the same
+    transfer returns EXISTS. Concurrent requests are applied together in batches, one database
+    transaction per batch, and a request is answered only after its batch is on disk.
+
+    A malformed request (too many events, a field out of range for the whole request) fails
+    as a whole with INVALID_ARGUMENT and an ErrorInfo reason.
     """
 
     @staticmethod
@@ -227,6 +347,168 @@ class LedgerService:
             '/openloop.ledger.v1.LedgerService/LookupTransfers',
             openloop_dot_ledger_dot_v1_dot_service__pb2.LookupTransfersRequest.SerializeToString,
             openloop_dot_ledger_dot_v1_dot_service__pb2.LookupTransfersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccountTransfers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.ledger.v1.LedgerService/ListAccountTransfers',
+            openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountTransfersRequest.SerializeToString,
+            openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountTransfersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccountBalances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.ledger.v1.LedgerService/ListAccountBalances',
+            openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountBalancesRequest.SerializeToString,
+            openloop_dot_ledger_dot_v1_dot_service__pb2.ListAccountBalancesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJournal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/openloop.ledger.v1.LedgerService/WatchJournal',
+            openloop_dot_ledger_dot_v1_dot_service__pb2.WatchJournalRequest.SerializeToString,
+            openloop_dot_ledger_dot_v1_dot_service__pb2.WatchJournalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.ledger.v1.LedgerService/GetCheckpoint',
+            openloop_dot_ledger_dot_v1_dot_service__pb2.GetCheckpointRequest.SerializeToString,
+            openloop_dot_ledger_dot_v1_dot_service__pb2.GetCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInclusionProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.ledger.v1.LedgerService/GetInclusionProof',
+            openloop_dot_ledger_dot_v1_dot_service__pb2.GetInclusionProofRequest.SerializeToString,
+            openloop_dot_ledger_dot_v1_dot_service__pb2.GetInclusionProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.ledger.v1.LedgerService/GetConsistencyProof',
+            openloop_dot_ledger_dot_v1_dot_service__pb2.GetConsistencyProofRequest.SerializeToString,
+            openloop_dot_ledger_dot_v1_dot_service__pb2.GetConsistencyProofResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,10 +27,15 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class LedgerServiceStub:
-    """Double-entry ledger with TigerBeetle-style per-event result codes.
+    """Double-entry ledger with TigerBeetle's semantics and a verifiable Merkle log.
 
-    Every event in a batch gets its own result; an event that fails changes nothing.
-    Transfers are idempotent by id: resubmitting the same transfer returns EXISTS.
+    Every event in a request gets its own result; an event that fails changes nothing (and a
+    linked chain fails as a whole). Transfers are idempotent by id: resubmitting the same
+    transfer returns EXISTS. Concurrent requests are applied together in batches, one database
+    transaction per batch, and a request is answered only after its batch is on disk.
+
+    A malformed request (too many events, a field out of range for the whole request) fails
+    as a whole with INVALID_ARGUMENT and an ErrorInfo reason.
     """
 
     @_typing.overload
@@ -38,29 +43,71 @@ class LedgerServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> LedgerServiceAsyncStub: ...
     CreateAccounts: _grpc.UnaryUnaryMultiCallable[_service_pb2.CreateAccountsRequest, _service_pb2.CreateAccountsResponse]
+    """Creates up to 8189 accounts."""
     CreateTransfers: _grpc.UnaryUnaryMultiCallable[_service_pb2.CreateTransfersRequest, _service_pb2.CreateTransfersResponse]
+    """Applies up to 8189 transfers, in request order."""
     LookupAccounts: _grpc.UnaryUnaryMultiCallable[_service_pb2.LookupAccountsRequest, _service_pb2.LookupAccountsResponse]
     LookupTransfers: _grpc.UnaryUnaryMultiCallable[_service_pb2.LookupTransfersRequest, _service_pb2.LookupTransfersResponse]
+    ListAccountTransfers: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListAccountTransfersRequest, _service_pb2.ListAccountTransfersResponse]
+    """The transfers that debit or credit one account, in journal order."""
+    ListAccountBalances: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListAccountBalancesRequest, _service_pb2.ListAccountBalancesResponse]
+    """The balances of an account with `history` after each of its transfers, in journal order."""
+    WatchJournal: _grpc.UnaryStreamMultiCallable[_service_pb2.WatchJournalRequest, _service_pb2.WatchJournalResponse]
+    """Streams committed transfers in commit order from a position, then follows new ones
+    as they commit. Resume after a disconnect from the last position received plus one.
+    """
+    GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetCheckpointRequest, _service_pb2.GetCheckpointResponse]
+    """The latest signed checkpoint of the Merkle log, or the one for a given size."""
+    GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetInclusionProofRequest, _service_pb2.GetInclusionProofResponse]
+    """Proves that one transfer is a leaf of the log at a checkpointed size."""
+    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetConsistencyProofRequest, _service_pb2.GetConsistencyProofResponse]
+    """Proves that the log at one checkpointed size is a prefix of the log at a larger one."""
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
-    """Double-entry ledger with TigerBeetle-style per-event result codes.
+    """Double-entry ledger with TigerBeetle's semantics and a verifiable Merkle log.
 
-    Every event in a batch gets its own result; an event that fails changes nothing.
-    Transfers are idempotent by id: resubmitting the same transfer returns EXISTS.
+    Every event in a request gets its own result; an event that fails changes nothing (and a
+    linked chain fails as a whole). Transfers are idempotent by id: resubmitting the same
+    transfer returns EXISTS. Concurrent requests are applied together in batches, one database
+    transaction per batch, and a request is answered only after its batch is on disk.
+
+    A malformed request (too many events, a field out of range for the whole request) fails
+    as a whole with INVALID_ARGUMENT and an ErrorInfo reason.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateAccounts: _aio.UnaryUnaryMultiCallable[_service_pb2.CreateAccountsRequest, _service_pb2.CreateAccountsResponse]  # type: ignore[assignment]
+    """Creates up to 8189 accounts."""
     CreateTransfers: _aio.UnaryUnaryMultiCallable[_service_pb2.CreateTransfersRequest, _service_pb2.CreateTransfersResponse]  # type: ignore[assignment]
+    """Applies up to 8189 transfers, in request order."""
     LookupAccounts: _aio.UnaryUnaryMultiCallable[_service_pb2.LookupAccountsRequest, _service_pb2.LookupAccountsResponse]  # type: ignore[assignment]
     LookupTransfers: _aio.UnaryUnaryMultiCallable[_service_pb2.LookupTransfersRequest, _service_pb2.LookupTransfersResponse]  # type: ignore[assignment]
+    ListAccountTransfers: _aio.UnaryUnaryMultiCallable[_service_pb2.ListAccountTransfersRequest, _service_pb2.ListAccountTransfersResponse]  # type: ignore[assignment]
+    """The transfers that debit or credit one account, in journal order."""
+    ListAccountBalances: _aio.UnaryUnaryMultiCallable[_service_pb2.ListAccountBalancesRequest, _service_pb2.ListAccountBalancesResponse]  # type: ignore[assignment]
+    """The balances of an account with `history` after each of its transfers, in journal order."""
+    WatchJournal: _aio.UnaryStreamMultiCallable[_service_pb2.WatchJournalRequest, _service_pb2.WatchJournalResponse]  # type: ignore[assignment]
+    """Streams committed transfers in commit order from a position, then follows new ones
+    as they commit. Resume after a disconnect from the last position received plus one.
+    """
+    GetCheckpoint: _aio.UnaryUnaryMultiCallable[_service_pb2.GetCheckpointRequest, _service_pb2.GetCheckpointResponse]  # type: ignore[assignment]
+    """The latest signed checkpoint of the Merkle log, or the one for a given size."""
+    GetInclusionProof: _aio.UnaryUnaryMultiCallable[_service_pb2.GetInclusionProofRequest, _service_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
+    """Proves that one transfer is a leaf of the log at a checkpointed size."""
+    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_service_pb2.GetConsistencyProofRequest, _service_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
+    """Proves that the log at one checkpointed size is a prefix of the log at a larger one."""
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Double-entry ledger with TigerBeetle-style per-event result codes.
+    """Double-entry ledger with TigerBeetle's semantics and a verifiable Merkle log.
 
-    Every event in a batch gets its own result; an event that fails changes nothing.
-    Transfers are idempotent by id: resubmitting the same transfer returns EXISTS.
+    Every event in a request gets its own result; an event that fails changes nothing (and a
+    linked chain fails as a whole). Transfers are idempotent by id: resubmitting the same
+    transfer returns EXISTS. Concurrent requests are applied together in batches, one database
+    transaction per batch, and a request is answered only after its batch is on disk.
+
+    A malformed request (too many events, a field out of range for the whole request) fails
+    as a whole with INVALID_ARGUMENT and an ErrorInfo reason.
     """
 
     @_abc_1.abstractmethod
@@ -68,14 +115,16 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _service_pb2.CreateAccountsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_service_pb2.CreateAccountsResponse, _abc.Awaitable[_service_pb2.CreateAccountsResponse]]: ...
+    ) -> _typing.Union[_service_pb2.CreateAccountsResponse, _abc.Awaitable[_service_pb2.CreateAccountsResponse]]:
+        """Creates up to 8189 accounts."""
 
     @_abc_1.abstractmethod
     def CreateTransfers(
         self,
         request: _service_pb2.CreateTransfersRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_service_pb2.CreateTransfersResponse, _abc.Awaitable[_service_pb2.CreateTransfersResponse]]: ...
+    ) -> _typing.Union[_service_pb2.CreateTransfersResponse, _abc.Awaitable[_service_pb2.CreateTransfersResponse]]:
+        """Applies up to 8189 transfers, in request order."""
 
     @_abc_1.abstractmethod
     def LookupAccounts(
@@ -90,5 +139,55 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _service_pb2.LookupTransfersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.LookupTransfersResponse, _abc.Awaitable[_service_pb2.LookupTransfersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAccountTransfers(
+        self,
+        request: _service_pb2.ListAccountTransfersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ListAccountTransfersResponse, _abc.Awaitable[_service_pb2.ListAccountTransfersResponse]]:
+        """The transfers that debit or credit one account, in journal order."""
+
+    @_abc_1.abstractmethod
+    def ListAccountBalances(
+        self,
+        request: _service_pb2.ListAccountBalancesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ListAccountBalancesResponse, _abc.Awaitable[_service_pb2.ListAccountBalancesResponse]]:
+        """The balances of an account with `history` after each of its transfers, in journal order."""
+
+    @_abc_1.abstractmethod
+    def WatchJournal(
+        self,
+        request: _service_pb2.WatchJournalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_service_pb2.WatchJournalResponse], _abc.AsyncIterator[_service_pb2.WatchJournalResponse]]:
+        """Streams committed transfers in commit order from a position, then follows new ones
+        as they commit. Resume after a disconnect from the last position received plus one.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCheckpoint(
+        self,
+        request: _service_pb2.GetCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.GetCheckpointResponse, _abc.Awaitable[_service_pb2.GetCheckpointResponse]]:
+        """The latest signed checkpoint of the Merkle log, or the one for a given size."""
+
+    @_abc_1.abstractmethod
+    def GetInclusionProof(
+        self,
+        request: _service_pb2.GetInclusionProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.GetInclusionProofResponse, _abc.Awaitable[_service_pb2.GetInclusionProofResponse]]:
+        """Proves that one transfer is a leaf of the log at a checkpointed size."""
+
+    @_abc_1.abstractmethod
+    def GetConsistencyProof(
+        self,
+        request: _service_pb2.GetConsistencyProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.GetConsistencyProofResponse, _abc.Awaitable[_service_pb2.GetConsistencyProofResponse]]:
+        """Proves that the log at one checkpointed size is a prefix of the log at a larger one."""
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,540 @@
+"""The ledger's benchmark: batched, single and hot-account transfers, checkpoint lag,
+inclusion proofs and the verifier, each beside a naive baseline measured in the same run.
+
+    make bench-ledger BENCH_ARGS="--seconds 10"
+
+Starts its own PostgreSQL (fsync and synchronous_commit on) and one ledger server
+process, on this machine. The naive baseline is what a ledger without batching
+does: one database transaction per transfer, locking both accounts' rows, from
+as many connections as there are clients. Prints a table and writes
+bench/reports/ledger-<time>.json. Figures are for comparison within one run and
+between runs on this machine: the clients share its two cores with the server
+and the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_dev.ports import free_port
+from openloop_dev.postgres import EmbeddedPostgres
+from openloop_ledger.app import MIGRATIONS_DIR
+from openloop_ledger.audit.__main__ import verify
+from openloop_ledger.audit.sources import DatabaseSource
+from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
+from openloop_ledger.merkle.hashing import leaf_hash, node_hash
+from openloop_ledger.merkle.proofs import verify_inclusion
+from openloop_runtime import migrations
+
+REPORT_DIR = Path(__file__).parent / "reports"
+ACCOUNTS = 10_000
+HOT = "hot-funding"
+OK = resources_pb2.CREATE_TRANSFER_RESULT_OK
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    target: str = ""
+    met: bool | None = None
+    detail: dict[str, float] = field(default_factory=dict)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class Ids:
+    """Unique transfer ids for the whole run."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:8]
+        self._next = 0
+
+    def __next__(self) -> str:
+        self._next += 1
+        return f"b{self._prefix}-{self._next}"
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+
+def _transfer(ids: Ids, rng: random.Random, *, hot: bool) -> resources_pb2.Transfer:
+    credit = f"acct-{rng.randrange(ACCOUNTS)}"
+    debit = HOT if hot else f"acct-{rng.randrange(ACCOUNTS)}"
+    while debit == credit:
+        credit = f"acct-{rng.randrange(ACCOUNTS)}"
+    return resources_pb2.Transfer(
+        id=next(ids),
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=rng.randrange(1, 10_000),
+        ledger=764,
+        code=1,
+        user_data="payments/bench",
+    )
+
+
+# --- the system under test ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def ledger_process(database_url: str, workdir: Path) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENLOOP_LEDGER_DATABASE_URL": database_url,
+        "OPENLOOP_LEDGER_PORT": str(port),
+        "OPENLOOP_LEDGER_LOG_LEVEL": "WARNING",
+        "OPENLOOP_LEDGER_DB_POOL_SIZE": "8",
+    }
+    log = (workdir / "ledger.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "openloop_ledger"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        with grpc.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for _ in range(300):
+                if process.poll() is not None:
+                    raise RuntimeError(f"the ledger exited; see {workdir / 'ledger.log'}")
+                with contextlib.suppress(grpc.RpcError):
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                time.sleep(0.1)
+        yield target
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+async def open_accounts(stub: Any, naive: Any) -> None:
+    accounts = [f"acct-{i}" for i in range(ACCOUNTS)] + [HOT]
+    for start in range(0, len(accounts), 8000):
+        chunk = accounts[start : start + 8000]
+        reply = await stub.CreateAccounts(
+            service_pb2.CreateAccountsRequest(
+                accounts=[
+                    resources_pb2.Account(
+                        id=a, ledger=764, code=1, participant="participants/bench"
+                    )
+                    for a in chunk
+                ]
+            )
+        )
+        assert set(reply.results) <= {resources_pb2.CREATE_ACCOUNT_RESULT_OK}
+    await naive.execute("CREATE SEQUENCE naive_position MINVALUE 0 START 0")
+    await naive.execute(
+        "INSERT INTO accounts (id, ledger, code, debits_must_not_exceed_credits,"
+        " credits_must_not_exceed_debits, user_data, participant_id)"
+        " SELECT unnest($1::text[]), 764, 1, false, false, '', 'bench'",
+        accounts,
+    )
+
+
+async def run_for(
+    seconds: float, clients: int, one: Callable[[int], Awaitable[int]]
+) -> tuple[int, float, list[float]]:
+    """Each client calls ``one`` until time is up; returns (transfers, seconds, latencies)."""
+    stop = time.monotonic() + seconds
+    latencies: list[float] = []
+    done = [0] * clients
+
+    async def client(number: int) -> None:
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            done[number] += await one(number)
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    return sum(done), time.perf_counter() - started, latencies
+
+
+async def ledger_rate(
+    stub: Any, seconds: float, clients: int, batch: int, *, hot: bool
+) -> tuple[float, list[float]]:
+    ids = Ids()
+    rngs = [random.Random(n) for n in range(clients)]
+
+    async def one(number: int) -> int:
+        request = service_pb2.CreateTransfersRequest(
+            transfers=[_transfer(ids, rngs[number], hot=hot) for _ in range(batch)]
+        )
+        reply = await stub.CreateTransfers(request, timeout=120)
+        return sum(1 for result in reply.results if result == OK)
+
+    count, elapsed, latencies = await run_for(seconds, clients, one)
+    return count / elapsed, latencies
+
+
+async def naive_rate(
+    pool: Any, seconds: float, clients: int, *, hot: bool
+) -> tuple[float, list[float]]:
+    """One transaction per transfer: lock both rows in id order, insert, update, commit."""
+    ids = Ids()
+    rngs = [random.Random(1000 + n) for n in range(clients)]
+
+    async def one(number: int) -> int:
+        t = _transfer(ids, rngs[number], hot=hot)
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                [t.debit_account_id, t.credit_account_id],
+            )
+            await conn.execute(
+                "INSERT INTO transfers (id, position, debit_account_id, credit_account_id,"
+                " amount, ledger, code, user_data, create_time)"
+                " VALUES ($1, nextval('naive_position'), $2, $3, $4, 764, 1, $5, now())",
+                t.id,
+                t.debit_account_id,
+                t.credit_account_id,
+                t.amount,
+                t.user_data,
+            )
+            await conn.execute(
+                "UPDATE accounts SET debits_posted = debits_posted + $2 WHERE id = $1",
+                t.debit_account_id,
+                t.amount,
+            )
+            await conn.execute(
+                "UPDATE accounts SET credits_posted = credits_posted + $2 WHERE id = $1",
+                t.credit_account_id,
+                t.amount,
+            )
+        return 1
+
+    count, elapsed, latencies = await run_for(seconds, clients, one)
+    return count / elapsed, latencies
+
+
+# --- checkpoint lag ------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def lag_monitor(url: str) -> AsyncIterator[list[float]]:
+    """Samples (journal size, sealed size) every 20 ms; yields the lags, filled on exit.
+
+    The lag of a sample is how long until a checkpoint covered the journal size it saw.
+    """
+    conn = await asyncpg.connect(_dsn(url))
+    samples: list[tuple[float, int, int]] = []
+    lags: list[float] = []
+
+    async def sample() -> None:
+        while True:
+            row = await conn.fetchrow(
+                "SELECT (SELECT size FROM journal WHERE id = 1) AS journal,"
+                " (SELECT coalesce(max(tree_size), 0) FROM checkpoints) AS sealed"
+            )
+            samples.append((time.monotonic(), row["journal"], row["sealed"]))
+            await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield lags
+    finally:
+        await asyncio.sleep(1.5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await conn.close()
+        later = 0
+        for at, journal, _ in samples:
+            if journal == 0:
+                continue
+            while later < len(samples) and (samples[later][0] < at or samples[later][2] < journal):
+                later += 1
+            if later < len(samples):
+                lags.append(samples[later][0] - at)
+
+
+# --- proofs and the verifier ---------------------------------------------------------------
+
+
+async def proof_latency(stub: Any, samples: int) -> tuple[list[float], int]:
+    checkpoint = (await stub.GetCheckpoint(service_pb2.GetCheckpointRequest())).checkpoint
+    size = checkpoint.tree_size
+    rng = random.Random(7)
+    latencies = []
+    for _ in range(samples):
+        index = rng.randrange(size)
+        started = time.perf_counter()
+        proof = await stub.GetInclusionProof(
+            service_pb2.GetInclusionProofRequest(leaf_index=index, tree_size=size)
+        )
+        latencies.append((time.perf_counter() - started) * 1000)
+        verify_inclusion(leaf_hash(proof.leaf), index, size, proof.hashes, checkpoint.root_hash)
+    return latencies, size
+
+
+def _mth(leaves: list[bytes]) -> bytes:
+    """RFC 6962's recursive definition, as a naive implementation computes it."""
+    if len(leaves) == 1:
+        return leaves[0]
+    split = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return node_hash(_mth(leaves[:split]), _mth(leaves[split:]))
+
+
+def _naive_path(leaves: list[bytes], index: int) -> list[bytes]:
+    if len(leaves) == 1:
+        return []
+    split = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if index < split:
+        return [*_naive_path(leaves[:split], index), _mth(leaves[split:])]
+    return [*_naive_path(leaves[split:], index - split), _mth(leaves[:split])]
+
+
+async def naive_proof_latency(url: str, size: int, samples: int) -> list[float]:
+    """A proof without stored nodes: fetch every leaf hash and hash the tree."""
+    conn = await asyncpg.connect(_dsn(url))
+    rng = random.Random(7)
+    latencies = []
+    try:
+        for _ in range(samples):
+            index = rng.randrange(size)
+            started = time.perf_counter()
+            rows = await conn.fetch(
+                "SELECT hashes FROM merkle_tiles WHERE tile_level = 0 ORDER BY tile_index"
+            )
+            data = b"".join(bytes(r["hashes"]) for r in rows)
+            leaves = [data[i : i + 32] for i in range(0, size * 32, 32)]
+            _naive_path(leaves, index)
+            latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        await conn.close()
+    return latencies
+
+
+async def naive_verifier_rate(url: str) -> float:
+    """Leaves recomputed with a fresh HMAC per field and the root by the recursive definition."""
+    conn = await asyncpg.connect(_dsn(url))
+    key = DEVELOPMENT_LEAF_KEY.encode()
+    started = time.perf_counter()
+    try:
+        rows = await conn.fetch("SELECT * FROM transfers ORDER BY position")
+        leaves = []
+        for row in rows:
+            parts = [
+                str(row[c]).encode()
+                for c in ("position", "create_time", "flags", "amount", "id", "pending_id")
+            ]
+            for column in ("debit_account_id", "credit_account_id", "user_data"):
+                parts.append(hmac.new(key, row[column].encode(), hashlib.sha256).digest())
+            leaves.append(leaf_hash(b"|".join(parts)))
+        if leaves:
+            _mth(leaves)
+    finally:
+        await conn.close()
+    return len(rows) / (time.perf_counter() - started)
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace, workdir: Path) -> list[Figure]:
+    server_url = os.environ.get("OPENLOOP_POSTGRES_URL")
+    postgres = None
+    if not server_url:
+        postgres = EmbeddedPostgres(workdir / "pg")
+        postgres.start()
+    try:
+        if postgres is not None:
+            ledger_url = await postgres.create_database("bench_ledger")
+            naive_url = await postgres.create_database("bench_naive")
+        else:
+            raise SystemExit("set no OPENLOOP_POSTGRES_URL: the benchmark starts its own server")
+        for url in (ledger_url, naive_url):
+            await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
+        with ledger_process(ledger_url, workdir) as target:
+            return await _measure(args, target, ledger_url, naive_url)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+
+
+async def _measure(
+    args: argparse.Namespace, target: str, ledger_url: str, naive_url: str
+) -> list[Figure]:
+    figures: list[Figure] = []
+    seconds = args.seconds
+    naive = await asyncpg.create_pool(_dsn(naive_url), min_size=4, max_size=args.clients)
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = service_pb2_grpc.LedgerServiceStub(channel)
+        await open_accounts(stub, naive)
+        print("accounts opened; measuring", flush=True)
+        await ledger_rate(stub, 2, 2, args.batch, hot=False)  # warm up
+
+        async with lag_monitor(ledger_url) as lags:
+            batched, _ = await ledger_rate(stub, seconds, args.batch_clients, args.batch, hot=False)
+            hot_batched, _ = await ledger_rate(
+                stub, seconds, args.batch_clients, args.batch, hot=True
+            )
+            single, single_latency = await ledger_rate(stub, seconds, args.clients, 1, hot=False)
+            hot_single, _ = await ledger_rate(stub, seconds, args.clients, 1, hot=True)
+        naive_plain, _ = await naive_rate(naive, seconds, args.clients, hot=False)
+        naive_hot, _ = await naive_rate(naive, seconds, args.clients, hot=True)
+        print("transfers measured; proofs next", flush=True)
+
+        figures += [
+            Figure(
+                f"batched transfers ({args.batch}/request, {args.batch_clients} clients)",
+                batched,
+                "transfers/s",
+                naive_plain,
+                ">= 30000",
+                batched >= 30_000,
+            ),
+            Figure(
+                f"single-transfer requests, {args.clients} clients",
+                single,
+                "transfers/s",
+                naive_plain,
+                ">= 3000",
+                single >= 3_000,
+                {
+                    "p50_ms": _percentile(single_latency, 0.5),
+                    "p99_ms": _percentile(single_latency, 0.99),
+                },
+            ),
+            Figure(
+                "hot account, batched (every debit on one account)",
+                hot_batched,
+                "transfers/s",
+                naive_hot,
+                "within 2x of non-hot",
+                hot_batched * 2 >= batched,
+                {"ratio_to_non_hot": hot_batched / batched},
+            ),
+            Figure(
+                f"hot account, single-transfer requests, {args.clients} clients",
+                hot_single,
+                "transfers/s",
+                naive_hot,
+                "within 2x of non-hot",
+                hot_single * 2 >= single,
+                {"ratio_to_non_hot": hot_single / single},
+            ),
+            Figure(
+                "checkpoint lag p99 (under the loads above)",
+                _percentile(lags, 0.99),
+                "s",
+                None,
+                "<= 1 s",
+                _percentile(lags, 0.99) <= 1.0,
+                {"p50_s": _percentile(lags, 0.5), "samples": float(len(lags))},
+            ),
+        ]
+
+        proofs, size = await proof_latency(stub, args.proofs)
+        naive_proofs = await naive_proof_latency(ledger_url, size, 3)
+        figures.append(
+            Figure(
+                f"inclusion proof p99 (tree of {size:,} leaves, via gRPC)",
+                _percentile(proofs, 0.99),
+                "ms",
+                _percentile(naive_proofs, 0.5),
+                "<= 5 ms",
+                _percentile(proofs, 0.99) <= 5.0,
+                {"p50_ms": _percentile(proofs, 0.5)},
+            )
+        )
+    await naive.close()
+
+    source = await DatabaseSource.connect(ledger_url)
+    try:
+        started = time.perf_counter()
+        report = await verify(source, DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY)
+        rate = report.leaves / (time.perf_counter() - started)
+    finally:
+        await source.close()
+    naive_verify = await naive_verifier_rate(ledger_url)
+    figures.append(
+        Figure(
+            f"verifier ({report.leaves:,} leaves, {'OK' if report.ok else 'FINDINGS'})",
+            rate,
+            "leaves/s",
+            naive_verify,
+            ">= 100000",
+            rate >= 100_000 and report.ok,
+        )
+    )
+    return figures
+
+
+def _print(figures: list[Figure]) -> None:
+    print()
+    print(f"{'figure':<62} {'value':>14} {'naive':>14}  target")
+    for f in figures:
+        baseline = f"{f.baseline:,.1f}" if f.baseline is not None else "-"
+        mark = "met" if f.met else "MISSED"
+        print(f"{f.name:<62} {f.value:>14,.2f} {baseline:>14}  {f.target} ({mark}) {f.unit}")
+        for key, value in f.detail.items():
+            print(f"{'':<64}{key} = {value:,.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per scenario")
+    parser.add_argument("--clients", type=int, default=64, help="single-transfer clients")
+    parser.add_argument("--batch", type=int, default=2000, help="transfers per batched request")
+    parser.add_argument("--batch-clients", type=int, default=4)
+    parser.add_argument("--proofs", type=int, default=300)
+    args = parser.parse_args()
+    started_at = datetime.now(UTC).isoformat()
+    with tempfile.TemporaryDirectory(prefix="openloop-bench-ledger-") as workdir:
+        figures = asyncio.run(bench(args, Path(workdir)))
+    _print(figures)
+    REPORT_DIR.mkdir(exist_ok=True)
+    path = REPORT_DIR / f"ledger-{started_at.replace(':', '')}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "started_at": started_at,
+                "machine": f"{platform.machine()} {os.cpu_count()} cpus {platform.platform()}",
+                "args": vars(args),
+                "figures": [f.__dict__ for f in figures],
+            },
+            indent=2,
+        )
+    )
+    print(f"\nreport: {path}")
+
+
+if __name__ == "__main__":
+    main()

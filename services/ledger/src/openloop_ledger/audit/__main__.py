@@ -1,0 +1,122 @@
+"""``python -m openloop_ledger.audit verify|export``: the auditor's command line.
+
+    verify --database-url URL | --export DIR   [--verifier-key KEY] [--leaf-key KEY] [--jobs N]
+    export --database-url URL --out DIR
+
+Keys default to ``OPENLOOP_LEDGER_LOG_VERIFIER_KEY`` and ``OPENLOOP_LEDGER_LEAF_KEY``
+(the development keys when unset, with a warning). ``verify`` exits 1 when it
+finds anything, after naming the first row that was changed, deleted, inserted
+or reordered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from openloop_ledger.audit.parallel import verify_database
+from openloop_ledger.audit.sources import (
+    DatabaseSource,
+    ExportSource,
+    LedgerSource,
+    sealed_leaf_lookup,
+)
+from openloop_ledger.audit.verifier import LedgerVerifier, Report
+from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
+from openloop_ledger.leaf import LeafEncoder
+from openloop_ledger.merkle.note import Verifier
+
+
+async def verify(source: LedgerSource, verifier_key: str, leaf_key: str) -> Report:
+    checker = LedgerVerifier(
+        LeafEncoder(leaf_key.encode()),
+        Verifier.from_key(verifier_key),
+        await source.checkpoints(),
+        sealed_leaf=sealed_leaf_lookup(await source.leaf_tiles()),
+    )
+    async for chunk in source.transfers():
+        checker.feed(chunk)
+    return checker.finish(await source.accounts(), await source.journal_size())
+
+
+def _key(given: str | None, variable: str, development: str) -> str:
+    if given:
+        return given
+    if value := os.environ.get(variable):
+        return value
+    print(f"warning: {variable} is not set; using the development key", file=sys.stderr)
+    return development
+
+
+async def _main(argv: Sequence[str] | None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m openloop_ledger.audit")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("verify", help="verify a ledger database or export")
+    where = check.add_mutually_exclusive_group(required=True)
+    where.add_argument("--database-url")
+    where.add_argument("--export", type=Path)
+    check.add_argument("--verifier-key")
+    check.add_argument("--leaf-key")
+    check.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes hashing a database's journal (1 = no workers)",
+    )
+    dump = commands.add_parser("export", help="export a ledger database for offline audit")
+    dump.add_argument("--database-url", required=True)
+    dump.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    if args.command == "export":
+        db = await DatabaseSource.connect(args.database_url)
+        try:
+            count = await db.export(args.out)
+        finally:
+            await db.close()
+        print(f"exported {count} transfers to {args.out}")
+        return 0
+
+    verifier_key = _key(
+        args.verifier_key, "OPENLOOP_LEDGER_LOG_VERIFIER_KEY", DEVELOPMENT_LOG_VERIFIER_KEY
+    )
+    leaf_key = _key(args.leaf_key, "OPENLOOP_LEDGER_LEAF_KEY", DEVELOPMENT_LEAF_KEY)
+    started = time.perf_counter()
+    if args.export:
+        report = await verify(ExportSource(args.export), verifier_key, leaf_key)
+    elif args.jobs > 1:
+        report = await verify_database(args.database_url, verifier_key, leaf_key, jobs=args.jobs)
+    else:
+        db = await DatabaseSource.connect(args.database_url)
+        try:
+            report = await verify(db, verifier_key, leaf_key)
+        finally:
+            await db.close()
+    elapsed = time.perf_counter() - started
+    print(
+        f"leaves: {report.leaves}  checkpoints verified: {report.checkpoints_verified}  "
+        f"accounts verified: {report.accounts_verified}  unsealed: {report.unsealed}  "
+        f"({report.leaves / elapsed:,.0f} leaves/s)"
+    )
+    if report.ok:
+        print("OK: every leaf, checkpoint, signature and balance verifies")
+        return 0
+    first = report.first
+    assert first is not None
+    print(f"FAILED: {len(report.findings)} findings; first: [{first.kind}] {first.message}")
+    for finding in report.findings[1:20]:
+        print(f"  [{finding.kind}] {finding.message}")
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return asyncio.run(_main(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

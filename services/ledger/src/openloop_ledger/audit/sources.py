@@ -1,0 +1,197 @@
+"""Where the verifier reads a ledger from: its PostgreSQL database, or an export directory.
+
+An export is what an auditor takes away: ``transfers.jsonl`` (in position order),
+``accounts.jsonl``, ``checkpoints.jsonl``, ``leaf_tiles.jsonl`` (the sealed leaf
+hashes) and ``journal.json``. Binary values are base64, times ISO 8601.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncpg
+
+from openloop_ledger.audit.verifier import Row, SignedCheckpoint
+from openloop_ledger.leaf import epoch_micros_codec
+from openloop_ledger.merkle.hashing import HASH_SIZE
+from openloop_ledger.merkle.tiles import TILE_HEIGHT, TILE_WIDTH
+from openloop_ledger.pg import ACCOUNT_COLUMNS, CHECKPOINT_COLUMNS, TRANSFER_COLUMNS
+
+CHUNK = 50_000
+_BINARY = ("root_hash", "right_edge", "hashes")
+
+
+class LedgerSource(Protocol):
+    async def checkpoints(self) -> list[SignedCheckpoint]: ...
+    async def journal_size(self) -> int: ...
+    def transfers(self) -> AsyncIterator[list[Row]]: ...
+    async def accounts(self) -> list[Row]: ...
+    async def leaf_tiles(self) -> dict[int, bytes]: ...
+
+
+def sealed_leaf_lookup(tiles: dict[int, bytes]) -> Callable[[int], bytes | None]:
+    """Leaf hash at a position, from level-0 tiles keyed by tile index."""
+
+    def sealed(position: int) -> bytes | None:
+        data = tiles.get(position >> TILE_HEIGHT)
+        offset = (position % TILE_WIDTH) * HASH_SIZE
+        if data is None or len(data) < offset + HASH_SIZE:
+            return None
+        return data[offset : offset + HASH_SIZE]
+
+    return sealed
+
+
+def dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@dataclass
+class DatabaseSource:
+    conn: Any
+
+    @classmethod
+    async def connect(cls, database_url: str) -> DatabaseSource:
+        conn = await asyncpg.connect(dsn(database_url))
+        await epoch_micros_codec(conn)
+        return cls(conn)
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def checkpoints(self) -> list[SignedCheckpoint]:
+        rows = await self.conn.fetch(f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints")
+        return [
+            SignedCheckpoint(r["tree_size"], bytes(r["root_hash"]), r["signed_note"]) for r in rows
+        ]
+
+    async def journal_size(self) -> int:
+        size: int = await self.conn.fetchval("SELECT size FROM journal WHERE id = 1")
+        return size
+
+    async def transfers(self) -> AsyncIterator[list[Row]]:
+        columns = ", ".join(TRANSFER_COLUMNS)
+        last = -1
+        while True:
+            rows = await self.conn.fetch(
+                f"SELECT {columns} FROM transfers WHERE position > $1 ORDER BY position LIMIT $2",
+                last,
+                CHUNK,
+            )
+            if not rows:
+                return
+            yield rows
+            last = rows[-1]["position"]
+
+    async def accounts(self) -> list[Row]:
+        return list(await self.conn.fetch(f"SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"))
+
+    async def rows_at(self, positions: list[int]) -> list[Row]:
+        columns = ", ".join(TRANSFER_COLUMNS)
+        return list(
+            await self.conn.fetch(
+                f"SELECT {columns} FROM transfers WHERE position = ANY($1::bigint[])"
+                " ORDER BY position",
+                positions,
+            )
+        )
+
+    async def leaf_tiles(self) -> dict[int, bytes]:
+        rows = await self.conn.fetch(
+            "SELECT tile_index, hashes FROM merkle_tiles WHERE tile_level = 0"
+        )
+        return {r["tile_index"]: bytes(r["hashes"]) for r in rows}
+
+    async def export(self, out: Path) -> int:
+        """Write this database as an export directory; returns the transfers written."""
+        out.mkdir(parents=True, exist_ok=True)
+        count = 0
+        with (out / "transfers.jsonl").open("w") as f:
+            async for chunk in self.transfers():
+                for row in chunk:
+                    f.write(_json_line(row))
+                count += len(chunk)
+        _write_lines(out / "accounts.jsonl", await self.accounts())
+        rows = await self.conn.fetch(f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints")
+        _write_lines(out / "checkpoints.jsonl", rows)
+        tiles = await self.leaf_tiles()
+        _write_lines(
+            out / "leaf_tiles.jsonl",
+            [{"tile_index": index, "hashes": data} for index, data in sorted(tiles.items())],
+        )
+        (out / "journal.json").write_text(json.dumps({"size": await self.journal_size()}))
+        return count
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _json_line(row: Row) -> str:
+    return json.dumps({key: _encode(row[key]) for key in row.keys()}) + "\n"  # noqa: SIM118
+
+
+def _write_lines(path: Path, rows: Any) -> None:
+    with path.open("w") as f:
+        for row in rows:
+            f.write(_json_line(row))
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("create_time",):
+        if key in row and isinstance(row[key], str):
+            row[key] = datetime.fromisoformat(row[key])
+    for key in _BINARY:
+        if key in row and isinstance(row[key], str):
+            row[key] = base64.b64decode(row[key])
+    return row
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    with path.open() as f:
+        return [_decode(json.loads(line)) for line in f if line.strip()]
+
+
+@dataclass
+class ExportSource:
+    directory: Path
+
+    async def checkpoints(self) -> list[SignedCheckpoint]:
+        return [
+            SignedCheckpoint(r["tree_size"], r["root_hash"], r["signed_note"])
+            for r in _read_lines(self.directory / "checkpoints.jsonl")
+        ]
+
+    async def journal_size(self) -> int:
+        size: int = json.loads((self.directory / "journal.json").read_text())["size"]
+        return size
+
+    async def transfers(self) -> AsyncIterator[list[Row]]:
+        chunk: list[Row] = []
+        with (self.directory / "transfers.jsonl").open() as f:
+            for line in f:
+                chunk.append(_decode(json.loads(line)))
+                if len(chunk) == CHUNK:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    async def accounts(self) -> list[Row]:
+        return list(_read_lines(self.directory / "accounts.jsonl"))
+
+    async def leaf_tiles(self) -> dict[int, bytes]:
+        path = self.directory / "leaf_tiles.jsonl"
+        if not path.exists():
+            return {}
+        return {r["tile_index"]: r["hashes"] for r in _read_lines(path)}

@@ -1,0 +1,139 @@
+"""Reads the Merkle log: checkpoints, inclusion proofs and consistency proofs.
+
+Proofs are computed from the stored tiles: the perfect subtrees a proof needs
+(:func:`openloop_ledger.merkle.proofs.inclusion_nodes`) map to a handful of
+tiles, fetched in one query, and the few hashes between stored levels are
+recomputed. A proof is always for a checkpointed size, so it comes with the
+signed checkpoint it verifies against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openloop_ledger import pg
+from openloop_ledger.leaf import LeafEncoder
+from openloop_ledger.merkle import proofs
+from openloop_ledger.merkle.tiles import nodes_from_tiles, tiles_needed
+from openloop_ledger.validation import is_lookup_id
+from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    origin: str
+    tree_size: int
+    root_hash: bytes
+    signed_note: str
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    leaf_index: int
+    leaf: bytes
+    hashes: list[bytes]
+    checkpoint: CheckpointRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    hashes: list[bytes]
+    first: CheckpointRecord
+    second: CheckpointRecord
+
+
+class LogReader:
+    def __init__(self, engine: AsyncEngine, encoder: LeafEncoder, origin: str) -> None:
+        self._engine = engine
+        self._encoder = encoder
+        self._origin = origin
+
+    async def checkpoint(self, tree_size: int) -> CheckpointRecord:
+        """The checkpoint for ``tree_size``; 0 means the latest."""
+        async with pg.connection(self._engine) as conn:
+            return await self._checkpoint(conn, tree_size, "tree_size")
+
+    async def inclusion_proof(
+        self, *, transfer_id: str | None, leaf_index: int | None, tree_size: int
+    ) -> InclusionProof:
+        async with pg.connection(self._engine) as conn:
+            index = await self._leaf_index(conn, transfer_id, leaf_index)
+            checkpoint = await self._checkpoint(conn, tree_size, "tree_size")
+            if index >= checkpoint.tree_size:
+                if tree_size:
+                    raise invalid_field(
+                        "tree_size", f"leaf {index} is not in the tree of size {tree_size}"
+                    )
+                raise DomainError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    ErrorReason.ERROR_REASON_LEAF_NOT_SEALED,
+                    f"leaf {index} is committed but not yet in a checkpoint; retry shortly",
+                    {"leaf_index": str(index), "tree_size": str(checkpoint.tree_size)},
+                )
+            rows = await pg.journal_rows(conn, index, index + 1)
+            needed = proofs.inclusion_nodes(index, checkpoint.tree_size)
+            found = await pg.tiles(conn, sorted(tiles_needed(needed)))
+        hashes = proofs.inclusion_proof(nodes_from_tiles(found), index, checkpoint.tree_size)
+        leaf = pg.leaf_of_row(self._encoder, rows[0])
+        return InclusionProof(index, leaf, hashes, checkpoint)
+
+    async def consistency_proof(self, first_size: int, second_size: int) -> ConsistencyProof:
+        if first_size < 1:
+            raise invalid_field("first_tree_size", "first_tree_size must be at least 1")
+        async with pg.connection(self._engine) as conn:
+            second = await self._checkpoint(conn, second_size, "second_tree_size")
+            if first_size > second.tree_size:
+                raise invalid_field(
+                    "first_tree_size",
+                    f"first_tree_size {first_size} is larger than {second.tree_size}",
+                )
+            first = await self._checkpoint(conn, first_size, "first_tree_size")
+            needed = proofs.consistency_nodes(first_size, second.tree_size)
+            found = await pg.tiles(conn, sorted(tiles_needed(needed)))
+        hashes = proofs.consistency_proof(nodes_from_tiles(found), first_size, second.tree_size)
+        return ConsistencyProof(hashes, first, second)
+
+    async def _leaf_index(
+        self, conn: pg.Connection, transfer_id: str | None, leaf_index: int | None
+    ) -> int:
+        if leaf_index is not None:
+            return leaf_index
+        if not transfer_id:
+            raise invalid_field("leaf", "set transfer_id or leaf_index")
+        position = is_lookup_id(transfer_id) and await conn.fetchval(
+            "SELECT position FROM transfers WHERE id = $1", transfer_id
+        )
+        if position is None or position is False:
+            raise DomainError(
+                grpc.StatusCode.NOT_FOUND,
+                ErrorReason.ERROR_REASON_TRANSFER_NOT_FOUND,
+                f"transfer {transfer_id!r} does not exist",
+                {"resource": transfer_id},
+            )
+        return int(position)
+
+    async def _checkpoint(
+        self, conn: pg.Connection, tree_size: int, field: str
+    ) -> CheckpointRecord:
+        row = await (pg.checkpoint_at(conn, tree_size) if tree_size else pg.latest_checkpoint(conn))
+        if row is None:
+            raise DomainError(
+                grpc.StatusCode.NOT_FOUND,
+                ErrorReason.ERROR_REASON_CHECKPOINT_NOT_FOUND,
+                f"no checkpoint was published for tree size {tree_size}"
+                if tree_size
+                else "no checkpoint was published yet",
+                {"tree_size": str(tree_size), "field": field},
+            )
+        return CheckpointRecord(
+            origin=self._origin,
+            tree_size=row["tree_size"],
+            root_hash=bytes(row["root_hash"]),
+            signed_note=row["signed_note"],
+            create_time=row["create_time"],
+        )

@@ -1,0 +1,361 @@
+"""Raw asyncpg access for the ledger's hot paths, on connections from the service's pool.
+
+The batch writer, the sealer, the journal feed and the verifier move tens of
+thousands of rows a second; asyncpg's binary COPY and array parameters do that
+without an ORM's per-row cost. Everything else uses SQLAlchemy Core
+(:mod:`openloop_ledger.queries`). Both share the engine's one connection pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openloop_ledger.leaf import LeafEncoder
+from openloop_ledger.model import (
+    EXPIRY_PREFIX,
+    AccountFlags,
+    AccountSpec,
+    AccountState,
+    Balances,
+    Resolution,
+    Transfer,
+    TransferFlags,
+    TransferSpec,
+)
+
+Connection = Any
+"""An ``asyncpg.Connection`` (asyncpg ships no type information)."""
+Record = Any
+
+TRANSFER_COLUMNS = (
+    "id",
+    "position",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "pending_id",
+    "timeout",
+    "flags",
+    "ledger",
+    "code",
+    "user_data",
+    "create_time",
+)
+SELECT_TRANSFER = ", ".join(f"t.{column}" for column in TRANSFER_COLUMNS)
+ACCOUNT_COLUMNS = (
+    "id, ledger, code, debits_must_not_exceed_credits, credits_must_not_exceed_debits, history,"
+    " created_closed, closed, user_data, participant_id, debits_pending, debits_posted,"
+    " credits_pending, credits_posted, create_time"
+)
+_POST_BIT = 1 << 2
+
+
+@contextlib.asynccontextmanager
+async def connection(engine: AsyncEngine) -> AsyncIterator[Connection]:
+    """An asyncpg connection borrowed from the engine's pool for the block."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        yield raw.driver_connection
+
+
+def transfer_of(row: Record) -> Transfer:
+    return Transfer(
+        spec=TransferSpec(
+            id=row["id"],
+            debit_account_id=row["debit_account_id"],
+            credit_account_id=row["credit_account_id"],
+            amount=row["amount"],
+            ledger=row["ledger"],
+            code=row["code"],
+            user_data=row["user_data"],
+            flags=TransferFlags.from_bits(row["flags"]),
+            pending_id=row["pending_id"] or "",
+            timeout=row["timeout"],
+        ),
+        create_time=row["create_time"],
+        position=row["position"],
+    )
+
+
+def transfer_record(transfer: Transfer) -> tuple[object, ...]:
+    """A transfer as a row tuple in ``TRANSFER_COLUMNS`` order."""
+    spec = transfer.spec
+    return (
+        spec.id,
+        transfer.position,
+        spec.debit_account_id,
+        spec.credit_account_id,
+        spec.amount,
+        spec.pending_id or None,
+        spec.timeout,
+        spec.flags.bits(),
+        spec.ledger,
+        spec.code,
+        spec.user_data,
+        transfer.create_time,
+    )
+
+
+def account_spec_of(row: Record) -> AccountSpec:
+    return AccountSpec(
+        id=row["id"],
+        ledger=row["ledger"],
+        code=row["code"],
+        flags=AccountFlags(
+            debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
+            credits_must_not_exceed_debits=row["credits_must_not_exceed_debits"],
+            history=row["history"],
+            closed=row["created_closed"],
+        ),
+        user_data=row["user_data"],
+        participant_id=row["participant_id"],
+    )
+
+
+def account_state_of(row: Record, specs: dict[str, AccountSpec] | None = None) -> AccountState:
+    """The account in ``row``; ``specs`` caches the immutable part across batches."""
+    spec = specs.get(row["id"]) if specs is not None else None
+    if spec is None:
+        spec = account_spec_of(row)
+        if specs is not None:
+            if len(specs) >= SPEC_CACHE_SIZE:
+                specs.clear()
+            specs[spec.id] = spec
+    return AccountState(
+        spec,
+        Balances(
+            row["debits_pending"],
+            row["debits_posted"],
+            row["credits_pending"],
+            row["credits_posted"],
+        ),
+        row["closed"],
+    )
+
+
+SPEC_CACHE_SIZE = 500_000
+"""Account specs a writer remembers (they never change once created)."""
+
+
+def resolution_of(resolver_id: str, resolver_flags: int) -> Resolution:
+    if resolver_flags & _POST_BIT:
+        return Resolution.POSTED
+    if resolver_id.startswith(EXPIRY_PREFIX):
+        return Resolution.EXPIRED
+    return Resolution.VOIDED
+
+
+async def transfers_with_resolutions(
+    conn: Connection, ids: list[str]
+) -> tuple[dict[str, Transfer], dict[str, Resolution]]:
+    """The recorded transfers among ``ids`` and, for pending ones, what resolved them."""
+    if not ids:
+        return {}, {}
+    rows = await conn.fetch(
+        f"SELECT {SELECT_TRANSFER}, r.id AS resolver_id, r.flags AS resolver_flags"
+        " FROM transfers t LEFT JOIN transfers r ON r.pending_id = t.id"
+        " WHERE t.id = ANY($1::text[])",
+        ids,
+    )
+    transfers: dict[str, Transfer] = {}
+    resolutions: dict[str, Resolution] = {}
+    for row in rows:
+        transfers[row["id"]] = transfer_of(row)
+        if row["resolver_id"] is not None:
+            resolutions[row["id"]] = resolution_of(row["resolver_id"], row["resolver_flags"])
+    return transfers, resolutions
+
+
+async def lock_accounts(
+    conn: Connection, ids: list[str], specs: dict[str, AccountSpec] | None = None
+) -> dict[str, AccountState]:
+    """Lock the accounts in id order, so two batches never wait on each other in a cycle."""
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+        ids,
+    )
+    return {row["id"]: account_state_of(row, specs) for row in rows}
+
+
+async def advance_journal(conn: Connection, count: int) -> int:
+    """Reserve ``count`` positions; returns the first. Holds the journal's row lock until
+    commit, so positions are handed out in commit order and the journal has no gaps."""
+    size: int = await conn.fetchval(
+        "UPDATE journal SET size = size + $1 WHERE id = 1 RETURNING size", count
+    )
+    return size - count
+
+
+async def journal_size(conn: Connection) -> int:
+    """Transfers committed so far: every position below this is committed and readable."""
+    size: int = await conn.fetchval("SELECT size FROM journal WHERE id = 1")
+    return size
+
+
+async def write_accounts(conn: Connection, states: list[AccountState]) -> None:
+    if not states:
+        return
+    await conn.execute(
+        "UPDATE accounts AS a SET debits_pending = u.dp, debits_posted = u.dq,"
+        " credits_pending = u.cp, credits_posted = u.cq, closed = u.closed"
+        " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],"
+        " $6::bool[]) AS u(id, dp, dq, cp, cq, closed) WHERE a.id = u.id",
+        [s.spec.id for s in states],
+        [s.balances.debits_pending for s in states],
+        [s.balances.debits_posted for s in states],
+        [s.balances.credits_pending for s in states],
+        [s.balances.credits_posted for s in states],
+        [s.closed for s in states],
+    )
+
+
+async def copy_transfers(conn: Connection, transfers: list[Transfer]) -> None:
+    await conn.copy_records_to_table(
+        "transfers",
+        records=[transfer_record(t) for t in transfers],
+        columns=TRANSFER_COLUMNS,
+    )
+
+
+async def copy_balances(
+    conn: Connection, rows: list[tuple[str, int, str, Balances, datetime]]
+) -> None:
+    """History rows: (account id, position, transfer id, balances, time)."""
+    if not rows:
+        return
+    await conn.copy_records_to_table(
+        "account_balances",
+        records=[
+            (
+                account_id,
+                position,
+                transfer_id,
+                b.debits_pending,
+                b.debits_posted,
+                b.credits_pending,
+                b.credits_posted,
+                at,
+            )
+            for account_id, position, transfer_id, b, at in rows
+        ],
+        columns=(
+            "account_id",
+            "position",
+            "transfer_id",
+            "debits_pending",
+            "debits_posted",
+            "credits_pending",
+            "credits_posted",
+            "create_time",
+        ),
+    )
+
+
+async def add_timeouts(conn: Connection, timeouts: list[tuple[str, datetime]]) -> None:
+    if timeouts:
+        await conn.copy_records_to_table(
+            "pending_timeouts", records=timeouts, columns=("transfer_id", "expires_at")
+        )
+
+
+async def remove_timeouts(conn: Connection, transfer_ids: list[str]) -> None:
+    if transfer_ids:
+        await conn.execute(
+            "DELETE FROM pending_timeouts WHERE transfer_id = ANY($1::text[])", transfer_ids
+        )
+
+
+async def due_timeouts(conn: Connection, now: datetime, limit: int) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT transfer_id FROM pending_timeouts WHERE expires_at <= $1"
+        " ORDER BY expires_at LIMIT $2",
+        now,
+        limit,
+    )
+    return [row["transfer_id"] for row in rows]
+
+
+async def transfers_between(conn: Connection, start: int, end: int) -> list[Transfer]:
+    """The journal entries at positions [start, end), in order."""
+    rows = await conn.fetch(
+        f"SELECT {SELECT_TRANSFER} FROM transfers t"
+        " WHERE t.position >= $1 AND t.position < $2 ORDER BY t.position",
+        start,
+        end,
+    )
+    return [transfer_of(row) for row in rows]
+
+
+async def journal_rows(conn: Connection, start: int, end: int) -> list[Record]:
+    """Raw rows of positions [start, end), in order: the sealer and verifier hash them."""
+    return await conn.fetch(
+        f"SELECT {SELECT_TRANSFER} FROM transfers t"
+        " WHERE t.position >= $1 AND t.position < $2 ORDER BY t.position",
+        start,
+        end,
+    )
+
+
+CHECKPOINT_COLUMNS = "tree_size, root_hash, right_edge, signed_note, create_time"
+
+
+async def latest_checkpoint(conn: Connection) -> Record | None:
+    return await conn.fetchrow(
+        f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY tree_size DESC LIMIT 1"
+    )
+
+
+async def checkpoint_at(conn: Connection, tree_size: int) -> Record | None:
+    return await conn.fetchrow(
+        f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE tree_size = $1", tree_size
+    )
+
+
+async def tiles(conn: Connection, refs: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    if not refs:
+        return {}
+    rows = await conn.fetch(
+        "SELECT m.tile_level, m.tile_index, m.hashes FROM merkle_tiles m"
+        " JOIN unnest($1::smallint[], $2::bigint[]) AS w(tile_level, tile_index)"
+        " ON m.tile_level = w.tile_level AND m.tile_index = w.tile_index",
+        [level for level, _ in refs],
+        [index for _, index in refs],
+    )
+    return {(row["tile_level"], row["tile_index"]): row["hashes"] for row in rows}
+
+
+async def upsert_tiles(conn: Connection, rows: list[tuple[int, int, bytes]]) -> None:
+    if rows:
+        await conn.execute(
+            "INSERT INTO merkle_tiles (tile_level, tile_index, hashes)"
+            " SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])"
+            " ON CONFLICT (tile_level, tile_index) DO UPDATE SET hashes = excluded.hashes",
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+        )
+
+
+def leaf_of_row(encoder: LeafEncoder, row: Record) -> bytes:
+    """The canonical leaf of a raw transfer row (see :mod:`openloop_ledger.leaf`)."""
+    return encoder.encode_row(
+        row["position"],
+        row["create_time"],
+        row["flags"],
+        row["ledger"],
+        row["code"],
+        row["timeout"],
+        row["amount"],
+        row["id"],
+        row["pending_id"],
+        row["debit_account_id"],
+        row["credit_account_id"],
+        row["user_data"],
+    )

@@ -1,0 +1,137 @@
+"""Appends committed transfers to the Merkle log and publishes signed checkpoints.
+
+One sealer runs per ledger database, whichever replica holds its advisory lock
+(the others wait to take over). It reads journal entries in position order —
+commit order, gap-free, see :mod:`openloop_ledger.tables` — hashes each into a
+leaf, extends the tree, and in one transaction writes the changed tiles and a
+checkpoint signed with the log's Ed25519 key (a C2SP signed note). It seals
+whenever a batch commits and at least every ``interval`` seconds, so a
+committed transfer is covered by a checkpoint well within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openloop_ledger import pg
+from openloop_ledger.leaf import LeafEncoder
+from openloop_ledger.merkle.hashing import HASH_SIZE, leaf_hash
+from openloop_ledger.merkle.note import Checkpoint, Signer, sign_checkpoint
+from openloop_ledger.merkle.tiles import TileWriter, partial_tiles
+from openloop_ledger.merkle.tree import CompactTree
+
+_log = logging.getLogger(__name__)
+
+SEALER_LOCK = 0x6F6C_6C65_6467_6572  # "olledger": one sealer per database
+MAX_LEAVES_PER_SEAL = 100_000
+"""Leaves per sealing transaction; a backlog is sealed in several checkpoints."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    tree_size: int
+    leaves: int
+
+
+class Sealer:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        encoder: LeafEncoder,
+        signer: Signer,
+        committed: asyncio.Condition,
+        *,
+        interval: float,
+    ) -> None:
+        self._engine = engine
+        self._encoder = encoder
+        self._signer = signer
+        self._committed = committed
+        self._interval = interval
+        self.origin = signer.name
+
+    async def seal(self, conn: pg.Connection) -> Sealed:
+        """Seal what the journal holds beyond the latest checkpoint (at most one chunk)."""
+        latest = await pg.latest_checkpoint(conn)
+        start = latest["tree_size"] if latest else 0
+        journal_size = await pg.journal_size(conn)
+        if latest is not None and journal_size <= start:
+            return Sealed(start, 0)
+        end = min(journal_size, start + MAX_LEAVES_PER_SEAL)
+        edge = bytes(latest["right_edge"]) if latest else b""
+        partial = await pg.tiles(
+            conn, [(tile.tile_level, tile.tile_index) for tile in partial_tiles(start)]
+        )
+        writer = TileWriter(start, {level: data for (level, _), data in partial.items()})
+        tree = CompactTree(
+            start,
+            [edge[i : i + HASH_SIZE] for i in range(0, len(edge), HASH_SIZE)],
+            on_node=writer.add,
+        )
+        encoder = self._encoder
+        rows = await pg.journal_rows(conn, start, end)
+        if len(rows) != end - start or (rows and rows[0]["position"] != start):
+            raise RuntimeError(f"journal positions {start}..{end - 1} are not all present")
+        for expected, row in enumerate(rows, start):
+            if row["position"] != expected:
+                raise RuntimeError(f"journal position {expected} is missing")
+            tree.append(leaf_hash(pg.leaf_of_row(encoder, row)))
+        root = tree.root()
+        note = sign_checkpoint(Checkpoint(self.origin, end, root), self._signer)
+        async with conn.transaction():
+            await pg.upsert_tiles(
+                conn, [(r.tile_level, r.tile_index, r.data) for r in writer.flush()]
+            )
+            await conn.execute(
+                "INSERT INTO checkpoints (tree_size, root_hash, right_edge, signed_note)"
+                " VALUES ($1, $2, $3, $4)",
+                end,
+                root,
+                b"".join(tree.right_edge()),
+                note,
+            )
+        return Sealed(end, end - start)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Sealer]:
+        task = asyncio.create_task(self._run(), name="ledger-sealer")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with pg.connection(self._engine) as conn:
+                    if await conn.fetchval("SELECT pg_try_advisory_lock($1)", SEALER_LOCK):
+                        try:
+                            await self._lead(conn)
+                        finally:
+                            await conn.execute("SELECT pg_advisory_unlock($1)", SEALER_LOCK)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("sealing failed; retrying")
+            await asyncio.sleep(self._interval)
+
+    async def _lead(self, conn: pg.Connection) -> None:
+        while True:
+            sealed = await self.seal(conn)
+            if sealed.leaves == MAX_LEAVES_PER_SEAL:
+                continue
+            if sealed.leaves:
+                # Under load, one checkpoint per interval rather than one per batch.
+                await asyncio.sleep(self._interval)
+                continue
+            async with self._committed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._committed.wait(), self._interval)

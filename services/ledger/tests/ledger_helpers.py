@@ -1,0 +1,65 @@
+"""Small builders the ledger's API tests share."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
+
+if TYPE_CHECKING:
+    Stub = service_pb2_grpc.LedgerServiceAsyncStub
+
+T = resources_pb2.CreateTransferResult
+WALLET = resources_pb2.AccountFlags(debits_must_not_exceed_credits=True)
+
+
+def new_id(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+async def open_account(
+    ledger: Stub, label: str, *, flags: resources_pb2.AccountFlags | None = None
+) -> str:
+    account_id = new_id(label)
+    account = resources_pb2.Account(
+        id=account_id, ledger=764, code=1, flags=flags, participant="participants/bank-a"
+    )
+    response = await ledger.CreateAccounts(service_pb2.CreateAccountsRequest(accounts=[account]))
+    assert list(response.results) == [resources_pb2.CREATE_ACCOUNT_RESULT_OK]
+    return account_id
+
+
+def transfer(
+    debit: str,
+    credit: str,
+    amount: int,
+    *,
+    transfer_id: str | None = None,
+    flags: resources_pb2.TransferFlags | None = None,
+    **fields: object,
+) -> resources_pb2.Transfer:
+    message = resources_pb2.Transfer(
+        id=new_id("t") if transfer_id is None else transfer_id,
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=amount,
+        ledger=764,
+        code=1,
+        flags=flags,
+    )
+    for name, value in fields.items():
+        setattr(message, name, value)
+    return message
+
+
+async def submit(ledger: Stub, *transfers: resources_pb2.Transfer) -> list[int]:
+    response = await ledger.CreateTransfers(service_pb2.CreateTransfersRequest(transfers=transfers))
+    return list(response.results)
+
+
+async def balances(ledger: Stub, account_id: str) -> tuple[int, int, int, int]:
+    """(debits_pending, debits_posted, credits_pending, credits_posted)."""
+    response = await ledger.LookupAccounts(service_pb2.LookupAccountsRequest(ids=[account_id]))
+    [a] = response.accounts
+    return a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted

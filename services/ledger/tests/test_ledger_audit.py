@@ -1,0 +1,307 @@
+"""The offline verifier against a real ledger database, clean and tampered with.
+
+A ledger server writes a realistic journal (plain, pending, posted, voided and
+history-keeping transfers) and seals it; each test then copies that database,
+tampers with the copy the way an insider with SQL access could, and runs the
+auditor's verifier on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import cast
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+
+from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_ledger.app import MIGRATIONS_DIR, build
+from openloop_ledger.audit.__main__ import main as audit_main
+from openloop_ledger.audit.__main__ import verify
+from openloop_ledger.audit.parallel import verify_database
+from openloop_ledger.audit.sources import DatabaseSource, ExportSource
+from openloop_ledger.audit.verifier import Report
+from openloop_ledger.config import (
+    DEVELOPMENT_LEAF_KEY,
+    DEVELOPMENT_LOG_VERIFIER_KEY,
+    LedgerSettings,
+)
+from openloop_ledger.merkle.note import Checkpoint, Signer, generate_signer_key, sign_checkpoint
+from openloop_runtime import migrations
+from openloop_runtime.server import running_server
+from services.ledger.tests.ledger_helpers import T, open_account, submit, transfer
+
+PENDING = resources_pb2.TransferFlags(pending=True)
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _write_journal(stub: service_pb2_grpc.LedgerServiceAsyncStub) -> int:
+    funding = await open_account(stub, "funding")
+    wallets = [
+        await open_account(stub, "wallet", flags=resources_pb2.AccountFlags(history=True))
+        for _ in range(3)
+    ]
+    shop = await open_account(stub, "shop")
+    count = 0
+    for round_ in range(4):
+        moves = [transfer(funding, w, 1_000 + round_) for w in wallets]
+        moves += [transfer(w, shop, 100 + i) for i, w in enumerate(wallets)]
+        assert await submit(stub, *moves) == [T.CREATE_TRANSFER_RESULT_OK] * len(moves)
+        count += len(moves)
+    hold, release = (
+        transfer(wallets[0], shop, 50, flags=PENDING),
+        transfer(wallets[1], shop, 60, flags=PENDING),
+    )
+    post = transfer(
+        wallets[0],
+        shop,
+        0,
+        flags=resources_pb2.TransferFlags(post_pending_transfer=True),
+        pending_id=hold.id,
+    )
+    void = transfer(
+        wallets[1],
+        shop,
+        0,
+        flags=resources_pb2.TransferFlags(void_pending_transfer=True),
+        pending_id=release.id,
+    )
+    assert await submit(stub, hold, release, post, void) == [T.CREATE_TRANSFER_RESULT_OK] * 4
+    return count + 4
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sealed_database(fresh_database: Callable[[str], Awaitable[str]]) -> str:
+    """A ledger database whose whole journal is sealed, with no server attached."""
+    url = await fresh_database("audited")
+    await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
+    settings = LedgerSettings(port=0, database_url=url, checkpoint_interval_seconds=0.05)
+    async with (
+        running_server("ledger.openloop.dev", settings, build(settings)) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        stub = cast(
+            "service_pb2_grpc.LedgerServiceAsyncStub", service_pb2_grpc.LedgerServiceStub(channel)
+        )
+        size = await _write_journal(stub)
+        for _ in range(200):
+            response = await stub.GetCheckpoint(service_pb2.GetCheckpointRequest())
+            if response.checkpoint.tree_size == size:
+                break
+            await asyncio.sleep(0.02)
+        assert response.checkpoint.tree_size == size
+    return url
+
+
+_copies = iter(range(1_000_000))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def copy(sealed_database: str) -> AsyncIterator[str]:
+    """A fresh copy of the sealed database for one test to tamper with."""
+    name = f"tampered_{next(_copies)}"
+    admin_url = sealed_database.rsplit("/", 1)[0] + "/postgres"
+    source = sealed_database.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(_dsn(admin_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    finally:
+        await admin.close()
+    yield sealed_database.rsplit("/", 1)[0] + "/" + name
+
+
+async def _verify(url: str) -> Report:
+    source = await DatabaseSource.connect(url)
+    try:
+        return await verify(source, DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY)
+    finally:
+        await source.close()
+
+
+async def _tamper(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        async with conn.transaction():
+            for statement in statements:
+                await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def test_an_untouched_ledger_verifies(copy: str) -> None:
+    report = await _verify(copy)
+    assert report.ok, report.findings
+    assert report.leaves == 28
+    assert report.checkpoints_verified >= 1
+    assert report.unsealed == 0
+    assert report.accounts_verified == 5
+
+
+async def test_a_changed_amount_is_named_by_its_position(copy: str) -> None:
+    await _tamper(copy, "UPDATE transfers SET amount = amount + 1 WHERE position = 7")
+    report = await _verify(copy)
+    first = report.first
+    assert first is not None
+    assert (first.kind, first.position) == ("changed", 7)
+    assert {f.kind for f in report.findings} >= {"changed", "checkpoint", "balance"}
+
+
+async def test_a_deleted_row_is_named(copy: str) -> None:
+    await _tamper(copy, "DELETE FROM transfers WHERE position = 5")
+    report = await _verify(copy)
+    first = report.first
+    assert first is not None
+    assert (first.kind, first.position) == ("deleted", 5)
+
+
+async def test_two_swapped_rows_are_named_as_reordered(copy: str) -> None:
+    await _tamper(
+        copy,
+        "ALTER TABLE transfers DROP CONSTRAINT ck_transfers_position_nonnegative",
+        "UPDATE transfers SET position = -1 WHERE position = 3",
+        "UPDATE transfers SET position = 3 WHERE position = 4",
+        "UPDATE transfers SET position = 4 WHERE position = -1",
+    )
+    report = await _verify(copy)
+    first = report.first
+    assert first is not None
+    assert (first.kind, first.position) == ("reordered", 3)
+    assert [f.position for f in report.findings if f.kind == "reordered"] == [3, 4]
+
+
+async def test_an_edited_balance_is_named_by_account(copy: str) -> None:
+    await _tamper(
+        copy,
+        "UPDATE accounts SET credits_posted = credits_posted + 500"
+        " WHERE id = (SELECT min(id) FROM accounts WHERE id LIKE 'wallet-%')",
+    )
+    report = await _verify(copy)
+    assert [f.kind for f in report.findings] == ["balance"]
+    assert "wallet-" in report.findings[0].message
+
+
+async def test_a_rewritten_row_and_tile_still_break_the_signed_root(copy: str) -> None:
+    """An insider who also rewrites the sealed leaf hashes cannot re-sign the checkpoint."""
+    await _tamper(
+        copy,
+        "UPDATE transfers SET amount = amount + 1 WHERE position = 2",
+        "DELETE FROM merkle_tiles",
+    )
+    report = await _verify(copy)
+    assert "checkpoint" in {f.kind for f in report.findings}
+
+
+async def test_an_inserted_row_beyond_the_journal_is_named(copy: str) -> None:
+    await _tamper(
+        copy,
+        "INSERT INTO transfers (id, position, debit_account_id, credit_account_id, amount,"
+        " ledger, code, user_data, create_time) SELECT 'forged', size, debit_account_id,"
+        " credit_account_id, 1, ledger, code, '', now() FROM transfers, journal"
+        " WHERE position = 0",
+    )
+    report = await _verify(copy)
+    kinds = {f.kind for f in report.findings}
+    assert "inserted" in kinds
+
+
+async def test_a_checkpoint_edited_after_signing_is_refused(copy: str) -> None:
+    await _tamper(
+        copy,
+        "UPDATE checkpoints SET root_hash = sha256(root_hash)"
+        " WHERE tree_size = (SELECT max(tree_size) FROM checkpoints)",
+    )
+    report = await _verify(copy)
+    assert [f.kind for f in report.findings] == ["checkpoint"]
+    assert "differs from its signed note" in report.findings[0].message
+
+
+async def test_a_checkpoint_re_signed_by_another_key_is_refused(copy: str) -> None:
+    impostor = Signer.from_key(generate_signer_key("openloop.dev/ledger"))
+    conn = await asyncpg.connect(_dsn(copy))
+    try:
+        row = await conn.fetchrow(
+            "SELECT tree_size, root_hash FROM checkpoints ORDER BY tree_size DESC LIMIT 1"
+        )
+        note = sign_checkpoint(
+            Checkpoint("openloop.dev/ledger", row["tree_size"], bytes(row["root_hash"])),
+            impostor,
+        )
+        await conn.execute(
+            "UPDATE checkpoints SET signed_note = $1 WHERE tree_size = $2", note, row["tree_size"]
+        )
+    finally:
+        await conn.close()
+    report = await _verify(copy)
+    assert [f.kind for f in report.findings] == ["checkpoint"]
+    assert "no signature" in report.findings[0].message
+
+
+async def test_an_export_verifies_offline_and_the_command_reports(
+    copy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = await DatabaseSource.connect(copy)
+    try:
+        written = await source.export(tmp_path / "export")
+    finally:
+        await source.close()
+    report = await verify(
+        ExportSource(tmp_path / "export"), DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY
+    )
+    assert report.ok
+    assert report.leaves == written
+    exports = tmp_path / "export" / "transfers.jsonl"
+    lines = exports.read_text().splitlines()
+    lines[1] = lines[1].replace('"amount": ', '"amount": 1', 1)
+    exports.write_text("\n".join(lines) + "\n")
+    code = await asyncio.to_thread(
+        audit_main,
+        [
+            "verify",
+            "--export",
+            str(tmp_path / "export"),
+            "--verifier-key",
+            DEVELOPMENT_LOG_VERIFIER_KEY,
+            "--leaf-key",
+            DEVELOPMENT_LEAF_KEY,
+        ],
+    )
+    assert code == 1
+    assert "first: [changed] transfer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        (),
+        ("UPDATE transfers SET amount = amount + 1 WHERE position = 7",),
+        ("DELETE FROM transfers WHERE position = 12",),
+        (
+            "ALTER TABLE transfers DROP CONSTRAINT ck_transfers_position_nonnegative",
+            "UPDATE transfers SET position = -1 WHERE position = 20",
+            "UPDATE transfers SET position = 20 WHERE position = 21",
+            "UPDATE transfers SET position = 21 WHERE position = -1",
+        ),
+    ],
+    ids=["clean", "changed", "deleted", "reordered"],
+)
+async def test_worker_processes_find_exactly_what_the_serial_verifier_finds(
+    copy: str, tamper: tuple[str, ...]
+) -> None:
+    if tamper:
+        await _tamper(copy, *tamper)
+    serial = await _verify(copy)
+    parallel = await verify_database(
+        copy, DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY, jobs=2, range_size=5
+    )
+    assert parallel.findings == serial.findings
+    assert (parallel.leaves, parallel.accounts_verified) == (
+        serial.leaves,
+        serial.accounts_verified,
+    )
