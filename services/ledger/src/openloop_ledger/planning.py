@@ -267,7 +267,8 @@ class TransferBatch:
 
     Later requests see what earlier ones did, including the transfer ids they recorded.
     After the last request the store writes ``accepted``, ``changed_accounts()``,
-    ``history``, ``timeouts`` and ``resolved``.
+    ``history``, ``timeouts`` and ``resolved``. A view that lacks the accounts of a pending
+    transfer a post, void or expiry resolves is the store's bug: it raises LookupError.
     """
 
     def __init__(self, view: LedgerView, now: datetime) -> None:
@@ -288,11 +289,15 @@ class TransferBatch:
         self._live: dict[str, _Live] = {}
         self._added: dict[str, Transfer] = {}
         self._undo: _Undo | None = None
+        self._expiries: dict[int, datetime] = {}
 
     # What the store calls ---------------------------------------------------------------
 
     def apply(self, specs: Sequence[TransferSpec]) -> list[TransferResult]:
-        """Apply one client request; returns one result per event, in request order."""
+        """Apply one client request; returns one result per event, in request order.
+
+        A linked chain ends within its request: one whose last event has ``linked`` fails.
+        """
         results: list[TransferResult] = [T.CREATE_TRANSFER_RESULT_UNSPECIFIED] * len(specs)
         runs, open_start = _runs([spec.flags.linked for spec in specs])
         create = self._create
@@ -407,7 +412,7 @@ class TransferBatch:
             if flags.closing_credit:
                 credit.closed = True
             if spec.timeout:
-                self.timeouts.append((spec.id, self.now + timedelta(seconds=spec.timeout)))
+                self.timeouts.append((spec.id, self._expires_at(spec.timeout)))
         else:
             debit.debits_posted += amount
             credit.credits_posted += amount
@@ -463,16 +468,16 @@ class TransferBatch:
             if pending.flags.closing_credit:
                 credit.closed = False
         self.resolved[pending.id] = resolution
-        recorded = TransferSpec(
-            id=spec.id,
-            debit_account_id=pending.debit_account_id,
-            credit_account_id=pending.credit_account_id,
-            amount=amount,
-            ledger=pending.ledger,
-            code=pending.code,
-            user_data=spec.user_data,
-            flags=spec.flags,
-            pending_id=spec.pending_id,
+        recorded = TransferSpec(  # positional: cheaper than keywords on this hot path
+            spec.id,
+            pending.debit_account_id,
+            pending.credit_account_id,
+            amount,
+            pending.ledger,
+            pending.code,
+            spec.user_data,
+            spec.flags,
+            spec.pending_id,
         )
         self._record(recorded, debit, credit)
 
@@ -532,6 +537,12 @@ class TransferBatch:
             live = self._live[account_id] = _Live(state)
         return live
 
+    def _expires_at(self, timeout: int) -> datetime:
+        expires_at = self._expiries.get(timeout)
+        if expires_at is None:
+            expires_at = self._expiries[timeout] = self.now + timedelta(seconds=timeout)
+        return expires_at
+
     def _pending_account(self, account_id: str, pending_id: str) -> _Live:
         live = self._account(account_id)
         if live is None:
@@ -547,7 +558,7 @@ class TransferBatch:
         return transfer
 
     def _resolution(self, pending_id: str) -> Resolution | None:
-        resolution = None
+        resolution = self.resolved.get(pending_id)
         if resolution is None:
             resolution = self.view.resolutions.get(pending_id)
         return resolution
