@@ -13,6 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_ledger.model import TransferSpec
+from openloop_ledger.writes import BatchWriter, TransferRequest
 
 if TYPE_CHECKING:
     Stub = service_pb2_grpc.LedgerServiceAsyncStub
@@ -226,3 +228,36 @@ async def test_concurrent_creation_of_one_account_creates_it_once(ledger: Stub) 
         == [resources_pb2.CREATE_ACCOUNT_RESULT_OK]
         + [resources_pb2.CREATE_ACCOUNT_RESULT_EXISTS] * 19
     )
+
+
+async def test_two_replicas_never_act_on_stale_balances(ledger: Stub, ledger_database: str) -> None:
+    """Each replica caches the balances it wrote; a write by the other must invalidate them."""
+    funding, wallet, shop = (
+        await _open(ledger, "funding"),
+        await _open(ledger, "wallet", flags=WALLET),
+        await _open(ledger, "shop"),
+    )
+    engine = create_async_engine(ledger_database)
+    replicas = [BatchWriter(engine), BatchWriter(engine)]
+
+    def spend(amount: int, label: str) -> TransferRequest:
+        return TransferRequest(
+            [TransferSpec(_id(label), wallet, shop, amount, 764, 1, "")],
+        )
+
+    try:
+        fund = TransferRequest([TransferSpec(_id("fund"), funding, wallet, 100, 764, 1, "")])
+        assert (await replicas[0].apply([fund])).outcomes == [[T.CREATE_TRANSFER_RESULT_OK]]
+        # Replica 1 spends everything; replica 0 last saw 100 in the wallet.
+        assert (await replicas[1].apply([spend(100, "a")])).outcomes == [
+            [T.CREATE_TRANSFER_RESULT_OK]
+        ]
+        assert (await replicas[0].apply([spend(100, "b")])).outcomes == [
+            [T.CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS]
+        ]
+        assert (await replicas[1].apply([spend(1, "c")])).outcomes == [
+            [T.CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS]
+        ]
+    finally:
+        await engine.dispose()
+    assert await _totals(ledger, wallet) == [(100, 100)]

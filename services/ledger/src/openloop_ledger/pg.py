@@ -171,26 +171,30 @@ async def transfers_with_resolutions(
     return transfers, resolutions
 
 
-async def lock_accounts(
+async def read_accounts(
     conn: Connection, ids: list[str], specs: dict[str, AccountSpec] | None = None
 ) -> dict[str, AccountState]:
-    """Lock the accounts in id order, so two batches never wait on each other in a cycle."""
+    """The accounts among ``ids``. Under the journal lock no other batch can change them."""
     if not ids:
         return {}
     rows = await conn.fetch(
-        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-        ids,
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY($1::text[])", ids
     )
     return {row["id"]: account_state_of(row, specs) for row in rows}
 
 
-async def advance_journal(conn: Connection, count: int) -> int:
-    """Reserve ``count`` positions; returns the first. Holds the journal's row lock until
-    commit, so positions are handed out in commit order and the journal has no gaps."""
-    size: int = await conn.fetchval(
-        "UPDATE journal SET size = size + $1 WHERE id = 1 RETURNING size", count
-    )
-    return size - count
+async def lock_journal(conn: Connection) -> int:
+    """Take the journal's row lock until commit; returns the journal's size (the next position).
+
+    Every batch that changes balances takes it first, so batches apply one at a time, in the
+    order their positions say.
+    """
+    size: int = await conn.fetchval("SELECT size FROM journal WHERE id = 1 FOR UPDATE")
+    return size
+
+
+async def set_journal_size(conn: Connection, size: int) -> None:
+    await conn.execute("UPDATE journal SET size = $1 WHERE id = 1", size)
 
 
 async def journal_size(conn: Connection) -> int:
@@ -199,29 +203,53 @@ async def journal_size(conn: Connection) -> int:
     return size
 
 
-async def write_accounts(conn: Connection, states: list[AccountState]) -> None:
-    if not states:
+async def write_accounts(
+    conn: Connection, rows: list[tuple[str, int, int, int, int, bool]]
+) -> None:
+    """New totals: ``(id, debits_pending, debits_posted, credits_pending, credits_posted,
+    closed)`` per changed account (its row is locked by the batch)."""
+    if not rows:
         return
+    ids, dp, dq, cp, cq, closed = zip(*rows, strict=True)
     await conn.execute(
         "UPDATE accounts AS a SET debits_pending = u.dp, debits_posted = u.dq,"
         " credits_pending = u.cp, credits_posted = u.cq, closed = u.closed"
         " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],"
         " $6::bool[]) AS u(id, dp, dq, cp, cq, closed) WHERE a.id = u.id",
-        [s.spec.id for s in states],
-        [s.balances.debits_pending for s in states],
-        [s.balances.debits_posted for s in states],
-        [s.balances.credits_pending for s in states],
-        [s.balances.credits_posted for s in states],
-        [s.closed for s in states],
+        ids,
+        dp,
+        dq,
+        cp,
+        cq,
+        closed,
     )
 
 
-async def copy_transfers(conn: Connection, transfers: list[Transfer]) -> None:
-    await conn.copy_records_to_table(
-        "transfers",
-        records=[transfer_record(t) for t in transfers],
-        columns=TRANSFER_COLUMNS,
-    )
+async def copy_transfers(conn: Connection, transfers: list[Transfer], first_position: int) -> None:
+    """Insert ``transfers`` at consecutive positions from ``first_position``."""
+    records: list[tuple[object, ...]] = []
+    append = records.append
+    position = first_position
+    for transfer in transfers:
+        spec = transfer.spec
+        append(
+            (
+                spec.id,
+                position,
+                spec.debit_account_id,
+                spec.credit_account_id,
+                spec.amount,
+                spec.pending_id or None,
+                spec.timeout,
+                spec.flags.bits(),
+                spec.ledger,
+                spec.code,
+                spec.user_data,
+                transfer.create_time,
+            )
+        )
+        position += 1
+    await conn.copy_records_to_table("transfers", records=records, columns=TRANSFER_COLUMNS)
 
 
 async def copy_balances(

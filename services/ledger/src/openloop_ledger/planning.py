@@ -361,6 +361,33 @@ class TransferBatch:
                 changed.append(AccountState(state.spec, balances, live.closed))
         return changed
 
+    def changed_totals(self) -> list[tuple[str, int, int, int, int, bool]]:
+        """``changed_accounts()`` as plain rows ``(id, debits_pending, debits_posted,
+        credits_pending, credits_posted, closed)``: what the store writes, without building
+        an object per account on the hot path."""
+        changed = []
+        for account_id in sorted(self._live):
+            live = self._live[account_id]
+            state = live.state
+            row = (
+                account_id,
+                live.debits_pending,
+                live.debits_posted,
+                live.credits_pending,
+                live.credits_posted,
+                live.closed,
+            )
+            before = state.balances
+            if (
+                row[1] != before.debits_pending
+                or row[2] != before.debits_posted
+                or row[3] != before.credits_pending
+                or row[4] != before.credits_posted
+                or live.closed != state.closed
+            ):
+                changed.append(row)
+        return changed
+
     # One event --------------------------------------------------------------------------
 
     def _create(self, spec: TransferSpec) -> TransferResult:

@@ -1,23 +1,30 @@
 """One batch of transfer requests, applied in one database transaction.
 
-The shape of every batch: read the recorded transfers the batch names, lock the
-accounts it touches in id order, plan the whole batch in memory
-(:mod:`openloop_ledger.planning`), reserve journal positions, then write
-everything with COPY and one UPDATE. A request's results are released only after
-the commit, so an acknowledged transfer is on disk (``synchronous_commit`` stays on).
+The shape of every batch: lock the journal row, read the recorded transfers and
+the accounts the batch names, plan the whole batch in memory
+(:mod:`openloop_ledger.planning`), then write everything with COPY and one UPDATE
+and move the journal's size. A request's results are released only after the
+commit, so an acknowledged transfer is on disk (``synchronous_commit`` stays on).
 
-Races with other replicas are settled by the database, not by hope: a transfer id
-or a pending transfer's resolution another batch committed after we read is a
-unique violation on insert, and the whole batch is planned again with that row
-visible. Deadlock freedom comes from one global order: accounts (sorted), then
-the journal row, and nothing else is locked.
+The journal row is the one lock balance writers take, first, for the whole batch:
+batches are applied one after the other across all replicas, as TigerBeetle's
+single-threaded state machine applies them. That is deadlock-free by construction
+(there is no second lock to take in another order), gives journal positions in
+commit order with no gaps, and costs no throughput: the journal has to be
+serialised at commit anyway, and a batch holds thousands of transfers. Locking
+each account row instead would add a WAL record and a tuple write per account
+per batch for nothing. ``CreateAccounts`` only inserts rows, so it never waits.
+
+Should a row appear that the batch could not see (only a defect or a hand-made
+insert could do that), the unique constraints refuse the insert and the batch is
+planned again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -25,14 +32,9 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_ledger import pg
-from openloop_ledger.model import AccountSpec, Transfer, TransferSpec, expiry_id
-from openloop_ledger.planning import (
-    LedgerView,
-    TransferBatch,
-    accounts_named,
-    transfer_ids_named,
-)
-from openloop_ledger.validation import TransferResult, is_lookup_id
+from openloop_ledger.model import AccountSpec, AccountState, Balances, TransferSpec, expiry_id
+from openloop_ledger.planning import LedgerView, TransferBatch
+from openloop_ledger.validation import TransferResult, is_lookup_id, is_well_formed_id
 from openloop_runtime.errors import DomainError, ErrorReason
 
 _log = logging.getLogger(__name__)
@@ -68,21 +70,62 @@ class Applied:
     """Transfers the batch added to the journal."""
 
 
+class AccountCache:
+    """The balances this process wrote last, valid while no one else has written since.
+
+    Every balance change goes through a batch holding the journal lock, and moves the
+    journal's size. So if the size a batch finds under the lock is the size this process
+    left after its own last commit, no other replica wrote in between and the cached
+    accounts are exactly what the database holds: the batch reads only the accounts it
+    has not seen. Any other size, or any failure, drops the cache.
+    """
+
+    def __init__(self, max_accounts: int = 1_000_000) -> None:
+        self._accounts: dict[str, AccountState] = {}
+        self._journal_size: int | None = None
+        self._max_accounts = max_accounts
+
+    def valid_at(self, journal_size: int) -> dict[str, AccountState]:
+        if journal_size != self._journal_size:
+            self._accounts.clear()
+        return self._accounts
+
+    def committed(self, journal_size: int, changed: Iterable[AccountState]) -> None:
+        if len(self._accounts) > self._max_accounts:
+            self._accounts.clear()
+        for state in changed:
+            self._accounts[state.spec.id] = state
+        self._journal_size = journal_size
+
+    def forget(self) -> None:
+        self._accounts.clear()
+        self._journal_size = None
+
+
 class BatchWriter:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._specs: dict[str, AccountSpec] = {}
         """Account specs seen before: immutable, so only balances are read per batch."""
+        self._cache = AccountCache()
 
     async def apply(self, requests: Sequence[Request]) -> Applied:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with pg.connection(self._engine) as conn, conn.transaction():
-                    return await _apply(conn, requests, self._specs)
+                async with pg.connection(self._engine) as conn:
+                    async with conn.transaction():
+                        applied, after = await _apply(conn, requests, self._specs, self._cache)
+                    self._cache.committed(*after)
+                    return applied
             except asyncpg.UniqueViolationError as race:
+                self._cache.forget()
                 _log.info("batch lost a race (attempt %d): %s", attempt, race.constraint_name)
             except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as down:
+                self._cache.forget()
                 raise _database_unavailable() from down
+            except BaseException:
+                self._cache.forget()
+                raise
         raise RuntimeError(f"batch kept losing id races after {MAX_ATTEMPTS} attempts")
 
 
@@ -95,28 +138,50 @@ def _database_unavailable() -> DomainError:
 
 
 def _named(requests: Sequence[Request]) -> tuple[list[str], list[str]]:
-    """Transfer ids the batch may find recorded, and account ids it names directly."""
+    """Transfer ids the batch may find recorded, and account ids it names directly.
+
+    One pass over the events; each distinct id is checked once (a malformed id names
+    nothing, and the planner reports it).
+    """
     transfer_ids: set[str] = set()
     account_ids: set[str] = set()
+    add_transfer = transfer_ids.add
+    add_account = account_ids.add
     for request in requests:
         if isinstance(request, TransferRequest):
-            transfer_ids.update(transfer_ids_named(request.specs))
-            account_ids.update(accounts_named(request.specs))
+            for spec in request.specs:
+                add_transfer(spec.id)
+                if spec.pending_id:
+                    add_transfer(spec.pending_id)
+                add_account(spec.debit_account_id)
+                add_account(spec.credit_account_id)
         else:
             for pending_id in request.pending_ids:
-                if is_lookup_id(pending_id):
-                    transfer_ids.update((pending_id, expiry_id(pending_id)))
-    return sorted(transfer_ids), sorted(account_ids)
+                add_transfer(pending_id)
+                add_transfer(expiry_id(pending_id))
+    return (
+        sorted(filter(is_lookup_id, transfer_ids)),
+        sorted(filter(is_well_formed_id, account_ids)),
+    )
 
 
 async def _apply(
-    conn: pg.Connection, requests: Sequence[Request], specs: dict[str, AccountSpec]
-) -> Applied:
+    conn: pg.Connection,
+    requests: Sequence[Request],
+    specs: dict[str, AccountSpec],
+    cache: AccountCache,
+) -> tuple[Applied, tuple[int, list[AccountState]]]:
+    """Plan and write one batch; also returns what the cache learns once it commits."""
+    size = await pg.lock_journal(conn)
+    known = cache.valid_at(size)
     transfer_ids, account_ids = _named(requests)
     transfers, resolutions = await pg.transfers_with_resolutions(conn, transfer_ids)
     for transfer in transfers.values():
         account_ids.extend((transfer.spec.debit_account_id, transfer.spec.credit_account_id))
-    accounts = await pg.lock_accounts(conn, sorted(set(account_ids)), specs)
+    wanted = set(account_ids)
+    accounts = {i: known[i] for i in wanted if i in known}
+    unknown = sorted(wanted - accounts.keys())
+    accounts.update(await pg.read_accounts(conn, unknown, specs))
     now = datetime.now(UTC)
     batch = TransferBatch(LedgerView(accounts, transfers, resolutions), now)
     outcomes: list[Outcome] = []
@@ -125,31 +190,42 @@ async def _apply(
             outcomes.append(batch.apply(request.specs))
         else:
             outcomes.append(batch.expire(request.pending_ids))
-    if batch.accepted:
-        await _write(conn, batch, now)
-    return Applied(outcomes, len(batch.accepted))
-
-
-async def _write(conn: pg.Connection, batch: TransferBatch, now: datetime) -> None:
-    start = await pg.advance_journal(conn, len(batch.accepted))
-    positioned: list[Transfer] = [
-        replace(transfer, position=start + offset) for offset, transfer in enumerate(batch.accepted)
+    if not batch.accepted:
+        return Applied(outcomes, 0), (size, [])
+    changed = batch.changed_totals()
+    await _write(conn, batch, changed, now, size)
+    states = [
+        AccountState(accounts[i].spec, Balances(dp, dq, cp, cq), closed)
+        for i, dp, dq, cp, cq, closed in changed
     ]
-    position_of = {t.spec.id: t.position for t in positioned}
-    await pg.copy_transfers(conn, positioned)
-    await pg.write_accounts(conn, batch.changed_accounts())
-    await pg.copy_balances(
-        conn,
-        [
-            (
-                snapshot.account_id,
-                position_of[snapshot.transfer_id],
-                snapshot.transfer_id,
-                snapshot.balances,
-                now,
-            )
-            for snapshot in batch.history
-        ],
-    )
+    return Applied(outcomes, len(batch.accepted)), (size + len(batch.accepted), states)
+
+
+async def _write(
+    conn: pg.Connection,
+    batch: TransferBatch,
+    changed: list[tuple[str, int, int, int, int, bool]],
+    now: datetime,
+    start: int,
+) -> None:
+    accepted = batch.accepted
+    await pg.set_journal_size(conn, start + len(accepted))
+    await pg.copy_transfers(conn, accepted, start)
+    await pg.write_accounts(conn, changed)
+    if batch.history:
+        position_of = {t.spec.id: start + offset for offset, t in enumerate(accepted)}
+        await pg.copy_balances(
+            conn,
+            [
+                (
+                    snapshot.account_id,
+                    position_of[snapshot.transfer_id],
+                    snapshot.transfer_id,
+                    snapshot.balances,
+                    now,
+                )
+                for snapshot in batch.history
+            ],
+        )
     await pg.add_timeouts(conn, batch.timeouts)
     await pg.remove_timeouts(conn, sorted(batch.resolved))
