@@ -47,11 +47,41 @@ class ConsistencyProof:
     second: CheckpointRecord
 
 
+class NodeCache:
+    """Hashes of perfect subtrees, which never change once their leaves exist.
+
+    Proofs of different leaves share their upper nodes, so most of a proof comes from here
+    and only the tiles near the leaf are fetched and hashed.
+    """
+
+    def __init__(self, max_nodes: int = 200_000) -> None:
+        self._nodes: dict[tuple[int, int], bytes] = {}
+        self._max_nodes = max_nodes
+
+    def missing(self, nodes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [node for node in nodes if node not in self._nodes]
+
+    def node_fn(self, tiles: dict[tuple[int, int], bytes]) -> proofs.NodeFn:
+        from_tiles = nodes_from_tiles(tiles)
+        known = self._nodes
+
+        def node(level: int, index: int) -> bytes:
+            cached = known.get((level, index))
+            if cached is None:
+                if len(known) >= self._max_nodes:
+                    known.clear()
+                cached = known[level, index] = from_tiles(level, index)
+            return cached
+
+        return node
+
+
 class LogReader:
     def __init__(self, engine: AsyncEngine, encoder: LeafEncoder, origin: str) -> None:
         self._engine = engine
         self._encoder = encoder
         self._origin = origin
+        self._nodes = NodeCache()
 
     async def checkpoint(self, tree_size: int) -> CheckpointRecord:
         """The checkpoint for ``tree_size``; 0 means the latest."""
@@ -76,9 +106,9 @@ class LogReader:
                     {"leaf_index": str(index), "tree_size": str(checkpoint.tree_size)},
                 )
             rows = await pg.journal_rows(conn, index, index + 1)
-            needed = proofs.inclusion_nodes(index, checkpoint.tree_size)
+            needed = self._nodes.missing(proofs.inclusion_nodes(index, checkpoint.tree_size))
             found = await pg.tiles(conn, sorted(tiles_needed(needed)))
-        hashes = proofs.inclusion_proof(nodes_from_tiles(found), index, checkpoint.tree_size)
+        hashes = proofs.inclusion_proof(self._nodes.node_fn(found), index, checkpoint.tree_size)
         leaf = pg.leaf_of_row(self._encoder, rows[0])
         return InclusionProof(index, leaf, hashes, checkpoint)
 
@@ -93,9 +123,9 @@ class LogReader:
                     f"first_tree_size {first_size} is larger than {second.tree_size}",
                 )
             first = await self._checkpoint(conn, first_size, "first_tree_size")
-            needed = proofs.consistency_nodes(first_size, second.tree_size)
+            needed = self._nodes.missing(proofs.consistency_nodes(first_size, second.tree_size))
             found = await pg.tiles(conn, sorted(tiles_needed(needed)))
-        hashes = proofs.consistency_proof(nodes_from_tiles(found), first_size, second.tree_size)
+        hashes = proofs.consistency_proof(self._nodes.node_fn(found), first_size, second.tree_size)
         return ConsistencyProof(hashes, first, second)
 
     async def _leaf_index(

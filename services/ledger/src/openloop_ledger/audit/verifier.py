@@ -21,7 +21,7 @@ from openloop_ledger.merkle.hashing import HASH_SIZE, leaf_hash
 from openloop_ledger.merkle.note import NoteError, Verifier, open_checkpoint
 from openloop_ledger.merkle.tiles import TILE_WIDTH
 from openloop_ledger.merkle.tree import CompactTree
-from openloop_ledger.pg import leaf_of_row
+from openloop_ledger.pg import TRANSFER_COLUMNS, leaf_of_row
 
 Row = Mapping[str, Any]
 
@@ -338,29 +338,37 @@ def digest_rows(encoder: LeafEncoder, rows: Iterable[Row]) -> RangeDigest:
     sha256 = hashlib.sha256
     encode = encoder.encode_row
     for row in rows:
-        position = row["position"]
+        # Columns by position (TRANSFER_COLUMNS order): much cheaper than by name.
+        values: Any = row if not isinstance(row, dict) else [row[c] for c in TRANSFER_COLUMNS]
+        (
+            transfer_id,
+            position,
+            debit,
+            credit,
+            amount,
+            pending_id,
+            timeout,
+            flags,
+            ledger,
+            code,
+            user_data,
+            create_time,
+        ) = values
         if position != expected:
             if hashes:
                 runs.append((run_start, b"".join(hashes)))
             hashes = []
             run_start = position
-        debit = row["debit_account_id"]
-        credit = row["credit_account_id"]
-        amount = row["amount"]
-        flags = row["flags"]
-        transfer_id = row["id"]
-        pending_id = row["pending_id"]
-        user_data = row["user_data"]
         hashes.append(
             sha256(
                 b"\x00"
                 + encode(
                     position,
-                    row["create_time"],
+                    create_time,
                     flags,
-                    row["ledger"],
-                    row["code"],
-                    row["timeout"],
+                    ledger,
+                    code,
+                    timeout,
                     amount,
                     transfer_id,
                     pending_id,
