@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
@@ -15,6 +14,7 @@ from openloop_gateway.reconciler import run_reconciler
 from openloop_gateway.servicer import GatewayServicer
 from openloop_gateway.store import PaymentStore
 from openloop_gateway.upstreams import connect_upstreams
+from openloop_runtime.background import background
 from openloop_runtime.db import engine_for
 from openloop_runtime.server import Registration, ServiceFactory
 
@@ -27,20 +27,14 @@ def build(settings: GatewaySettings) -> ServiceFactory:
         async with engine_for(settings) as engine, connect_upstreams(settings) as upstreams:
             store = PaymentStore(engine)
             flow = PaymentFlow(store, upstreams)
-            reconciler = asyncio.create_task(
-                run_reconciler(
-                    store,
-                    flow,
-                    interval=settings.reconcile_interval_seconds,
-                    older_than=timedelta(seconds=settings.reconcile_after_seconds),
-                )
+            reconciler = run_reconciler(
+                store,
+                flow,
+                interval=settings.reconcile_interval_seconds,
+                older_than=timedelta(seconds=settings.reconcile_after_seconds),
             )
             servicer = GatewayServicer(flow, store, upstreams, settings.participant_uri_prefix)
-            try:
+            async with background(reconciler, "gateway-reconciler"):
                 yield [Registration.of(service_pb2, service_pb2_grpc, "GatewayService", servicer)]
-            finally:
-                reconciler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reconciler
 
     return factory

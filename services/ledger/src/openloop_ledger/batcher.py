@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from openloop_ledger.model import TransferSpec
 from openloop_ledger.validation import TransferResult
 from openloop_ledger.writes import BatchWriter, ExpiryRequest, Outcome, Request, TransferRequest
+from openloop_runtime.background import background
 
 _log = logging.getLogger(__name__)
 
@@ -63,13 +64,10 @@ class Batcher:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Batcher]:
         """Runs the batch loop for the block; on exit, queued requests are still applied."""
-        task = asyncio.create_task(self._run(), name="ledger-batcher")
         try:
-            yield self
+            async with background(self._run(), "ledger-batcher"):
+                yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             while self._queue:
                 await self._apply_next()
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_ledger import pg
 from openloop_ledger.batcher import Batcher
+from openloop_runtime.background import background
 
 _log = logging.getLogger(__name__)
 
@@ -45,13 +46,8 @@ class Expirer:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Expirer]:
-        task = asyncio.create_task(self._run(), name="ledger-expirer")
-        try:
+        async with background(self._run(), "ledger-expirer"):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _run(self) -> None:
         while True:

@@ -6,7 +6,7 @@ fits PostgreSQL's BIGINT (``MAX_AMOUNT``); the planner refuses what would not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -110,6 +110,8 @@ class TransferFlags:
 
 
 NO_FLAGS = TransferFlags()
+TRANSFER_FLAG_NAMES = tuple(field.name for field in fields(TransferFlags))
+"""The flags in bit order; the wire's ``TransferFlags`` fields have the same names."""
 
 
 @dataclass(frozen=True, slots=True)

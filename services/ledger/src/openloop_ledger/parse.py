@@ -14,7 +14,14 @@ import grpc
 
 from openloop.ledger.v1 import resources_pb2, service_pb2
 from openloop_ledger import paging
-from openloop_ledger.model import NO_FLAGS, AccountFlags, AccountSpec, TransferFlags, TransferSpec
+from openloop_ledger.model import (
+    NO_FLAGS,
+    TRANSFER_FLAG_NAMES,
+    AccountFlags,
+    AccountSpec,
+    TransferFlags,
+    TransferSpec,
+)
 from openloop_ledger.store import AccountFilter
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
 from openloop_runtime.names import parse_name
@@ -102,16 +109,7 @@ def _transfer_spec(transfer: resources_pb2.Transfer, field: str) -> TransferSpec
 
 
 def _transfer_flags(flags: resources_pb2.TransferFlags) -> TransferFlags:
-    return TransferFlags(
-        linked=flags.linked,
-        pending=flags.pending,
-        post_pending_transfer=flags.post_pending_transfer,
-        void_pending_transfer=flags.void_pending_transfer,
-        balancing_debit=flags.balancing_debit,
-        balancing_credit=flags.balancing_credit,
-        closing_debit=flags.closing_debit,
-        closing_credit=flags.closing_credit,
-    )
+    return TransferFlags(*(getattr(flags, name) for name in TRANSFER_FLAG_NAMES))
 
 
 def lookup_ids(ids: Sequence[str]) -> list[str]:

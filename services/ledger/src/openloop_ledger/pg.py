@@ -82,25 +82,6 @@ def transfer_of(row: Record) -> Transfer:
     )
 
 
-def transfer_record(transfer: Transfer) -> tuple[object, ...]:
-    """A transfer as a row tuple in ``TRANSFER_COLUMNS`` order."""
-    spec = transfer.spec
-    return (
-        spec.id,
-        transfer.position,
-        spec.debit_account_id,
-        spec.credit_account_id,
-        spec.amount,
-        spec.pending_id or None,
-        spec.timeout,
-        spec.flags.bits(),
-        spec.ledger,
-        spec.code,
-        spec.user_data,
-        transfer.create_time,
-    )
-
-
 def account_spec_of(row: Record) -> AccountSpec:
     return AccountSpec(
         id=row["id"],

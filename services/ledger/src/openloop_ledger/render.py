@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from openloop.ledger.v1 import resources_pb2
-from openloop_ledger.model import Account, Transfer
+from openloop_ledger.model import TRANSFER_FLAG_NAMES, Account, Transfer
 from openloop_ledger.store import BalanceEntry
 from openloop_runtime.names import format_name
 from openloop_runtime.timestamps import to_timestamp
@@ -45,14 +45,7 @@ def transfer_message(transfer: Transfer) -> resources_pb2.Transfer:
         code=spec.code,
         user_data=spec.user_data,
         flags=resources_pb2.TransferFlags(
-            linked=flags.linked,
-            pending=flags.pending,
-            post_pending_transfer=flags.post_pending_transfer,
-            void_pending_transfer=flags.void_pending_transfer,
-            balancing_debit=flags.balancing_debit,
-            balancing_credit=flags.balancing_credit,
-            closing_debit=flags.closing_debit,
-            closing_credit=flags.closing_credit,
+            **{name: getattr(flags, name) for name in TRANSFER_FLAG_NAMES}
         ),
         pending_id=spec.pending_id,
         timeout=spec.timeout,

@@ -25,6 +25,7 @@ from openloop_ledger.merkle.hashing import HASH_SIZE, leaf_hash
 from openloop_ledger.merkle.note import Checkpoint, Signer, sign_checkpoint
 from openloop_ledger.merkle.tiles import TileWriter, partial_tiles
 from openloop_ledger.merkle.tree import CompactTree
+from openloop_runtime.background import background
 
 _log = logging.getLogger(__name__)
 
@@ -100,13 +101,8 @@ class Sealer:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Sealer]:
-        task = asyncio.create_task(self._run(), name="ledger-sealer")
-        try:
+        async with background(self._run(), "ledger-sealer"):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _run(self) -> None:
         while True:
