@@ -151,3 +151,21 @@ async def test_proof_requests_that_cannot_be_answered_say_why(ledger: Stub) -> N
     assert await _error(empty) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
     no_leaf = ledger.GetInclusionProof(service_pb2.GetInclusionProofRequest())
     assert await _error(no_leaf) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+
+
+async def test_sizes_past_a_signed_64_bit_integer_are_invalid(ledger: Stub) -> None:
+    huge = 2**64 - 1
+    calls = [
+        ledger.GetCheckpoint(service_pb2.GetCheckpointRequest(tree_size=huge)),
+        ledger.GetInclusionProof(service_pb2.GetInclusionProofRequest(leaf_index=huge)),
+        ledger.GetConsistencyProof(
+            service_pb2.GetConsistencyProofRequest(first_tree_size=1, second_tree_size=huge)
+        ),
+    ]
+    for call in calls:
+        assert await _error(call) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    stream = ledger.WatchJournal(service_pb2.WatchJournalRequest(start_position=huge))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in stream:
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

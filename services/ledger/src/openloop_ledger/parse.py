@@ -131,3 +131,14 @@ def account_filter(message: service_pb2.AccountFilter) -> AccountFilter:
 
 def page_size(requested: int) -> int:
     return paging.page_size(requested)
+
+
+MAX_POSITION = 2**63 - 1
+"""Journal positions and tree sizes are PostgreSQL BIGINTs."""
+
+
+def position(value: int, field: str) -> int:
+    """A journal position or tree size from the wire (uint64), refused past BIGINT."""
+    if value > MAX_POSITION:
+        raise invalid_field(field, f"{field} must be at most {MAX_POSITION}")
+    return value

@@ -100,7 +100,7 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
     async def WatchJournal(
         self, request: service_pb2.WatchJournalRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[service_pb2.WatchJournalResponse]:
-        position = request.start_position
+        position = parse.position(request.start_position, "start_position")
         while True:
             entries = await self._store.journal(position, JOURNAL_PAGE)
             if entries:
@@ -127,7 +127,7 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
     async def GetCheckpoint(
         self, request: service_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.GetCheckpointResponse:
-        checkpoint = await self._log.checkpoint(request.tree_size)
+        checkpoint = await self._log.checkpoint(parse.position(request.tree_size, "tree_size"))
         return service_pb2.GetCheckpointResponse(checkpoint=checkpoint_message(checkpoint))
 
     @override
@@ -137,8 +137,10 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
         leaf = request.WhichOneof("leaf")
         proof = await self._log.inclusion_proof(
             transfer_id=request.transfer_id if leaf == "transfer_id" else None,
-            leaf_index=request.leaf_index if leaf == "leaf_index" else None,
-            tree_size=request.tree_size,
+            leaf_index=parse.position(request.leaf_index, "leaf_index")
+            if leaf == "leaf_index"
+            else None,
+            tree_size=parse.position(request.tree_size, "tree_size"),
         )
         return service_pb2.GetInclusionProofResponse(
             leaf_index=proof.leaf_index,
@@ -151,7 +153,10 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
     async def GetConsistencyProof(
         self, request: service_pb2.GetConsistencyProofRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.GetConsistencyProofResponse:
-        proof = await self._log.consistency_proof(request.first_tree_size, request.second_tree_size)
+        proof = await self._log.consistency_proof(
+            parse.position(request.first_tree_size, "first_tree_size"),
+            parse.position(request.second_tree_size, "second_tree_size"),
+        )
         return service_pb2.GetConsistencyProofResponse(
             hashes=proof.hashes,
             first=checkpoint_message(proof.first),
