@@ -8,7 +8,7 @@ id to quote, never the exception text (which may hold data it must not see).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -20,6 +20,7 @@ from openloop_runtime.telemetry import current_trace_id
 _log = logging.getLogger(__name__)
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -32,13 +33,21 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        return grpc.unary_unary_rpc_method_handler(
-            self._guard(handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._guard(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._guard_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
 
     def _guard(self, behavior: Behavior) -> Behavior:
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -49,19 +58,35 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             except grpc.aio.AbortError:
                 raise
             except Exception:
-                _log.exception("unhandled error")
-                trace_id = current_trace_id()
-                await self._abort(
-                    context,
-                    DomainError(
-                        grpc.StatusCode.INTERNAL,
-                        ErrorReason.ERROR_REASON_INTERNAL_ERROR,
-                        "internal error; quote the trace id to support",
-                        {"trace_id": trace_id},
-                    ),
-                )
+                await self._abort_defect(context)
 
         return guarded
+
+    def _guard_stream(self, behavior: StreamBehavior) -> StreamBehavior:
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except DomainError as error:
+                await self._abort(context, error)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                await self._abort_defect(context)
+
+        return guarded
+
+    async def _abort_defect(self, context: grpc.aio.ServicerContext) -> None:
+        _log.exception("unhandled error")
+        await self._abort(
+            context,
+            DomainError(
+                grpc.StatusCode.INTERNAL,
+                ErrorReason.ERROR_REASON_INTERNAL_ERROR,
+                "internal error; quote the trace id to support",
+                {"trace_id": current_trace_id()},
+            ),
+        )
 
     async def _abort(self, context: grpc.aio.ServicerContext, error: DomainError) -> None:
         status = rpc_status.to_status(error.to_status(self._domain))
