@@ -11,7 +11,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import grpc
+import sqlalchemy.exc
 from grpc_status import rpc_status
 
 from openloop_runtime.errors import DomainError, ErrorReason
@@ -91,3 +93,31 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def _abort(self, context: grpc.aio.ServicerContext, error: DomainError) -> None:
         status = rpc_status.to_status(error.to_status(self._domain))
         await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database could not be reached, not that a query was wrong.
+
+    Looks through SQLAlchemy's wrappers (``orig``) and exception chains (``__cause__``).
+    """
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, _UNAVAILABLE):
+            return True
+        orig = getattr(seen, "orig", None)
+        seen = orig if isinstance(orig, BaseException) and orig is not seen else seen.__cause__
+    return False
+
+
+_UNAVAILABLE = (
+    ConnectionError,
+    TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+"""Failures to reach the database (refused, reset, timed out, shut down), as opposed to a
+query the database refused."""

@@ -28,19 +28,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_ledger import pg
 from openloop_ledger.model import AccountSpec, AccountState, Balances, TransferSpec, expiry_id
 from openloop_ledger.planning import LedgerView, TransferBatch
 from openloop_ledger.validation import TransferResult, is_lookup_id, is_well_formed_id
-from openloop_runtime.errors import DomainError, ErrorReason
 
 _log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-"""Re-plans after losing a race for an id; each attempt sees the winner's rows."""
+"""Re-plans after a unique violation; each attempt sees the rows it collided with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,22 +117,13 @@ class BatchWriter:
                     return applied
             except asyncpg.UniqueViolationError as race:
                 self._cache.forget()
-                _log.info("batch lost a race (attempt %d): %s", attempt, race.constraint_name)
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as down:
-                self._cache.forget()
-                raise _database_unavailable() from down
+                _log.warning("batch met a row it could not see (attempt %d): %s", attempt, race)
             except BaseException:
+                # Committed or not, the cache can no longer be trusted. A database that
+                # cannot be reached reaches the caller as UNAVAILABLE (the interceptor).
                 self._cache.forget()
                 raise
         raise RuntimeError(f"batch kept losing id races after {MAX_ATTEMPTS} attempts")
-
-
-def _database_unavailable() -> DomainError:
-    return DomainError(
-        grpc.StatusCode.UNAVAILABLE,
-        ErrorReason.ERROR_REASON_DATABASE_UNAVAILABLE,
-        "the ledger's database did not answer; retry with the same transfer ids",
-    )
 
 
 def _named(requests: Sequence[Request]) -> tuple[list[str], list[str]]:
