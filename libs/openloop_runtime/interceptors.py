@@ -59,8 +59,8 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await self._abort(context, error)
             except grpc.aio.AbortError:
                 raise
-            except Exception:
-                await self._abort_defect(context)
+            except Exception as error:
+                await self._abort_unexpected(context, error)
 
         return guarded
 
@@ -73,12 +73,25 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await self._abort(context, error)
             except grpc.aio.AbortError:
                 raise
-            except Exception:
-                await self._abort_defect(context)
+            except Exception as error:
+                await self._abort_unexpected(context, error)
 
         return guarded
 
-    async def _abort_defect(self, context: grpc.aio.ServicerContext) -> None:
+    async def _abort_unexpected(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
+        """A database out of reach is UNAVAILABLE (retryable); anything else is a defect."""
+        if is_database_unavailable(error):
+            _log.warning("database unavailable: %s", type(error).__name__)
+            await self._abort(
+                context,
+                DomainError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    ErrorReason.ERROR_REASON_DATABASE_UNAVAILABLE,
+                    "the service's database did not answer; retry with the same idempotency "
+                    "key or ids",
+                ),
+            )
+            return
         _log.exception("unhandled error")
         await self._abort(
             context,

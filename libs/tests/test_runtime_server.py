@@ -9,8 +9,11 @@ import grpc
 import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import text
 
 from openloop.gateway.v1 import service_pb2, service_pb2_grpc
+from openloop_dev.ports import free_port
+from openloop_runtime.db import create_engine
 from openloop_runtime.errors import DomainError, ErrorReason, error_info_of, not_found
 from openloop_runtime.server import Registration, running_server
 from openloop_runtime.settings import ServiceSettings
@@ -24,7 +27,13 @@ class _Gateway(service_pb2_grpc.GatewayServiceServicer):
         raise RuntimeError("secret 1345951597671 must not leak")
 
     async def GetWallet(self, request, context):  # noqa: N802
-        raise NotImplementedError
+        # A real failure to reach PostgreSQL: nothing listens on this port.
+        engine = create_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
 
 
 @asynccontextmanager
@@ -83,3 +92,13 @@ def test_reason_names_drop_the_enum_prefix():
         grpc.StatusCode.INVALID_ARGUMENT, ErrorReason.ERROR_REASON_INVALID_AMOUNT, "x"
     )
     assert error.reason == "INVALID_AMOUNT"
+
+
+async def test_a_database_out_of_reach_is_unavailable_not_internal(channel):
+    stub = service_pb2_grpc.GatewayServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetWallet(service_pb2.GetWalletRequest(name="citizens/c1/wallet"))
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    info = error_info_of(caught.value)
+    assert info is not None
+    assert info.reason == "DATABASE_UNAVAILABLE"
