@@ -19,10 +19,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import grpc
+
 from openloop_ledger.model import TransferSpec
 from openloop_ledger.validation import TransferResult
 from openloop_ledger.writes import BatchWriter, ExpiryRequest, Outcome, Request, TransferRequest
 from openloop_runtime.background import background
+from openloop_runtime.errors import DomainError, ErrorReason
 
 _log = logging.getLogger(__name__)
 
@@ -87,10 +90,16 @@ class Batcher:
             events += queued.size
         try:
             applied = await self._writer.apply([queued.request for queued in taken])
-        except Exception as error:
+        except BaseException as error:
+            # Every waiting caller hears of it, even when the loop itself is being cancelled
+            # (shutdown): its request may or may not have committed, and a retry under the
+            # same ids is safe either way.
+            failure = error if isinstance(error, Exception) else _stopping()
             for queued in taken:
                 if not queued.future.done():
-                    queued.future.set_exception(error)
+                    queued.future.set_exception(failure)
+            if failure is not error:
+                raise
             return
         for queued, outcome in zip(taken, applied.outcomes, strict=True):
             if not queued.future.done():
@@ -98,3 +107,12 @@ class Batcher:
         if applied.committed:
             async with self.committed:
                 self.committed.notify_all()
+
+
+def _stopping() -> DomainError:
+    return DomainError(
+        grpc.StatusCode.UNAVAILABLE,
+        ErrorReason.ERROR_REASON_UPSTREAM_UNAVAILABLE,
+        "the ledger stopped while applying this request; retry with the same transfer ids",
+        {"upstream": "ledger"},
+    )

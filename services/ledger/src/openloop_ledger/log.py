@@ -51,29 +51,39 @@ class NodeCache:
     """Hashes of perfect subtrees, which never change once their leaves exist.
 
     Proofs of different leaves share their upper nodes, so most of a proof comes from here
-    and only the tiles near the leaf are fetched and hashed.
+    and only the tiles near the leaf are fetched and hashed. A proof works from a snapshot
+    of what was cached when it started, so eviction never takes a node from under it.
     """
 
     def __init__(self, max_nodes: int = 200_000) -> None:
         self._nodes: dict[tuple[int, int], bytes] = {}
         self._max_nodes = max_nodes
 
-    def missing(self, nodes: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        return [node for node in nodes if node not in self._nodes]
+    def split(
+        self, nodes: list[tuple[int, int]]
+    ) -> tuple[dict[tuple[int, int], bytes], list[tuple[int, int]]]:
+        """The cached hashes among ``nodes``, and the nodes still to compute from tiles."""
+        cached = {node: self._nodes[node] for node in nodes if node in self._nodes}
+        return cached, [node for node in nodes if node not in cached]
 
-    def node_fn(self, tiles: dict[tuple[int, int], bytes]) -> proofs.NodeFn:
+    def node_fn(
+        self, cached: dict[tuple[int, int], bytes], tiles: dict[tuple[int, int], bytes]
+    ) -> proofs.NodeFn:
         from_tiles = nodes_from_tiles(tiles)
-        known = self._nodes
 
         def node(level: int, index: int) -> bytes:
-            cached = known.get((level, index))
-            if cached is None:
-                if len(known) >= self._max_nodes:
-                    known.clear()
-                cached = known[level, index] = from_tiles(level, index)
-            return cached
+            known = cached.get((level, index))
+            if known is None:
+                known = from_tiles(level, index)
+                self._remember((level, index), known)
+            return known
 
         return node
+
+    def _remember(self, node: tuple[int, int], value: bytes) -> None:
+        if len(self._nodes) >= self._max_nodes:
+            self._nodes.clear()
+        self._nodes[node] = value
 
 
 class LogReader:
@@ -106,9 +116,10 @@ class LogReader:
                     {"leaf_index": str(index), "tree_size": str(checkpoint.tree_size)},
                 )
             rows = await pg.journal_rows(conn, index, index + 1)
-            needed = self._nodes.missing(proofs.inclusion_nodes(index, checkpoint.tree_size))
+            cached, needed = self._nodes.split(proofs.inclusion_nodes(index, checkpoint.tree_size))
             found = await pg.tiles(conn, sorted(tiles_needed(needed)))
-        hashes = proofs.inclusion_proof(self._nodes.node_fn(found), index, checkpoint.tree_size)
+        node = self._nodes.node_fn(cached, found)
+        hashes = proofs.inclusion_proof(node, index, checkpoint.tree_size)
         leaf = pg.leaf_of_row(self._encoder, rows[0])
         return InclusionProof(index, leaf, hashes, checkpoint)
 
@@ -123,9 +134,12 @@ class LogReader:
                     f"first_tree_size {first_size} is larger than {second.tree_size}",
                 )
             first = await self._checkpoint(conn, first_size, "first_tree_size")
-            needed = self._nodes.missing(proofs.consistency_nodes(first_size, second.tree_size))
+            cached, needed = self._nodes.split(
+                proofs.consistency_nodes(first_size, second.tree_size)
+            )
             found = await pg.tiles(conn, sorted(tiles_needed(needed)))
-        hashes = proofs.consistency_proof(self._nodes.node_fn(found), first_size, second.tree_size)
+        node = self._nodes.node_fn(cached, found)
+        hashes = proofs.consistency_proof(node, first_size, second.tree_size)
         return ConsistencyProof(hashes, first, second)
 
     async def _leaf_index(

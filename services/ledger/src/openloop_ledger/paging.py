@@ -14,6 +14,7 @@ import json
 from openloop_runtime.errors import DomainError, invalid_field
 
 DEFAULT_PAGE_SIZE = 100
+MAX_POSITION = 2**63 - 1
 MAX_PAGE_SIZE = 8189
 
 
@@ -42,7 +43,7 @@ def decode(token: str, filter_key: str) -> int | None:
         digest = payload["filter"]
     except (ValueError, KeyError, TypeError) as error:
         raise _bad_token("page_token is not a token this ledger issued") from error
-    if not isinstance(after, int) or after < 0:
+    if not isinstance(after, int) or not 0 <= after <= MAX_POSITION:
         raise _bad_token("page_token is not a token this ledger issued")
     if digest != _digest(filter_key):
         raise _bad_token("page_token was issued for a different filter")

@@ -164,18 +164,21 @@ async def read_accounts(
     return {row["id"]: account_state_of(row, specs) for row in rows}
 
 
-async def lock_journal(conn: Connection) -> int:
-    """Take the journal's row lock until commit; returns the journal's size (the next position).
+async def lock_journal(conn: Connection) -> tuple[int, int]:
+    """Take the journal's row lock until commit; returns its size (the next position) and
+    the token the last batch left.
 
     Every batch that changes balances takes it first, so batches apply one at a time, in the
     order their positions say.
     """
-    size: int = await conn.fetchval("SELECT size FROM journal WHERE id = 1 FOR UPDATE")
-    return size
+    row = await conn.fetchrow("SELECT size, batch_token FROM journal WHERE id = 1 FOR UPDATE")
+    return row["size"], row["batch_token"]
 
 
-async def set_journal_size(conn: Connection, size: int) -> None:
-    await conn.execute("UPDATE journal SET size = $1 WHERE id = 1", size)
+async def set_journal(conn: Connection, size: int, batch_token: int) -> None:
+    await conn.execute(
+        "UPDATE journal SET size = $1, batch_token = $2 WHERE id = 1", size, batch_token
+    )
 
 
 async def journal_size(conn: Connection) -> int:
@@ -192,7 +195,7 @@ async def write_accounts(
     if not rows:
         return
     ids, dp, dq, cp, cq, closed = zip(*rows, strict=True)
-    await conn.execute(
+    status = await conn.execute(
         "UPDATE accounts AS a SET debits_pending = u.dp, debits_posted = u.dq,"
         " credits_pending = u.cp, credits_posted = u.cq, closed = u.closed"
         " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],"
@@ -204,6 +207,8 @@ async def write_accounts(
         cq,
         closed,
     )
+    if status != f"UPDATE {len(rows)}":
+        raise RuntimeError(f"{status} for {len(rows)} accounts the batch planned: refusing it")
 
 
 async def copy_transfers(conn: Connection, transfers: list[Transfer], first_position: int) -> None:

@@ -23,6 +23,7 @@ planned again.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,33 +72,35 @@ class Applied:
 class AccountCache:
     """The balances this process wrote last, valid while no one else has written since.
 
-    Every balance change goes through a batch holding the journal lock, and moves the
-    journal's size. So if the size a batch finds under the lock is the size this process
-    left after its own last commit, no other replica wrote in between and the cached
-    accounts are exactly what the database holds: the batch reads only the accounts it
-    has not seen. Any other size, or any failure, drops the cache.
+    Every balance change goes through a batch holding the journal lock, and writes the
+    journal's size and a random batch token. So if a batch finds under the lock the size
+    and token this process left after its own last commit, no one wrote in between (not
+    another replica, and not a database restored to an earlier point) and the cached
+    accounts are exactly what the database holds: the batch reads only the accounts it has
+    not seen. Anything else, or any failure, drops the cache.
     """
 
     def __init__(self, max_accounts: int = 1_000_000) -> None:
         self._accounts: dict[str, AccountState] = {}
-        self._journal_size: int | None = None
+        self._journal: tuple[int, int] | None = None
         self._max_accounts = max_accounts
 
-    def valid_at(self, journal_size: int) -> dict[str, AccountState]:
-        if journal_size != self._journal_size:
+    def valid_at(self, journal: tuple[int, int]) -> dict[str, AccountState]:
+        """The cached accounts if ``journal`` (size, batch token) is what this process left."""
+        if journal != self._journal:
             self._accounts.clear()
         return self._accounts
 
-    def committed(self, journal_size: int, changed: Iterable[AccountState]) -> None:
+    def committed(self, journal: tuple[int, int], changed: Iterable[AccountState]) -> None:
         if len(self._accounts) > self._max_accounts:
             self._accounts.clear()
         for state in changed:
             self._accounts[state.spec.id] = state
-        self._journal_size = journal_size
+        self._journal = journal
 
     def forget(self) -> None:
         self._accounts.clear()
-        self._journal_size = None
+        self._journal = None
 
 
 class BatchWriter:
@@ -159,10 +162,10 @@ async def _apply(
     requests: Sequence[Request],
     specs: dict[str, AccountSpec],
     cache: AccountCache,
-) -> tuple[Applied, tuple[int, list[AccountState]]]:
+) -> tuple[Applied, tuple[tuple[int, int], list[AccountState]]]:
     """Plan and write one batch; also returns what the cache learns once it commits."""
-    size = await pg.lock_journal(conn)
-    known = cache.valid_at(size)
+    size, token = await pg.lock_journal(conn)
+    known = cache.valid_at((size, token))
     transfer_ids, account_ids = _named(requests)
     transfers, resolutions = await pg.transfers_with_resolutions(conn, transfer_ids)
     for transfer in transfers.values():
@@ -180,25 +183,28 @@ async def _apply(
         else:
             outcomes.append(batch.expire(request.pending_ids))
     if not batch.accepted:
-        return Applied(outcomes, 0), (size, [])
+        return Applied(outcomes, 0), ((size, token), [])
     changed = batch.changed_totals()
-    await _write(conn, batch, changed, now, size)
+    new_token = secrets.randbits(63)
+    await _write(conn, batch, changed=changed, now=now, start=size, batch_token=new_token)
     states = [
         AccountState(accounts[i].spec, Balances(dp, dq, cp, cq), closed)
         for i, dp, dq, cp, cq, closed in changed
     ]
-    return Applied(outcomes, len(batch.accepted)), (size + len(batch.accepted), states)
+    return Applied(outcomes, len(batch.accepted)), ((size + len(batch.accepted), new_token), states)
 
 
 async def _write(
     conn: pg.Connection,
     batch: TransferBatch,
+    *,
     changed: list[tuple[str, int, int, int, int, bool]],
     now: datetime,
     start: int,
+    batch_token: int,
 ) -> None:
     accepted = batch.accepted
-    await pg.set_journal_size(conn, start + len(accepted))
+    await pg.set_journal(conn, start + len(accepted), batch_token)
     await pg.copy_transfers(conn, accepted, start)
     await pg.write_accounts(conn, changed)
     if batch.history:

@@ -24,7 +24,6 @@ from openloop_ledger.audit.sources import (
     DatabaseSource,
     ExportSource,
     LedgerSource,
-    sealed_leaf_lookup,
 )
 from openloop_ledger.audit.verifier import LedgerVerifier, Report
 from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
@@ -37,7 +36,7 @@ async def verify(source: LedgerSource, verifier_key: str, leaf_key: str) -> Repo
         LeafEncoder(leaf_key.encode()),
         Verifier.from_key(verifier_key),
         await source.checkpoints(),
-        sealed_leaf=sealed_leaf_lookup(await source.leaf_tiles()),
+        sealed_tiles=await source.leaf_tiles(),
     )
     async for chunk in source.transfers():
         checker.feed(chunk)

@@ -12,36 +12,47 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import re
 from concurrent.futures import ProcessPoolExecutor
 
 import asyncpg
 
-from openloop_ledger.audit.sources import DatabaseSource, dsn, sealed_leaf_lookup
+from openloop_ledger.audit.sources import DatabaseSource, dsn
 from openloop_ledger.audit.verifier import LedgerVerifier, RangeDigest, Report, digest_rows
 from openloop_ledger.leaf import LeafEncoder, epoch_micros_codec
 from openloop_ledger.merkle.note import Verifier
 from openloop_ledger.pg import TRANSFER_COLUMNS
 
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 RANGE = 100_000
 """Positions per worker task."""
 
 
-def _digest_range(database_url: str, leaf_key: bytes, start: int, end: int) -> RangeDigest:
-    return asyncio.run(_digest(database_url, leaf_key, start, end))
+def _digest_range(
+    database_url: str, snapshot: str, leaf_key: bytes, start: int, end: int
+) -> RangeDigest:
+    return asyncio.run(_digest(database_url, snapshot, leaf_key, start, end))
 
 
-async def _digest(database_url: str, leaf_key: bytes, start: int, end: int) -> RangeDigest:
+async def _digest(
+    database_url: str, snapshot: str, leaf_key: bytes, start: int, end: int
+) -> RangeDigest:
     encoder = LeafEncoder(leaf_key)
     columns = ", ".join(TRANSFER_COLUMNS)
     conn = await asyncpg.connect(dsn(database_url))
     try:
         await epoch_micros_codec(conn)
-        rows = await conn.fetch(
-            f"SELECT {columns} FROM transfers WHERE position >= $1 AND position < $2"
-            " ORDER BY position",
-            start,
-            end,
-        )
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            # The main process's snapshot: every worker sees the same journal it does.
+            if not _SNAPSHOT_ID.fullmatch(snapshot):
+                raise ValueError(f"{snapshot!r} is not a PostgreSQL snapshot id")
+            await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            rows = await conn.fetch(
+                f"SELECT {columns} FROM transfers WHERE position >= $1 AND position < $2"
+                " ORDER BY position",
+                start,
+                end,
+            )
     finally:
         await conn.close()
     return digest_rows(encoder, rows)
@@ -56,7 +67,7 @@ async def verify_database(
             LeafEncoder(leaf_key.encode()),
             Verifier.from_key(verifier_key),
             await source.checkpoints(),
-            sealed_leaf=sealed_leaf_lookup(await source.leaf_tiles()),
+            sealed_tiles=await source.leaf_tiles(),
         )
         last = await source.conn.fetchval("SELECT coalesce(max(position), -1) FROM transfers")
         loop = asyncio.get_running_loop()
@@ -64,7 +75,13 @@ async def verify_database(
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = [
                 loop.run_in_executor(
-                    pool, _digest_range, database_url, leaf_key.encode(), start, start + range_size
+                    pool,
+                    _digest_range,
+                    database_url,
+                    source.snapshot,
+                    leaf_key.encode(),
+                    start,
+                    start + range_size,
                 )
                 for start in range(0, last + 1, range_size)
             ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +19,6 @@ import asyncpg
 
 from openloop_ledger.audit.verifier import Row, SignedCheckpoint
 from openloop_ledger.leaf import epoch_micros_codec
-from openloop_ledger.merkle.hashing import HASH_SIZE
-from openloop_ledger.merkle.tiles import TILE_HEIGHT, TILE_WIDTH
 from openloop_ledger.pg import ACCOUNT_COLUMNS, CHECKPOINT_COLUMNS, TRANSFER_COLUMNS
 
 CHUNK = 50_000
@@ -35,34 +33,31 @@ class LedgerSource(Protocol):
     async def leaf_tiles(self) -> dict[int, bytes]: ...
 
 
-def sealed_leaf_lookup(tiles: dict[int, bytes]) -> Callable[[int], bytes | None]:
-    """Leaf hash at a position, from level-0 tiles keyed by tile index."""
-
-    def sealed(position: int) -> bytes | None:
-        data = tiles.get(position >> TILE_HEIGHT)
-        offset = (position % TILE_WIDTH) * HASH_SIZE
-        if data is None or len(data) < offset + HASH_SIZE:
-            return None
-        return data[offset : offset + HASH_SIZE]
-
-    return sealed
-
-
 def dsn(database_url: str) -> str:
     return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 @dataclass
 class DatabaseSource:
+    """A ledger database, read inside one REPEATABLE READ, READ ONLY transaction: the rows,
+    checkpoints, tiles and balances the verifier sees are one consistent snapshot, even
+    while the ledger keeps committing. ``snapshot`` lets worker processes share it."""
+
     conn: Any
+    transaction: Any
+    snapshot: str
 
     @classmethod
     async def connect(cls, database_url: str) -> DatabaseSource:
         conn = await asyncpg.connect(dsn(database_url))
         await epoch_micros_codec(conn)
-        return cls(conn)
+        transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+        await transaction.start()
+        snapshot: str = await conn.fetchval("SELECT pg_export_snapshot()")
+        return cls(conn, transaction, snapshot)
 
     async def close(self) -> None:
+        await self.transaction.rollback()
         await self.conn.close()
 
     async def checkpoints(self) -> list[SignedCheckpoint]:

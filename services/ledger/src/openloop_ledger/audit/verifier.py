@@ -11,7 +11,7 @@ Finally it replays every balance from the transfers and compares the accounts.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,10 +84,11 @@ class LedgerVerifier:
         verifier: Verifier,
         checkpoints: Iterable[SignedCheckpoint],
         *,
-        sealed_leaf: Callable[[int], bytes | None] | None = None,
+        sealed_tiles: Mapping[int, bytes] | None = None,
     ) -> None:
         self._encoder = encoder
-        self._sealed_leaf = sealed_leaf or (lambda _position: None)
+        self._sealed_tiles = sealed_tiles or {}
+        """Level-0 tiles by index: the leaf hashes the sealer recorded."""
         self._tree = CompactTree()
         self._replay = Replay()
         self._expected = 0
@@ -142,9 +143,7 @@ class LedgerVerifier:
                 self._gap(start)
                 self._expected = start
             count = len(hashes) // HASH_SIZE
-            sealed = self._sealed_range(start, count)
-            if sealed is not None and sealed != hashes:
-                self._compare_leaves(start, hashes, sealed)
+            self._compare_with_sealed(start, hashes)
             next_root = self._next_root_size()
             position = start
             for offset in range(0, len(hashes), HASH_SIZE):
@@ -163,30 +162,32 @@ class LedgerVerifier:
             replay.apply(*row)
         self.report.leaves = tree.size
 
-    def _sealed_range(self, start: int, count: int) -> bytes | None:
-        """The sealed leaf hashes of positions [start, start + count), where known."""
-        parts = []
-        for position in range(start, start + count, TILE_WIDTH):
-            first = self._sealed_leaf(position)
-            if first is None:
-                break
-            parts.append(self._sealed_tile_tail(position, start + count))
-        joined = b"".join(parts)
-        return joined if len(joined) == count * HASH_SIZE else None
+    def _compare_with_sealed(self, start: int, hashes: bytes) -> None:
+        """Compare a run's leaf hashes with the sealed ones, a tile segment at a time, and
+        note every position that differs (where the sealed hash is known)."""
+        end = start + len(hashes) // HASH_SIZE
+        position = start
+        while position < end:
+            tile_index, offset = divmod(position, TILE_WIDTH)
+            stop = min(end, (tile_index + 1) * TILE_WIDTH)
+            tile = self._sealed_tiles.get(tile_index, b"")
+            sealed = tile[offset * HASH_SIZE : (offset + stop - position) * HASH_SIZE]
+            first = (position - start) * HASH_SIZE
+            ours = hashes[first : first + len(sealed)]
+            if ours != sealed:
+                for index in range(len(sealed) // HASH_SIZE):
+                    piece = slice(index * HASH_SIZE, (index + 1) * HASH_SIZE)
+                    if ours[piece] != sealed[piece]:
+                        self._mismatched_positions.append(position + index)
+                        self._pending_rows_wanted.append(position + index)
+            position = stop
 
-    def _sealed_tile_tail(self, position: int, end: int) -> bytes:
-        """Sealed hashes from ``position`` to the end of its tile (or ``end``)."""
-        stop = min(end, (position // TILE_WIDTH + 1) * TILE_WIDTH)
-        return b"".join(
-            sealed for p in range(position, stop) if (sealed := self._sealed_leaf(p)) is not None
-        )
-
-    def _compare_leaves(self, start: int, hashes: bytes, sealed: bytes) -> None:
-        for index in range(len(hashes) // HASH_SIZE):
-            piece = slice(index * HASH_SIZE, (index + 1) * HASH_SIZE)
-            if hashes[piece] != sealed[piece]:
-                self._mismatched_positions.append(start + index)
-                self._pending_rows_wanted.append(start + index)
+    def _sealed_leaf(self, position: int) -> bytes | None:
+        tile_index, offset = divmod(position, TILE_WIDTH)
+        sealed = self._sealed_tiles.get(tile_index, b"")[
+            offset * HASH_SIZE : (offset + 1) * HASH_SIZE
+        ]
+        return sealed or None
 
     def add_mismatched_rows(self, rows: Iterable[Row]) -> None:
         """The rows at the positions ``feed_digest`` found differing from the sealed leaves."""

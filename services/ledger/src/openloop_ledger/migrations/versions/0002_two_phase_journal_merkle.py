@@ -120,12 +120,14 @@ def _transfers() -> None:
     op.alter_column("transfers", "id", type_=sa.String(80))
     op.alter_column("transfers", "seq", new_column_name="position")
     op.execute("ALTER TABLE transfers ALTER COLUMN position DROP IDENTITY")
+    # Renumber with no unique constraint in the way (rows are updated in no set order).
+    op.drop_constraint("uq_transfers_seq", "transfers", type_="unique")
     op.execute(
         "UPDATE transfers SET position = ordered.rank - 1 FROM "
         "(SELECT id, row_number() OVER (ORDER BY position) AS rank FROM transfers) AS ordered "
         "WHERE transfers.id = ordered.id"
     )
-    op.execute("ALTER TABLE transfers RENAME CONSTRAINT uq_transfers_seq TO uq_transfers_position")
+    op.create_unique_constraint(op.f("uq_transfers_position"), "transfers", ["position"])
     op.alter_column("transfers", "create_time", server_default=None)
     op.add_column("transfers", sa.Column("pending_id", sa.String(80), nullable=True))
     op.add_column(
@@ -168,6 +170,7 @@ def _journal() -> None:
         "journal",
         sa.Column("id", sa.SmallInteger(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("batch_token", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_journal")),
         sa.CheckConstraint("id = 1", name=op.f("ck_journal_single_row")),
         sa.CheckConstraint("size >= 0", name=op.f("ck_journal_size_nonnegative")),

@@ -1,0 +1,104 @@
+"""The verifier's own logic on a synthetic journal: chunking, sealed leaves, proofs' cache."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from openloop_ledger.audit.verifier import LedgerVerifier, SignedCheckpoint
+from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_SIGNING_KEY
+from openloop_ledger.leaf import LeafEncoder
+from openloop_ledger.log import NodeCache
+from openloop_ledger.merkle.hashing import leaf_hash
+from openloop_ledger.merkle.note import Checkpoint, Signer, sign_checkpoint
+from openloop_ledger.merkle.proofs import inclusion_nodes, inclusion_proof, verify_inclusion
+from openloop_ledger.merkle.tiles import TileWriter, tiles_needed
+from openloop_ledger.merkle.tree import CompactTree
+from openloop_ledger.pg import leaf_of_row
+
+SIZE = 700
+ENCODER = LeafEncoder(DEVELOPMENT_LEAF_KEY.encode())
+SIGNER = Signer.from_key(DEVELOPMENT_LOG_SIGNING_KEY)
+AT = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def _rows() -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"t-{n}",
+            "position": n,
+            "debit_account_id": f"a-{n % 7}",
+            "credit_account_id": f"a-{(n + 1) % 7}",
+            "amount": 10 + n,
+            "pending_id": None,
+            "timeout": 0,
+            "flags": 0,
+            "ledger": 764,
+            "code": 1,
+            "user_data": "",
+            "create_time": AT,
+        }
+        for n in range(SIZE)
+    ]
+
+
+def _sealed(rows: list[dict[str, Any]]) -> tuple[dict[tuple[int, int], bytes], SignedCheckpoint]:
+    writer = TileWriter()
+    tree = CompactTree(on_node=writer.add)
+    for row in rows:
+        tree.append(leaf_hash(leaf_of_row(ENCODER, row)))
+    tiles = {(r.tile_level, r.tile_index): r.data for r in writer.flush()}
+    note = sign_checkpoint(Checkpoint(SIGNER.name, tree.size, tree.root()), SIGNER)
+    return tiles, SignedCheckpoint(tree.size, tree.root(), note)
+
+
+def _accounts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    totals: dict[str, list[int]] = {}
+    for row in rows:
+        totals.setdefault(row["debit_account_id"], [0, 0])[0] += row["amount"]
+        totals.setdefault(row["credit_account_id"], [0, 0])[1] += row["amount"]
+    return [
+        {
+            "id": account,
+            "debits_pending": 0,
+            "debits_posted": debits,
+            "credits_pending": 0,
+            "credits_posted": credits,
+            "created_closed": False,
+            "closed": False,
+        }
+        for account, (debits, credits) in totals.items()
+    ]
+
+
+@pytest.mark.parametrize("chunk", [1, 100, 300, SIZE])
+def test_a_changed_row_is_named_whatever_the_chunking(chunk: int) -> None:
+    rows = _rows()
+    tiles, checkpoint = _sealed(rows)
+    accounts = _accounts(rows)
+    rows[400] = {**rows[400], "amount": rows[400]["amount"] + 1}
+    verifier = LedgerVerifier(
+        ENCODER,
+        SIGNER.verifier(),
+        [checkpoint],
+        sealed_tiles={index: data for (level, index), data in tiles.items() if level == 0},
+    )
+    for start in range(0, SIZE, chunk):
+        verifier.feed(rows[start : start + chunk])
+    report = verifier.finish(accounts, SIZE)
+    first = report.first
+    assert first is not None
+    assert (first.kind, first.position) == ("changed", 400)
+
+
+def test_proofs_stay_right_when_the_node_cache_keeps_evicting() -> None:
+    tiles, checkpoint = _sealed(_rows())
+    cache = NodeCache(max_nodes=3)
+    for index in (0, 1, 255, 256, 257, 400, SIZE - 1, 3, 400):
+        cached, missing = cache.split(inclusion_nodes(index, SIZE))
+        needed = {tile: tiles[tile] for tile in tiles_needed(missing)}
+        proof = inclusion_proof(cache.node_fn(cached, needed), index, SIZE)
+        leaf = leaf_hash(leaf_of_row(ENCODER, _rows()[index]))
+        verify_inclusion(leaf, index, SIZE, proof, checkpoint.root_hash)
