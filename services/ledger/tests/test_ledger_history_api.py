@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import TYPE_CHECKING
 
 import grpc
@@ -118,3 +120,27 @@ async def test_a_page_token_only_continues_the_filter_it_came_from(ledger: Stub)
         )
     )
     assert await _error(other) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", "page_token")
+
+
+async def test_a_malformed_account_id_in_a_filter_is_invalid(ledger: Stub) -> None:
+    call = ledger.ListAccountTransfers(
+        service_pb2.ListAccountTransfersRequest(
+            filter=service_pb2.AccountFilter(account_id="not an id!")
+        )
+    )
+    assert await _error(call) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        "filter.account_id",
+    )
+
+
+async def test_a_page_token_past_the_journal_bound_is_invalid(ledger: Stub) -> None:
+    a = await open_account(ledger, "a")
+    forged = base64.urlsafe_b64encode(json.dumps({"after": 2**70, "filter": "x"}).encode()).decode()
+    call = ledger.ListAccountTransfers(
+        service_pb2.ListAccountTransfersRequest(
+            filter=service_pb2.AccountFilter(account_id=a), page_token=forged
+        )
+    )
+    assert await _error(call) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", "page_token")

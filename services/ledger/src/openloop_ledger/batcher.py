@@ -7,7 +7,7 @@ them (up to ``max_events`` transfers). A request's answer comes back only after
 its batch committed.
 
 A hot account is no bottleneck here: however many transfers in a batch debit the
-funding account, its row is locked and written once per batch.
+funding account, its row is read and written once per batch.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ fits PostgreSQL's BIGINT (``MAX_AMOUNT``); the planner refuses what would not.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 
 MAX_AMOUNT = 2**63 - 1
@@ -148,19 +148,6 @@ class Resolution(Enum):
     POSTED = "posted"
     VOIDED = "voided"
     EXPIRED = "expired"
-
-
-@dataclass(frozen=True, slots=True)
-class PendingTransfer:
-    """A recorded pending transfer and what, if anything, resolved it."""
-
-    transfer: Transfer
-    resolution: Resolution | None
-
-    @property
-    def expires_at(self) -> datetime | None:
-        timeout = self.transfer.spec.timeout
-        return self.transfer.create_time + timedelta(seconds=timeout) if timeout else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from openloop_ledger.model import (
     TransferSpec,
 )
 from openloop_ledger.store import AccountFilter
+from openloop_ledger.validation import is_well_formed_id
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
 from openloop_runtime.names import parse_name
 from openloop_runtime.text import bounded_text
@@ -121,6 +122,10 @@ def lookup_ids(ids: Sequence[str]) -> list[str]:
 def account_filter(message: service_pb2.AccountFilter) -> AccountFilter:
     if not message.account_id:
         raise invalid_field("filter.account_id", "filter.account_id is required")
+    if not is_well_formed_id(message.account_id):
+        raise invalid_field(
+            "filter.account_id", "filter.account_id is not 1-64 characters of [A-Za-z0-9._:-]"
+        )
     return AccountFilter(
         account_id=message.account_id,
         debits=message.debits,

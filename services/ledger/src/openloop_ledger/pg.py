@@ -2,8 +2,9 @@
 
 The batch writer, the sealer, the journal feed and the verifier move tens of
 thousands of rows a second; asyncpg's binary COPY and array parameters do that
-without an ORM's per-row cost. Everything else uses SQLAlchemy Core
-(:mod:`openloop_ledger.queries`). Both share the engine's one connection pool.
+without an ORM's per-row cost, so the ledger's SQL is all asyncpg. SQLAlchemy still
+provides the engine and its connection pool, the schema (:mod:`openloop_ledger.tables`)
+and the migrations.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ async def write_accounts(
     conn: Connection, rows: list[tuple[str, int, int, int, int, bool]]
 ) -> None:
     """New totals: ``(id, debits_pending, debits_posted, credits_pending, credits_posted,
-    closed)`` per changed account (its row is locked by the batch)."""
+    closed)`` per changed account (under the batch's journal lock no one else writes them)."""
     if not rows:
         return
     ids, dp, dq, cp, cq, closed = zip(*rows, strict=True)

@@ -1,9 +1,9 @@
 """Applies a batch of requests, event after event, to an in-memory view of the ledger.
 
-The store loads and locks what a batch can touch (the ``*_named`` helpers say what), asks a
-:class:`TransferBatch` what each request does, and writes the outcome in one transaction.
-Planning is pure: the same requests against the same view at the same ``now`` always give
-the same results, so the store can plan again cheaply after losing a race for an id.
+The writer (:mod:`openloop_ledger.writes`) loads what a batch can touch (the ``*_named``
+helpers say what), asks a :class:`TransferBatch` what each request does, and writes the
+outcome in one transaction. Planning is pure: the same requests against the same view at
+the same ``now`` always give the same results, so a batch can be planned again cheaply.
 
 The semantics are TigerBeetle's, with the deviations ``resources.proto`` documents: linked
 chains, two-phase transfers with timeouts, balancing and closing transfers, per-account
@@ -47,6 +47,7 @@ from openloop_ledger.validation import (
     is_expired,
     is_lookup_id,
     is_well_formed_id,
+    resolves_pending,
 )
 
 _OK = T.CREATE_TRANSFER_RESULT_OK
@@ -140,7 +141,7 @@ def account_ids_named(specs: Iterable[AccountSpec]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class LedgerView:
-    """What a batch starts from: the rows the store read (and locked) for it."""
+    """What a batch starts from: the rows the writer read for it, under the journal lock."""
 
     accounts: Mapping[str, AccountState]
     """Every existing account an event names, directly or through its pending transfer."""
@@ -156,30 +157,33 @@ def transfer_ids_named(specs: Iterable[TransferSpec], *, expiring: Iterable[str]
     """Transfer ids a batch may find recorded, sorted: the events' ids and pending_ids.
 
     ``expiring`` are the pending ids the batch will ``expire``; their expiry ids come along.
+    Each distinct id is checked once; a malformed one names nothing.
     """
     ids: set[str] = set()
+    add = ids.add
     for spec in specs:
-        if is_well_formed_id(spec.id):
-            ids.add(spec.id)
-        if spec.pending_id and is_well_formed_id(spec.pending_id):
-            ids.add(spec.pending_id)
+        add(spec.id)
+        if spec.pending_id:
+            add(spec.pending_id)
+    named = set(filter(is_well_formed_id, ids))
     for pending_id in expiring:
         if is_well_formed_id(pending_id):
-            ids.update((pending_id, expiry_id(pending_id)))
-    return sorted(ids)
+            named.update((pending_id, expiry_id(pending_id)))
+    return sorted(named)
 
 
 def accounts_named(specs: Iterable[TransferSpec]) -> list[str]:
-    """Well-formed debit and credit account ids of the events, sorted: the order to lock them.
+    """Well-formed debit and credit account ids of the events, sorted.
 
     A post or void may name no accounts; the store adds those of the pending transfers it
     loaded with :func:`accounts_of`.
     """
     ids: set[str] = set()
+    add = ids.add
     for spec in specs:
-        ids.add(spec.debit_account_id)
-        ids.add(spec.credit_account_id)
-    return sorted(account_id for account_id in ids if is_well_formed_id(account_id))
+        add(spec.debit_account_id)
+        add(spec.credit_account_id)
+    return sorted(filter(is_well_formed_id, ids))
 
 
 def accounts_of(transfers: Iterable[Transfer]) -> list[str]:
@@ -352,14 +356,10 @@ class TransferBatch:
 
     def changed_accounts(self) -> list[AccountState]:
         """The final state of every account whose balances or closed flag changed, by id."""
-        changed: list[AccountState] = []
-        for account_id in sorted(self._live):
-            live = self._live[account_id]
-            state = live.state
-            balances = live.balances()
-            if balances != state.balances or live.closed != state.closed:
-                changed.append(AccountState(state.spec, balances, live.closed))
-        return changed
+        return [
+            AccountState(self._live[account_id].state.spec, Balances(dp, dq, cp, cq), closed)
+            for account_id, dp, dq, cp, cq, closed in self.changed_totals()
+        ]
 
     def changed_totals(self) -> list[tuple[str, int, int, int, int, bool]]:
         """``changed_accounts()`` as plain rows ``(id, debits_pending, debits_posted,
@@ -401,7 +401,7 @@ class TransferBatch:
         if result is not None:
             return result
         flags = spec.flags
-        if flags.post_pending_transfer or flags.void_pending_transfer:
+        if resolves_pending(flags):
             return self._post_or_void(spec)
         live = self._live
         debit = live.get(spec.debit_account_id) or self._account(spec.debit_account_id)

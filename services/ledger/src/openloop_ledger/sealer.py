@@ -75,14 +75,17 @@ class Sealer:
             [edge[i : i + HASH_SIZE] for i in range(0, len(edge), HASH_SIZE)],
             on_node=writer.add,
         )
+        if latest is not None and tree.root() != bytes(latest["root_hash"]):
+            # The stored right edge no longer matches the signed root: never extend it.
+            raise RuntimeError(f"checkpoint {start}'s right edge does not give its signed root")
         encoder = self._encoder
         rows = await pg.journal_rows(conn, start, end)
-        if len(rows) != end - start or (rows and rows[0]["position"] != start):
-            raise RuntimeError(f"journal positions {start}..{end - 1} are not all present")
         for expected, row in enumerate(rows, start):
             if row["position"] != expected:
                 raise RuntimeError(f"journal position {expected} is missing")
             tree.append(leaf_hash(pg.leaf_of_row(encoder, row)))
+        if tree.size != end:
+            raise RuntimeError(f"journal positions {tree.size}..{end - 1} are missing")
         root = tree.root()
         note = sign_checkpoint(Checkpoint(self.origin, end, root), self._signer)
         async with conn.transaction():

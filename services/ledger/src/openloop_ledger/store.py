@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_ledger import paging, pg
 from openloop_ledger.model import Account, AccountSpec, Balances, Transfer
-from openloop_ledger.planning import plan_accounts
+from openloop_ledger.planning import account_ids_named, plan_accounts
 from openloop_ledger.validation import AccountResult, is_lookup_id, is_well_formed_id
 from openloop_runtime.errors import DomainError, ErrorReason
 
@@ -58,7 +58,7 @@ class LedgerStore:
         self._engine = engine
 
     async def create_accounts(self, specs: Sequence[AccountSpec]) -> list[AccountResult]:
-        ids = sorted({spec.id for spec in specs if is_well_formed_id(spec.id)})
+        ids = account_ids_named(specs)
         async with pg.connection(self._engine) as conn, conn.transaction():
             for _ in range(len(ids) + 1):
                 existing = await _account_specs(conn, ids)

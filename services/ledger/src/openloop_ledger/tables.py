@@ -5,7 +5,7 @@ so a defect in the service fails the transaction instead of overdrawing a wallet
 
 ``transfers.position`` is the journal: gap-free, in commit order, assigned from
 ``journal`` under its row lock inside the writing transaction (see
-:mod:`openloop_ledger.store`). It is also each transfer's Merkle leaf index.
+:mod:`openloop_ledger.writes`). It is also each transfer's Merkle leaf index.
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ transfers = Table(
 """``pending_id`` is unique: a pending transfer is posted, voided or expired at most once.
 
 No foreign keys to ``accounts``: they cost two index probes per inserted row on the
-ledger's hottest path, the planner only records transfers between accounts it has
-locked, accounts are never deleted, and the verifier reports any journal entry
+ledger's hottest path, the planner only records transfers between accounts the batch
+read, accounts are never deleted, and the verifier reports any journal entry
 naming an account that does not exist."""
 
 journal = Table(

@@ -157,7 +157,7 @@ def check_transfer_fields(spec: TransferSpec) -> TransferResult | None:
     pending transfer); an account id it does give must still be well formed.
     """
     flags = spec.flags
-    resolving = flags.post_pending_transfer or flags.void_pending_transfer
+    resolving = resolves_pending(flags)
     if flags.pending + flags.post_pending_transfer + flags.void_pending_transfer > 1 or (
         resolving
         and (

@@ -32,9 +32,15 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_ledger import pg
-from openloop_ledger.model import AccountSpec, AccountState, Balances, TransferSpec, expiry_id
-from openloop_ledger.planning import LedgerView, TransferBatch
-from openloop_ledger.validation import TransferResult, is_lookup_id, is_well_formed_id
+from openloop_ledger.model import AccountSpec, AccountState, Balances, TransferSpec
+from openloop_ledger.planning import (
+    LedgerView,
+    TransferBatch,
+    accounts_named,
+    accounts_of,
+    transfer_ids_named,
+)
+from openloop_ledger.validation import TransferResult
 
 _log = logging.getLogger(__name__)
 
@@ -130,31 +136,16 @@ class BatchWriter:
 
 
 def _named(requests: Sequence[Request]) -> tuple[list[str], list[str]]:
-    """Transfer ids the batch may find recorded, and account ids it names directly.
-
-    One pass over the events; each distinct id is checked once (a malformed id names
-    nothing, and the planner reports it).
-    """
+    """Transfer ids the batch may find recorded, and account ids it names directly."""
     transfer_ids: set[str] = set()
     account_ids: set[str] = set()
-    add_transfer = transfer_ids.add
-    add_account = account_ids.add
     for request in requests:
         if isinstance(request, TransferRequest):
-            for spec in request.specs:
-                add_transfer(spec.id)
-                if spec.pending_id:
-                    add_transfer(spec.pending_id)
-                add_account(spec.debit_account_id)
-                add_account(spec.credit_account_id)
+            transfer_ids.update(transfer_ids_named(request.specs))
+            account_ids.update(accounts_named(request.specs))
         else:
-            for pending_id in request.pending_ids:
-                add_transfer(pending_id)
-                add_transfer(expiry_id(pending_id))
-    return (
-        sorted(filter(is_lookup_id, transfer_ids)),
-        sorted(filter(is_well_formed_id, account_ids)),
-    )
+            transfer_ids.update(transfer_ids_named((), expiring=request.pending_ids))
+    return sorted(transfer_ids), sorted(account_ids)
 
 
 async def _apply(
@@ -168,9 +159,7 @@ async def _apply(
     known = cache.valid_at((size, token))
     transfer_ids, account_ids = _named(requests)
     transfers, resolutions = await pg.transfers_with_resolutions(conn, transfer_ids)
-    for transfer in transfers.values():
-        account_ids.extend((transfer.spec.debit_account_id, transfer.spec.credit_account_id))
-    wanted = set(account_ids)
+    wanted = {*account_ids, *accounts_of(transfers.values())}
     accounts = {i: known[i] for i in wanted if i in known}
     unknown = sorted(wanted - accounts.keys())
     accounts.update(await pg.read_accounts(conn, unknown, specs))

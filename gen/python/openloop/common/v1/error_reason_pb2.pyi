@@ -80,8 +80,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     or the platform's reconciler completes it.
     """
     ERROR_REASON_DATABASE_UNAVAILABLE: _ErrorReason.ValueType  # 60
-    """UNAVAILABLE: the service's own database did not answer; nothing was applied that the
-    response does not report. Safe to retry: every ledger event is idempotent by id.
+    """UNAVAILABLE: the service's own database did not answer. The call may or may not have
+    taken effect (the connection can break during a commit); retry with the same
+    idempotency key or ids, which makes the retry safe.
     """
     ERROR_REASON_INTERNAL_ERROR: _ErrorReason.ValueType  # 62
     """INTERNAL: a defect on the platform's side; metadata.trace_id identifies it.
@@ -155,8 +156,9 @@ for Pay, metadata.payment names the payment, which stays PENDING until a retry
 or the platform's reconciler completes it.
 """
 ERROR_REASON_DATABASE_UNAVAILABLE: ErrorReason.ValueType  # 60
-"""UNAVAILABLE: the service's own database did not answer; nothing was applied that the
-response does not report. Safe to retry: every ledger event is idempotent by id.
+"""UNAVAILABLE: the service's own database did not answer. The call may or may not have
+taken effect (the connection can break during a commit); retry with the same
+idempotency key or ids, which makes the retry safe.
 """
 ERROR_REASON_INTERNAL_ERROR: ErrorReason.ValueType  # 62
 """INTERNAL: a defect on the platform's side; metadata.trace_id identifies it.

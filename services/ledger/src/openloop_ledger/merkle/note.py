@@ -1,7 +1,8 @@
 """Signed checkpoints: C2SP tlog-checkpoint bodies in C2SP signed notes, signed with Ed25519.
 
-A checkpoint commits the log to a tree size and root. The sealer signs one after each batch
-and auditors verify it, then check consistency proofs between checkpoints. The text formats
+A checkpoint commits the log to a tree size and root. The sealer signs one each time it
+seals (at most once per checkpoint interval) and auditors verify it, then check
+consistency proofs between checkpoints. The text formats
 (note, signature line, key strings) match Go's ``golang.org/x/mod/sumdb/note`` so that
 standard transparency tooling can read what the ledger publishes.
 """
