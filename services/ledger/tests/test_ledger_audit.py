@@ -23,6 +23,7 @@ from openloop_ledger.app import MIGRATIONS_DIR, build
 from openloop_ledger.audit.__main__ import main as audit_main
 from openloop_ledger.audit.__main__ import verify
 from openloop_ledger.audit.parallel import verify_database
+from openloop_ledger.audit.replay import Replay
 from openloop_ledger.audit.sources import DatabaseSource, ExportSource
 from openloop_ledger.audit.verifier import Report
 from openloop_ledger.config import (
@@ -305,3 +306,50 @@ async def test_worker_processes_find_exactly_what_the_serial_verifier_finds(
         serial.leaves,
         serial.accounts_verified,
     )
+
+
+async def test_a_trusted_checkpoint_exposes_rewrites_hidden_by_deleting_newer_ones(
+    copy: str,
+) -> None:
+    """An insider deletes the newest checkpoints and rewrites the rows they covered: the
+    database alone no longer proves it, an auditor's saved checkpoint does."""
+    conn = await asyncpg.connect(_dsn(copy))
+    try:
+        saved = await conn.fetchval(
+            "SELECT signed_note FROM checkpoints ORDER BY tree_size DESC LIMIT 1"
+        )
+    finally:
+        await conn.close()
+    await _tamper(
+        copy,
+        "DELETE FROM checkpoints WHERE tree_size > 0",
+        "DELETE FROM merkle_tiles",
+        "UPDATE transfers SET amount = amount + 1 WHERE position = (SELECT max(position)"
+        " FROM transfers WHERE flags = 0)",
+        "UPDATE accounts SET debits_posted = debits_posted + 1 WHERE id = (SELECT"
+        " debit_account_id FROM transfers WHERE flags = 0 ORDER BY position DESC LIMIT 1)",
+        "UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = (SELECT"
+        " credit_account_id FROM transfers WHERE flags = 0 ORDER BY position DESC LIMIT 1)",
+    )
+    alone = await _verify(copy)
+    assert alone.ok, alone.findings
+    assert alone.unsealed == alone.leaves
+    source = await DatabaseSource.connect(copy)
+    try:
+        trusted = await verify(
+            source, DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY, trusted=[saved]
+        )
+    finally:
+        await source.close()
+    assert "checkpoint" in {f.kind for f in trusted.findings}
+
+
+def test_the_replay_refuses_a_post_that_takes_more_than_was_reserved() -> None:
+    replay = Replay()
+    replay.apply("hold", "w", "s", 50, 1 << 1, None)
+    replay.apply("post", "w", "s", 60, 1 << 2, "hold")
+    replay.apply("hold2", "w", "s", 10, 1 << 1, None)
+    replay.apply("void2", "w", "x", 10, 1 << 3, "hold2")
+    assert len(replay.problems) == 2
+    assert "reserved 50" in replay.problems[0]
+    assert "other accounts" in replay.problems[1]

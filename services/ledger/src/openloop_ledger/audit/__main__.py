@@ -25,17 +25,26 @@ from openloop_ledger.audit.sources import (
     ExportSource,
     LedgerSource,
 )
-from openloop_ledger.audit.verifier import LedgerVerifier, Report
+from openloop_ledger.audit.verifier import LedgerVerifier, Report, trusted_checkpoints
 from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.merkle.note import Verifier
 
 
-async def verify(source: LedgerSource, verifier_key: str, leaf_key: str) -> Report:
+async def verify(
+    source: LedgerSource,
+    verifier_key: str,
+    leaf_key: str,
+    *,
+    trusted: Sequence[str] = (),
+) -> Report:
+    """Verify ``source``; ``trusted`` are signed checkpoint notes the auditor kept from
+    earlier audits, which the journal must still match even if their rows were deleted."""
+    verifier = Verifier.from_key(verifier_key)
     checker = LedgerVerifier(
         LeafEncoder(leaf_key.encode()),
-        Verifier.from_key(verifier_key),
-        await source.checkpoints(),
+        verifier,
+        [*await source.checkpoints(), *trusted_checkpoints(trusted, verifier)],
         sealed_tiles=await source.leaf_tiles(),
     )
     async for chunk in source.transfers():
@@ -62,6 +71,14 @@ async def _main(argv: Sequence[str] | None) -> int:
     check.add_argument("--verifier-key")
     check.add_argument("--leaf-key")
     check.add_argument(
+        "--trusted-checkpoint",
+        action="append",
+        default=[],
+        type=Path,
+        help="a signed checkpoint saved from an earlier audit (repeatable): the journal "
+        "must still match it, so deleting newer checkpoints hides nothing",
+    )
+    check.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -86,15 +103,18 @@ async def _main(argv: Sequence[str] | None) -> int:
         args.verifier_key, "OPENLOOP_LEDGER_LOG_VERIFIER_KEY", DEVELOPMENT_LOG_VERIFIER_KEY
     )
     leaf_key = _key(args.leaf_key, "OPENLOOP_LEDGER_LEAF_KEY", DEVELOPMENT_LEAF_KEY)
+    trusted = [path.read_text() for path in args.trusted_checkpoint]
     started = time.perf_counter()
     if args.export:
-        report = await verify(ExportSource(args.export), verifier_key, leaf_key)
+        report = await verify(ExportSource(args.export), verifier_key, leaf_key, trusted=trusted)
     elif args.jobs > 1:
-        report = await verify_database(args.database_url, verifier_key, leaf_key, jobs=args.jobs)
+        report = await verify_database(
+            args.database_url, verifier_key, leaf_key, jobs=args.jobs, trusted=trusted
+        )
     else:
         db = await DatabaseSource.connect(args.database_url)
         try:
-            report = await verify(db, verifier_key, leaf_key)
+            report = await verify(db, verifier_key, leaf_key, trusted=trusted)
         finally:
             await db.close()
     elapsed = time.perf_counter() - started

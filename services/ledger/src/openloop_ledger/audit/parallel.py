@@ -13,12 +13,19 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import re
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import asyncpg
 
 from openloop_ledger.audit.sources import DatabaseSource, dsn
-from openloop_ledger.audit.verifier import LedgerVerifier, RangeDigest, Report, digest_rows
+from openloop_ledger.audit.verifier import (
+    LedgerVerifier,
+    RangeDigest,
+    Report,
+    digest_rows,
+    trusted_checkpoints,
+)
 from openloop_ledger.leaf import LeafEncoder, epoch_micros_codec
 from openloop_ledger.merkle.note import Verifier
 from openloop_ledger.pg import TRANSFER_COLUMNS
@@ -59,14 +66,21 @@ async def _digest(
 
 
 async def verify_database(
-    database_url: str, verifier_key: str, leaf_key: str, *, jobs: int, range_size: int = RANGE
+    database_url: str,
+    verifier_key: str,
+    leaf_key: str,
+    *,
+    jobs: int,
+    range_size: int = RANGE,
+    trusted: Sequence[str] = (),
 ) -> Report:
     source = await DatabaseSource.connect(database_url)
     try:
+        verifier = Verifier.from_key(verifier_key)
         checker = LedgerVerifier(
             LeafEncoder(leaf_key.encode()),
-            Verifier.from_key(verifier_key),
-            await source.checkpoints(),
+            verifier,
+            [*await source.checkpoints(), *trusted_checkpoints(trusted, verifier)],
             sealed_tiles=await source.leaf_tiles(),
         )
         last = await source.conn.fetchval("SELECT coalesce(max(position), -1) FROM transfers")

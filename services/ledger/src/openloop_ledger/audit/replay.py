@@ -67,6 +67,15 @@ class Replay:
                     f"transfer {transfer_id!r} resolves {pending_id!r}, which is not pending"
                 )
                 return
+            if (debit, credit) != (pending.debit, pending.credit):
+                self.problems.append(
+                    f"transfer {transfer_id!r} resolves {pending_id!r} between other accounts"
+                )
+            if amount > pending.amount or (flags & _VOID and amount != pending.amount):
+                self.problems.append(
+                    f"transfer {transfer_id!r} resolves {amount} of {pending_id!r}, "
+                    f"which reserved {pending.amount}"
+                )
             d.debits_pending -= pending.amount
             c.credits_pending -= pending.amount
             if flags & _POST:
