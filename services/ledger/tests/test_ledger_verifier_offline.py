@@ -102,3 +102,19 @@ def test_proofs_stay_right_when_the_node_cache_keeps_evicting() -> None:
         proof = inclusion_proof(cache.node_fn(cached, needed), index, SIZE)
         leaf = leaf_hash(leaf_of_row(ENCODER, _rows()[index]))
         verify_inclusion(leaf, index, SIZE, proof, checkpoint.root_hash)
+
+
+@pytest.mark.parametrize("split", [0, 1, 255, 256, 333, SIZE])
+def test_bulk_appends_build_the_same_tree_as_single_ones(split: int) -> None:
+    leaves = [leaf_hash(leaf_of_row(ENCODER, row)) for row in _rows()]
+    one_by_one = CompactTree()
+    for leaf in leaves:
+        one_by_one.append(leaf)
+    bulk = CompactTree()
+    bulk.extend_concatenated(b"".join(leaves[:split]))
+    bulk.extend_concatenated(b"".join(leaves[split:]))
+    assert (bulk.size, bulk.root(), bulk.right_edge()) == (
+        one_by_one.size,
+        one_by_one.root(),
+        one_by_one.right_edge(),
+    )

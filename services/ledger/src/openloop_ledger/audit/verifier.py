@@ -146,22 +146,22 @@ class LedgerVerifier:
     def feed_digest(self, digest: RangeDigest) -> None:
         """A range hashed elsewhere (another process): its leaf hashes and replay inputs."""
         tree = self._tree
-        append = tree.append
         for start, hashes in digest.runs:
             if start != self._expected:
                 self._gap(start)
                 self._expected = start
-            count = len(hashes) // HASH_SIZE
+            end = start + len(hashes) // HASH_SIZE
             self._compare_with_sealed(start, hashes)
-            next_root = self._next_root_size()
             position = start
-            for offset in range(0, len(hashes), HASH_SIZE):
-                append(hashes[offset : offset + HASH_SIZE])
-                position += 1
-                if position >= next_root:
-                    self._check_roots()
-                    next_root = self._next_root_size()
-            self._expected = start + count
+            while position < end:
+                # Up to the next checkpoint size in one go, then check that root.
+                stop = min(end, self._next_root_size())
+                tree.extend_concatenated(
+                    hashes[(position - start) * HASH_SIZE : (stop - start) * HASH_SIZE]
+                )
+                position = stop
+                self._check_roots()
+            self._expected = end
         replay = self._replay
         for account_id, debits, credits in digest.plain_totals:
             totals = replay.accounts.get(account_id) or replay.totals(account_id)
