@@ -24,11 +24,10 @@ from openloop_ledger.audit.sources import (
     DatabaseSource,
     ExportSource,
     LedgerSource,
+    verifier_for,
 )
-from openloop_ledger.audit.verifier import LedgerVerifier, Report, trusted_checkpoints
+from openloop_ledger.audit.verifier import Report
 from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
-from openloop_ledger.leaf import LeafEncoder
-from openloop_ledger.merkle.note import Verifier
 
 
 async def verify(
@@ -40,13 +39,7 @@ async def verify(
 ) -> Report:
     """Verify ``source``; ``trusted`` are signed checkpoint notes the auditor kept from
     earlier audits, which the journal must still match even if their rows were deleted."""
-    verifier = Verifier.from_key(verifier_key)
-    checker = LedgerVerifier(
-        LeafEncoder(leaf_key.encode()),
-        verifier,
-        [*await source.checkpoints(), *trusted_checkpoints(trusted, verifier)],
-        sealed_tiles=await source.leaf_tiles(),
-    )
+    checker = await verifier_for(source, verifier_key, leaf_key, trusted)
     async for chunk in source.transfers():
         checker.feed(chunk)
     return checker.finish(await source.accounts(), await source.journal_size())

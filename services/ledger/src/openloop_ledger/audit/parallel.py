@@ -18,16 +18,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 import asyncpg
 
-from openloop_ledger.audit.sources import DatabaseSource, dsn
+from openloop_ledger.audit.sources import DatabaseSource, dsn, verifier_for
 from openloop_ledger.audit.verifier import (
-    LedgerVerifier,
     RangeDigest,
     Report,
     digest_rows,
-    trusted_checkpoints,
 )
 from openloop_ledger.leaf import LeafEncoder, epoch_micros_codec
-from openloop_ledger.merkle.note import Verifier
 from openloop_ledger.pg import TRANSFER_COLUMNS
 
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
@@ -76,13 +73,7 @@ async def verify_database(
 ) -> Report:
     source = await DatabaseSource.connect(database_url)
     try:
-        verifier = Verifier.from_key(verifier_key)
-        checker = LedgerVerifier(
-            LeafEncoder(leaf_key.encode()),
-            verifier,
-            [*await source.checkpoints(), *trusted_checkpoints(trusted, verifier)],
-            sealed_tiles=await source.leaf_tiles(),
-        )
+        checker = await verifier_for(source, verifier_key, leaf_key, trusted)
         last = await source.conn.fetchval("SELECT coalesce(max(position), -1) FROM transfers")
         loop = asyncio.get_running_loop()
         context = multiprocessing.get_context("spawn")

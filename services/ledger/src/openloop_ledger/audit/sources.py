@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,8 +17,14 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from openloop_ledger.audit.verifier import Row, SignedCheckpoint
-from openloop_ledger.leaf import epoch_micros_codec
+from openloop_ledger.audit.verifier import (
+    LedgerVerifier,
+    Row,
+    SignedCheckpoint,
+    trusted_checkpoints,
+)
+from openloop_ledger.leaf import LeafEncoder, epoch_micros_codec
+from openloop_ledger.merkle.note import Verifier
 from openloop_ledger.pg import ACCOUNT_COLUMNS, CHECKPOINT_COLUMNS, TRANSFER_COLUMNS
 
 CHUNK = 50_000
@@ -31,6 +37,20 @@ class LedgerSource(Protocol):
     def transfers(self) -> AsyncIterator[list[Row]]: ...
     async def accounts(self) -> list[Row]: ...
     async def leaf_tiles(self) -> dict[int, bytes]: ...
+
+
+async def verifier_for(
+    source: LedgerSource, verifier_key: str, leaf_key: str, trusted: Sequence[str] = ()
+) -> LedgerVerifier:
+    """A verifier primed with ``source``'s checkpoints (plus the auditor's ``trusted`` ones)
+    and its sealed leaf hashes, ready to be fed the journal."""
+    verifier = Verifier.from_key(verifier_key)
+    return LedgerVerifier(
+        LeafEncoder(leaf_key.encode()),
+        verifier,
+        [*await source.checkpoints(), *trusted_checkpoints(trusted, verifier)],
+        sealed_tiles=await source.leaf_tiles(),
+    )
 
 
 def dsn(database_url: str) -> str:
