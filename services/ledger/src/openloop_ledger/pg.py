@@ -297,19 +297,9 @@ async def due_timeouts(conn: Connection, now: datetime, limit: int) -> list[str]
     return [row["transfer_id"] for row in rows]
 
 
-async def transfers_between(conn: Connection, start: int, end: int) -> list[Transfer]:
-    """The journal entries at positions [start, end), in order."""
-    rows = await conn.fetch(
-        f"SELECT {SELECT_TRANSFER} FROM transfers t"
-        " WHERE t.position >= $1 AND t.position < $2 ORDER BY t.position",
-        start,
-        end,
-    )
-    return [transfer_of(row) for row in rows]
-
-
 async def journal_rows(conn: Connection, start: int, end: int) -> list[Record]:
-    """Raw rows of positions [start, end), in order: the sealer and verifier hash them."""
+    """Raw rows of positions [start, end), in order: the sealer hashes them, the journal
+    feed turns them into transfers (:func:`transfer_of`)."""
     return await conn.fetch(
         f"SELECT {SELECT_TRANSFER} FROM transfers t"
         " WHERE t.position >= $1 AND t.position < $2 ORDER BY t.position",

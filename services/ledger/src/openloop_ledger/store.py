@@ -154,7 +154,8 @@ class LedgerStore:
             end = min(await pg.journal_size(conn), start + limit)
             if end <= start:
                 return []
-            return await pg.transfers_between(conn, start, end)
+            rows = await pg.journal_rows(conn, start, end)
+        return [pg.transfer_of(row) for row in rows]
 
 
 def _sides(account_filter: AccountFilter) -> list[str]:
