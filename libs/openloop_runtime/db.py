@@ -12,24 +12,33 @@ from openloop_runtime.settings import ServiceSettings
 
 
 @contextlib.asynccontextmanager
-async def engine_for(settings: ServiceSettings) -> AsyncIterator[AsyncEngine]:
+async def engine_for(
+    settings: ServiceSettings, *, pre_ping: bool = True
+) -> AsyncIterator[AsyncEngine]:
     """The service's engine for the life of the server, disposed when it stops."""
-    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = create_engine(
+        settings.database_url, pool_size=settings.db_pool_size, pre_ping=pre_ping
+    )
     try:
         yield engine
     finally:
         await engine.dispose()
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg-backed engine; ``pool_pre_ping`` so a restarted database is survived."""
+def create_engine(database_url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """An asyncpg-backed engine; ``pool_pre_ping`` so a restarted database is survived.
+
+    SQLAlchemy's ping on asyncpg costs three round trips per checkout (BEGIN, a query,
+    ROLLBACK). A service that borrows raw asyncpg connections on its hot path can turn it
+    off and check the connection itself (``openloop_ledger.pg.connection`` does).
+    """
     if not database_url:
         raise ValueError("database_url is not set; set OPENLOOP_<SERVICE>_DATABASE_URL")
     return create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
 

@@ -92,6 +92,9 @@ class LogReader:
         self._encoder = encoder
         self._origin = origin
         self._nodes = NodeCache()
+        self._checkpoints: dict[int, CheckpointRecord] = {}
+        """Checkpoints by tree size: a signed checkpoint never changes, and proofs are
+        mostly asked at a few recent sizes."""
 
     async def checkpoint(self, tree_size: int) -> CheckpointRecord:
         """The checkpoint for ``tree_size``; 0 means the latest."""
@@ -115,12 +118,11 @@ class LogReader:
                     f"leaf {index} is committed but not yet in a checkpoint; retry shortly",
                     {"leaf_index": str(index), "tree_size": str(checkpoint.tree_size)},
                 )
-            rows = await pg.journal_rows(conn, index, index + 1)
             cached, needed = self._nodes.split(proofs.inclusion_nodes(index, checkpoint.tree_size))
-            found = await pg.tiles(conn, sorted(tiles_needed(needed)))
+            row, found = await pg.row_and_tiles(conn, index, sorted(tiles_needed(needed)))
         node = self._nodes.node_fn(cached, found)
         hashes = proofs.inclusion_proof(node, index, checkpoint.tree_size)
-        leaf = pg.leaf_of_row(self._encoder, rows[0])
+        leaf = pg.leaf_of_row(self._encoder, row)
         return InclusionProof(index, leaf, hashes, checkpoint)
 
     async def consistency_proof(self, first_size: int, second_size: int) -> ConsistencyProof:
@@ -164,6 +166,9 @@ class LogReader:
     async def _checkpoint(
         self, conn: pg.Connection, tree_size: int, field: str
     ) -> CheckpointRecord:
+        known = self._checkpoints.get(tree_size) if tree_size else None
+        if known is not None:
+            return known
         row = await (pg.checkpoint_at(conn, tree_size) if tree_size else pg.latest_checkpoint(conn))
         if row is None:
             raise DomainError(
@@ -174,10 +179,17 @@ class LogReader:
                 else "no checkpoint was published yet",
                 {"tree_size": str(tree_size), "field": field},
             )
-        return CheckpointRecord(
+        record = CheckpointRecord(
             origin=self._origin,
             tree_size=row["tree_size"],
             root_hash=bytes(row["root_hash"]),
             signed_note=row["signed_note"],
             create_time=row["create_time"],
         )
+        if len(self._checkpoints) >= _CHECKPOINTS_CACHED:
+            self._checkpoints.clear()
+        self._checkpoints[record.tree_size] = record
+        return record
+
+
+_CHECKPOINTS_CACHED = 1024

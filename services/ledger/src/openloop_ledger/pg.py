@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_ledger.leaf import LeafEncoder
@@ -28,6 +29,7 @@ from openloop_ledger.model import (
     TransferFlags,
     TransferSpec,
 )
+from openloop_runtime.interceptors import is_database_unavailable
 
 Connection = Any
 """An ``asyncpg.Connection`` (asyncpg ships no type information)."""
@@ -56,12 +58,38 @@ ACCOUNT_COLUMNS = (
 _POST_BIT = 1 << 2
 
 
+_CHECKOUT_ATTEMPTS = 64
+"""More than the pool can hold (size plus overflow): after a database restart every pooled
+connection is closed, and each is thrown away in turn."""
+
+
 @contextlib.asynccontextmanager
 async def connection(engine: AsyncEngine) -> AsyncIterator[Connection]:
-    """An asyncpg connection borrowed from the engine's pool for the block."""
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        yield raw.driver_connection
+    """An open asyncpg connection borrowed from the engine's pool for the block.
+
+    The ledger's engine has no pre-ping (three round trips per checkout through
+    SQLAlchemy). Instead a connection the server closed, as a restarted database does,
+    is seen by asyncpg as soon as its socket closes, and is replaced here before use; one
+    that fails during the block is discarded rather than returned to the pool.
+    """
+    for _ in range(_CHECKOUT_ATTEMPTS):
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: Connection = raw.driver_connection
+            if driver.is_closed():
+                await conn.invalidate()
+                continue
+            try:
+                yield driver
+            except BaseException as error:
+                if driver.is_closed() or is_database_unavailable(error):
+                    await conn.invalidate()
+                if driver.is_closed() and isinstance(error, asyncpg.InterfaceError):
+                    # "connection is closed": the database went away, not a bad query.
+                    raise ConnectionError("the ledger database closed the connection") from error
+                raise
+            return
+    raise ConnectionError("every pooled connection to the ledger database was closed")
 
 
 def transfer_of(row: Record) -> Transfer:
@@ -334,6 +362,28 @@ async def tiles(conn: Connection, refs: list[tuple[int, int]]) -> dict[tuple[int
         [index for _, index in refs],
     )
     return {(row["tile_level"], row["tile_index"]): row["hashes"] for row in rows}
+
+
+async def row_and_tiles(
+    conn: Connection, position: int, refs: list[tuple[int, int]]
+) -> tuple[Record, dict[tuple[int, int], bytes]]:
+    """The journal row at ``position`` and the tiles ``refs``, in one round trip (an
+    inclusion proof needs exactly these)."""
+    row = await conn.fetchrow(
+        f"SELECT {SELECT_TRANSFER}, w.levels, w.indexes, w.hashes FROM transfers t,"
+        " LATERAL (SELECT array_agg(m.tile_level) AS levels, array_agg(m.tile_index) AS indexes,"
+        " array_agg(m.hashes) AS hashes FROM merkle_tiles m"
+        " JOIN unnest($2::smallint[], $3::bigint[]) AS u(tile_level, tile_index)"
+        " ON m.tile_level = u.tile_level AND m.tile_index = u.tile_index) AS w"
+        " WHERE t.position = $1",
+        position,
+        [level for level, _ in refs],
+        [index for _, index in refs],
+    )
+    if row is None:
+        raise LookupError(f"no journal row at position {position}")
+    found = zip(row["levels"] or (), row["indexes"] or (), row["hashes"] or (), strict=True)
+    return row, {(level, index): hashes for level, index, hashes in found}
 
 
 async def upsert_tiles(conn: Connection, rows: list[tuple[int, int, bytes]]) -> None:

@@ -74,9 +74,9 @@ async def _main(argv: Sequence[str] | None) -> int:
     check.add_argument(
         "--jobs",
         type=int,
-        default=1,
-        help="worker processes hashing a database's journal; worth it only with cores to "
-        "spare beside PostgreSQL (on a 2-core machine one process is faster)",
+        default=os.cpu_count() or 1,
+        help="worker processes hashing a database's journal (default: one per core; "
+        "1 reads and hashes in this process)",
     )
     dump = commands.add_parser("export", help="export a ledger database for offline audit")
     dump.add_argument("--database-url", required=True)

@@ -1,0 +1,134 @@
+"""What this machine allows at all, measured in the same run as the ledger's figures.
+
+Two ceilings bound what any ledger written like ours could reach here:
+
+- the **gRPC floor**: a Python gRPC server that answers ``CreateTransfers`` with OK and
+  does nothing else, driven by the very client the single-transfer scenario uses. No
+  single-request figure can beat it on this machine.
+- the **database ceiling**: the database half of a batch (journal lock, duplicate lookup,
+  COPY of the transfers, one UPDATE of the accounts, commit) with every row prepared
+  before the clock starts. Batches are serialised by the journal lock, so this is the
+  most one ordered journal on this PostgreSQL can take, with no Python work at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import random
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import grpc
+
+from openloop.ledger.v1 import resources_pb2, service_pb2
+from openloop_dev.ports import free_port
+from openloop_ledger import pg
+from openloop_ledger.model import Transfer, TransferSpec
+
+_OK = resources_pb2.CREATE_TRANSFER_RESULT_OK
+
+
+async def _do_nothing(
+    request: service_pb2.CreateTransfersRequest, context: Any
+) -> service_pb2.CreateTransfersResponse:
+    return service_pb2.CreateTransfersResponse(results=[_OK] * len(request.transfers))
+
+
+def _serve_do_nothing(port: int) -> None:
+    async def serve() -> None:
+        server = grpc.aio.server()
+        handler = grpc.unary_unary_rpc_method_handler(
+            _do_nothing,
+            request_deserializer=service_pb2.CreateTransfersRequest.FromString,
+            response_serializer=service_pb2.CreateTransfersResponse.SerializeToString,
+        )
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "openloop.ledger.v1.LedgerService", {"CreateTransfers": handler}
+                ),
+            )
+        )
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(serve())
+
+
+@contextlib.contextmanager
+def do_nothing_server() -> Iterator[str]:
+    """A do-nothing ``LedgerService`` in its own process; yields its address."""
+    port = free_port()
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve_do_nothing, args=(port,), daemon=True
+    )
+    process.start()
+    target = f"127.0.0.1:{port}"
+    try:
+        with grpc.insecure_channel(target) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        yield target
+    finally:
+        process.terminate()
+        process.join(10)
+
+
+async def database_ceiling(dsn: str, *, accounts: int, batch: int, batches: int) -> float:
+    """Transfers/s through the database half of a batch alone, on an empty migrated ledger
+    database at ``dsn``, with rows and account totals prepared up front."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO accounts (id, ledger, code, debits_must_not_exceed_credits,"
+            " credits_must_not_exceed_debits, user_data, participant_id)"
+            " SELECT 'acct-' || g, 764, 1, false, false, '', 'ceiling'"
+            " FROM generate_series(0, $1::int - 1) AS g",
+            accounts,
+        )
+        prepared = _prepared_batches(accounts=accounts, batch=batch, batches=batches)
+        started = time.perf_counter()
+        for transfers, totals in prepared:
+            async with conn.transaction():
+                size, _ = await pg.lock_journal(conn)
+                await pg.transfers_with_resolutions(conn, [t.spec.id for t in transfers])
+                await pg.set_journal(conn, size + len(transfers), random.getrandbits(63))
+                await pg.copy_transfers(conn, transfers, size)
+                await pg.write_accounts(conn, totals)
+        return batch * batches / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+def _prepared_batches(
+    *, accounts: int, batch: int, batches: int
+) -> list[tuple[list[Transfer], list[tuple[str, int, int, int, int, bool]]]]:
+    rng = random.Random(11)
+    now = datetime.now(UTC)
+    debits = [0] * accounts
+    credits = [0] * accounts
+    prepared = []
+    number = 0
+    for _ in range(batches):
+        transfers = []
+        touched: set[int] = set()
+        for _ in range(batch):
+            number += 1
+            debit = rng.randrange(accounts)
+            credit = (debit + 1 + rng.randrange(accounts - 1)) % accounts
+            amount = rng.randrange(1, 10_000)
+            debits[debit] += amount
+            credits[credit] += amount
+            touched.update((debit, credit))
+            spec = TransferSpec(
+                f"ceiling-{number}", f"acct-{debit}", f"acct-{credit}", amount, 764, 1, "x"
+            )
+            transfers.append(Transfer(spec, now, -1))
+        totals = [(f"acct-{a}", 0, debits[a], 0, credits[a], False) for a in sorted(touched)]
+        prepared.append((transfers, totals))
+    return prepared

@@ -1,0 +1,82 @@
+"""The ledger's engine has no pre-ping: closed connections are replaced, not used."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import pytest
+
+from openloop_ledger import pg
+from openloop_runtime.db import create_engine
+
+
+async def _terminate_backends(url: str) -> int:
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        database = url.rsplit("/", 1)[1]
+        killed: int = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+        return killed
+    finally:
+        await admin.close()
+
+
+async def _wait_closed(conns: list[pg.Connection]) -> None:
+    for _ in range(200):
+        if all(conn.is_closed() for conn in conns):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("asyncpg never saw the server close its connections")
+
+
+async def test_connections_the_server_closed_are_replaced_before_use(
+    fresh_database: Callable[[str], Awaitable[str]],
+) -> None:
+    url = await fresh_database("ledger_reconnect")
+    engine = create_engine(url, pool_size=3, pre_ping=False)
+    try:
+        # Fill the pool with three connections, then have the server close all of them.
+        async with (
+            pg.connection(engine) as a,
+            pg.connection(engine) as b,
+            pg.connection(engine) as c,
+        ):
+            pids = {await conn.fetchval("SELECT pg_backend_pid()") for conn in (a, b, c)}
+            held = [a, b, c]
+        assert len(pids) == 3
+        assert await _terminate_backends(url) == 3
+        await _wait_closed(held)
+
+        async with pg.connection(engine) as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+            assert await conn.fetchval("SELECT pg_backend_pid()") not in pids
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_that_dies_during_use_is_discarded(
+    fresh_database: Callable[[str], Awaitable[str]],
+) -> None:
+    url = await fresh_database("ledger_dies_in_use")
+    engine = create_engine(url, pool_size=1, pre_ping=False)
+    try:
+        used: list[int] = []
+
+        async def use_after_the_server_closed_it() -> None:
+            async with pg.connection(engine) as conn:
+                used.append(await conn.fetchval("SELECT pg_backend_pid()"))
+                await _terminate_backends(url)
+                await _wait_closed([conn])
+                await conn.fetchval("SELECT 1")
+
+        with pytest.raises(ConnectionError, match="closed the connection"):
+            await use_after_the_server_closed_it()
+        async with pg.connection(engine) as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") != used[0]
+    finally:
+        await engine.dispose()
