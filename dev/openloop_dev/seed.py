@@ -200,6 +200,9 @@ async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
                         district_code=district,
                         size_class=size,
                         hosting_participant="participants/bank-b",
+                        category="groceries",
+                        channel=identity_resources.MERCHANT_CHANNEL_IN_PERSON,
+                        settlement_account=f"bank-b/{key}",
                     ),
                 )
             )

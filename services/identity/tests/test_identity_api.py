@@ -2,138 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
 import pytest
 import pytest_asyncio
-from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import text
 
 from openloop.common.v1 import party_pb2
-from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
-from openloop_identity.app import MIGRATIONS_DIR, build
-from openloop_identity.config import IdentitySettings
-from openloop_identity.domain.thai_id import check_digit
-from openloop_identity.tables import participants
-from openloop_runtime import migrations
+from openloop.identity.v1 import resources_pb2, service_pb2
 from openloop_runtime.errors import error_info_of
-from openloop_runtime.server import running_server
-
-SMALL = party_pb2.MERCHANT_SIZE_CLASS_SMALL_SHOP
-BANK = resources_pb2.PARTICIPANT_ROLE_BANK
-
-
-@dataclass
-class Identity:
-    stub: service_pb2_grpc.IdentityServiceStub
-    db: AsyncEngine
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def identity(
-    fresh_database: Callable[[str], Awaitable[str]],
-) -> AsyncIterator[Identity]:
-    url = await fresh_database("identity")
-    await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
-    settings = IdentitySettings(port=0, database_url=url)
-    db = create_async_engine(url)
-    async with (
-        running_server("identity.openloop.dev", settings, build(settings)) as running,
-        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
-    ):
-        yield Identity(service_pb2_grpc.IdentityServiceStub(channel), db)
-    await db.dispose()
-
-
-def new_key() -> str:
-    return uuid.uuid4().hex
-
-
-def new_participant_id(prefix: str = "bank") -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
-def new_citizen_number() -> str:
-    prefix = str(secrets.choice(range(1, 10))) + "".join(
-        secrets.choice("0123456789") for _ in range(11)
-    )
-    return prefix + str(check_digit(prefix))
-
-
-def new_tax_id() -> str:
-    prefix = "0" + "".join(secrets.choice("0123456789") for _ in range(11))
-    return prefix + str(check_digit(prefix))
-
-
-async def expect_error(
-    call: Awaitable[object], code: grpc.StatusCode, reason: str, **metadata: str
-) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    error = caught.value
-    assert error.code() == code, error.details()
-    info = error_info_of(error)
-    assert info is not None
-    assert info.reason == reason
-    assert info.domain == "identity.openloop.dev"
-    for key, value in metadata.items():
-        assert info.metadata[key] == value
-    return error
-
-
-async def create_participant(
-    identity: Identity,
-    role: resources_pb2.ParticipantRole.ValueType = BANK,
-    participant_id: str | None = None,
-) -> str:
-    participant_id = participant_id or new_participant_id()
-    await identity.stub.CreateParticipant(
-        service_pb2.CreateParticipantRequest(
-            request_id=new_key(),
-            participant_id=participant_id,
-            participant=resources_pb2.Participant(display_name="Bank", role=role),
-        )
-    )
-    return participant_id
-
-
-async def set_state(identity: Identity, participant_id: str, state: str) -> None:
-    async with identity.db.begin() as conn:
-        await conn.execute(
-            update(participants)
-            .where(participants.c.participant_id == participant_id)
-            .values(state=state)
-        )
-
-
-def enroll_request(
-    host: str, number: str | None = None, district: str = "1001"
-) -> service_pb2.EnrollCitizenRequest:
-    return service_pb2.EnrollCitizenRequest(
-        request_id=new_key(),
-        citizen_id=number or new_citizen_number(),
-        home_district_code=district,
-        hosting_participant=f"participants/{host}",
-    )
-
-
-def merchant_request(host: str, **fields: object) -> service_pb2.CreateMerchantRequest:
-    merchant = resources_pb2.Merchant(
-        tax_id=new_tax_id(),
-        display_name="ร้านป้าแดง",
-        district_code="1001",
-        size_class=SMALL,
-        hosting_participant=f"participants/{host}",
-    )
-    for name, value in fields.items():
-        setattr(merchant, name, value)
-    return service_pb2.CreateMerchantRequest(request_id=new_key(), merchant=merchant)
-
+from services.identity.tests.identity_helpers import (
+    BANK,
+    SMALL,
+    Identity,
+    create_participant,
+    enroll_request,
+    expect_error,
+    merchant_request,
+    new_citizen_number,
+    new_key,
+    new_participant_id,
+    set_state,
+)
 
 # --- participants ---------------------------------------------------------------------
 

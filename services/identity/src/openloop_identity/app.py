@@ -9,6 +9,7 @@ from pathlib import Path
 
 from openloop.identity.v1 import service_pb2, service_pb2_grpc
 from openloop_identity.config import IdentitySettings
+from openloop_identity.domain.districts import load_districts
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.servicer import IdentityServicer
 from openloop_runtime.db import engine_for
@@ -28,7 +29,9 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                 "set OPENLOOP_IDENTITY_CITIZEN_ID_HMAC_KEY outside development"
             )
         async with engine_for(settings) as engine:
-            servicer = IdentityServicer(engine, CitizenIdTokenizer(settings.citizen_id_hmac_key))
+            servicer = IdentityServicer(
+                engine, CitizenIdTokenizer(settings.citizen_id_hmac_key), load_districts()
+            )
             yield [Registration.of(service_pb2, service_pb2_grpc, "IdentityService", servicer)]
 
     return factory

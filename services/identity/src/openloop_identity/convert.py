@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from openloop.common.v1 import party_pb2
-from openloop.identity.v1 import resources_pb2
+from openloop.identity.v1 import resources_pb2, service_pb2
 from openloop_identity.domain.model import (
     Citizen,
     Merchant,
+    MerchantChannel,
     MerchantSizeClass,
     Participant,
     ParticipantRole,
     PartyFacts,
     PartyKind,
+    ResolvedParty,
+    TaxStatus,
 )
+from openloop_runtime.money import thb
 from openloop_runtime.names import format_name
 from openloop_runtime.timestamps import to_timestamp
 
@@ -20,6 +24,7 @@ _ROLE_PREFIX = "PARTICIPANT_ROLE_"
 _STATE_PREFIX = "PARTICIPANT_STATE_"
 _SIZE_PREFIX = "MERCHANT_SIZE_CLASS_"
 _KIND_PREFIX = "PARTY_KIND_"
+_CHANNEL_PREFIX = "MERCHANT_CHANNEL_"
 _COLLECTIONS = {PartyKind.CITIZEN: "citizens", PartyKind.MERCHANT: "merchants"}
 
 
@@ -38,6 +43,15 @@ def size_class_from_proto(
         return None
     name = party_pb2.MerchantSizeClass.Name(value).removeprefix(_SIZE_PREFIX)
     return MerchantSizeClass.__members__.get(name)
+
+
+def channel_from_proto(
+    value: resources_pb2.MerchantChannel.ValueType,
+) -> MerchantChannel | None:
+    if value not in resources_pb2.MerchantChannel.values():
+        return None
+    name = resources_pb2.MerchantChannel.Name(value).removeprefix(_CHANNEL_PREFIX)
+    return MerchantChannel.__members__.get(name)
 
 
 def participant_to_proto(participant: Participant) -> resources_pb2.Participant:
@@ -67,22 +81,58 @@ def _size_class_to_proto(
     return party_pb2.MerchantSizeClass.Value(_SIZE_PREFIX + size_class.value)
 
 
+def _tax_status_to_proto(status: TaxStatus) -> resources_pb2.TaxStatus:
+    return resources_pb2.TaxStatus(
+        vat_registered=status.vat_registered,
+        corporate_income_tax=status.corporate_income_tax,
+        personal_income_tax_s40=status.personal_income_tax_s40,
+        years_filed=status.years_filed,
+    )
+
+
 def merchant_to_proto(merchant: Merchant) -> resources_pb2.Merchant:
+    """The merchant as returned: the phone number is input only and never comes back."""
+    profile = merchant.profile
     return resources_pb2.Merchant(
         name=format_name("merchants", merchant.merchant_id),
-        tax_id=merchant.tax_id,
-        display_name=merchant.display_name,
-        district_code=merchant.district_code,
-        size_class=_size_class_to_proto(merchant.size_class),
-        hosting_participant=format_name("participants", merchant.hosting_participant_id),
+        tax_id=profile.tax_id,
+        display_name=profile.display_name,
+        district_code=profile.district_code,
+        size_class=_size_class_to_proto(profile.size_class),
+        hosting_participant=format_name("participants", profile.hosting_participant_id),
         create_time=to_timestamp(merchant.create_time),
+        category=profile.category,
+        channel=resources_pb2.MerchantChannel.Value(_CHANNEL_PREFIX + profile.channel.value),
+        tax_status=_tax_status_to_proto(profile.tax_status),
+        settlement_account=profile.settlement_account,
     )
+
+
+def party_kind_to_proto(kind: PartyKind) -> party_pb2.PartyKind.ValueType:
+    return party_pb2.PartyKind.Value(_KIND_PREFIX + kind.value)
+
+
+def party_name(kind: PartyKind, party_id: str) -> str:
+    return format_name(_COLLECTIONS[kind], party_id)
+
+
+def resolved_alias_to_proto(
+    party: ResolvedParty, qr_amount_satang: int | None
+) -> service_pb2.ResolveAliasResponse:
+    response = service_pb2.ResolveAliasResponse(
+        party=party_name(party.kind, party.party_id),
+        kind=party_kind_to_proto(party.kind),
+        hosting_participant=format_name("participants", party.hosting_participant_id),
+    )
+    if qr_amount_satang is not None:
+        response.qr_amount.CopyFrom(thb(qr_amount_satang))
+    return response
 
 
 def party_facts_to_proto(facts: PartyFacts) -> party_pb2.PartyFacts:
     return party_pb2.PartyFacts(
-        party=format_name(_COLLECTIONS[facts.kind], facts.party_id),
-        kind=party_pb2.PartyKind.Value(_KIND_PREFIX + facts.kind.value),
+        party=party_name(facts.kind, facts.party_id),
+        kind=party_kind_to_proto(facts.kind),
         hosting_participant=format_name("participants", facts.hosting_participant_id),
         district_code=facts.district_code,
         size_class=_size_class_to_proto(facts.size_class),

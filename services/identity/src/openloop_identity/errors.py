@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import grpc
 
+from openloop_identity.domain.model import AliasKind
 from openloop_runtime.errors import DomainError, ErrorReason, not_found
 from openloop_runtime.names import format_name
 
@@ -106,4 +107,44 @@ def idempotency_key_reused(request_id: str) -> DomainError:
         ErrorReason.ERROR_REASON_IDEMPOTENCY_KEY_REUSED,
         "request_id was already used for a different request",
         {"field": "request_id", "request_id": request_id},
+    )
+
+
+def alias_taken(kind: AliasKind) -> DomainError:
+    """The alias names another party. The alias itself may be personal data: not echoed."""
+    return DomainError(
+        grpc.StatusCode.ALREADY_EXISTS,
+        ErrorReason.ERROR_REASON_ALIAS_TAKEN,
+        f"this {kind.value} already names another party; one alias names one party only",
+        {"alias_kind": kind.value},
+    )
+
+
+def alias_not_found(kind: AliasKind | str) -> DomainError:
+    """Nothing in the directory under this alias (``kind`` may also name a QR proxy the
+    directory never holds, such as EWALLET_ID)."""
+    name = kind.value if isinstance(kind, AliasKind) else kind
+    return DomainError(
+        grpc.StatusCode.NOT_FOUND,
+        ErrorReason.ERROR_REASON_ALIAS_NOT_FOUND,
+        f"no party is registered under this {name}",
+        {"alias_kind": name},
+    )
+
+
+def unknown_district(field: str) -> DomainError:
+    return DomainError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorReason.ERROR_REASON_UNKNOWN_DISTRICT,
+        f"{field} is not a district in the DOPA district table",
+        {"field": field},
+    )
+
+
+def invalid_phone_number(field: str) -> DomainError:
+    return DomainError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorReason.ERROR_REASON_INVALID_PHONE_NUMBER,
+        f"{field} must be a 10-digit Thai mobile number starting with 06, 08 or 09",
+        {"field": field},
     )

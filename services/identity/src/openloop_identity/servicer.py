@@ -12,20 +12,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
 
 from openloop.identity.v1 import service_pb2, service_pb2_grpc
-from openloop_identity import convert, requests
+from openloop_identity import convert, directory, requests
+from openloop_identity.domain.districts import DistrictTable
 from openloop_identity.pii import CitizenIdTokenizer
-from openloop_identity.store import citizens, merchants, participants, parties
+from openloop_identity.store import aliases, citizens, merchants, participants, parties
+from openloop_runtime.money import positive_satang
 from openloop_runtime.names import parse_name
 
 _log = logging.getLogger(__name__)
 
 
 class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
-    def __init__(self, engine: AsyncEngine, tokenizer: CitizenIdTokenizer) -> None:
+    def __init__(
+        self, engine: AsyncEngine, tokenizer: CitizenIdTokenizer, districts: DistrictTable
+    ) -> None:
         self._engine = engine
         # Reads run in autocommit: no BEGIN/ROLLBACK round trips around a single SELECT.
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._tokenizer = tokenizer
+        self._districts = districts
 
     @override
     async def CreateParticipant(
@@ -52,7 +57,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def EnrollCitizen(
         self, request: service_pb2.EnrollCitizenRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.EnrollCitizenResponse:
-        new = requests.enroll_citizen(request, self._tokenizer)
+        new = requests.enroll_citizen(request, self._tokenizer, self._districts)
         citizen = await citizens.enroll_citizen(self._engine, new)
         _log.info("citizen enrolled", extra={"citizen": citizen.citizen_id})
         return service_pb2.EnrollCitizenResponse(citizen=convert.citizen_to_proto(citizen))
@@ -77,7 +82,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def CreateMerchant(
         self, request: service_pb2.CreateMerchantRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.CreateMerchantResponse:
-        new = requests.create_merchant(request)
+        new = requests.create_merchant(request, self._tokenizer, self._districts)
         merchant = await merchants.create_merchant(self._engine, new)
         _log.info("merchant created", extra={"merchant": merchant.merchant_id})
         return service_pb2.CreateMerchantResponse(merchant=convert.merchant_to_proto(merchant))
@@ -89,6 +94,25 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         merchant_id = parse_name(request.name, "merchants")
         merchant = await merchants.get_merchant(self._reader, merchant_id)
         return service_pb2.GetMerchantResponse(merchant=convert.merchant_to_proto(merchant))
+
+    @override
+    async def ResolveAlias(
+        self, request: service_pb2.ResolveAliasRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ResolveAliasResponse:
+        query = directory.alias_query(request, self._tokenizer)
+        party = await aliases.resolve(self._reader, query.alias)
+        return convert.resolved_alias_to_proto(party, query.qr_amount_satang)
+
+    @override
+    async def GenerateMerchantQr(
+        self, request: service_pb2.GenerateMerchantQrRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GenerateMerchantQrResponse:
+        merchant_id = parse_name(request.name, "merchants")
+        amount = positive_satang(request.amount) if request.HasField("amount") else None
+        merchant = await merchants.get_merchant(self._reader, merchant_id)
+        return service_pb2.GenerateMerchantQrResponse(
+            payload=directory.merchant_qr(merchant, amount)
+        )
 
     @override
     async def VerifyPaymentParties(

@@ -8,14 +8,18 @@ prefix, constrained by CHECKs so a bad write fails loudly.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
+    Integer,
+    PrimaryKeyConstraint,
     Table,
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from openloop_runtime.db import service_metadata
 
@@ -71,6 +75,33 @@ merchants = Table(
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("tax_id ~ '^0[0-9]{12}$'", name="tax_id"),
     CheckConstraint("district_code ~ '^[0-9]{4}$'", name="district_code"),
+    Column("category", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("vat_registered", Boolean, nullable=False),
+    Column("corporate_income_tax", Boolean, nullable=False),
+    Column("personal_income_tax_s40", Boolean, nullable=False),
+    Column("tax_years_filed", ARRAY(Integer), nullable=False),
+    Column("settlement_account", Text, nullable=False),
+    Column("phone_token", Text, nullable=True),
     CheckConstraint("size_class IN ('SMALL_SHOP', 'LARGE_CHAIN')", name="size_class"),
     CheckConstraint("char_length(display_name) BETWEEN 1 AND 200", name="display_name"),
+    CheckConstraint("category ~ '^[a-z][a-z0-9_]{0,39}$'", name="category"),
+    CheckConstraint("channel IN ('IN_PERSON', 'ONLINE')", name="channel"),
+    CheckConstraint("char_length(settlement_account) <= 64", name="settlement_account"),
+    CheckConstraint("phone_token ~ '^[0-9a-f]{64}$'", name="phone_token"),
 )
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("alias_kind", Text, nullable=False),
+    Column("alias_key", Text, nullable=False),
+    Column("party_kind", Text, nullable=False),
+    Column("party_id", Text, nullable=False),
+    PrimaryKeyConstraint("alias_kind", "alias_key", name="pk_aliases"),
+    CheckConstraint("alias_kind IN ('CITIZEN_ID', 'TAX_ID', 'PHONE')", name="alias_kind"),
+    CheckConstraint("party_kind IN ('CITIZEN', 'MERCHANT')", name="party_kind"),
+)
+"""The alias directory: each identifier names exactly one party (the primary key makes a
+second claim fail). ``alias_key`` is the citizen-ID token for CITIZEN_ID, the keyed phone
+token for PHONE, and the juristic tax ID itself for TAX_ID (a company's public number)."""

@@ -37,6 +37,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INVALID_ARGUMENT: the idempotency key was used before with a different request."""
     ERROR_REASON_BATCH_TOO_LARGE: _ErrorReason.ValueType  # 7
     """INVALID_ARGUMENT: a batch has more items than the method accepts."""
+    ERROR_REASON_UNKNOWN_DISTRICT: _ErrorReason.ValueType  # 8
+    """INVALID_ARGUMENT: a district code is not in the DOPA district table the platform ships.
+    metadata.field names the field.
+    """
+    ERROR_REASON_INVALID_QR: _ErrorReason.ValueType  # 9
+    """INVALID_ARGUMENT: a Thai QR payload is malformed. metadata.qr_reason says why (for
+    example QR_CRC_MISMATCH, QR_MALFORMED_TLV, QR_BAD_AMOUNT), metadata.tag where.
+    """
+    ERROR_REASON_INVALID_PHONE_NUMBER: _ErrorReason.ValueType  # 10
+    """INVALID_ARGUMENT: a phone number is not a 10-digit Thai mobile number starting with 0."""
     ERROR_REASON_PARTICIPANT_NOT_FOUND: _ErrorReason.ValueType  # 20
     """NOT_FOUND: metadata.resource names what was not found."""
     ERROR_REASON_CITIZEN_NOT_FOUND: _ErrorReason.ValueType  # 21
@@ -46,11 +56,19 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_TRANSFER_NOT_FOUND: _ErrorReason.ValueType  # 25
     ERROR_REASON_CHECKPOINT_NOT_FOUND: _ErrorReason.ValueType  # 26
     """metadata.tree_size is a size the ledger never published a checkpoint for."""
+    ERROR_REASON_ALIAS_NOT_FOUND: _ErrorReason.ValueType  # 27
+    """No party holds the alias (citizen ID, tax ID, phone number or QR). metadata.alias_kind
+    says which kind was looked up; the alias itself is never echoed.
+    """
     ERROR_REASON_PARTICIPANT_ALREADY_EXISTS: _ErrorReason.ValueType  # 30
     """ALREADY_EXISTS: the resource exists and was created by a different request."""
     ERROR_REASON_CITIZEN_ALREADY_ENROLLED: _ErrorReason.ValueType  # 31
     ERROR_REASON_MERCHANT_ALREADY_EXISTS: _ErrorReason.ValueType  # 32
     ERROR_REASON_TRANSFER_ID_CONFLICT: _ErrorReason.ValueType  # 33
+    ERROR_REASON_ALIAS_TAKEN: _ErrorReason.ValueType  # 34
+    """An alias (phone number, tax ID, citizen ID) already names another party: one alias never
+    points at two parties. metadata.alias_kind says which.
+    """
     ERROR_REASON_PARTICIPANT_NOT_AUTHENTICATED: _ErrorReason.ValueType  # 40
     """UNAUTHENTICATED: the call carries no verified participant identity (client certificate)."""
     ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT: _ErrorReason.ValueType  # 41
@@ -113,6 +131,16 @@ ERROR_REASON_IDEMPOTENCY_KEY_REUSED: ErrorReason.ValueType  # 6
 """INVALID_ARGUMENT: the idempotency key was used before with a different request."""
 ERROR_REASON_BATCH_TOO_LARGE: ErrorReason.ValueType  # 7
 """INVALID_ARGUMENT: a batch has more items than the method accepts."""
+ERROR_REASON_UNKNOWN_DISTRICT: ErrorReason.ValueType  # 8
+"""INVALID_ARGUMENT: a district code is not in the DOPA district table the platform ships.
+metadata.field names the field.
+"""
+ERROR_REASON_INVALID_QR: ErrorReason.ValueType  # 9
+"""INVALID_ARGUMENT: a Thai QR payload is malformed. metadata.qr_reason says why (for
+example QR_CRC_MISMATCH, QR_MALFORMED_TLV, QR_BAD_AMOUNT), metadata.tag where.
+"""
+ERROR_REASON_INVALID_PHONE_NUMBER: ErrorReason.ValueType  # 10
+"""INVALID_ARGUMENT: a phone number is not a 10-digit Thai mobile number starting with 0."""
 ERROR_REASON_PARTICIPANT_NOT_FOUND: ErrorReason.ValueType  # 20
 """NOT_FOUND: metadata.resource names what was not found."""
 ERROR_REASON_CITIZEN_NOT_FOUND: ErrorReason.ValueType  # 21
@@ -122,11 +150,19 @@ ERROR_REASON_ACCOUNT_NOT_FOUND: ErrorReason.ValueType  # 24
 ERROR_REASON_TRANSFER_NOT_FOUND: ErrorReason.ValueType  # 25
 ERROR_REASON_CHECKPOINT_NOT_FOUND: ErrorReason.ValueType  # 26
 """metadata.tree_size is a size the ledger never published a checkpoint for."""
+ERROR_REASON_ALIAS_NOT_FOUND: ErrorReason.ValueType  # 27
+"""No party holds the alias (citizen ID, tax ID, phone number or QR). metadata.alias_kind
+says which kind was looked up; the alias itself is never echoed.
+"""
 ERROR_REASON_PARTICIPANT_ALREADY_EXISTS: ErrorReason.ValueType  # 30
 """ALREADY_EXISTS: the resource exists and was created by a different request."""
 ERROR_REASON_CITIZEN_ALREADY_ENROLLED: ErrorReason.ValueType  # 31
 ERROR_REASON_MERCHANT_ALREADY_EXISTS: ErrorReason.ValueType  # 32
 ERROR_REASON_TRANSFER_ID_CONFLICT: ErrorReason.ValueType  # 33
+ERROR_REASON_ALIAS_TAKEN: ErrorReason.ValueType  # 34
+"""An alias (phone number, tax ID, citizen ID) already names another party: one alias never
+points at two parties. metadata.alias_kind says which.
+"""
 ERROR_REASON_PARTICIPANT_NOT_AUTHENTICATED: ErrorReason.ValueType  # 40
 """UNAUTHENTICATED: the call carries no verified participant identity (client certificate)."""
 ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT: ErrorReason.ValueType  # 41

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from openloop.common.v1 import party_pb2 as _party_pb2
 import builtins as _builtins
@@ -68,6 +70,26 @@ PARTICIPANT_STATE_ACTIVE: ParticipantState.ValueType  # 1
 PARTICIPANT_STATE_SUSPENDED: ParticipantState.ValueType  # 2
 PARTICIPANT_STATE_CLOSED: ParticipantState.ValueType  # 3
 Global___ParticipantState: _TypeAlias = ParticipantState  # noqa: Y015
+
+class _MerchantChannel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MerchantChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MerchantChannel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MERCHANT_CHANNEL_UNSPECIFIED: _MerchantChannel.ValueType  # 0
+    MERCHANT_CHANNEL_IN_PERSON: _MerchantChannel.ValueType  # 1
+    """A shop the citizen visits and pays by scanning its QR (rule R2)."""
+    MERCHANT_CHANNEL_ONLINE: _MerchantChannel.ValueType  # 2
+
+class MerchantChannel(_MerchantChannel, metaclass=_MerchantChannelEnumTypeWrapper):
+    """Where a merchant sells."""
+
+MERCHANT_CHANNEL_UNSPECIFIED: MerchantChannel.ValueType  # 0
+MERCHANT_CHANNEL_IN_PERSON: MerchantChannel.ValueType  # 1
+"""A shop the citizen visits and pays by scanning its QR (rule R2)."""
+MERCHANT_CHANNEL_ONLINE: MerchantChannel.ValueType  # 2
+Global___MerchantChannel: _TypeAlias = MerchantChannel  # noqa: Y015
 
 @_typing.final
 class Participant(_message.Message):
@@ -141,6 +163,44 @@ class Citizen(_message.Message):
 Global___Citizen: _TypeAlias = Citizen  # noqa: Y015
 
 @_typing.final
+class TaxStatus(_message.Message):
+    """Whether a merchant is in the tax system, which decides cash-out (rule R7)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VAT_REGISTERED_FIELD_NUMBER: _builtins.int
+    CORPORATE_INCOME_TAX_FIELD_NUMBER: _builtins.int
+    PERSONAL_INCOME_TAX_S40_FIELD_NUMBER: _builtins.int
+    YEARS_FILED_FIELD_NUMBER: _builtins.int
+    vat_registered: _builtins.bool
+    """Registered for value-added tax."""
+    corporate_income_tax: _builtins.bool
+    """Files corporate income tax returns."""
+    personal_income_tax_s40: _builtins.bool
+    """Files personal income tax returns under Revenue Code section 40."""
+    @_builtins.property
+    def years_filed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Tax years (Buddhist or Common Era as filed; the platform stores them as given, for example
+        2023) for which returns were filed, in any order, no duplicates.
+        """
+
+    def __init__(
+        self,
+        *,
+        vat_registered: _builtins.bool = ...,
+        corporate_income_tax: _builtins.bool = ...,
+        personal_income_tax_s40: _builtins.bool = ...,
+        years_filed: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corporate_income_tax", b"corporate_income_tax", "personal_income_tax_s40", b"personal_income_tax_s40", "vat_registered", b"vat_registered", "years_filed", b"years_filed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaxStatus: _TypeAlias = TaxStatus  # noqa: Y015
+
+@_typing.final
 class Merchant(_message.Message):
     """A shop or business accepting wallet payments."""
 
@@ -153,6 +213,11 @@ class Merchant(_message.Message):
     SIZE_CLASS_FIELD_NUMBER: _builtins.int
     HOSTING_PARTICIPANT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    TAX_STATUS_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ACCOUNT_FIELD_NUMBER: _builtins.int
+    PHONE_NUMBER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"merchants/{merchant}", an opaque platform identifier."""
     tax_id: _builtins.str
@@ -163,8 +228,21 @@ class Merchant(_message.Message):
     size_class: _party_pb2.MerchantSizeClass.ValueType
     hosting_participant: _builtins.str
     """"participants/{participant}" hosting the merchant's wallet."""
+    category: _builtins.str
+    """Goods category, a lower-case code such as "groceries" or "fuel": the program's negative
+    list names categories.
+    """
+    channel: Global___MerchantChannel.ValueType
+    settlement_account: _builtins.str
+    """The account at the hosting participant that receives the merchant's settlement."""
+    phone_number: _builtins.str
+    """Input only: a 10-digit Thai mobile number the merchant is paid by (PromptPay). It
+    becomes an alias in the directory and is never returned (stored as a keyed hash).
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def tax_status(self) -> Global___TaxStatus: ...
     def __init__(
         self,
         *,
@@ -175,10 +253,15 @@ class Merchant(_message.Message):
         size_class: _party_pb2.MerchantSizeClass.ValueType = ...,
         hosting_participant: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        category: _builtins.str = ...,
+        channel: Global___MerchantChannel.ValueType = ...,
+        tax_status: Global___TaxStatus | None = ...,
+        settlement_account: _builtins.str = ...,
+        phone_number: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "tax_status", b"tax_status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "district_code", b"district_code", "hosting_participant", b"hosting_participant", "name", b"name", "size_class", b"size_class", "tax_id", b"tax_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "channel", b"channel", "create_time", b"create_time", "display_name", b"display_name", "district_code", b"district_code", "hosting_participant", b"hosting_participant", "name", b"name", "phone_number", b"phone_number", "settlement_account", b"settlement_account", "size_class", b"size_class", "tax_id", b"tax_id", "tax_status", b"tax_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,6 +5,7 @@ isort:skip_file
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from openloop.common.v1 import money_pb2 as _money_pb2
 from openloop.common.v1 import party_pb2 as _party_pb2
 from openloop.identity.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
@@ -375,3 +376,118 @@ class VerifyPaymentPartiesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyPaymentPartiesResponse: _TypeAlias = VerifyPaymentPartiesResponse  # noqa: Y015
+
+@_typing.final
+class ResolveAliasRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CITIZEN_ID_FIELD_NUMBER: _builtins.int
+    TAX_ID_FIELD_NUMBER: _builtins.int
+    PHONE_NUMBER_FIELD_NUMBER: _builtins.int
+    QR_PAYLOAD_FIELD_NUMBER: _builtins.int
+    citizen_id: _builtins.str
+    """A 13-digit citizen ID (matched through its keyed hash, never stored)."""
+    tax_id: _builtins.str
+    """A merchant's 13-digit juristic tax ID."""
+    phone_number: _builtins.str
+    """A 10-digit Thai mobile number, for example "0801234567"."""
+    qr_payload: _builtins.str
+    """A scanned Thai QR payload: its CRC and TLV are checked, then its PromptPay proxy
+    (tag 29) or bill-payment biller ID (tag 30) is resolved.
+    """
+    def __init__(
+        self,
+        *,
+        citizen_id: _builtins.str = ...,
+        tax_id: _builtins.str = ...,
+        phone_number: _builtins.str = ...,
+        qr_payload: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "citizen_id", b"citizen_id", "phone_number", b"phone_number", "qr_payload", b"qr_payload", "tax_id", b"tax_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "citizen_id", b"citizen_id", "phone_number", b"phone_number", "qr_payload", b"qr_payload", "tax_id", b"tax_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_alias: _TypeAlias = _typing.Literal["citizen_id", "tax_id", "phone_number", "qr_payload"]  # noqa: Y015
+    _WhichOneofArgType_alias: _TypeAlias = _typing.Literal["alias", b"alias"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_alias) -> _WhichOneofReturnType_alias | None: ...
+
+Global___ResolveAliasRequest: _TypeAlias = ResolveAliasRequest  # noqa: Y015
+
+@_typing.final
+class ResolveAliasResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    HOSTING_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    QR_AMOUNT_FIELD_NUMBER: _builtins.int
+    party: _builtins.str
+    """"citizens/{citizen}" or "merchants/{merchant}"."""
+    kind: _party_pb2.PartyKind.ValueType
+    hosting_participant: _builtins.str
+    """"participants/{participant}" hosting the party's wallet."""
+    @_builtins.property
+    def qr_amount(self) -> _money_pb2.Money:
+        """For a dynamic QR, the amount it asks for; unset otherwise."""
+
+    def __init__(
+        self,
+        *,
+        party: _builtins.str = ...,
+        kind: _party_pb2.PartyKind.ValueType = ...,
+        hosting_participant: _builtins.str = ...,
+        qr_amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["qr_amount", b"qr_amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hosting_participant", b"hosting_participant", "kind", b"kind", "party", b"party", "qr_amount", b"qr_amount"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveAliasResponse: _TypeAlias = ResolveAliasResponse  # noqa: Y015
+
+@_typing.final
+class GenerateMerchantQrRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"merchants/{merchant}"."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Set for a dynamic (one-time) QR that asks for this amount; unset for the static QR."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateMerchantQrRequest: _TypeAlias = GenerateMerchantQrRequest  # noqa: Y015
+
+@_typing.final
+class GenerateMerchantQrResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    payload: _builtins.str
+    """The EMVCo payload to render as a QR code, ending in its CRC."""
+    def __init__(
+        self,
+        *,
+        payload: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateMerchantQrResponse: _TypeAlias = GenerateMerchantQrResponse  # noqa: Y015

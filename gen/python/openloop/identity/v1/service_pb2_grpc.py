@@ -70,6 +70,16 @@ class IdentityServiceStub:
                 request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetMerchantRequest.SerializeToString,
                 response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetMerchantResponse.FromString,
                 _registered_method=True)
+        self.ResolveAlias = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/ResolveAlias',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ResolveAliasRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ResolveAliasResponse.FromString,
+                _registered_method=True)
+        self.GenerateMerchantQr = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/GenerateMerchantQr',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GenerateMerchantQrRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GenerateMerchantQrResponse.FromString,
+                _registered_method=True)
         self.VerifyPaymentParties = channel.unary_unary(
                 '/openloop.identity.v1.IdentityService/VerifyPaymentParties',
                 request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.VerifyPaymentPartiesRequest.SerializeToString,
@@ -131,6 +141,22 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveAlias(self, request, context):
+        """Resolves an alias (citizen ID, merchant tax ID, phone number or Thai QR payload) to the
+        one party it names and the participant hosting that party.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateMerchantQr(self, request, context):
+        """Makes the Thai QR payload (EMVCo merchant-presented, PromptPay tag 29 with the merchant's
+        tax ID) a merchant displays: static, or dynamic with an amount.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def VerifyPaymentParties(self, request, context):
         """Checks that the acting participant hosts the payer and returns the facts the
         rules need about payer and payee, without personal data.
@@ -176,6 +202,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetMerchant,
                     request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetMerchantRequest.FromString,
                     response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetMerchantResponse.SerializeToString,
+            ),
+            'ResolveAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveAlias,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ResolveAliasRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ResolveAliasResponse.SerializeToString,
+            ),
+            'GenerateMerchantQr': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateMerchantQr,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GenerateMerchantQrRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GenerateMerchantQrResponse.SerializeToString,
             ),
             'VerifyPaymentParties': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyPaymentParties,
@@ -373,6 +409,60 @@ class IdentityService:
             '/openloop.identity.v1.IdentityService/GetMerchant',
             openloop_dot_identity_dot_v1_dot_service__pb2.GetMerchantRequest.SerializeToString,
             openloop_dot_identity_dot_v1_dot_service__pb2.GetMerchantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/ResolveAlias',
+            openloop_dot_identity_dot_v1_dot_service__pb2.ResolveAliasRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.ResolveAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateMerchantQr(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/GenerateMerchantQr',
+            openloop_dot_identity_dot_v1_dot_service__pb2.GenerateMerchantQrRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.GenerateMerchantQrResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,14 @@ class IdentityServiceStub:
     """Registers a merchant. Idempotent under request_id."""
     GetMerchant: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetMerchantRequest, _service_pb2.GetMerchantResponse]
     """Returns one merchant."""
+    ResolveAlias: _grpc.UnaryUnaryMultiCallable[_service_pb2.ResolveAliasRequest, _service_pb2.ResolveAliasResponse]
+    """Resolves an alias (citizen ID, merchant tax ID, phone number or Thai QR payload) to the
+    one party it names and the participant hosting that party.
+    """
+    GenerateMerchantQr: _grpc.UnaryUnaryMultiCallable[_service_pb2.GenerateMerchantQrRequest, _service_pb2.GenerateMerchantQrResponse]
+    """Makes the Thai QR payload (EMVCo merchant-presented, PromptPay tag 29 with the merchant's
+    tax ID) a merchant displays: static, or dynamic with an amount.
+    """
     VerifyPaymentParties: _grpc.UnaryUnaryMultiCallable[_service_pb2.VerifyPaymentPartiesRequest, _service_pb2.VerifyPaymentPartiesResponse]
     """Checks that the acting participant hosts the payer and returns the facts the
     rules need about payer and payee, without personal data.
@@ -75,6 +83,14 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Registers a merchant. Idempotent under request_id."""
     GetMerchant: _aio.UnaryUnaryMultiCallable[_service_pb2.GetMerchantRequest, _service_pb2.GetMerchantResponse]  # type: ignore[assignment]
     """Returns one merchant."""
+    ResolveAlias: _aio.UnaryUnaryMultiCallable[_service_pb2.ResolveAliasRequest, _service_pb2.ResolveAliasResponse]  # type: ignore[assignment]
+    """Resolves an alias (citizen ID, merchant tax ID, phone number or Thai QR payload) to the
+    one party it names and the participant hosting that party.
+    """
+    GenerateMerchantQr: _aio.UnaryUnaryMultiCallable[_service_pb2.GenerateMerchantQrRequest, _service_pb2.GenerateMerchantQrResponse]  # type: ignore[assignment]
+    """Makes the Thai QR payload (EMVCo merchant-presented, PromptPay tag 29 with the merchant's
+    tax ID) a merchant displays: static, or dynamic with an amount.
+    """
     VerifyPaymentParties: _aio.UnaryUnaryMultiCallable[_service_pb2.VerifyPaymentPartiesRequest, _service_pb2.VerifyPaymentPartiesResponse]  # type: ignore[assignment]
     """Checks that the acting participant hosts the payer and returns the facts the
     rules need about payer and payee, without personal data.
@@ -140,6 +156,26 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.GetMerchantResponse, _abc.Awaitable[_service_pb2.GetMerchantResponse]]:
         """Returns one merchant."""
+
+    @_abc_1.abstractmethod
+    def ResolveAlias(
+        self,
+        request: _service_pb2.ResolveAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ResolveAliasResponse, _abc.Awaitable[_service_pb2.ResolveAliasResponse]]:
+        """Resolves an alias (citizen ID, merchant tax ID, phone number or Thai QR payload) to the
+        one party it names and the participant hosting that party.
+        """
+
+    @_abc_1.abstractmethod
+    def GenerateMerchantQr(
+        self,
+        request: _service_pb2.GenerateMerchantQrRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.GenerateMerchantQrResponse, _abc.Awaitable[_service_pb2.GenerateMerchantQrResponse]]:
+        """Makes the Thai QR payload (EMVCo merchant-presented, PromptPay tag 29 with the merchant's
+        tax ID) a merchant displays: static, or dynamic with an amount.
+        """
 
     @_abc_1.abstractmethod
     def VerifyPaymentParties(

@@ -38,6 +38,46 @@ class PartyKind(StrEnum):
     MERCHANT = "MERCHANT"
 
 
+class MerchantChannel(StrEnum):
+    IN_PERSON = "IN_PERSON"
+    ONLINE = "ONLINE"
+
+
+class AliasKind(StrEnum):
+    """What an alias in the directory is: each kind is unique across all parties."""
+
+    CITIZEN_ID = "CITIZEN_ID"
+    TAX_ID = "TAX_ID"
+    PHONE = "PHONE"
+
+
+@dataclass(frozen=True)
+class TaxStatus:
+    """A merchant's place in the tax system, which decides cash-out (rule R7)."""
+
+    vat_registered: bool = False
+    corporate_income_tax: bool = False
+    personal_income_tax_s40: bool = False
+    years_filed: tuple[int, ...] = ()
+    """Sorted, no duplicates."""
+
+
+@dataclass(frozen=True)
+class Alias:
+    """An identifier that names one party. ``key`` is what the directory stores: the keyed
+    token of a citizen ID or phone number, or a company's tax ID as it is."""
+
+    kind: AliasKind
+    key: str
+
+
+@dataclass(frozen=True)
+class ResolvedParty:
+    kind: PartyKind
+    party_id: str
+    hosting_participant_id: str
+
+
 @dataclass(frozen=True)
 class NewParticipant:
     request_id: str
@@ -75,23 +115,31 @@ class Citizen:
 
 
 @dataclass(frozen=True)
-class NewMerchant:
-    request_id: str
+class MerchantProfile:
+    """What a merchant registers, as the store keeps it (the phone only as its token)."""
+
     tax_id: str
     display_name: str
     district_code: str
     size_class: MerchantSizeClass
     hosting_participant_id: str
+    category: str
+    channel: MerchantChannel
+    tax_status: TaxStatus
+    settlement_account: str
+    phone_token: str | None
+
+
+@dataclass(frozen=True)
+class NewMerchant:
+    request_id: str
+    profile: MerchantProfile
 
 
 @dataclass(frozen=True)
 class Merchant:
     merchant_id: str
-    tax_id: str
-    display_name: str
-    district_code: str
-    size_class: MerchantSizeClass
-    hosting_participant_id: str
+    profile: MerchantProfile
     create_time: datetime
 
 

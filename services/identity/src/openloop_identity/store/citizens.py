@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openloop_identity import errors
 from openloop_identity.domain.ids import new_citizen_id
-from openloop_identity.domain.model import Citizen, NewCitizen
-from openloop_identity.store import rows
+from openloop_identity.domain.model import Alias, AliasKind, Citizen, NewCitizen, PartyKind
+from openloop_identity.store import aliases, rows
 from openloop_identity.store.participants import require_wallet_host
 from openloop_identity.tables import citizens
 
@@ -51,7 +51,14 @@ async def enroll_citizen(engine: AsyncEngine, new: NewCitizen) -> Citizen:
         )
         row = inserted.first()
         if row is not None:
-            return rows.citizen(row)
+            citizen = rows.citizen(row)
+            await aliases.claim(
+                conn,
+                Alias(AliasKind.CITIZEN_ID, new.citizen_token),
+                PartyKind.CITIZEN,
+                citizen.citizen_id,
+            )
+            return citizen
         existing = await _by_request_id(conn, new.request_id)
         if existing is not None:
             return _replayed(existing, new)

@@ -1,4 +1,4 @@
-"""Merchants, unique by their juristic tax ID."""
+"""Merchants, unique by their juristic tax ID, with their aliases (tax ID, phone)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openloop_identity import errors
 from openloop_identity.domain.ids import new_merchant_id
-from openloop_identity.domain.model import Merchant, NewMerchant
-from openloop_identity.store import rows
+from openloop_identity.domain.model import Alias, AliasKind, Merchant, NewMerchant, PartyKind
+from openloop_identity.store import aliases, rows
 from openloop_identity.store.participants import require_wallet_host
 from openloop_identity.tables import merchants
 
@@ -23,55 +23,66 @@ async def _by_request_id(conn: AsyncConnection, request_id: str) -> Row[Any] | N
 
 def _replayed(row: Row[Any], new: NewMerchant) -> Merchant:
     stored = rows.merchant(row)
-    if (
-        stored.tax_id,
-        stored.display_name,
-        stored.district_code,
-        stored.size_class,
-        stored.hosting_participant_id,
-    ) != (
-        new.tax_id,
-        new.display_name,
-        new.district_code,
-        new.size_class,
-        new.hosting_participant_id,
-    ):
+    if stored.profile != new.profile:
         raise errors.idempotency_key_reused(new.request_id)
     return stored
 
 
 async def create_merchant(engine: AsyncEngine, new: NewMerchant) -> Merchant:
+    """Create the merchant and claim its aliases in one transaction: a phone number another
+    party holds fails the whole request, leaving nothing behind."""
+    profile = new.profile
     async with engine.begin() as conn:
         existing = await _by_request_id(conn, new.request_id)
         if existing is not None:
             return _replayed(existing, new)
         await require_wallet_host(
-            conn, new.hosting_participant_id, field="merchant.hosting_participant"
+            conn, profile.hosting_participant_id, field="merchant.hosting_participant"
         )
+        status = profile.tax_status
         inserted = await conn.execute(
             insert(merchants)
             .values(
                 merchant_id=new_merchant_id(),
                 request_id=new.request_id,
-                tax_id=new.tax_id,
-                display_name=new.display_name,
-                district_code=new.district_code,
-                size_class=new.size_class.value,
-                hosting_participant_id=new.hosting_participant_id,
+                tax_id=profile.tax_id,
+                display_name=profile.display_name,
+                district_code=profile.district_code,
+                size_class=profile.size_class.value,
+                hosting_participant_id=profile.hosting_participant_id,
+                category=profile.category,
+                channel=profile.channel.value,
+                vat_registered=status.vat_registered,
+                corporate_income_tax=status.corporate_income_tax,
+                personal_income_tax_s40=status.personal_income_tax_s40,
+                tax_years_filed=list(status.years_filed),
+                settlement_account=profile.settlement_account,
+                phone_token=profile.phone_token,
             )
             .on_conflict_do_nothing()
             .returning(*merchants.c)
         )
         row = inserted.first()
-        if row is not None:
-            return rows.merchant(row)
-        existing = await _by_request_id(conn, new.request_id)
-        if existing is not None:
-            return _replayed(existing, new)
-        holder = await conn.execute(
-            select(merchants.c.merchant_id).where(merchants.c.tax_id == new.tax_id)
+        if row is None:
+            existing = await _by_request_id(conn, new.request_id)
+            if existing is not None:
+                return _replayed(existing, new)
+            holder = await conn.execute(
+                select(merchants.c.merchant_id).where(merchants.c.tax_id == profile.tax_id)
+            )
+            raise errors.merchant_already_exists(holder.scalar_one())
+        merchant = rows.merchant(row)
+        await aliases.claim(
+            conn, Alias(AliasKind.TAX_ID, profile.tax_id), PartyKind.MERCHANT, merchant.merchant_id
         )
-        raise errors.merchant_already_exists(holder.scalar_one())
+        if profile.phone_token is not None:
+            await aliases.claim(
+                conn,
+                Alias(AliasKind.PHONE, profile.phone_token),
+                PartyKind.MERCHANT,
+                merchant.merchant_id,
+            )
+        return merchant
 
 
 async def get_merchant(engine: AsyncEngine, merchant_id: str) -> Merchant:

@@ -9,10 +9,13 @@ from sqlalchemy import Row
 from openloop_identity.domain.model import (
     Citizen,
     Merchant,
+    MerchantChannel,
+    MerchantProfile,
     MerchantSizeClass,
     Participant,
     ParticipantRole,
     ParticipantState,
+    TaxStatus,
 )
 
 
@@ -35,13 +38,27 @@ def citizen(row: Row[Any]) -> Citizen:
     )
 
 
-def merchant(row: Row[Any]) -> Merchant:
-    return Merchant(
-        merchant_id=row.merchant_id,
+def merchant_profile(row: Row[Any]) -> MerchantProfile:
+    return MerchantProfile(
         tax_id=row.tax_id,
         display_name=row.display_name,
         district_code=row.district_code,
         size_class=MerchantSizeClass(row.size_class),
         hosting_participant_id=row.hosting_participant_id,
-        create_time=row.create_time,
+        category=row.category,
+        channel=MerchantChannel(row.channel),
+        tax_status=TaxStatus(
+            vat_registered=row.vat_registered,
+            corporate_income_tax=row.corporate_income_tax,
+            personal_income_tax_s40=row.personal_income_tax_s40,
+            years_filed=tuple(row.tax_years_filed),
+        ),
+        settlement_account=row.settlement_account,
+        phone_token=row.phone_token,
+    )
+
+
+def merchant(row: Row[Any]) -> Merchant:
+    return Merchant(
+        merchant_id=row.merchant_id, profile=merchant_profile(row), create_time=row.create_time
     )
