@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from openloop.identity.v1 import service_pb2 as identity_pb2
 from openloop_dev.mesh import MeshLayout
-from openloop_dev.seed import HOME_DISTRICT, fund_entitlements, operator
+from openloop_dev.seed import HOME_DISTRICT, citizen_details, fund_entitlements, operator
 from openloop_identity.domain.thai_id import check_digit
 
 
@@ -25,6 +25,7 @@ async def enrol_funded_citizens(layout: MeshLayout, count: int) -> list[str]:
                     citizen_id=citizen_id(serial),
                     home_district_code=HOME_DISTRICT,
                     hosting_participant="participants/bank-a",
+                    **citizen_details(layout, citizen_id(serial)),
                 )
             )
             citizens.append(reply.citizen.name)

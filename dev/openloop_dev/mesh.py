@@ -26,6 +26,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from openloop_dev.envoy import envoy_binary, render_envoy_config
+from openloop_dev.identity_provider import identity_env
 from openloop_dev.pki import DevPki, ensure_dev_pki
 from openloop_dev.ports import free_port
 from openloop_dev.postgres import EmbeddedPostgres, create_database
@@ -175,6 +176,7 @@ class Mesh:
         }
         if service == "identity":
             env[f"{prefix}CITIZEN_ID_HMAC_KEY"] = self._hmac_key()
+            env.update(identity_env(self.layout.workdir))
         if service == "ledger":
             env[f"{prefix}LEAF_KEY"] = self._secret("ledger-leaf.key", secrets.token_hex(32))
             env[f"{prefix}LOG_SIGNING_KEY"] = self._secret(

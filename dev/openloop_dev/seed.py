@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import grpc
 
@@ -22,6 +23,7 @@ from openloop.ledger.v1 import service_pb2 as ledger_pb2
 from openloop.ledger.v1 import service_pb2_grpc as ledger_grpc
 from openloop.settlement.v1 import service_pb2 as settlement_pb2
 from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc
+from openloop_dev.identity_provider import enrolment_assertion
 from openloop_dev.mesh import MeshLayout
 from openloop_gateway.accounts import (
     TREASURY_FUNDING_ACCOUNT,
@@ -141,6 +143,19 @@ async def fund_entitlements(op: Operator, citizens: Sequence[str], host: str) ->
         )
 
 
+def citizen_details(layout: MeshLayout, citizen_id: str) -> dict[str, Any]:
+    """What a bank sends beyond the ID when enrolling a demo citizen: its e-KYC provider's
+    assertion, and made-up personal data (an adult born in 1990)."""
+    return {
+        "identity_assertion": enrolment_assertion(layout.workdir, citizen_id),
+        "birth_date": "1990-04-01",
+        "full_name": "Demo Citizen",
+        "eligibility": identity_resources.EligibilityAttestations(
+            income_within_limit=True, deposits_within_limit=True
+        ),
+    }
+
+
 async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
     async with operator(layout) as op:
         identity = op.identity
@@ -164,6 +179,7 @@ async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
                     citizen_id=DEMO_CITIZEN_ID,
                     home_district_code=HOME_DISTRICT,
                     hosting_participant="participants/bank-a",
+                    **citizen_details(layout, DEMO_CITIZEN_ID),
                 )
             )
         ).citizen.name

@@ -14,7 +14,7 @@ from openloop_identity.app import MIGRATIONS_DIR, build
 from openloop_identity.config import IdentitySettings
 from openloop_runtime import migrations
 from openloop_runtime.server import running_server
-from services.identity.tests.identity_helpers import Identity
+from services.identity.tests.identity_helpers import AUDIENCE, ISSUER, Identity
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -23,7 +23,12 @@ async def identity(
 ) -> AsyncIterator[Identity]:
     url = await fresh_database("identity")
     await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
-    settings = IdentitySettings(port=0, database_url=url)
+    settings = IdentitySettings(
+        port=0,
+        database_url=url,
+        trusted_issuers={ISSUER.issuer: ISSUER.jwks},
+        assertion_audience=AUDIENCE,
+    )
     db = create_async_engine(url)
     async with (
         running_server("identity.openloop.dev", settings, build(settings)) as running,

@@ -7,6 +7,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -15,12 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_identity.assertions import DevIssuer
+from openloop_identity.domain.assurance import IAL
 from openloop_identity.domain.thai_id import check_digit
 from openloop_identity.tables import participants
 from openloop_runtime.errors import error_info_of
 
 SMALL = party_pb2.MERCHANT_SIZE_CLASS_SMALL_SHOP
 BANK = resources_pb2.PARTICIPANT_ROLE_BANK
+AUDIENCE = "openloop-test"
+ISSUER = DevIssuer("https://id.test.openloop.dev")
+"""The identity provider the test server trusts (see conftest.py)."""
+ADULT_BIRTH_DATE = "1980-05-17"
 IN_PERSON = resources_pb2.MERCHANT_CHANNEL_IN_PERSON
 
 
@@ -91,14 +98,31 @@ async def set_state(identity: Identity, participant_id: str, state: str) -> None
         )
 
 
+def assertion_for(number: str, *, ial: IAL = IAL.IAL_2_3) -> str:
+    """A good enrolment assertion from the test identity provider for ``number``."""
+    return ISSUER.id_token(audience=AUDIENCE, pid=number, now=datetime.now(UTC), ial=ial)
+
+
 def enroll_request(
-    host: str, number: str | None = None, district: str = "1001"
+    host: str,
+    number: str | None = None,
+    district: str = "1001",
+    *,
+    birth_date: str = ADULT_BIRTH_DATE,
 ) -> service_pb2.EnrollCitizenRequest:
+    number = number or new_citizen_number()
     return service_pb2.EnrollCitizenRequest(
         request_id=new_key(),
-        citizen_id=number or new_citizen_number(),
+        citizen_id=number,
         home_district_code=district,
         hosting_participant=f"participants/{host}",
+        identity_assertion=assertion_for(number),
+        birth_date=birth_date,
+        full_name="สมชาย ใจดี",
+        address="1 Thanon Ratchadamnoen, Phra Nakhon",
+        eligibility=resources_pb2.EligibilityAttestations(
+            income_within_limit=True, deposits_within_limit=True
+        ),
     )
 
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from openloop.identity.v1 import service_pb2, service_pb2_grpc
+from openloop_identity.assertions import AssertionVerifier
 from openloop_identity.config import IdentitySettings
+from openloop_identity.domain.assurance import AssurancePolicy
 from openloop_identity.domain.districts import load_districts
+from openloop_identity.enrolment import Enrolment
 from openloop_identity.pii import CitizenIdTokenizer
+from openloop_identity.protection import KeyRing
 from openloop_identity.servicer import IdentityServicer
 from openloop_runtime.db import engine_for
 from openloop_runtime.server import Registration, ServiceFactory
@@ -28,10 +33,45 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                 "citizen IDs are tokenised with the public development key; "
                 "set OPENLOOP_IDENTITY_CITIZEN_ID_HMAC_KEY outside development"
             )
-        async with engine_for(settings) as engine:
-            servicer = IdentityServicer(
-                engine, CitizenIdTokenizer(settings.citizen_id_hmac_key), load_districts()
+        if settings.uses_development_pii_keyring:
+            _log.warning(
+                "personal data is sealed under the public development key; "
+                "set OPENLOOP_IDENTITY_PII_KEYRING outside development"
             )
+        tokenizer = CitizenIdTokenizer(settings.citizen_id_hmac_key)
+        async with engine_for(settings) as engine:
+            enrolment = Enrolment(
+                engine,
+                verifier=_verifier(settings),
+                tokenizer=tokenizer,
+                keyring=KeyRing.parse(settings.pii_keyring),
+            )
+            servicer = IdentityServicer(engine, tokenizer, load_districts(), enrolment)
             yield [Registration.of(service_pb2, service_pb2_grpc, "IdentityService", servicer)]
 
     return factory
+
+
+def _verifier(settings: IdentitySettings) -> AssertionVerifier | None:
+    """The enrolment assertion verifier; None (every enrolment refused) with no trusted
+    issuer configured. Tokens are spent in the database (the guard given per call); the
+    verifier's own guard is never consulted."""
+    if not settings.trusted_issuers:
+        _log.warning(
+            "no identity provider is trusted: set OPENLOOP_IDENTITY_TRUSTED_ISSUERS "
+            "or every enrolment is refused"
+        )
+        return None
+    return AssertionVerifier(
+        settings.trusted_issuers,
+        audience=settings.assertion_audience,
+        replay_guard=_RefuseUnguarded(),
+        policy=AssurancePolicy.from_config(settings.assurance_policy),
+    )
+
+
+class _RefuseUnguarded:
+    """A replay guard that spends nothing: the service always passes its transaction's."""
+
+    async def claim(self, issuer: str, jti: str, expires_at: datetime) -> bool:
+        raise RuntimeError("identity assertions are verified with a database replay guard")

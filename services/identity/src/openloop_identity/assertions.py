@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, NoReturn, Protocol, TypeVar
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
@@ -309,11 +310,20 @@ class AssertionVerifier:
             raise AssertionConfigError(f"issuer {issuer!r} is not trusted; cannot replace its keys")
         self._keys[issuer] = _load_jwks(issuer, jwks)
 
-    async def verify(self, token: str, *, purpose: Purpose, now: datetime) -> VerifiedAssertion:
+    async def verify(
+        self,
+        token: str,
+        *,
+        purpose: Purpose,
+        now: datetime,
+        replay_guard: ReplayGuard | None = None,
+    ) -> VerifiedAssertion:
         """The assertion ``token`` makes, if it may be used for ``purpose`` at ``now``.
 
         A token that passes every check is recorded with the replay guard, so verifying it a
-        second time fails with ASSERTION_REPLAYED.
+        second time fails with ASSERTION_REPLAYED. ``replay_guard`` overrides the verifier's
+        own for this call: a guard on the caller's transaction, so the token is spent only
+        if that transaction commits.
         """
         if now.utcoffset() is None:
             raise ValueError("now must be timezone-aware")
@@ -352,7 +362,8 @@ class AssertionVerifier:
                 f"the person authenticated at {aal}; {purpose.value} needs "
                 f"{requirement.min_aal} or higher",
             )
-        if not await self._replay_guard.claim(issuer, jti, expiry + self._clock_skew):
+        guard = replay_guard or self._replay_guard
+        if not await guard.claim(issuer, jti, expiry + self._clock_skew):
             raise AssertionRejectedError(
                 AssertionReason.REPLAYED,
                 f"this token (jti {jti!r} from {issuer!r}) was already used; "
@@ -486,17 +497,41 @@ class DevIssuer:
     and signs whatever claims it is given, so tests can also mint broken tokens.
     """
 
-    def __init__(self, issuer: str, *, algorithm: str = "ES256", kid: str | None = None) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        algorithm: str = "ES256",
+        kid: str | None = None,
+        private_key_pem: bytes | None = None,
+    ) -> None:
+        """``private_key_pem`` (an ES256 key saved by :meth:`private_key_pem`) keeps one dev
+        issuer across restarts, as the dev mesh does; otherwise a fresh key is made."""
         self.issuer = issuer
         self.algorithm = algorithm
         self.kid = kid or f"dev-{secrets.token_hex(4)}"
-        self.private_key, public_jwk = _new_key_pair(algorithm)
+        if private_key_pem is None:
+            self.private_key, public_jwk = _new_key_pair(algorithm)
+        else:
+            loaded = serialization.load_pem_private_key(private_key_pem, password=None)
+            if algorithm != "ES256" or not isinstance(loaded, ec.EllipticCurvePrivateKey):
+                raise ValueError("a saved DevIssuer key must be an ES256 (P-256) key")
+            self.private_key = loaded
+            public_jwk = ECAlgorithm.to_jwk(loaded.public_key(), as_dict=True)
         self.public_jwk: dict[str, Any] = {
             **public_jwk,
             "kid": self.kid,
             "alg": algorithm,
             "use": "sig",
         }
+
+    def private_key_pem(self) -> bytes:
+        """The signing key as unencrypted PKCS#8 PEM, for a dev mesh to keep between runs."""
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
 
     @property
     def jwks(self) -> dict[str, Any]:

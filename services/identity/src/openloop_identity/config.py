@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -12,6 +14,10 @@ DEVELOPMENT_CITIZEN_ID_HMAC_KEY = (
 )
 """Lets the devstack and tests run with no secret configured. Tokens made with it are
 only as private as this public string: a deployment must set its own key."""
+
+DEVELOPMENT_PII_KEYRING = "dev1:b3Blbmxvb3AtZGV2ZWxvcG1lbnQtb25seS1rZWshISE="
+"""A public key-encryption key so the devstack runs with no secret configured: personal
+data sealed under it is not protected. A deployment sets OPENLOOP_IDENTITY_PII_KEYRING."""
 
 MIN_HMAC_KEY_LENGTH = 32
 
@@ -26,6 +32,18 @@ class IdentitySettings(ServiceSettings):
     key must be used by every replica for as long as its tokens are in the database:
     changing it makes every enrolled citizen unfindable by citizen ID."""
 
+    pii_keyring: SecretStr = SecretStr(DEVELOPMENT_PII_KEYRING)
+    """Key-encryption keys for personal data, ``"k2:<base64>,k1:<base64>"`` with the active
+    key first (see :mod:`openloop_identity.protection.keyring`)."""
+    trusted_issuers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Identity providers whose ID tokens enrol citizens: issuer URL (``iss``) to its JWKS,
+    as JSON. With none, every enrolment is refused."""
+    assertion_audience: str = "openloop"
+    """The ``aud`` an identity assertion must be issued for: the platform's client ID."""
+    assurance_policy: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Minimum levels per purpose over the defaults (enrolment IAL 2.3, payment AAL 2.1), for
+    example ``{"enrolment": {"min_ial": "3"}}``."""
+
     @field_validator("citizen_id_hmac_key")
     @classmethod
     def _long_enough(cls, key: SecretStr) -> SecretStr:
@@ -38,3 +56,7 @@ class IdentitySettings(ServiceSettings):
     @property
     def uses_development_hmac_key(self) -> bool:
         return self.citizen_id_hmac_key.get_secret_value() == DEVELOPMENT_CITIZEN_ID_HMAC_KEY
+
+    @property
+    def uses_development_pii_keyring(self) -> bool:
+        return DEVELOPMENT_PII_KEYRING in self.pii_keyring.get_secret_value()

@@ -65,12 +65,26 @@ def participant_to_proto(participant: Participant) -> resources_pb2.Participant:
 
 
 def citizen_to_proto(citizen: Citizen) -> resources_pb2.Citizen:
-    return resources_pb2.Citizen(
+    """The citizen as returned: no citizen ID, name, birth date or address."""
+    eligibility = citizen.eligibility
+    message = resources_pb2.Citizen(
         name=format_name("citizens", citizen.citizen_id),
         home_district_code=citizen.home_district_code,
         hosting_participant=format_name("participants", citizen.hosting_participant_id),
         create_time=to_timestamp(citizen.create_time),
+        identity_assurance_level=citizen.identity_assurance_level or "",
+        eligibility=resources_pb2.EligibilityAttestations(
+            income_within_limit=eligibility.income_within_limit,
+            deposits_within_limit=eligibility.deposits_within_limit,
+            excluded=eligibility.excluded,
+            earlier_phase_recipient=eligibility.earlier_phase_recipient,
+        ),
     )
+    consent = citizen.guardian_consent
+    if consent is not None:
+        message.guardian_consent.consent_reference = consent.reference
+        message.guardian_consent.consent_time.CopyFrom(to_timestamp(consent.time))
+    return message
 
 
 def _size_class_to_proto(

@@ -148,3 +148,37 @@ def invalid_phone_number(field: str) -> DomainError:
         f"{field} must be a 10-digit Thai mobile number starting with 06, 08 or 09",
         {"field": field},
     )
+
+
+_ASSERTION_CODES = {
+    "ASSERTION_MALFORMED": grpc.StatusCode.INVALID_ARGUMENT,
+    "ASSERTION_MISSING_CLAIM": grpc.StatusCode.INVALID_ARGUMENT,
+    "ASSERTION_BAD_PID": grpc.StatusCode.INVALID_ARGUMENT,
+    "ASSERTION_IAL_TOO_LOW": grpc.StatusCode.PERMISSION_DENIED,
+    "ASSERTION_AAL_TOO_LOW": grpc.StatusCode.PERMISSION_DENIED,
+    "ASSERTION_SUBJECT_MISMATCH": grpc.StatusCode.PERMISSION_DENIED,
+}
+"""A malformed token is the client's request at fault (INVALID_ARGUMENT); a token that
+proves too little, or proves someone else, is refused (PERMISSION_DENIED); anything else
+(untrusted, forged, expired, replayed) fails to authenticate (UNAUTHENTICATED)."""
+
+
+def assertion_rejected(
+    reason: str, message: str, *, field: str = "identity_assertion"
+) -> DomainError:
+    """INVALID_IDENTITY_ASSERTION with the verifier's reason; messages never carry the pid."""
+    return DomainError(
+        _ASSERTION_CODES.get(reason, grpc.StatusCode.UNAUTHENTICATED),
+        ErrorReason.ERROR_REASON_INVALID_IDENTITY_ASSERTION,
+        message,
+        {"field": field, "assertion_reason": reason},
+    )
+
+
+def guardian_consent_required() -> DomainError:
+    return DomainError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        ErrorReason.ERROR_REASON_GUARDIAN_CONSENT_REQUIRED,
+        "the citizen is under 20, a minor under the PDPA: set guardian_consent",
+        {"field": "guardian_consent"},
+    )

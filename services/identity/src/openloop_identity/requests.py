@@ -7,7 +7,10 @@ reported without echoing it.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import grpc
 
@@ -16,10 +19,13 @@ from openloop_identity import errors
 from openloop_identity.convert import channel_from_proto, role_from_proto, size_class_from_proto
 from openloop_identity.domain.districts import DistrictTable
 from openloop_identity.domain.model import (
+    Eligibility,
+    GuardianConsent,
     MerchantProfile,
     NewCitizen,
     NewMerchant,
     NewParticipant,
+    PersonalData,
     TaxStatus,
 )
 from openloop_identity.domain.phone import is_valid_mobile_number
@@ -37,6 +43,17 @@ MIN_TAX_YEAR = 1990
 MAX_TAX_YEAR = 2700
 """Tax years as filed: Common Era (2023) or Buddhist Era (2566) both fall in this range."""
 _CATEGORY = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+AGE_OF_MAJORITY = 20
+"""The PDPA (and the Civil and Commercial Code) count everyone under 20 as a minor."""
+THAILAND = timezone(timedelta(hours=7), "ICT")
+"""Ages are counted on the calendar of Thailand, which keeps UTC+7 all year."""
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_ASSERTION_LENGTH = 16 * 1024
+MAX_NAME_LENGTH = 200
+MAX_ADDRESS_LENGTH = 500
+MAX_REFERENCE_LENGTH = 128
 
 
 def request_id(value: str) -> str:
@@ -109,13 +126,78 @@ def create_participant(request: service_pb2.CreateParticipantRequest) -> NewPart
     )
 
 
+def birth_date(value: str, *, today: date) -> date:
+    """An ISO 8601 calendar date, not in the future and not before 1900. The message never
+    repeats the value."""
+    parsed = None
+    if _ISO_DATE.fullmatch(value) is not None:
+        with contextlib.suppress(ValueError):
+            parsed = date.fromisoformat(value)
+    if parsed is None or not EARLIEST_BIRTH_DATE <= parsed <= today:
+        raise invalid_field(
+            "birth_date",
+            f"birth_date must be a date YYYY-MM-DD between {EARLIEST_BIRTH_DATE} and today",
+        )
+    return parsed
+
+
+def age_on(born: date, day: date) -> int:
+    """Completed years of age on ``day`` (someone born on 29 February turns a year older on
+    1 March in common years)."""
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def _guardian_consent(
+    request: service_pb2.EnrollCitizenRequest, *, minor: bool, now: datetime
+) -> GuardianConsent | None:
+    if not request.HasField("guardian_consent"):
+        if minor:
+            raise errors.guardian_consent_required()
+        return None
+    consent = request.guardian_consent
+    reference = bounded_text(
+        consent.consent_reference,
+        field="guardian_consent.consent_reference",
+        max_length=MAX_REFERENCE_LENGTH,
+        required=True,
+    )
+    if not consent.HasField("consent_time"):
+        raise invalid_field(
+            "guardian_consent.consent_time", "guardian_consent.consent_time must be set"
+        )
+    given = consent.consent_time.ToDatetime(tzinfo=UTC)
+    if given > now + CLOCK_SKEW:
+        raise invalid_field(
+            "guardian_consent.consent_time", "guardian_consent.consent_time is in the future"
+        )
+    return GuardianConsent(reference, given)
+
+
 def enroll_citizen(
     request: service_pb2.EnrollCitizenRequest,
     tokenizer: CitizenIdTokenizer,
     districts: DistrictTable,
+    *,
+    now: datetime,
 ) -> NewCitizen:
     key = request_id(request.request_id)
     token = tokenizer.token(citizen_id(request.citizen_id))
+    assertion = request.identity_assertion
+    if not assertion or len(assertion) > MAX_ASSERTION_LENGTH:
+        raise invalid_field(
+            "identity_assertion",
+            f"identity_assertion must be an ID token of 1 to {MAX_ASSERTION_LENGTH} characters",
+        )
+    today = now.astimezone(THAILAND).date()
+    born = birth_date(request.birth_date, today=today)
+    personal = PersonalData(
+        full_name=bounded_text(
+            request.full_name, field="full_name", max_length=MAX_NAME_LENGTH, required=True
+        ),
+        birth_date=born,
+        address=bounded_text(request.address, field="address", max_length=MAX_ADDRESS_LENGTH),
+    )
+    eligibility = request.eligibility
     return NewCitizen(
         request_id=key,
         citizen_token=token,
@@ -124,6 +206,18 @@ def enroll_citizen(
         ),
         hosting_participant_id=hosting_participant(
             request.hosting_participant, field="hosting_participant"
+        ),
+        identity_assertion=assertion,
+        assertion_digest=hashlib.sha256(assertion.encode()).hexdigest(),
+        personal_data=personal,
+        eligibility=Eligibility(
+            income_within_limit=eligibility.income_within_limit,
+            deposits_within_limit=eligibility.deposits_within_limit,
+            excluded=eligibility.excluded,
+            earlier_phase_recipient=eligibility.earlier_phase_recipient,
+        ),
+        guardian_consent=_guardian_consent(
+            request, minor=age_on(born, today) < AGE_OF_MAJORITY, now=now
         ),
     )
 

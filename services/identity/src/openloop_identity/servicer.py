@@ -6,6 +6,8 @@ Logs name resources ("citizens/c..."), never citizen IDs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +16,7 @@ from typing_extensions import override
 from openloop.identity.v1 import service_pb2, service_pb2_grpc
 from openloop_identity import convert, directory, requests
 from openloop_identity.domain.districts import DistrictTable
+from openloop_identity.enrolment import Enrolment
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.store import aliases, citizens, merchants, participants, parties
 from openloop_runtime.money import positive_satang
@@ -22,11 +25,22 @@ from openloop_runtime.names import parse_name
 _log = logging.getLogger(__name__)
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     def __init__(
-        self, engine: AsyncEngine, tokenizer: CitizenIdTokenizer, districts: DistrictTable
+        self,
+        engine: AsyncEngine,
+        tokenizer: CitizenIdTokenizer,
+        districts: DistrictTable,
+        enrolment: Enrolment,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._engine = engine
+        self._enrolment = enrolment
+        self._clock = clock
         # Reads run in autocommit: no BEGIN/ROLLBACK round trips around a single SELECT.
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._tokenizer = tokenizer
@@ -57,8 +71,8 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def EnrollCitizen(
         self, request: service_pb2.EnrollCitizenRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.EnrollCitizenResponse:
-        new = requests.enroll_citizen(request, self._tokenizer, self._districts)
-        citizen = await citizens.enroll_citizen(self._engine, new)
+        new = requests.enroll_citizen(request, self._tokenizer, self._districts, now=self._clock())
+        citizen = await self._enrolment.enroll(new)
         _log.info("citizen enrolled", extra={"citizen": citizen.citizen_id})
         return service_pb2.EnrollCitizenResponse(citizen=convert.citizen_to_proto(citizen))
 

@@ -13,7 +13,9 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     Table,
     Text,
@@ -53,9 +55,39 @@ citizens = Table(
         nullable=False,
     ),
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("personal_data", LargeBinary, nullable=True),
+    Column("identity_assurance_level", Text, nullable=True),
+    Column("assertion_digest", Text, nullable=True),
+    Column("income_within_limit", Boolean, nullable=False),
+    Column("deposits_within_limit", Boolean, nullable=False),
+    Column("excluded", Boolean, nullable=False),
+    Column("earlier_phase_recipient", Boolean, nullable=False),
+    Column("guardian_consent_reference", Text, nullable=True),
+    Column("guardian_consent_time", DateTime(timezone=True), nullable=True),
     CheckConstraint("citizen_token ~ '^[0-9a-f]{64}$'", name="citizen_token"),
     CheckConstraint("home_district_code ~ '^[0-9]{4}$'", name="home_district_code"),
+    CheckConstraint("assertion_digest ~ '^[0-9a-f]{64}$'", name="assertion_digest"),
+    CheckConstraint(
+        "(guardian_consent_reference IS NULL) = (guardian_consent_time IS NULL)",
+        name="guardian_consent",
+    ),
 )
+"""``personal_data`` is the sealed envelope (:mod:`openloop_identity.protection.envelope`)
+of name, birth date and address, bound to the row's resource name; NULL for citizens
+enrolled before assertions were required, and shredded (its data key erased) on erasure.
+``assertion_digest`` is the SHA-256 of the enrolling token, so a retry of the same request
+is recognised without spending a second token."""
+
+assertion_replays = Table(
+    "assertion_replays",
+    metadata,
+    Column("issuer", Text, nullable=False),
+    Column("jti", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("issuer", "jti", name="pk_assertion_replays"),
+    Index("ix_assertion_replays_expires_at", "expires_at"),
+)
+"""Identity assertions already used, until they expire (the replay guard)."""
 
 merchants = Table(
     "merchants",

@@ -47,6 +47,17 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_INVALID_PHONE_NUMBER: _ErrorReason.ValueType  # 10
     """INVALID_ARGUMENT: a phone number is not a 10-digit Thai mobile number starting with 0."""
+    ERROR_REASON_INVALID_IDENTITY_ASSERTION: _ErrorReason.ValueType  # 11
+    """INVALID_ARGUMENT, UNAUTHENTICATED or PERMISSION_DENIED: an identity assertion was
+    refused. metadata.assertion_reason says why: ASSERTION_MALFORMED,
+    ASSERTION_UNTRUSTED_ISSUER, ASSERTION_UNKNOWN_KEY, ASSERTION_BAD_SIGNATURE,
+    ASSERTION_WRONG_AUDIENCE, ASSERTION_EXPIRED, ASSERTION_NOT_YET_VALID,
+    ASSERTION_LIFETIME_TOO_LONG, ASSERTION_REPLAYED, ASSERTION_MISSING_CLAIM,
+    ASSERTION_BAD_PID, ASSERTION_SUBJECT_MISMATCH (its pid is another person),
+    ASSERTION_IAL_TOO_LOW or ASSERTION_AAL_TOO_LOW.
+    """
+    ERROR_REASON_GUARDIAN_CONSENT_REQUIRED: _ErrorReason.ValueType  # 12
+    """FAILED_PRECONDITION: the citizen is a minor (under 20) and no guardian consent was given."""
     ERROR_REASON_PARTICIPANT_NOT_FOUND: _ErrorReason.ValueType  # 20
     """NOT_FOUND: metadata.resource names what was not found."""
     ERROR_REASON_CITIZEN_NOT_FOUND: _ErrorReason.ValueType  # 21
@@ -141,6 +152,17 @@ example QR_CRC_MISMATCH, QR_MALFORMED_TLV, QR_BAD_AMOUNT), metadata.tag where.
 """
 ERROR_REASON_INVALID_PHONE_NUMBER: ErrorReason.ValueType  # 10
 """INVALID_ARGUMENT: a phone number is not a 10-digit Thai mobile number starting with 0."""
+ERROR_REASON_INVALID_IDENTITY_ASSERTION: ErrorReason.ValueType  # 11
+"""INVALID_ARGUMENT, UNAUTHENTICATED or PERMISSION_DENIED: an identity assertion was
+refused. metadata.assertion_reason says why: ASSERTION_MALFORMED,
+ASSERTION_UNTRUSTED_ISSUER, ASSERTION_UNKNOWN_KEY, ASSERTION_BAD_SIGNATURE,
+ASSERTION_WRONG_AUDIENCE, ASSERTION_EXPIRED, ASSERTION_NOT_YET_VALID,
+ASSERTION_LIFETIME_TOO_LONG, ASSERTION_REPLAYED, ASSERTION_MISSING_CLAIM,
+ASSERTION_BAD_PID, ASSERTION_SUBJECT_MISMATCH (its pid is another person),
+ASSERTION_IAL_TOO_LOW or ASSERTION_AAL_TOO_LOW.
+"""
+ERROR_REASON_GUARDIAN_CONSENT_REQUIRED: ErrorReason.ValueType  # 12
+"""FAILED_PRECONDITION: the citizen is a minor (under 20) and no guardian consent was given."""
 ERROR_REASON_PARTICIPANT_NOT_FOUND: ErrorReason.ValueType  # 20
 """NOT_FOUND: metadata.resource names what was not found."""
 ERROR_REASON_CITIZEN_NOT_FOUND: ErrorReason.ValueType  # 21

@@ -129,7 +129,8 @@ Global___Participant: _TypeAlias = Participant  # noqa: Y015
 @_typing.final
 class Citizen(_message.Message):
     """A citizen enrolled in the program. The 13-digit citizen ID is never returned:
-    the platform stores only a keyed hash of it.
+    the platform stores only a keyed hash of it. Name, birth date and address are kept
+    encrypted and are not part of this resource either.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -138,14 +139,27 @@ class Citizen(_message.Message):
     HOME_DISTRICT_CODE_FIELD_NUMBER: _builtins.int
     HOSTING_PARTICIPANT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    IDENTITY_ASSURANCE_LEVEL_FIELD_NUMBER: _builtins.int
+    ELIGIBILITY_FIELD_NUMBER: _builtins.int
+    GUARDIAN_CONSENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"citizens/{citizen}", an opaque platform identifier."""
     home_district_code: _builtins.str
     """Home district (DOPA code) from the house registration."""
     hosting_participant: _builtins.str
     """"participants/{participant}" hosting the citizen's wallet."""
+    identity_assurance_level: _builtins.str
+    """The identity assurance level the enrolment assertion proved, for example "2.3"."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def eligibility(self) -> Global___EligibilityAttestations: ...
+    @_builtins.property
+    def guardian_consent(self) -> Global___GuardianConsent:
+        """Set when the citizen was a minor (under 20) at enrolment: the guardian's consent the
+        hosting participant recorded.
+        """
+
     def __init__(
         self,
         *,
@@ -153,14 +167,84 @@ class Citizen(_message.Message):
         home_district_code: _builtins.str = ...,
         hosting_participant: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        identity_assurance_level: _builtins.str = ...,
+        eligibility: Global___EligibilityAttestations | None = ...,
+        guardian_consent: Global___GuardianConsent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "eligibility", b"eligibility", "guardian_consent", b"guardian_consent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "home_district_code", b"home_district_code", "hosting_participant", b"hosting_participant", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "eligibility", b"eligibility", "guardian_consent", b"guardian_consent", "home_district_code", b"home_district_code", "hosting_participant", b"hosting_participant", "identity_assurance_level", b"identity_assurance_level", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Citizen: _TypeAlias = Citizen  # noqa: Y015
+
+@_typing.final
+class EligibilityAttestations(_message.Message):
+    """What the government's checks found about a citizen's eligibility, as attested at
+    enrolment by the hosting participant (from the Revenue Department, the banks and the
+    Department of Corrections). The rules decide what they mean.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCOME_WITHIN_LIMIT_FIELD_NUMBER: _builtins.int
+    DEPOSITS_WITHIN_LIMIT_FIELD_NUMBER: _builtins.int
+    EXCLUDED_FIELD_NUMBER: _builtins.int
+    EARLIER_PHASE_RECIPIENT_FIELD_NUMBER: _builtins.int
+    income_within_limit: _builtins.bool
+    """Assessable income for the program's tax year is within its limit."""
+    deposits_within_limit: _builtins.bool
+    """All deposits at the cut-off date are within the program's limit."""
+    excluded: _builtins.bool
+    """A prisoner or a resident of a welfare institution at the cut-off date."""
+    earlier_phase_recipient: _builtins.bool
+    """Received an earlier phase's payment."""
+    def __init__(
+        self,
+        *,
+        income_within_limit: _builtins.bool = ...,
+        deposits_within_limit: _builtins.bool = ...,
+        excluded: _builtins.bool = ...,
+        earlier_phase_recipient: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposits_within_limit", b"deposits_within_limit", "earlier_phase_recipient", b"earlier_phase_recipient", "excluded", b"excluded", "income_within_limit", b"income_within_limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EligibilityAttestations: _TypeAlias = EligibilityAttestations  # noqa: Y015
+
+@_typing.final
+class GuardianConsent(_message.Message):
+    """A guardian's consent for a minor's enrolment (PDPA: everyone under 20 is a minor)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSENT_REFERENCE_FIELD_NUMBER: _builtins.int
+    CONSENT_TIME_FIELD_NUMBER: _builtins.int
+    consent_reference: _builtins.str
+    """The hosting participant's reference to the signed consent it keeps: an opaque id,
+    never a name or an ID number. 1 to 128 printable characters.
+    """
+    @_builtins.property
+    def consent_time(self) -> _timestamp_pb2.Timestamp:
+        """When the guardian gave consent; not in the future."""
+
+    def __init__(
+        self,
+        *,
+        consent_reference: _builtins.str = ...,
+        consent_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent_time", b"consent_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_reference", b"consent_reference", "consent_time", b"consent_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GuardianConsent: _TypeAlias = GuardianConsent  # noqa: Y015
 
 @_typing.final
 class TaxStatus(_message.Message):

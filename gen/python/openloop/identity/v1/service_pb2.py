@@ -27,7 +27,7 @@ from openloop.common.v1 import party_pb2 as openloop_dot_common_dot_v1_dot_party
 from openloop.identity.v1 import resources_pb2 as openloop_dot_identity_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"openloop/identity/v1/service.proto\x12\x14openloop.identity.v1\x1a\x1eopenloop/common/v1/money.proto\x1a\x1eopenloop/common/v1/party.proto\x1a$openloop/identity/v1/resources.proto\"~\n\x18\x43reateParticipantRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12\x36\n\x0bparticipant\x18\x03 \x01(\x0b\x32!.openloop.identity.v1.Participant\"S\n\x19\x43reateParticipantResponse\x12\x36\n\x0bparticipant\x18\x01 \x01(\x0b\x32!.openloop.identity.v1.Participant\"%\n\x15GetParticipantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"P\n\x16GetParticipantResponse\x12\x36\n\x0bparticipant\x18\x01 \x01(\x0b\x32!.openloop.identity.v1.Participant\"w\n\x14\x45nrollCitizenRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ncitizen_id\x18\x02 \x01(\t\x12\x1a\n\x12home_district_code\x18\x03 \x01(\t\x12\x1b\n\x13hosting_participant\x18\x04 \x01(\t\"G\n\x15\x45nrollCitizenResponse\x12.\n\x07\x63itizen\x18\x01 \x01(\x0b\x32\x1d.openloop.identity.v1.Citizen\"!\n\x11GetCitizenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"D\n\x12GetCitizenResponse\x12.\n\x07\x63itizen\x18\x01 \x01(\x0b\x32\x1d.openloop.identity.v1.Citizen\"*\n\x14LookupCitizenRequest\x12\x12\n\ncitizen_id\x18\x01 \x01(\t\"G\n\x15LookupCitizenResponse\x12.\n\x07\x63itizen\x18\x01 \x01(\x0b\x32\x1d.openloop.identity.v1.Citizen\"]\n\x15\x43reateMerchantRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\x08merchant\x18\x02 \x01(\x0b\x32\x1e.openloop.identity.v1.Merchant\"J\n\x16\x43reateMerchantResponse\x12\x30\n\x08merchant\x18\x01 \x01(\x0b\x32\x1e.openloop.identity.v1.Merchant\"\"\n\x12GetMerchantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"G\n\x13GetMerchantResponse\x12\x30\n\x08merchant\x18\x01 \x01(\x0b\x32\x1e.openloop.identity.v1.Merchant\"W\n\x1bVerifyPaymentPartiesRequest\x12\x1a\n\x12\x61\x63ting_participant\x18\x01 \x01(\t\x12\r\n\x05payer\x18\x02 \x01(\t\x12\r\n\x05payee\x18\x03 \x01(\t\"|\n\x1cVerifyPaymentPartiesResponse\x12-\n\x05payer\x18\x01 \x01(\x0b\x32\x1e.openloop.common.v1.PartyFacts\x12-\n\x05payee\x18\x02 \x01(\x0b\x32\x1e.openloop.common.v1.PartyFacts\"t\n\x13ResolveAliasRequest\x12\x14\n\ncitizen_id\x18\x01 \x01(\tH\x00\x12\x10\n\x06tax_id\x18\x02 \x01(\tH\x00\x12\x16\n\x0cphone_number\x18\x03 \x01(\tH\x00\x12\x14\n\nqr_payload\x18\x04 \x01(\tH\x00\x42\x07\n\x05\x61lias\"\x9d\x01\n\x14ResolveAliasResponse\x12\r\n\x05party\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.openloop.common.v1.PartyKind\x12\x1b\n\x13hosting_participant\x18\x03 \x01(\t\x12,\n\tqr_amount\x18\x04 \x01(\x0b\x32\x19.openloop.common.v1.Money\"T\n\x19GenerateMerchantQrRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x19.openloop.common.v1.Money\"-\n\x1aGenerateMerchantQrResponse\x12\x0f\n\x07payload\x18\x01 \x01(\t2\xd9\x08\n\x0fIdentityService\x12t\n\x11\x43reateParticipant\x12..openloop.identity.v1.CreateParticipantRequest\x1a/.openloop.identity.v1.CreateParticipantResponse\x12k\n\x0eGetParticipant\x12+.openloop.identity.v1.GetParticipantRequest\x1a,.openloop.identity.v1.GetParticipantResponse\x12h\n\rEnrollCitizen\x12*.openloop.identity.v1.EnrollCitizenRequest\x1a+.openloop.identity.v1.EnrollCitizenResponse\x12_\n\nGetCitizen\x12\'.openloop.identity.v1.GetCitizenRequest\x1a(.openloop.identity.v1.GetCitizenResponse\x12h\n\rLookupCitizen\x12*.openloop.identity.v1.LookupCitizenRequest\x1a+.openloop.identity.v1.LookupCitizenResponse\x12k\n\x0e\x43reateMerchant\x12+.openloop.identity.v1.CreateMerchantRequest\x1a,.openloop.identity.v1.CreateMerchantResponse\x12\x62\n\x0bGetMerchant\x12(.openloop.identity.v1.GetMerchantRequest\x1a).openloop.identity.v1.GetMerchantResponse\x12\x65\n\x0cResolveAlias\x12).openloop.identity.v1.ResolveAliasRequest\x1a*.openloop.identity.v1.ResolveAliasResponse\x12w\n\x12GenerateMerchantQr\x12/.openloop.identity.v1.GenerateMerchantQrRequest\x1a\x30.openloop.identity.v1.GenerateMerchantQrResponse\x12}\n\x14VerifyPaymentParties\x12\x31.openloop.identity.v1.VerifyPaymentPartiesRequest\x1a\x32.openloop.identity.v1.VerifyPaymentPartiesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"openloop/identity/v1/service.proto\x12\x14openloop.identity.v1\x1a\x1eopenloop/common/v1/money.proto\x1a\x1eopenloop/common/v1/party.proto\x1a$openloop/identity/v1/resources.proto\"~\n\x18\x43reateParticipantRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x02 \x01(\t\x12\x36\n\x0bparticipant\x18\x03 \x01(\x0b\x32!.openloop.identity.v1.Participant\"S\n\x19\x43reateParticipantResponse\x12\x36\n\x0bparticipant\x18\x01 \x01(\x0b\x32!.openloop.identity.v1.Participant\"%\n\x15GetParticipantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"P\n\x16GetParticipantResponse\x12\x36\n\x0bparticipant\x18\x01 \x01(\x0b\x32!.openloop.identity.v1.Participant\"\xd0\x02\n\x14\x45nrollCitizenRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ncitizen_id\x18\x02 \x01(\t\x12\x1a\n\x12home_district_code\x18\x03 \x01(\t\x12\x1b\n\x13hosting_participant\x18\x04 \x01(\t\x12\x1a\n\x12identity_assertion\x18\x05 \x01(\t\x12\x12\n\nbirth_date\x18\x06 \x01(\t\x12\x11\n\tfull_name\x18\x07 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\x12\x42\n\x0b\x65ligibility\x18\t \x01(\x0b\x32-.openloop.identity.v1.EligibilityAttestations\x12?\n\x10guardian_consent\x18\n \x01(\x0b\x32%.openloop.identity.v1.GuardianConsent\"G\n\x15\x45nrollCitizenResponse\x12.\n\x07\x63itizen\x18\x01 \x01(\x0b\x32\x1d.openloop.identity.v1.Citizen\"!\n\x11GetCitizenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"D\n\x12GetCitizenResponse\x12.\n\x07\x63itizen\x18\x01 \x01(\x0b\x32\x1d.openloop.identity.v1.Citizen\"*\n\x14LookupCitizenRequest\x12\x12\n\ncitizen_id\x18\x01 \x01(\t\"G\n\x15LookupCitizenResponse\x12.\n\x07\x63itizen\x18\x01 \x01(\x0b\x32\x1d.openloop.identity.v1.Citizen\"]\n\x15\x43reateMerchantRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x30\n\x08merchant\x18\x02 \x01(\x0b\x32\x1e.openloop.identity.v1.Merchant\"J\n\x16\x43reateMerchantResponse\x12\x30\n\x08merchant\x18\x01 \x01(\x0b\x32\x1e.openloop.identity.v1.Merchant\"\"\n\x12GetMerchantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"G\n\x13GetMerchantResponse\x12\x30\n\x08merchant\x18\x01 \x01(\x0b\x32\x1e.openloop.identity.v1.Merchant\"W\n\x1bVerifyPaymentPartiesRequest\x12\x1a\n\x12\x61\x63ting_participant\x18\x01 \x01(\t\x12\r\n\x05payer\x18\x02 \x01(\t\x12\r\n\x05payee\x18\x03 \x01(\t\"|\n\x1cVerifyPaymentPartiesResponse\x12-\n\x05payer\x18\x01 \x01(\x0b\x32\x1e.openloop.common.v1.PartyFacts\x12-\n\x05payee\x18\x02 \x01(\x0b\x32\x1e.openloop.common.v1.PartyFacts\"t\n\x13ResolveAliasRequest\x12\x14\n\ncitizen_id\x18\x01 \x01(\tH\x00\x12\x10\n\x06tax_id\x18\x02 \x01(\tH\x00\x12\x16\n\x0cphone_number\x18\x03 \x01(\tH\x00\x12\x14\n\nqr_payload\x18\x04 \x01(\tH\x00\x42\x07\n\x05\x61lias\"\x9d\x01\n\x14ResolveAliasResponse\x12\r\n\x05party\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.openloop.common.v1.PartyKind\x12\x1b\n\x13hosting_participant\x18\x03 \x01(\t\x12,\n\tqr_amount\x18\x04 \x01(\x0b\x32\x19.openloop.common.v1.Money\"T\n\x19GenerateMerchantQrRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x19.openloop.common.v1.Money\"-\n\x1aGenerateMerchantQrResponse\x12\x0f\n\x07payload\x18\x01 \x01(\t2\xd9\x08\n\x0fIdentityService\x12t\n\x11\x43reateParticipant\x12..openloop.identity.v1.CreateParticipantRequest\x1a/.openloop.identity.v1.CreateParticipantResponse\x12k\n\x0eGetParticipant\x12+.openloop.identity.v1.GetParticipantRequest\x1a,.openloop.identity.v1.GetParticipantResponse\x12h\n\rEnrollCitizen\x12*.openloop.identity.v1.EnrollCitizenRequest\x1a+.openloop.identity.v1.EnrollCitizenResponse\x12_\n\nGetCitizen\x12\'.openloop.identity.v1.GetCitizenRequest\x1a(.openloop.identity.v1.GetCitizenResponse\x12h\n\rLookupCitizen\x12*.openloop.identity.v1.LookupCitizenRequest\x1a+.openloop.identity.v1.LookupCitizenResponse\x12k\n\x0e\x43reateMerchant\x12+.openloop.identity.v1.CreateMerchantRequest\x1a,.openloop.identity.v1.CreateMerchantResponse\x12\x62\n\x0bGetMerchant\x12(.openloop.identity.v1.GetMerchantRequest\x1a).openloop.identity.v1.GetMerchantResponse\x12\x65\n\x0cResolveAlias\x12).openloop.identity.v1.ResolveAliasRequest\x1a*.openloop.identity.v1.ResolveAliasResponse\x12w\n\x12GenerateMerchantQr\x12/.openloop.identity.v1.GenerateMerchantQrRequest\x1a\x30.openloop.identity.v1.GenerateMerchantQrResponse\x12}\n\x14VerifyPaymentParties\x12\x31.openloop.identity.v1.VerifyPaymentPartiesRequest\x1a\x32.openloop.identity.v1.VerifyPaymentPartiesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,38 +42,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPARTICIPANTREQUEST']._serialized_end=412
   _globals['_GETPARTICIPANTRESPONSE']._serialized_start=414
   _globals['_GETPARTICIPANTRESPONSE']._serialized_end=494
-  _globals['_ENROLLCITIZENREQUEST']._serialized_start=496
-  _globals['_ENROLLCITIZENREQUEST']._serialized_end=615
-  _globals['_ENROLLCITIZENRESPONSE']._serialized_start=617
-  _globals['_ENROLLCITIZENRESPONSE']._serialized_end=688
-  _globals['_GETCITIZENREQUEST']._serialized_start=690
-  _globals['_GETCITIZENREQUEST']._serialized_end=723
-  _globals['_GETCITIZENRESPONSE']._serialized_start=725
-  _globals['_GETCITIZENRESPONSE']._serialized_end=793
-  _globals['_LOOKUPCITIZENREQUEST']._serialized_start=795
-  _globals['_LOOKUPCITIZENREQUEST']._serialized_end=837
-  _globals['_LOOKUPCITIZENRESPONSE']._serialized_start=839
-  _globals['_LOOKUPCITIZENRESPONSE']._serialized_end=910
-  _globals['_CREATEMERCHANTREQUEST']._serialized_start=912
-  _globals['_CREATEMERCHANTREQUEST']._serialized_end=1005
-  _globals['_CREATEMERCHANTRESPONSE']._serialized_start=1007
-  _globals['_CREATEMERCHANTRESPONSE']._serialized_end=1081
-  _globals['_GETMERCHANTREQUEST']._serialized_start=1083
-  _globals['_GETMERCHANTREQUEST']._serialized_end=1117
-  _globals['_GETMERCHANTRESPONSE']._serialized_start=1119
-  _globals['_GETMERCHANTRESPONSE']._serialized_end=1190
-  _globals['_VERIFYPAYMENTPARTIESREQUEST']._serialized_start=1192
-  _globals['_VERIFYPAYMENTPARTIESREQUEST']._serialized_end=1279
-  _globals['_VERIFYPAYMENTPARTIESRESPONSE']._serialized_start=1281
-  _globals['_VERIFYPAYMENTPARTIESRESPONSE']._serialized_end=1405
-  _globals['_RESOLVEALIASREQUEST']._serialized_start=1407
-  _globals['_RESOLVEALIASREQUEST']._serialized_end=1523
-  _globals['_RESOLVEALIASRESPONSE']._serialized_start=1526
-  _globals['_RESOLVEALIASRESPONSE']._serialized_end=1683
-  _globals['_GENERATEMERCHANTQRREQUEST']._serialized_start=1685
-  _globals['_GENERATEMERCHANTQRREQUEST']._serialized_end=1769
-  _globals['_GENERATEMERCHANTQRRESPONSE']._serialized_start=1771
-  _globals['_GENERATEMERCHANTQRRESPONSE']._serialized_end=1816
-  _globals['_IDENTITYSERVICE']._serialized_start=1819
-  _globals['_IDENTITYSERVICE']._serialized_end=2932
+  _globals['_ENROLLCITIZENREQUEST']._serialized_start=497
+  _globals['_ENROLLCITIZENREQUEST']._serialized_end=833
+  _globals['_ENROLLCITIZENRESPONSE']._serialized_start=835
+  _globals['_ENROLLCITIZENRESPONSE']._serialized_end=906
+  _globals['_GETCITIZENREQUEST']._serialized_start=908
+  _globals['_GETCITIZENREQUEST']._serialized_end=941
+  _globals['_GETCITIZENRESPONSE']._serialized_start=943
+  _globals['_GETCITIZENRESPONSE']._serialized_end=1011
+  _globals['_LOOKUPCITIZENREQUEST']._serialized_start=1013
+  _globals['_LOOKUPCITIZENREQUEST']._serialized_end=1055
+  _globals['_LOOKUPCITIZENRESPONSE']._serialized_start=1057
+  _globals['_LOOKUPCITIZENRESPONSE']._serialized_end=1128
+  _globals['_CREATEMERCHANTREQUEST']._serialized_start=1130
+  _globals['_CREATEMERCHANTREQUEST']._serialized_end=1223
+  _globals['_CREATEMERCHANTRESPONSE']._serialized_start=1225
+  _globals['_CREATEMERCHANTRESPONSE']._serialized_end=1299
+  _globals['_GETMERCHANTREQUEST']._serialized_start=1301
+  _globals['_GETMERCHANTREQUEST']._serialized_end=1335
+  _globals['_GETMERCHANTRESPONSE']._serialized_start=1337
+  _globals['_GETMERCHANTRESPONSE']._serialized_end=1408
+  _globals['_VERIFYPAYMENTPARTIESREQUEST']._serialized_start=1410
+  _globals['_VERIFYPAYMENTPARTIESREQUEST']._serialized_end=1497
+  _globals['_VERIFYPAYMENTPARTIESRESPONSE']._serialized_start=1499
+  _globals['_VERIFYPAYMENTPARTIESRESPONSE']._serialized_end=1623
+  _globals['_RESOLVEALIASREQUEST']._serialized_start=1625
+  _globals['_RESOLVEALIASREQUEST']._serialized_end=1741
+  _globals['_RESOLVEALIASRESPONSE']._serialized_start=1744
+  _globals['_RESOLVEALIASRESPONSE']._serialized_end=1901
+  _globals['_GENERATEMERCHANTQRREQUEST']._serialized_start=1903
+  _globals['_GENERATEMERCHANTQRREQUEST']._serialized_end=1987
+  _globals['_GENERATEMERCHANTQRRESPONSE']._serialized_start=1989
+  _globals['_GENERATEMERCHANTQRRESPONSE']._serialized_end=2034
+  _globals['_IDENTITYSERVICE']._serialized_start=2037
+  _globals['_IDENTITYSERVICE']._serialized_end=3150
 # @@protoc_insertion_point(module_scope)

@@ -115,6 +115,12 @@ class EnrollCitizenRequest(_message.Message):
     CITIZEN_ID_FIELD_NUMBER: _builtins.int
     HOME_DISTRICT_CODE_FIELD_NUMBER: _builtins.int
     HOSTING_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    IDENTITY_ASSERTION_FIELD_NUMBER: _builtins.int
+    BIRTH_DATE_FIELD_NUMBER: _builtins.int
+    FULL_NAME_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    ELIGIBILITY_FIELD_NUMBER: _builtins.int
+    GUARDIAN_CONSENT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen idempotency key."""
     citizen_id: _builtins.str
@@ -123,6 +129,24 @@ class EnrollCitizenRequest(_message.Message):
     """Home district (4-digit DOPA code)."""
     hosting_participant: _builtins.str
     """"participants/{participant}" that will host the wallet."""
+    identity_assertion: _builtins.str
+    """The identity assertion: a compact JWS ID token (ThaiD or a bank's e-KYC provider) whose
+    `pid` claim is citizen_id and whose `ial` claim meets the enrolment minimum. Each token
+    enrols once; a retry of this request with the same request_id and token is answered
+    with the citizen it enrolled.
+    """
+    birth_date: _builtins.str
+    """Date of birth, ISO 8601 "YYYY-MM-DD". Personal data: encrypted at rest."""
+    full_name: _builtins.str
+    """Full name as on the ID card. Personal data: encrypted at rest."""
+    address: _builtins.str
+    """Address from the house registration; optional. Personal data: encrypted at rest."""
+    @_builtins.property
+    def eligibility(self) -> _resources_pb2.EligibilityAttestations: ...
+    @_builtins.property
+    def guardian_consent(self) -> _resources_pb2.GuardianConsent:
+        """Required when the citizen is under 20 on the enrolment date."""
+
     def __init__(
         self,
         *,
@@ -130,10 +154,16 @@ class EnrollCitizenRequest(_message.Message):
         citizen_id: _builtins.str = ...,
         home_district_code: _builtins.str = ...,
         hosting_participant: _builtins.str = ...,
+        identity_assertion: _builtins.str = ...,
+        birth_date: _builtins.str = ...,
+        full_name: _builtins.str = ...,
+        address: _builtins.str = ...,
+        eligibility: _resources_pb2.EligibilityAttestations | None = ...,
+        guardian_consent: _resources_pb2.GuardianConsent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["eligibility", b"eligibility", "guardian_consent", b"guardian_consent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citizen_id", b"citizen_id", "home_district_code", b"home_district_code", "hosting_participant", b"hosting_participant", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "birth_date", b"birth_date", "citizen_id", b"citizen_id", "eligibility", b"eligibility", "full_name", b"full_name", "guardian_consent", b"guardian_consent", "home_district_code", b"home_district_code", "hosting_participant", b"hosting_participant", "identity_assertion", b"identity_assertion", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

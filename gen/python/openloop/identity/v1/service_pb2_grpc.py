@@ -106,8 +106,10 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EnrollCitizen(self, request, context):
-        """Enrols a citizen. Idempotent under request_id; a second enrolment of the same
-        citizen ID under another request_id is ALREADY_EXISTS.
+        """Enrols a citizen on the strength of an identity assertion (an OpenID Connect ID token
+        from a trusted identity provider, at IAL 2.3 or above by default). Idempotent under
+        request_id; a second enrolment of the same citizen ID under another request_id is
+        ALREADY_EXISTS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,8 +38,10 @@ class IdentityServiceStub:
     GetParticipant: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetParticipantRequest, _service_pb2.GetParticipantResponse]
     """Returns one participant."""
     EnrollCitizen: _grpc.UnaryUnaryMultiCallable[_service_pb2.EnrollCitizenRequest, _service_pb2.EnrollCitizenResponse]
-    """Enrols a citizen. Idempotent under request_id; a second enrolment of the same
-    citizen ID under another request_id is ALREADY_EXISTS.
+    """Enrols a citizen on the strength of an identity assertion (an OpenID Connect ID token
+    from a trusted identity provider, at IAL 2.3 or above by default). Idempotent under
+    request_id; a second enrolment of the same citizen ID under another request_id is
+    ALREADY_EXISTS.
     """
     GetCitizen: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetCitizenRequest, _service_pb2.GetCitizenResponse]
     """Returns one citizen."""
@@ -72,8 +74,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     GetParticipant: _aio.UnaryUnaryMultiCallable[_service_pb2.GetParticipantRequest, _service_pb2.GetParticipantResponse]  # type: ignore[assignment]
     """Returns one participant."""
     EnrollCitizen: _aio.UnaryUnaryMultiCallable[_service_pb2.EnrollCitizenRequest, _service_pb2.EnrollCitizenResponse]  # type: ignore[assignment]
-    """Enrols a citizen. Idempotent under request_id; a second enrolment of the same
-    citizen ID under another request_id is ALREADY_EXISTS.
+    """Enrols a citizen on the strength of an identity assertion (an OpenID Connect ID token
+    from a trusted identity provider, at IAL 2.3 or above by default). Idempotent under
+    request_id; a second enrolment of the same citizen ID under another request_id is
+    ALREADY_EXISTS.
     """
     GetCitizen: _aio.UnaryUnaryMultiCallable[_service_pb2.GetCitizenRequest, _service_pb2.GetCitizenResponse]  # type: ignore[assignment]
     """Returns one citizen."""
@@ -121,8 +125,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _service_pb2.EnrollCitizenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.EnrollCitizenResponse, _abc.Awaitable[_service_pb2.EnrollCitizenResponse]]:
-        """Enrols a citizen. Idempotent under request_id; a second enrolment of the same
-        citizen ID under another request_id is ALREADY_EXISTS.
+        """Enrols a citizen on the strength of an identity assertion (an OpenID Connect ID token
+        from a trusted identity provider, at IAL 2.3 or above by default). Idempotent under
+        request_id; a second enrolment of the same citizen ID under another request_id is
+        ALREADY_EXISTS.
         """
 
     @_abc_1.abstractmethod

@@ -6,8 +6,8 @@ Enumerations hold the proto value names without their prefix ("BANK", not
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 
 
@@ -96,13 +96,53 @@ class Participant:
 
 
 @dataclass(frozen=True)
+class Eligibility:
+    """What the hosting participant attested about the citizen's eligibility at enrolment."""
+
+    income_within_limit: bool = False
+    deposits_within_limit: bool = False
+    excluded: bool = False
+    earlier_phase_recipient: bool = False
+
+
+@dataclass(frozen=True)
+class GuardianConsent:
+    """A guardian's consent for a minor, by the participant's opaque reference to it."""
+
+    reference: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """Name, birth date and address: only ever stored sealed, never logged."""
+
+    full_name: str = field(repr=False)
+    birth_date: date = field(repr=False)
+    address: str = field(repr=False)
+
+    def sealable(self) -> dict[str, str]:
+        return {
+            "full_name": self.full_name,
+            "birth_date": self.birth_date.isoformat(),
+            "address": self.address,
+        }
+
+
+@dataclass(frozen=True)
 class NewCitizen:
-    """A citizen to enrol. Holds the keyed token of the citizen ID, never the ID itself."""
+    """A citizen to enrol. Holds the keyed token of the citizen ID, never the ID itself; the
+    assertion is verified, and the personal data sealed, inside the enrolling transaction."""
 
     request_id: str
     citizen_token: str
     home_district_code: str
     hosting_participant_id: str
+    identity_assertion: str = field(repr=False)
+    assertion_digest: str
+    personal_data: PersonalData
+    eligibility: Eligibility
+    guardian_consent: GuardianConsent | None
 
 
 @dataclass(frozen=True)
@@ -112,6 +152,10 @@ class Citizen:
     home_district_code: str
     hosting_participant_id: str
     create_time: datetime
+    identity_assurance_level: str | None
+    """"2.3" and so on; None for citizens enrolled before assertions were required."""
+    eligibility: Eligibility
+    guardian_consent: GuardianConsent | None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Citizens, found by their opaque id or by the keyed token of their citizen ID."""
+"""Citizens, found by their opaque id or by the keyed token of their citizen ID.
+
+Writes take the caller's connection: enrolment verifies the identity assertion, spends its
+token and inserts the citizen in one transaction (:mod:`openloop_identity.enrolment`).
+"""
 
 from __future__ import annotations
 
@@ -9,60 +13,74 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openloop_identity import errors
-from openloop_identity.domain.ids import new_citizen_id
 from openloop_identity.domain.model import Alias, AliasKind, Citizen, NewCitizen, PartyKind
 from openloop_identity.store import aliases, rows
-from openloop_identity.store.participants import require_wallet_host
 from openloop_identity.tables import citizens
 
 
-async def _by_request_id(conn: AsyncConnection, request_id: str) -> Row[Any] | None:
+async def by_request_id(conn: AsyncConnection, request_id: str) -> Row[Any] | None:
     result = await conn.execute(select(citizens).where(citizens.c.request_id == request_id))
     return result.first()
 
 
-def _replayed(row: Row[Any], new: NewCitizen) -> Citizen:
-    if (row.citizen_token, row.home_district_code, row.hosting_participant_id) != (
+def replayed(row: Row[Any], new: NewCitizen) -> Citizen:
+    """The citizen a retried request enrolled; IDEMPOTENCY_KEY_REUSED if the retry differs
+    (including a different token: a retry must resend the one that enrolled)."""
+    if (
+        row.citizen_token,
+        row.home_district_code,
+        row.hosting_participant_id,
+        row.assertion_digest,
+    ) != (
         new.citizen_token,
         new.home_district_code,
         new.hosting_participant_id,
+        new.assertion_digest,
     ):
         raise errors.idempotency_key_reused(new.request_id)
     return rows.citizen(row)
 
 
-async def enroll_citizen(engine: AsyncEngine, new: NewCitizen) -> Citizen:
-    async with engine.begin() as conn:
-        existing = await _by_request_id(conn, new.request_id)
-        if existing is not None:
-            return _replayed(existing, new)
-        await require_wallet_host(conn, new.hosting_participant_id, field="hosting_participant")
-        inserted = await conn.execute(
-            insert(citizens)
-            .values(
-                citizen_id=new_citizen_id(),
-                request_id=new.request_id,
-                citizen_token=new.citizen_token,
-                home_district_code=new.home_district_code,
-                hosting_participant_id=new.hosting_participant_id,
-            )
-            .on_conflict_do_nothing()
-            .returning(*citizens.c)
+async def insert_citizen(
+    conn: AsyncConnection,
+    citizen_id: str,
+    new: NewCitizen,
+    *,
+    identity_assurance_level: str,
+    personal_data: bytes,
+) -> Citizen | None:
+    """Insert the citizen and claim its citizen-ID alias; None if the request id or the
+    citizen ID is already taken (the caller tells which)."""
+    consent = new.guardian_consent
+    inserted = await conn.execute(
+        insert(citizens)
+        .values(
+            citizen_id=citizen_id,
+            request_id=new.request_id,
+            citizen_token=new.citizen_token,
+            home_district_code=new.home_district_code,
+            hosting_participant_id=new.hosting_participant_id,
+            personal_data=personal_data,
+            identity_assurance_level=identity_assurance_level,
+            assertion_digest=new.assertion_digest,
+            income_within_limit=new.eligibility.income_within_limit,
+            deposits_within_limit=new.eligibility.deposits_within_limit,
+            excluded=new.eligibility.excluded,
+            earlier_phase_recipient=new.eligibility.earlier_phase_recipient,
+            guardian_consent_reference=None if consent is None else consent.reference,
+            guardian_consent_time=None if consent is None else consent.time,
         )
-        row = inserted.first()
-        if row is not None:
-            citizen = rows.citizen(row)
-            await aliases.claim(
-                conn,
-                Alias(AliasKind.CITIZEN_ID, new.citizen_token),
-                PartyKind.CITIZEN,
-                citizen.citizen_id,
-            )
-            return citizen
-        existing = await _by_request_id(conn, new.request_id)
-        if existing is not None:
-            return _replayed(existing, new)
-        raise errors.citizen_already_enrolled()
+        .on_conflict_do_nothing()
+        .returning(*citizens.c)
+    )
+    row = inserted.first()
+    if row is None:
+        return None
+    citizen = rows.citizen(row)
+    await aliases.claim(
+        conn, Alias(AliasKind.CITIZEN_ID, new.citizen_token), PartyKind.CITIZEN, citizen_id
+    )
+    return citizen
 
 
 async def get_citizen(engine: AsyncEngine, citizen_id: str) -> Citizen:

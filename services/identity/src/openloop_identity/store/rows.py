@@ -8,6 +8,8 @@ from sqlalchemy import Row
 
 from openloop_identity.domain.model import (
     Citizen,
+    Eligibility,
+    GuardianConsent,
     Merchant,
     MerchantChannel,
     MerchantProfile,
@@ -30,11 +32,24 @@ def participant(row: Row[Any]) -> Participant:
 
 
 def citizen(row: Row[Any]) -> Citizen:
+    consent = (
+        None
+        if row.guardian_consent_reference is None
+        else GuardianConsent(row.guardian_consent_reference, row.guardian_consent_time)
+    )
     return Citizen(
         citizen_id=row.citizen_id,
         home_district_code=row.home_district_code,
         hosting_participant_id=row.hosting_participant_id,
         create_time=row.create_time,
+        identity_assurance_level=row.identity_assurance_level,
+        eligibility=Eligibility(
+            income_within_limit=row.income_within_limit,
+            deposits_within_limit=row.deposits_within_limit,
+            excluded=row.excluded,
+            earlier_phase_recipient=row.earlier_phase_recipient,
+        ),
+        guardian_consent=consent,
     )
 
 

@@ -1,0 +1,42 @@
+"""The dev mesh's identity provider: a ThaiD stand-in whose ID tokens identity trusts.
+
+Its ES256 key is made on first use and kept with the mesh's data, like the other dev
+secrets, so tokens minted by ``make demo`` or the benchmark verify against the JWKS the
+identity service was started with. Nothing here is for production: a deployment trusts
+real providers through ``OPENLOOP_IDENTITY_TRUSTED_ISSUERS``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from openloop_identity.assertions import DevIssuer
+
+ISSUER = "https://id.dev.openloop.local"
+AUDIENCE = "openloop"
+KEY_FILE = "identity-issuer.pem"
+_KID = "dev-1"
+
+
+def dev_issuer(workdir: Path) -> DevIssuer:
+    """The mesh's issuer, with the key saved in ``workdir`` (made there on first use)."""
+    path = workdir / KEY_FILE
+    if not path.exists():
+        path.write_bytes(DevIssuer(ISSUER, kid=_KID).private_key_pem())
+        path.chmod(0o600)
+    return DevIssuer(ISSUER, kid=_KID, private_key_pem=path.read_bytes())
+
+
+def identity_env(workdir: Path) -> dict[str, str]:
+    """The identity service's settings that make it trust this provider."""
+    return {
+        "OPENLOOP_IDENTITY_TRUSTED_ISSUERS": json.dumps({ISSUER: dev_issuer(workdir).jwks}),
+        "OPENLOOP_IDENTITY_ASSERTION_AUDIENCE": AUDIENCE,
+    }
+
+
+def enrolment_assertion(workdir: Path, citizen_id: str) -> str:
+    """An ID token proving ``citizen_id`` at IAL 2.3, as a bank's e-KYC would pass on."""
+    return dev_issuer(workdir).id_token(audience=AUDIENCE, pid=citizen_id, now=datetime.now(UTC))
