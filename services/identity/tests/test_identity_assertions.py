@@ -691,3 +691,22 @@ def test_verifier_settings_are_checked(thaid: DevIssuer, options: dict[str, Any]
 def test_at_least_one_issuer_is_needed() -> None:
     with pytest.raises(AssertionConfigError, match="at least one"):
         AssertionVerifier({}, audience=AUDIENCE, replay_guard=InMemoryReplayGuard())
+
+
+def test_a_saved_dev_issuer_key_signs_what_its_jwks_verifies() -> None:
+    original = DevIssuer("https://id.dev.example", kid="dev-1")
+    reloaded = DevIssuer(
+        "https://id.dev.example", kid="dev-1", private_key_pem=original.private_key_pem()
+    )
+    assert reloaded.jwks == original.jwks
+    token = reloaded.mint({"iss": "https://id.dev.example", "jti": "j1"})
+    key = jwt.PyJWK(original.public_jwk)
+    assert jwt.PyJWS().decode(token, key.key, algorithms=["ES256"]) == (
+        b'{"iss":"https://id.dev.example","jti":"j1"}'
+    )
+    with pytest.raises(ValueError, match="ES256"):
+        DevIssuer(
+            "https://id.dev.example",
+            algorithm="RS256",
+            private_key_pem=original.private_key_pem(),
+        )

@@ -53,17 +53,26 @@ class NodeCache:
     Proofs of different leaves share their upper nodes, so most of a proof comes from here
     and only the tiles near the leaf are fetched and hashed. A proof works from a snapshot
     of what was cached when it started, so eviction never takes a node from under it.
+
+    Nodes are stored under one int each (``index << 6 | level``), not a ``(level, index)``
+    tuple: ints and bytes are invisible to Python's cycle collector, whereas 200,000 cached
+    tuples made every full collection walk them, a pause proofs felt at p99.
     """
 
     def __init__(self, max_nodes: int = 200_000) -> None:
-        self._nodes: dict[tuple[int, int], bytes] = {}
+        self._nodes: dict[int, bytes] = {}
         self._max_nodes = max_nodes
 
     def split(
         self, nodes: list[tuple[int, int]]
     ) -> tuple[dict[tuple[int, int], bytes], list[tuple[int, int]]]:
         """The cached hashes among ``nodes``, and the nodes still to compute from tiles."""
-        cached = {node: self._nodes[node] for node in nodes if node in self._nodes}
+        stored = self._nodes
+        cached = {}
+        for level, index in nodes:
+            known = stored.get(index << _LEVEL_BITS | level)
+            if known is not None:
+                cached[level, index] = known
         return cached, [node for node in nodes if node not in cached]
 
     def node_fn(
@@ -83,7 +92,12 @@ class NodeCache:
     def _remember(self, node: tuple[int, int], value: bytes) -> None:
         if len(self._nodes) >= self._max_nodes:
             self._nodes.clear()
-        self._nodes[node] = value
+        level, index = node
+        self._nodes[index << _LEVEL_BITS | level] = value
+
+
+_LEVEL_BITS = 6
+"""Levels of a tree of at most 2^63 leaves fit in 6 bits."""
 
 
 class LogReader:
