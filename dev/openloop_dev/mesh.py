@@ -177,6 +177,7 @@ class Mesh:
         if service == "identity":
             env[f"{prefix}CITIZEN_ID_HMAC_KEY"] = self._hmac_key()
             env.update(identity_env(self.layout.workdir))
+            env[f"{prefix}SETTLEMENT_TARGET"] = self.layout.target("settlement")
         if service == "ledger":
             env[f"{prefix}LEAF_KEY"] = self._secret("ledger-leaf.key", secrets.token_hex(32))
             env[f"{prefix}LOG_SIGNING_KEY"] = self._secret(

@@ -124,6 +124,7 @@ ALLOWED = [
     (_app("envoy"), _app("gateway"), 50055),
     *[(_app("gateway"), _app(name), port) for name, port in DOMAIN_SERVICES.items()],
     *[(_app(name), _app("postgres"), 5432) for name in DATABASE_USERS],
+    (_app("identity"), _app("settlement"), 50054),
 ]
 DENIED = [
     (EXTERNAL, _app("gateway"), 50055),
@@ -134,6 +135,8 @@ DENIED = [
     (_app("envoy"), _app("postgres"), 5432),
     (_app("envoy"), _app("gateway"), 9901),
     (_app("identity"), _app("ledger"), 50053),
+    (_app("identity"), _app("rules"), 50052),
+    (_app("settlement"), _app("identity"), 50051),
     (_app("ledger"), _app("gateway"), 50055),
     (_app("settlement"), _app("envoy"), 8443),
     (_app("gateway"), _app("ledger"), 50051),

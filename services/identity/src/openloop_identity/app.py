@@ -14,9 +14,12 @@ from openloop_identity.config import IdentitySettings
 from openloop_identity.domain.assurance import AssurancePolicy
 from openloop_identity.domain.districts import load_districts
 from openloop_identity.enrolment import Enrolment
+from openloop_identity.lifecycle import ParticipantLifecycle
 from openloop_identity.pii import CitizenIdTokenizer
+from openloop_identity.positions import PositionCheck, SettlementPositions
 from openloop_identity.protection import KeyRing
 from openloop_identity.servicer import IdentityServicer
+from openloop_runtime.clients import open_channel
 from openloop_runtime.db import engine_for
 from openloop_runtime.server import Registration, ServiceFactory
 
@@ -39,17 +42,37 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                 "set OPENLOOP_IDENTITY_PII_KEYRING outside development"
             )
         tokenizer = CitizenIdTokenizer(settings.citizen_id_hmac_key)
-        async with engine_for(settings) as engine:
+        async with engine_for(settings) as engine, _positions(settings) as positions:
             enrolment = Enrolment(
                 engine,
                 verifier=_verifier(settings),
                 tokenizer=tokenizer,
                 keyring=KeyRing.parse(settings.pii_keyring),
             )
-            servicer = IdentityServicer(engine, tokenizer, load_districts(), enrolment)
+            servicer = IdentityServicer(
+                engine,
+                tokenizer=tokenizer,
+                districts=load_districts(),
+                enrolment=enrolment,
+                lifecycle=ParticipantLifecycle(engine, positions),
+                participant_uri_prefix=settings.participant_uri_prefix,
+            )
             yield [Registration.of(service_pb2, service_pb2_grpc, "IdentityService", servicer)]
 
     return factory
+
+
+@contextlib.asynccontextmanager
+async def _positions(settings: IdentitySettings) -> AsyncIterator[PositionCheck | None]:
+    if not settings.settlement_target:
+        _log.warning("OPENLOOP_IDENTITY_SETTLEMENT_TARGET is not set: no participant can close")
+        yield None
+        return
+    channel = open_channel(settings.settlement_target)
+    try:
+        yield SettlementPositions(channel)
+    finally:
+        await channel.close()
 
 
 def _verifier(settings: IdentitySettings) -> AssertionVerifier | None:

@@ -38,6 +38,12 @@ class IdentitySettings(ServiceSettings):
     trusted_issuers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Identity providers whose ID tokens enrol citizens: issuer URL (``iss``) to its JWKS,
     as JSON. With none, every enrolment is refused."""
+    participant_uri_prefix: str = "spiffe://openloop.dev/participants/"
+    """What a participant's client certificate names as its URI SAN, before the participant
+    id: the identity the gateway reads at the edge (its PARTICIPANT_URI_PREFIX setting)."""
+    settlement_target: str = ""
+    """Where settlement listens; closing a participant asks it for the net position. Unset,
+    no participant can close."""
     assertion_audience: str = "openloop"
     """The ``aud`` an identity assertion must be issued for: the platform's client ID."""
     assurance_policy: dict[str, dict[str, str]] = Field(default_factory=dict)

@@ -6,10 +6,12 @@ from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2, service_pb2
 from openloop_identity.domain.model import (
     Citizen,
+    CredentialKind,
     Merchant,
     MerchantChannel,
     MerchantSizeClass,
     Participant,
+    ParticipantCredential,
     ParticipantRole,
     PartyFacts,
     PartyKind,
@@ -52,6 +54,36 @@ def channel_from_proto(
         return None
     name = resources_pb2.MerchantChannel.Name(value).removeprefix(_CHANNEL_PREFIX)
     return MerchantChannel.__members__.get(name)
+
+
+def credential_kind_from_proto(
+    value: resources_pb2.CredentialKind.ValueType,
+) -> CredentialKind | None:
+    if value not in resources_pb2.CredentialKind.values():
+        return None
+    name = resources_pb2.CredentialKind.Name(value).removeprefix("CREDENTIAL_KIND_")
+    return CredentialKind.__members__.get(name)
+
+
+def credential_to_proto(credential: ParticipantCredential) -> resources_pb2.ParticipantCredential:
+    material = credential.material
+    message = resources_pb2.ParticipantCredential(
+        name=format_name("participants", credential.participant_id)
+        + "/credentials/"
+        + credential.credential_id,
+        kind=resources_pb2.CredentialKind.Value("CREDENTIAL_KIND_" + material.kind.value),
+        certificate_sha256=material.certificate_sha256,
+        certificate_subject=material.certificate_subject,
+        certificate_san_uri=material.certificate_san_uri,
+        public_jwk=material.public_jwk,
+        key_id=material.key_id,
+        not_before=to_timestamp(credential.not_before),
+        not_after=to_timestamp(credential.not_after),
+        create_time=to_timestamp(credential.create_time),
+    )
+    if credential.revoke_time is not None:
+        message.revoke_time.CopyFrom(to_timestamp(credential.revoke_time))
+    return message
 
 
 def participant_to_proto(participant: Participant) -> resources_pb2.Participant:

@@ -182,3 +182,61 @@ def guardian_consent_required() -> DomainError:
         "the citizen is under 20, a minor under the PDPA: set guardian_consent",
         {"field": "guardian_consent"},
     )
+
+
+def participant_state_conflict(participant_id: str, state: str, why: str) -> DomainError:
+    resource = format_name("participants", participant_id)
+    return DomainError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        ErrorReason.ERROR_REASON_PARTICIPANT_STATE_CONFLICT,
+        f"{resource} is {state}: {why}",
+        {"resource": resource, "state": state},
+    )
+
+
+def unsettled_position(participant_id: str, net_position_satang: int) -> DomainError:
+    resource = format_name("participants", participant_id)
+    return DomainError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        ErrorReason.ERROR_REASON_PARTICIPANT_HAS_UNSETTLED_POSITION,
+        f"{resource} has a net position of {net_position_satang} satang; settle it first",
+        {"resource": resource, "net_position_satang": str(net_position_satang)},
+    )
+
+
+def positions_unknown() -> DomainError:
+    """No settlement service is configured, so whether positions are settled is unknown."""
+    return DomainError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        ErrorReason.ERROR_REASON_PARTICIPANT_HAS_UNSETTLED_POSITION,
+        "settlement cannot be asked for positions (OPENLOOP_IDENTITY_SETTLEMENT_TARGET is "
+        "not set), so no participant can close",
+        {},
+    )
+
+
+def credential_already_exists(kind: str) -> DomainError:
+    return DomainError(
+        grpc.StatusCode.ALREADY_EXISTS,
+        ErrorReason.ERROR_REASON_CREDENTIAL_ALREADY_EXISTS,
+        "this certificate (by fingerprint) or key id is already registered"
+        if kind == "CLIENT_CERTIFICATE"
+        else "this participant already has a key with this key id",
+        {"kind": kind},
+    )
+
+
+def credential_not_found(participant_id: str, credential_id: str) -> DomainError:
+    return not_found(
+        ErrorReason.ERROR_REASON_CREDENTIAL_NOT_FOUND,
+        format_name("participants", participant_id) + "/credentials/" + credential_id,
+    )
+
+
+def invalid_credential(reason: str, message: str, field: str) -> DomainError:
+    return DomainError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorReason.ERROR_REASON_INVALID_CREDENTIAL,
+        message,
+        {"field": field, "credential_reason": reason},
+    )

@@ -16,13 +16,26 @@ import grpc
 
 from openloop.identity.v1 import resources_pb2, service_pb2
 from openloop_identity import errors
-from openloop_identity.convert import channel_from_proto, role_from_proto, size_class_from_proto
+from openloop_identity.convert import (
+    channel_from_proto,
+    credential_kind_from_proto,
+    role_from_proto,
+    size_class_from_proto,
+)
+from openloop_identity.domain.credentials import (
+    CredentialError,
+    parse_assertion_key,
+    parse_client_certificate,
+)
 from openloop_identity.domain.districts import DistrictTable
 from openloop_identity.domain.model import (
+    CredentialKind,
+    CredentialMaterial,
     Eligibility,
     GuardianConsent,
     MerchantProfile,
     NewCitizen,
+    NewCredential,
     NewMerchant,
     NewParticipant,
     PersonalData,
@@ -304,3 +317,80 @@ def create_merchant(
             phone_token=phone,
         ),
     )
+
+
+def create_credential(
+    request: service_pb2.CreateParticipantCredentialRequest,
+    *,
+    now: datetime,
+    participant_uri_prefix: str,
+) -> NewCredential:
+    """A validated certificate or assertion key. A certificate's URI SAN must be exactly
+    ``{participant_uri_prefix}{id}``, the identity the edge reads from it, so a participant
+    can never register a certificate that speaks for another."""
+    key = request_id(request.request_id)
+    participant_id = parse_name(request.parent, "participants", field="parent")
+    credential = request.credential
+    kind = credential_kind_from_proto(credential.kind)
+    try:
+        if kind is CredentialKind.CLIENT_CERTIFICATE:
+            facts = parse_client_certificate(credential.certificate_pem, now=now)
+            expected = participant_uri_prefix + participant_id
+            if facts.san_uri != expected:
+                raise errors.invalid_credential(
+                    "CERTIFICATE_NAMES_ANOTHER_PARTICIPANT",
+                    f"the certificate's URI SAN must be {expected}",
+                    "credential.certificate_pem",
+                )
+            return NewCredential(
+                request_id=key,
+                participant_id=participant_id,
+                material=CredentialMaterial(
+                    kind=kind,
+                    certificate_sha256=facts.sha256,
+                    certificate_subject=facts.subject,
+                    certificate_san_uri=facts.san_uri,
+                ),
+                not_before=facts.not_before,
+                not_after=facts.not_after,
+            )
+        if kind is CredentialKind.ASSERTION_KEY:
+            jwk = parse_assertion_key(credential.public_jwk)
+            not_before, not_after = _validity(credential, now=now)
+            return NewCredential(
+                request_id=key,
+                participant_id=participant_id,
+                material=CredentialMaterial(kind=kind, key_id=jwk.key_id, public_jwk=jwk.jwk_json),
+                not_before=not_before,
+                not_after=not_after,
+            )
+    except CredentialError as error:
+        raise errors.invalid_credential(error.reason, str(error), error.field) from None
+    raise invalid_field("credential.kind", "credential.kind must be set")
+
+
+def _validity(
+    credential: resources_pb2.ParticipantCredential, *, now: datetime
+) -> tuple[datetime, datetime]:
+    for field in ("not_before", "not_after"):
+        if not credential.HasField(field):
+            raise invalid_field(f"credential.{field}", f"credential.{field} must be set")
+    not_before = credential.not_before.ToDatetime(tzinfo=UTC)
+    not_after = credential.not_after.ToDatetime(tzinfo=UTC)
+    if not_after <= not_before or not_after <= now:
+        raise invalid_field(
+            "credential.not_after",
+            "credential.not_after must be after not_before and in the future",
+        )
+    return not_before, not_after
+
+
+_CREDENTIAL_NAME = re.compile(r"participants/([a-z0-9][a-z0-9-]{0,62})/credentials/(k[0-9a-f]{20})")
+
+
+def credential_name(name: str) -> tuple[str, str]:
+    """(participant id, credential id) of ``participants/{p}/credentials/{c}``."""
+    match = _CREDENTIAL_NAME.fullmatch(name)
+    if match is None:
+        raise invalid_field("name", "name must be participants/{participant}/credentials/{id}")
+    return match[1], match[2]

@@ -17,8 +17,16 @@ from openloop.identity.v1 import service_pb2, service_pb2_grpc
 from openloop_identity import convert, directory, requests
 from openloop_identity.domain.districts import DistrictTable
 from openloop_identity.enrolment import Enrolment
+from openloop_identity.lifecycle import ParticipantLifecycle
 from openloop_identity.pii import CitizenIdTokenizer
-from openloop_identity.store import aliases, citizens, merchants, participants, parties
+from openloop_identity.store import (
+    aliases,
+    citizens,
+    credentials,
+    merchants,
+    participants,
+    parties,
+)
 from openloop_runtime.money import positive_satang
 from openloop_runtime.names import parse_name
 
@@ -33,12 +41,17 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     def __init__(
         self,
         engine: AsyncEngine,
+        *,
         tokenizer: CitizenIdTokenizer,
         districts: DistrictTable,
         enrolment: Enrolment,
+        lifecycle: ParticipantLifecycle,
+        participant_uri_prefix: str,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        self._participant_uri_prefix = participant_uri_prefix
         self._engine = engine
+        self._lifecycle = lifecycle
         self._enrolment = enrolment
         self._clock = clock
         # Reads run in autocommit: no BEGIN/ROLLBACK round trips around a single SELECT.
@@ -65,6 +78,89 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         participant = await participants.get_participant(self._reader, participant_id)
         return service_pb2.GetParticipantResponse(
             participant=convert.participant_to_proto(participant)
+        )
+
+    @override
+    async def SuspendParticipant(
+        self, request: service_pb2.SuspendParticipantRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.SuspendParticipantResponse:
+        participant = await self._lifecycle.suspend(parse_name(request.name, "participants"))
+        _log.info("participant suspended", extra={"participant": participant.participant_id})
+        return service_pb2.SuspendParticipantResponse(
+            participant=convert.participant_to_proto(participant)
+        )
+
+    @override
+    async def ReactivateParticipant(
+        self,
+        request: service_pb2.ReactivateParticipantRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> service_pb2.ReactivateParticipantResponse:
+        participant = await self._lifecycle.reactivate(parse_name(request.name, "participants"))
+        _log.info("participant reactivated", extra={"participant": participant.participant_id})
+        return service_pb2.ReactivateParticipantResponse(
+            participant=convert.participant_to_proto(participant)
+        )
+
+    @override
+    async def CloseParticipant(
+        self, request: service_pb2.CloseParticipantRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.CloseParticipantResponse:
+        participant = await self._lifecycle.close(parse_name(request.name, "participants"))
+        _log.info("participant closed", extra={"participant": participant.participant_id})
+        return service_pb2.CloseParticipantResponse(
+            participant=convert.participant_to_proto(participant)
+        )
+
+    @override
+    async def CreateParticipantCredential(
+        self,
+        request: service_pb2.CreateParticipantCredentialRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> service_pb2.CreateParticipantCredentialResponse:
+        new = requests.create_credential(
+            request, now=self._clock(), participant_uri_prefix=self._participant_uri_prefix
+        )
+        credential = await credentials.create_credential(self._engine, new)
+        _log.info(
+            "participant credential added",
+            extra={
+                "participant": credential.participant_id,
+                "credential": credential.credential_id,
+            },
+        )
+        return service_pb2.CreateParticipantCredentialResponse(
+            credential=convert.credential_to_proto(credential)
+        )
+
+    @override
+    async def ListParticipantCredentials(
+        self,
+        request: service_pb2.ListParticipantCredentialsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> service_pb2.ListParticipantCredentialsResponse:
+        participant_id = parse_name(request.parent, "participants", field="parent")
+        found = await credentials.list_credentials(self._reader, participant_id)
+        return service_pb2.ListParticipantCredentialsResponse(
+            credentials=[convert.credential_to_proto(c) for c in found]
+        )
+
+    @override
+    async def RevokeParticipantCredential(
+        self,
+        request: service_pb2.RevokeParticipantCredentialRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> service_pb2.RevokeParticipantCredentialResponse:
+        participant_id, credential_id = requests.credential_name(request.name)
+        credential = await credentials.revoke_credential(
+            self._engine, participant_id, credential_id, self._clock()
+        )
+        _log.info(
+            "participant credential revoked",
+            extra={"participant": participant_id, "credential": credential_id},
+        )
+        return service_pb2.RevokeParticipantCredentialResponse(
+            credential=convert.credential_to_proto(credential)
         )
 
     @override

@@ -19,6 +19,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -40,6 +41,34 @@ participants = Table(
     CheckConstraint("role IN ('TREASURY', 'BANK', 'E_WALLET', 'OPERATOR')", name="role"),
     CheckConstraint("state IN ('ACTIVE', 'SUSPENDED', 'CLOSED')", name="state"),
 )
+
+participant_credentials = Table(
+    "participant_credentials",
+    metadata,
+    Column("credential_id", Text, primary_key=True),
+    Column("participant_id", Text, ForeignKey("participants.participant_id"), nullable=False),
+    Column("request_id", Text, nullable=False, unique=True),
+    Column("kind", Text, nullable=False),
+    Column("certificate_sha256", Text, nullable=True, unique=True),
+    Column("certificate_subject", Text, nullable=True),
+    Column("certificate_san_uri", Text, nullable=True),
+    Column("key_id", Text, nullable=True),
+    Column("public_jwk", Text, nullable=True),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("revoke_time", DateTime(timezone=True), nullable=True),
+    Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("participant_id", "key_id", name="uq_participant_credentials_key_id"),
+    CheckConstraint("kind IN ('CLIENT_CERTIFICATE', 'ASSERTION_KEY')", name="kind"),
+    CheckConstraint(
+        "(kind = 'CLIENT_CERTIFICATE') = (certificate_sha256 IS NOT NULL)"
+        " AND (kind = 'ASSERTION_KEY') = (key_id IS NOT NULL AND public_jwk IS NOT NULL)",
+        name="material",
+    ),
+    CheckConstraint("certificate_sha256 ~ '^[0-9a-f]{64}$'", name="certificate_sha256"),
+    CheckConstraint("not_before < not_after", name="validity"),
+)
+"""Client certificates and assertion keys; several may be valid at once (rotation)."""
 
 citizens = Table(
     "citizens",

@@ -58,6 +58,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_GUARDIAN_CONSENT_REQUIRED: _ErrorReason.ValueType  # 12
     """FAILED_PRECONDITION: the citizen is a minor (under 20) and no guardian consent was given."""
+    ERROR_REASON_INVALID_CREDENTIAL: _ErrorReason.ValueType  # 13
+    """INVALID_ARGUMENT: a certificate or public key cannot be used as a participant credential
+    (unparsable, private key material, weak key, no URI SAN, expired). metadata.field says which.
+    """
     ERROR_REASON_PARTICIPANT_NOT_FOUND: _ErrorReason.ValueType  # 20
     """NOT_FOUND: metadata.resource names what was not found."""
     ERROR_REASON_CITIZEN_NOT_FOUND: _ErrorReason.ValueType  # 21
@@ -71,6 +75,7 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """No party holds the alias (citizen ID, tax ID, phone number or QR). metadata.alias_kind
     says which kind was looked up; the alias itself is never echoed.
     """
+    ERROR_REASON_CREDENTIAL_NOT_FOUND: _ErrorReason.ValueType  # 28
     ERROR_REASON_PARTICIPANT_ALREADY_EXISTS: _ErrorReason.ValueType  # 30
     """ALREADY_EXISTS: the resource exists and was created by a different request."""
     ERROR_REASON_CITIZEN_ALREADY_ENROLLED: _ErrorReason.ValueType  # 31
@@ -80,12 +85,22 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """An alias (phone number, tax ID, citizen ID) already names another party: one alias never
     points at two parties. metadata.alias_kind says which.
     """
+    ERROR_REASON_CREDENTIAL_ALREADY_EXISTS: _ErrorReason.ValueType  # 35
+    """A client certificate (by fingerprint) or a key id is already registered."""
     ERROR_REASON_PARTICIPANT_NOT_AUTHENTICATED: _ErrorReason.ValueType  # 40
     """UNAUTHENTICATED: the call carries no verified participant identity (client certificate)."""
     ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT: _ErrorReason.ValueType  # 41
     """PERMISSION_DENIED: the participant acts for a party it does not host."""
     ERROR_REASON_PARTICIPANT_NOT_ACTIVE: _ErrorReason.ValueType  # 42
     """FAILED_PRECONDITION: the participant is suspended or closed."""
+    ERROR_REASON_PARTICIPANT_HAS_UNSETTLED_POSITION: _ErrorReason.ValueType  # 44
+    """FAILED_PRECONDITION: the participant cannot close while settlement reports a net position
+    other than zero; metadata.net_position_satang says how much.
+    """
+    ERROR_REASON_PARTICIPANT_STATE_CONFLICT: _ErrorReason.ValueType  # 45
+    """FAILED_PRECONDITION: the participant's state does not allow this change (for example
+    closing one that is not suspended first); metadata.state says where it stands.
+    """
     ERROR_REASON_LEAF_NOT_SEALED: _ErrorReason.ValueType  # 43
     """FAILED_PRECONDITION: the transfer is committed but no checkpoint covers it yet (the
     sealer publishes one at least every second): retry shortly. metadata.leaf_index and
@@ -163,6 +178,10 @@ ASSERTION_IAL_TOO_LOW or ASSERTION_AAL_TOO_LOW.
 """
 ERROR_REASON_GUARDIAN_CONSENT_REQUIRED: ErrorReason.ValueType  # 12
 """FAILED_PRECONDITION: the citizen is a minor (under 20) and no guardian consent was given."""
+ERROR_REASON_INVALID_CREDENTIAL: ErrorReason.ValueType  # 13
+"""INVALID_ARGUMENT: a certificate or public key cannot be used as a participant credential
+(unparsable, private key material, weak key, no URI SAN, expired). metadata.field says which.
+"""
 ERROR_REASON_PARTICIPANT_NOT_FOUND: ErrorReason.ValueType  # 20
 """NOT_FOUND: metadata.resource names what was not found."""
 ERROR_REASON_CITIZEN_NOT_FOUND: ErrorReason.ValueType  # 21
@@ -176,6 +195,7 @@ ERROR_REASON_ALIAS_NOT_FOUND: ErrorReason.ValueType  # 27
 """No party holds the alias (citizen ID, tax ID, phone number or QR). metadata.alias_kind
 says which kind was looked up; the alias itself is never echoed.
 """
+ERROR_REASON_CREDENTIAL_NOT_FOUND: ErrorReason.ValueType  # 28
 ERROR_REASON_PARTICIPANT_ALREADY_EXISTS: ErrorReason.ValueType  # 30
 """ALREADY_EXISTS: the resource exists and was created by a different request."""
 ERROR_REASON_CITIZEN_ALREADY_ENROLLED: ErrorReason.ValueType  # 31
@@ -185,12 +205,22 @@ ERROR_REASON_ALIAS_TAKEN: ErrorReason.ValueType  # 34
 """An alias (phone number, tax ID, citizen ID) already names another party: one alias never
 points at two parties. metadata.alias_kind says which.
 """
+ERROR_REASON_CREDENTIAL_ALREADY_EXISTS: ErrorReason.ValueType  # 35
+"""A client certificate (by fingerprint) or a key id is already registered."""
 ERROR_REASON_PARTICIPANT_NOT_AUTHENTICATED: ErrorReason.ValueType  # 40
 """UNAUTHENTICATED: the call carries no verified participant identity (client certificate)."""
 ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT: ErrorReason.ValueType  # 41
 """PERMISSION_DENIED: the participant acts for a party it does not host."""
 ERROR_REASON_PARTICIPANT_NOT_ACTIVE: ErrorReason.ValueType  # 42
 """FAILED_PRECONDITION: the participant is suspended or closed."""
+ERROR_REASON_PARTICIPANT_HAS_UNSETTLED_POSITION: ErrorReason.ValueType  # 44
+"""FAILED_PRECONDITION: the participant cannot close while settlement reports a net position
+other than zero; metadata.net_position_satang says how much.
+"""
+ERROR_REASON_PARTICIPANT_STATE_CONFLICT: ErrorReason.ValueType  # 45
+"""FAILED_PRECONDITION: the participant's state does not allow this change (for example
+closing one that is not suspended first); metadata.state says where it stands.
+"""
 ERROR_REASON_LEAF_NOT_SEALED: ErrorReason.ValueType  # 43
 """FAILED_PRECONDITION: the transfer is committed but no checkpoint covers it yet (the
 sealer publishes one at least every second): retry shortly. metadata.leaf_index and

@@ -71,6 +71,28 @@ PARTICIPANT_STATE_SUSPENDED: ParticipantState.ValueType  # 2
 PARTICIPANT_STATE_CLOSED: ParticipantState.ValueType  # 3
 Global___ParticipantState: _TypeAlias = ParticipantState  # noqa: Y015
 
+class _CredentialKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CredentialKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CredentialKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CREDENTIAL_KIND_UNSPECIFIED: _CredentialKind.ValueType  # 0
+    CREDENTIAL_KIND_CLIENT_CERTIFICATE: _CredentialKind.ValueType  # 1
+    """The TLS client certificate the participant presents at the edge (Envoy)."""
+    CREDENTIAL_KIND_ASSERTION_KEY: _CredentialKind.ValueType  # 2
+    """A public key the participant signs its customers' payment authorisations with."""
+
+class CredentialKind(_CredentialKind, metaclass=_CredentialKindEnumTypeWrapper):
+    """What a participant credential is for."""
+
+CREDENTIAL_KIND_UNSPECIFIED: CredentialKind.ValueType  # 0
+CREDENTIAL_KIND_CLIENT_CERTIFICATE: CredentialKind.ValueType  # 1
+"""The TLS client certificate the participant presents at the edge (Envoy)."""
+CREDENTIAL_KIND_ASSERTION_KEY: CredentialKind.ValueType  # 2
+"""A public key the participant signs its customers' payment authorisations with."""
+Global___CredentialKind: _TypeAlias = CredentialKind  # noqa: Y015
+
 class _MerchantChannel:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -125,6 +147,80 @@ class Participant(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Participant: _TypeAlias = Participant  # noqa: Y015
+
+@_typing.final
+class ParticipantCredential(_message.Message):
+    """A participant's certificate or signing key. Several may be valid at once, so a participant
+    rotates without downtime: add the new one, switch over, then revoke the old one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_SHA256_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_SUBJECT_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_SAN_URI_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    PUBLIC_JWK_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    NOT_BEFORE_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_FIELD_NUMBER: _builtins.int
+    REVOKE_TIME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"participants/{participant}/credentials/{credential}"."""
+    kind: Global___CredentialKind.ValueType
+    certificate_sha256: _builtins.str
+    """Client certificates: the SHA-256 fingerprint of the DER certificate (64 lower-case hex
+    digits), its subject (RFC 4514) and its URI SAN, as the edge forwards them. Output only:
+    computed from certificate_pem.
+    """
+    certificate_subject: _builtins.str
+    certificate_san_uri: _builtins.str
+    certificate_pem: _builtins.str
+    """Input only: the PEM certificate, for CLIENT_CERTIFICATE."""
+    public_jwk: _builtins.str
+    """Assertion keys: the public JWK as JSON (EC P-256, RSA of at least 2048 bits or Ed25519),
+    with its "kid".
+    """
+    key_id: _builtins.str
+    """The JWK's key id, or output only for certificates (empty)."""
+    @_builtins.property
+    def not_before(self) -> _timestamp_pb2.Timestamp:
+        """Valid from not_before to not_after. For certificates, output only (from the certificate)."""
+
+    @_builtins.property
+    def not_after(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def revoke_time(self) -> _timestamp_pb2.Timestamp:
+        """Set once revoked; a revoked credential is never valid again."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        kind: Global___CredentialKind.ValueType = ...,
+        certificate_sha256: _builtins.str = ...,
+        certificate_subject: _builtins.str = ...,
+        certificate_san_uri: _builtins.str = ...,
+        certificate_pem: _builtins.str = ...,
+        public_jwk: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        not_before: _timestamp_pb2.Timestamp | None = ...,
+        not_after: _timestamp_pb2.Timestamp | None = ...,
+        revoke_time: _timestamp_pb2.Timestamp | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "not_after", b"not_after", "not_before", b"not_before", "revoke_time", b"revoke_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_pem", b"certificate_pem", "certificate_san_uri", b"certificate_san_uri", "certificate_sha256", b"certificate_sha256", "certificate_subject", b"certificate_subject", "create_time", b"create_time", "key_id", b"key_id", "kind", b"kind", "name", b"name", "not_after", b"not_after", "not_before", b"not_before", "public_jwk", b"public_jwk", "revoke_time", b"revoke_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParticipantCredential: _TypeAlias = ParticipantCredential  # noqa: Y015
 
 @_typing.final
 class Citizen(_message.Message):

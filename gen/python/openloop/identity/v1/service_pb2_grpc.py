@@ -45,6 +45,36 @@ class IdentityServiceStub:
                 request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetParticipantRequest.SerializeToString,
                 response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetParticipantResponse.FromString,
                 _registered_method=True)
+        self.SuspendParticipant = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/SuspendParticipant',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.SuspendParticipantRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.SuspendParticipantResponse.FromString,
+                _registered_method=True)
+        self.ReactivateParticipant = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/ReactivateParticipant',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ReactivateParticipantRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ReactivateParticipantResponse.FromString,
+                _registered_method=True)
+        self.CloseParticipant = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/CloseParticipant',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.CloseParticipantRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.CloseParticipantResponse.FromString,
+                _registered_method=True)
+        self.CreateParticipantCredential = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/CreateParticipantCredential',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.CreateParticipantCredentialRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.CreateParticipantCredentialResponse.FromString,
+                _registered_method=True)
+        self.ListParticipantCredentials = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/ListParticipantCredentials',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ListParticipantCredentialsRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ListParticipantCredentialsResponse.FromString,
+                _registered_method=True)
+        self.RevokeParticipantCredential = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/RevokeParticipantCredential',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.RevokeParticipantCredentialRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.RevokeParticipantCredentialResponse.FromString,
+                _registered_method=True)
         self.EnrollCitizen = channel.unary_unary(
                 '/openloop.identity.v1.IdentityService/EnrollCitizen',
                 request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.EnrollCitizenRequest.SerializeToString,
@@ -100,6 +130,52 @@ class IdentityServiceServicer:
 
     def GetParticipant(self, request, context):
         """Returns one participant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SuspendParticipant(self, request, context):
+        """Stops a participant acting or being paid: ACTIVE to SUSPENDED. Suspending a suspended
+        participant changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReactivateParticipant(self, request, context):
+        """SUSPENDED to ACTIVE. Reactivating an active participant changes nothing; a closed one
+        is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseParticipant(self, request, context):
+        """SUSPENDED to CLOSED, for good. Refused (FAILED_PRECONDITION,
+        PARTICIPANT_HAS_UNSETTLED_POSITION) while settlement reports a net position other than
+        zero, and for a participant that is not suspended first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateParticipantCredential(self, request, context):
+        """Adds a client certificate or assertion key. Idempotent under request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListParticipantCredentials(self, request, context):
+        """Lists a participant's credentials, newest first, revoked ones included.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeParticipantCredential(self, request, context):
+        """Revokes a credential. Revoking a revoked credential changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -179,6 +255,36 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetParticipant,
                     request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetParticipantRequest.FromString,
                     response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetParticipantResponse.SerializeToString,
+            ),
+            'SuspendParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuspendParticipant,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.SuspendParticipantRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.SuspendParticipantResponse.SerializeToString,
+            ),
+            'ReactivateParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReactivateParticipant,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ReactivateParticipantRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ReactivateParticipantResponse.SerializeToString,
+            ),
+            'CloseParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseParticipant,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.CloseParticipantRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.CloseParticipantResponse.SerializeToString,
+            ),
+            'CreateParticipantCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateParticipantCredential,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.CreateParticipantCredentialRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.CreateParticipantCredentialResponse.SerializeToString,
+            ),
+            'ListParticipantCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListParticipantCredentials,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ListParticipantCredentialsRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ListParticipantCredentialsResponse.SerializeToString,
+            ),
+            'RevokeParticipantCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeParticipantCredential,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.RevokeParticipantCredentialRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.RevokeParticipantCredentialResponse.SerializeToString,
             ),
             'EnrollCitizen': grpc.unary_unary_rpc_method_handler(
                     servicer.EnrollCitizen,
@@ -276,6 +382,168 @@ class IdentityService:
             '/openloop.identity.v1.IdentityService/GetParticipant',
             openloop_dot_identity_dot_v1_dot_service__pb2.GetParticipantRequest.SerializeToString,
             openloop_dot_identity_dot_v1_dot_service__pb2.GetParticipantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuspendParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/SuspendParticipant',
+            openloop_dot_identity_dot_v1_dot_service__pb2.SuspendParticipantRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.SuspendParticipantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReactivateParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/ReactivateParticipant',
+            openloop_dot_identity_dot_v1_dot_service__pb2.ReactivateParticipantRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.ReactivateParticipantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/CloseParticipant',
+            openloop_dot_identity_dot_v1_dot_service__pb2.CloseParticipantRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.CloseParticipantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateParticipantCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/CreateParticipantCredential',
+            openloop_dot_identity_dot_v1_dot_service__pb2.CreateParticipantCredentialRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.CreateParticipantCredentialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListParticipantCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/ListParticipantCredentials',
+            openloop_dot_identity_dot_v1_dot_service__pb2.ListParticipantCredentialsRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.ListParticipantCredentialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeParticipantCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/RevokeParticipantCredential',
+            openloop_dot_identity_dot_v1_dot_service__pb2.RevokeParticipantCredentialRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.RevokeParticipantCredentialResponse.FromString,
             options,
             channel_credentials,
             insecure,

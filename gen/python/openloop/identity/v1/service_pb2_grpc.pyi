@@ -37,6 +37,25 @@ class IdentityServiceStub:
     """Registers a participant. Idempotent under request_id."""
     GetParticipant: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetParticipantRequest, _service_pb2.GetParticipantResponse]
     """Returns one participant."""
+    SuspendParticipant: _grpc.UnaryUnaryMultiCallable[_service_pb2.SuspendParticipantRequest, _service_pb2.SuspendParticipantResponse]
+    """Stops a participant acting or being paid: ACTIVE to SUSPENDED. Suspending a suspended
+    participant changes nothing.
+    """
+    ReactivateParticipant: _grpc.UnaryUnaryMultiCallable[_service_pb2.ReactivateParticipantRequest, _service_pb2.ReactivateParticipantResponse]
+    """SUSPENDED to ACTIVE. Reactivating an active participant changes nothing; a closed one
+    is FAILED_PRECONDITION.
+    """
+    CloseParticipant: _grpc.UnaryUnaryMultiCallable[_service_pb2.CloseParticipantRequest, _service_pb2.CloseParticipantResponse]
+    """SUSPENDED to CLOSED, for good. Refused (FAILED_PRECONDITION,
+    PARTICIPANT_HAS_UNSETTLED_POSITION) while settlement reports a net position other than
+    zero, and for a participant that is not suspended first.
+    """
+    CreateParticipantCredential: _grpc.UnaryUnaryMultiCallable[_service_pb2.CreateParticipantCredentialRequest, _service_pb2.CreateParticipantCredentialResponse]
+    """Adds a client certificate or assertion key. Idempotent under request_id."""
+    ListParticipantCredentials: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListParticipantCredentialsRequest, _service_pb2.ListParticipantCredentialsResponse]
+    """Lists a participant's credentials, newest first, revoked ones included."""
+    RevokeParticipantCredential: _grpc.UnaryUnaryMultiCallable[_service_pb2.RevokeParticipantCredentialRequest, _service_pb2.RevokeParticipantCredentialResponse]
+    """Revokes a credential. Revoking a revoked credential changes nothing."""
     EnrollCitizen: _grpc.UnaryUnaryMultiCallable[_service_pb2.EnrollCitizenRequest, _service_pb2.EnrollCitizenResponse]
     """Enrols a citizen on the strength of an identity assertion (an OpenID Connect ID token
     from a trusted identity provider, at IAL 2.3 or above by default). Idempotent under
@@ -73,6 +92,25 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Registers a participant. Idempotent under request_id."""
     GetParticipant: _aio.UnaryUnaryMultiCallable[_service_pb2.GetParticipantRequest, _service_pb2.GetParticipantResponse]  # type: ignore[assignment]
     """Returns one participant."""
+    SuspendParticipant: _aio.UnaryUnaryMultiCallable[_service_pb2.SuspendParticipantRequest, _service_pb2.SuspendParticipantResponse]  # type: ignore[assignment]
+    """Stops a participant acting or being paid: ACTIVE to SUSPENDED. Suspending a suspended
+    participant changes nothing.
+    """
+    ReactivateParticipant: _aio.UnaryUnaryMultiCallable[_service_pb2.ReactivateParticipantRequest, _service_pb2.ReactivateParticipantResponse]  # type: ignore[assignment]
+    """SUSPENDED to ACTIVE. Reactivating an active participant changes nothing; a closed one
+    is FAILED_PRECONDITION.
+    """
+    CloseParticipant: _aio.UnaryUnaryMultiCallable[_service_pb2.CloseParticipantRequest, _service_pb2.CloseParticipantResponse]  # type: ignore[assignment]
+    """SUSPENDED to CLOSED, for good. Refused (FAILED_PRECONDITION,
+    PARTICIPANT_HAS_UNSETTLED_POSITION) while settlement reports a net position other than
+    zero, and for a participant that is not suspended first.
+    """
+    CreateParticipantCredential: _aio.UnaryUnaryMultiCallable[_service_pb2.CreateParticipantCredentialRequest, _service_pb2.CreateParticipantCredentialResponse]  # type: ignore[assignment]
+    """Adds a client certificate or assertion key. Idempotent under request_id."""
+    ListParticipantCredentials: _aio.UnaryUnaryMultiCallable[_service_pb2.ListParticipantCredentialsRequest, _service_pb2.ListParticipantCredentialsResponse]  # type: ignore[assignment]
+    """Lists a participant's credentials, newest first, revoked ones included."""
+    RevokeParticipantCredential: _aio.UnaryUnaryMultiCallable[_service_pb2.RevokeParticipantCredentialRequest, _service_pb2.RevokeParticipantCredentialResponse]  # type: ignore[assignment]
+    """Revokes a credential. Revoking a revoked credential changes nothing."""
     EnrollCitizen: _aio.UnaryUnaryMultiCallable[_service_pb2.EnrollCitizenRequest, _service_pb2.EnrollCitizenResponse]  # type: ignore[assignment]
     """Enrols a citizen on the strength of an identity assertion (an OpenID Connect ID token
     from a trusted identity provider, at IAL 2.3 or above by default). Idempotent under
@@ -118,6 +156,61 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.GetParticipantResponse, _abc.Awaitable[_service_pb2.GetParticipantResponse]]:
         """Returns one participant."""
+
+    @_abc_1.abstractmethod
+    def SuspendParticipant(
+        self,
+        request: _service_pb2.SuspendParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.SuspendParticipantResponse, _abc.Awaitable[_service_pb2.SuspendParticipantResponse]]:
+        """Stops a participant acting or being paid: ACTIVE to SUSPENDED. Suspending a suspended
+        participant changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ReactivateParticipant(
+        self,
+        request: _service_pb2.ReactivateParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ReactivateParticipantResponse, _abc.Awaitable[_service_pb2.ReactivateParticipantResponse]]:
+        """SUSPENDED to ACTIVE. Reactivating an active participant changes nothing; a closed one
+        is FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def CloseParticipant(
+        self,
+        request: _service_pb2.CloseParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.CloseParticipantResponse, _abc.Awaitable[_service_pb2.CloseParticipantResponse]]:
+        """SUSPENDED to CLOSED, for good. Refused (FAILED_PRECONDITION,
+        PARTICIPANT_HAS_UNSETTLED_POSITION) while settlement reports a net position other than
+        zero, and for a participant that is not suspended first.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateParticipantCredential(
+        self,
+        request: _service_pb2.CreateParticipantCredentialRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.CreateParticipantCredentialResponse, _abc.Awaitable[_service_pb2.CreateParticipantCredentialResponse]]:
+        """Adds a client certificate or assertion key. Idempotent under request_id."""
+
+    @_abc_1.abstractmethod
+    def ListParticipantCredentials(
+        self,
+        request: _service_pb2.ListParticipantCredentialsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ListParticipantCredentialsResponse, _abc.Awaitable[_service_pb2.ListParticipantCredentialsResponse]]:
+        """Lists a participant's credentials, newest first, revoked ones included."""
+
+    @_abc_1.abstractmethod
+    def RevokeParticipantCredential(
+        self,
+        request: _service_pb2.RevokeParticipantCredentialRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.RevokeParticipantCredentialResponse, _abc.Awaitable[_service_pb2.RevokeParticipantCredentialResponse]]:
+        """Revokes a credential. Revoking a revoked credential changes nothing."""
 
     @_abc_1.abstractmethod
     def EnrollCitizen(

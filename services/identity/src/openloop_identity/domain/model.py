@@ -129,6 +129,44 @@ class PersonalData:
         }
 
 
+class CredentialKind(StrEnum):
+    CLIENT_CERTIFICATE = "CLIENT_CERTIFICATE"
+    ASSERTION_KEY = "ASSERTION_KEY"
+
+
+@dataclass(frozen=True)
+class CredentialMaterial:
+    """What identifies a credential: a certificate's fingerprint, subject and URI SAN, or an
+    assertion key's id and public JWK. Unused fields are empty."""
+
+    kind: CredentialKind
+    certificate_sha256: str = ""
+    certificate_subject: str = ""
+    certificate_san_uri: str = ""
+    key_id: str = ""
+    public_jwk: str = ""
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    request_id: str
+    participant_id: str
+    material: CredentialMaterial
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class ParticipantCredential:
+    credential_id: str
+    participant_id: str
+    material: CredentialMaterial
+    not_before: datetime
+    not_after: datetime
+    revoke_time: datetime | None
+    create_time: datetime
+
+
 @dataclass(frozen=True)
 class NewCitizen:
     """A citizen to enrol. Holds the keyed token of the citizen ID, never the ID itself; the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -72,6 +72,41 @@ async def get_participant(engine: AsyncEngine, participant_id: str) -> Participa
     if row is None:
         raise errors.participant_not_found(participant_id)
     return rows.participant(row)
+
+
+async def transition(
+    engine: AsyncEngine,
+    participant_id: str,
+    *,
+    to: ParticipantState,
+    allowed_from: set[ParticipantState],
+) -> Participant:
+    """Move the participant to ``to`` if it is in one of ``allowed_from`` (the row is locked
+    while deciding, so concurrent changes apply one after the other)."""
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(participants)
+                .where(participants.c.participant_id == participant_id)
+                .with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise errors.participant_not_found(participant_id)
+        current = ParticipantState(row.state)
+        if current not in allowed_from:
+            raise errors.participant_state_conflict(
+                participant_id, current.value, f"it cannot become {to.value}"
+            )
+        if current is to:
+            return rows.participant(row)
+        updated = await conn.execute(
+            update(participants)
+            .where(participants.c.participant_id == participant_id)
+            .values(state=to.value)
+            .returning(*participants.c)
+        )
+        return rows.participant(updated.one())
 
 
 async def require_wallet_host(conn: AsyncConnection, participant_id: str, *, field: str) -> None:

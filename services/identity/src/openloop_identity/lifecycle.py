@@ -1,0 +1,53 @@
+"""A participant's life: ACTIVE, SUSPENDED, back to ACTIVE, and at last CLOSED.
+
+Suspension stops the participant acting and being paid at once (every payment checks both
+hosts are ACTIVE). Closing is final, so it is allowed only from SUSPENDED — no new payments
+can then move its position between the check and the close — and only while settlement
+reports a net position of zero.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openloop_identity import errors
+from openloop_identity.domain.model import Participant, ParticipantState
+from openloop_identity.positions import PositionCheck
+from openloop_identity.store import participants
+
+ACTIVE = ParticipantState.ACTIVE
+SUSPENDED = ParticipantState.SUSPENDED
+CLOSED = ParticipantState.CLOSED
+
+
+class ParticipantLifecycle:
+    def __init__(self, engine: AsyncEngine, positions: PositionCheck | None) -> None:
+        self._engine = engine
+        self._positions = positions
+
+    async def suspend(self, participant_id: str) -> Participant:
+        return await participants.transition(
+            self._engine, participant_id, to=SUSPENDED, allowed_from={ACTIVE, SUSPENDED}
+        )
+
+    async def reactivate(self, participant_id: str) -> Participant:
+        return await participants.transition(
+            self._engine, participant_id, to=ACTIVE, allowed_from={SUSPENDED, ACTIVE}
+        )
+
+    async def close(self, participant_id: str) -> Participant:
+        current = await participants.get_participant(self._engine, participant_id)
+        if current.state is CLOSED:
+            return current
+        if current.state is not SUSPENDED:
+            raise errors.participant_state_conflict(
+                participant_id, current.state.value, "suspend it before closing it"
+            )
+        if self._positions is None:
+            raise errors.positions_unknown()
+        net = await self._positions.net_position_satang(participant_id)
+        if net != 0:
+            raise errors.unsettled_position(participant_id, net)
+        return await participants.transition(
+            self._engine, participant_id, to=CLOSED, allowed_from={SUSPENDED, CLOSED}
+        )
