@@ -38,6 +38,10 @@ ENTITLEMENT_SATANG = 10_000_00
 HOME_DISTRICT = "1001"  # Phra Nakhon, Bangkok
 OTHER_DISTRICT = "5001"  # Mueang Chiang Mai
 DEMO_CITIZEN_ID = "1345951597671"  # valid check digit (domain brief)
+DEMO_FULL_NAME = "Somchai Demo-Jaidee"
+DEMO_BIRTH_DATE = "1990-04-01"
+DEMO_ADDRESS = "99/1 Soi Demo, Phra Nakhon, Bangkok"
+"""The demo citizen's personal data: sealed by identity, and never in a log or a span."""
 
 _Role = identity_resources.ParticipantRole
 _Size = party_pb2.MerchantSizeClass
@@ -148,8 +152,9 @@ def citizen_details(layout: MeshLayout, citizen_id: str) -> dict[str, Any]:
     assertion, and made-up personal data (an adult born in 1990)."""
     return {
         "identity_assertion": enrolment_assertion(layout.workdir, citizen_id),
-        "birth_date": "1990-04-01",
-        "full_name": "Demo Citizen",
+        "birth_date": DEMO_BIRTH_DATE,
+        "full_name": DEMO_FULL_NAME,
+        "address": DEMO_ADDRESS,
         "eligibility": identity_resources.EligibilityAttestations(
             income_within_limit=True, deposits_within_limit=True
         ),

@@ -17,8 +17,10 @@ from openloop_identity.enrolment import Enrolment
 from openloop_identity.lifecycle import ParticipantLifecycle
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.positions import PositionCheck, SettlementPositions
+from openloop_identity.privacy import Privacy
 from openloop_identity.protection import KeyRing
 from openloop_identity.servicer import IdentityServicer
+from openloop_runtime.background import background
 from openloop_runtime.clients import open_channel
 from openloop_runtime.db import engine_for
 from openloop_runtime.server import Registration, ServiceFactory
@@ -43,12 +45,11 @@ def build(settings: IdentitySettings) -> ServiceFactory:
             )
         tokenizer = CitizenIdTokenizer(settings.citizen_id_hmac_key)
         async with engine_for(settings) as engine, _positions(settings) as positions:
+            keyring = KeyRing.parse(settings.pii_keyring)
             enrolment = Enrolment(
-                engine,
-                verifier=_verifier(settings),
-                tokenizer=tokenizer,
-                keyring=KeyRing.parse(settings.pii_keyring),
+                engine, verifier=_verifier(settings), tokenizer=tokenizer, keyring=keyring
             )
+            privacy = Privacy(engine, keyring)
             servicer = IdentityServicer(
                 engine,
                 tokenizer=tokenizer,
@@ -56,8 +57,11 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                 enrolment=enrolment,
                 lifecycle=ParticipantLifecycle(engine, positions),
                 participant_uri_prefix=settings.participant_uri_prefix,
+                privacy=privacy,
             )
-            yield [Registration.of(service_pb2, service_pb2_grpc, "IdentityService", servicer)]
+            rewrap = privacy.run(settings.pii_rewrap_interval_seconds)
+            async with background(rewrap, "identity-pii-rewrap"):
+                yield [Registration.of(service_pb2, service_pb2_grpc, "IdentityService", servicer)]
 
     return factory
 

@@ -35,6 +35,8 @@ class IdentitySettings(ServiceSettings):
     pii_keyring: SecretStr = SecretStr(DEVELOPMENT_PII_KEYRING)
     """Key-encryption keys for personal data, ``"k2:<base64>,k1:<base64>"`` with the active
     key first (see :mod:`openloop_identity.protection.keyring`)."""
+    pii_rewrap_interval_seconds: float = Field(default=60.0, gt=0)
+    """How often records not under the active key-encryption key are re-wrapped."""
     trusted_issuers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Identity providers whose ID tokens enrol citizens: issuer URL (``iss``) to its JWKS,
     as JSON. With none, every enrolment is refused."""

@@ -112,6 +112,8 @@ def citizen_to_proto(citizen: Citizen) -> resources_pb2.Citizen:
             earlier_phase_recipient=eligibility.earlier_phase_recipient,
         ),
     )
+    if citizen.erase_time is not None:
+        message.erase_time.CopyFrom(to_timestamp(citizen.erase_time))
     consent = citizen.guardian_consent
     if consent is not None:
         message.guardian_consent.consent_reference = consent.reference

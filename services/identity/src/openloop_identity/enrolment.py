@@ -100,6 +100,7 @@ class Enrolment:
                 new,
                 identity_assurance_level=verified.ial.value,
                 personal_data=sealed.to_bytes(),
+                personal_data_kek=sealed.kek_id,
             )
             if citizen is not None:
                 return citizen

@@ -240,3 +240,13 @@ def invalid_credential(reason: str, message: str, field: str) -> DomainError:
         message,
         {"field": field, "credential_reason": reason},
     )
+
+
+def citizen_data_erased(citizen_id: str) -> DomainError:
+    resource = format_name("citizens", citizen_id)
+    return DomainError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        ErrorReason.ERROR_REASON_CITIZEN_DATA_ERASED,
+        f"{resource} had their personal data erased and can no longer pay",
+        {"resource": resource},
+    )

@@ -13,12 +13,13 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
 
-from openloop.identity.v1 import service_pb2, service_pb2_grpc
+from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_identity import convert, directory, requests
 from openloop_identity.domain.districts import DistrictTable
 from openloop_identity.enrolment import Enrolment
 from openloop_identity.lifecycle import ParticipantLifecycle
 from openloop_identity.pii import CitizenIdTokenizer
+from openloop_identity.privacy import Privacy
 from openloop_identity.store import (
     aliases,
     citizens,
@@ -47,8 +48,10 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         enrolment: Enrolment,
         lifecycle: ParticipantLifecycle,
         participant_uri_prefix: str,
+        privacy: Privacy,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        self._privacy = privacy
         self._participant_uri_prefix = participant_uri_prefix
         self._engine = engine
         self._lifecycle = lifecycle
@@ -179,6 +182,29 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         citizen_id = parse_name(request.name, "citizens")
         citizen = await citizens.get_citizen(self._reader, citizen_id)
         return service_pb2.GetCitizenResponse(citizen=convert.citizen_to_proto(citizen))
+
+    @override
+    async def ExportCitizenData(
+        self, request: service_pb2.ExportCitizenDataRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ExportCitizenDataResponse:
+        citizen_id = parse_name(request.name, "citizens")
+        acting = parse_name(request.acting_participant, "participants", field="acting_participant")
+        citizen, personal = await self._privacy.export(citizen_id, acting)
+        _log.info("citizen data exported", extra={"citizen": citizen_id, "participant": acting})
+        response = service_pb2.ExportCitizenDataResponse(citizen=convert.citizen_to_proto(citizen))
+        if personal is not None:
+            response.personal_data.CopyFrom(resources_pb2.PersonalData(**personal))
+        return response
+
+    @override
+    async def EraseCitizenData(
+        self, request: service_pb2.EraseCitizenDataRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.EraseCitizenDataResponse:
+        citizen_id = parse_name(request.name, "citizens")
+        acting = parse_name(request.acting_participant, "participants", field="acting_participant")
+        citizen = await self._privacy.erase(citizen_id, acting)
+        _log.info("citizen data erased", extra={"citizen": citizen_id, "participant": acting})
+        return service_pb2.EraseCitizenDataResponse(citizen=convert.citizen_to_proto(citizen))
 
     @override
     async def LookupCitizen(

@@ -93,6 +93,8 @@ citizens = Table(
     Column("earlier_phase_recipient", Boolean, nullable=False),
     Column("guardian_consent_reference", Text, nullable=True),
     Column("guardian_consent_time", DateTime(timezone=True), nullable=True),
+    Column("personal_data_kek", Text, nullable=True, index=True),
+    Column("erase_time", DateTime(timezone=True), nullable=True),
     CheckConstraint("citizen_token ~ '^[0-9a-f]{64}$'", name="citizen_token"),
     CheckConstraint("home_district_code ~ '^[0-9]{4}$'", name="home_district_code"),
     CheckConstraint("assertion_digest ~ '^[0-9a-f]{64}$'", name="assertion_digest"),
@@ -104,6 +106,8 @@ citizens = Table(
 """``personal_data`` is the sealed envelope (:mod:`openloop_identity.protection.envelope`)
 of name, birth date and address, bound to the row's resource name; NULL for citizens
 enrolled before assertions were required, and shredded (its data key erased) on erasure.
+``personal_data_kek`` names the key-encryption key its data key is wrapped under, so key
+rotation finds what to re-wrap; ``erase_time`` is set when the data key was shredded.
 ``assertion_digest`` is the SHA-256 of the enrolling token, so a retry of the same request
 is recognised without spending a second token."""
 

@@ -101,6 +101,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the participant's state does not allow this change (for example
     closing one that is not suspended first); metadata.state says where it stands.
     """
+    ERROR_REASON_CITIZEN_DATA_ERASED: _ErrorReason.ValueType  # 46
+    """FAILED_PRECONDITION: the citizen's personal data was erased at their request, so the
+    citizen can no longer pay; metadata.resource names the citizen.
+    """
     ERROR_REASON_LEAF_NOT_SEALED: _ErrorReason.ValueType  # 43
     """FAILED_PRECONDITION: the transfer is committed but no checkpoint covers it yet (the
     sealer publishes one at least every second): retry shortly. metadata.leaf_index and
@@ -220,6 +224,10 @@ other than zero; metadata.net_position_satang says how much.
 ERROR_REASON_PARTICIPANT_STATE_CONFLICT: ErrorReason.ValueType  # 45
 """FAILED_PRECONDITION: the participant's state does not allow this change (for example
 closing one that is not suspended first); metadata.state says where it stands.
+"""
+ERROR_REASON_CITIZEN_DATA_ERASED: ErrorReason.ValueType  # 46
+"""FAILED_PRECONDITION: the citizen's personal data was erased at their request, so the
+citizen can no longer pay; metadata.resource names the citizen.
 """
 ERROR_REASON_LEAF_NOT_SEALED: ErrorReason.ValueType  # 43
 """FAILED_PRECONDITION: the transfer is committed but no checkpoint covers it yet (the

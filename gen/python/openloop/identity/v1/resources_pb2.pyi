@@ -238,6 +238,7 @@ class Citizen(_message.Message):
     IDENTITY_ASSURANCE_LEVEL_FIELD_NUMBER: _builtins.int
     ELIGIBILITY_FIELD_NUMBER: _builtins.int
     GUARDIAN_CONSENT_FIELD_NUMBER: _builtins.int
+    ERASE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"citizens/{citizen}", an opaque platform identifier."""
     home_district_code: _builtins.str
@@ -256,6 +257,12 @@ class Citizen(_message.Message):
         hosting participant recorded.
         """
 
+    @_builtins.property
+    def erase_time(self) -> _timestamp_pb2.Timestamp:
+        """Set once the citizen's personal data was erased (crypto-shredded): name, birth date and
+        address can no longer be read by anyone, and the citizen can no longer pay.
+        """
+
     def __init__(
         self,
         *,
@@ -266,14 +273,43 @@ class Citizen(_message.Message):
         identity_assurance_level: _builtins.str = ...,
         eligibility: Global___EligibilityAttestations | None = ...,
         guardian_consent: Global___GuardianConsent | None = ...,
+        erase_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "eligibility", b"eligibility", "guardian_consent", b"guardian_consent"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "eligibility", b"eligibility", "erase_time", b"erase_time", "guardian_consent", b"guardian_consent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "eligibility", b"eligibility", "guardian_consent", b"guardian_consent", "home_district_code", b"home_district_code", "hosting_participant", b"hosting_participant", "identity_assurance_level", b"identity_assurance_level", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "eligibility", b"eligibility", "erase_time", b"erase_time", "guardian_consent", b"guardian_consent", "home_district_code", b"home_district_code", "hosting_participant", b"hosting_participant", "identity_assurance_level", b"identity_assurance_level", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Citizen: _TypeAlias = Citizen  # noqa: Y015
+
+@_typing.final
+class PersonalData(_message.Message):
+    """A citizen's personal data as the platform holds it, for the citizen's own export (PDPA)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FULL_NAME_FIELD_NUMBER: _builtins.int
+    BIRTH_DATE_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    full_name: _builtins.str
+    birth_date: _builtins.str
+    """ISO 8601 "YYYY-MM-DD"."""
+    address: _builtins.str
+    def __init__(
+        self,
+        *,
+        full_name: _builtins.str = ...,
+        birth_date: _builtins.str = ...,
+        address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "birth_date", b"birth_date", "full_name", b"full_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonalData: _TypeAlias = PersonalData  # noqa: Y015
 
 @_typing.final
 class EligibilityAttestations(_message.Message):

@@ -775,3 +775,97 @@ class RevokeParticipantCredentialResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeParticipantCredentialResponse: _TypeAlias = RevokeParticipantCredentialResponse  # noqa: Y015
+
+@_typing.final
+class ExportCitizenDataRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ACTING_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"citizens/{citizen}"."""
+    acting_participant: _builtins.str
+    """"participants/{participant}" asking (from its client certificate): the citizen's host."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        acting_participant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_participant", b"acting_participant", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportCitizenDataRequest: _TypeAlias = ExportCitizenDataRequest  # noqa: Y015
+
+@_typing.final
+class ExportCitizenDataResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CITIZEN_FIELD_NUMBER: _builtins.int
+    PERSONAL_DATA_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def citizen(self) -> _resources_pb2.Citizen: ...
+    @_builtins.property
+    def personal_data(self) -> _resources_pb2.PersonalData:
+        """Unset once the data was erased (see citizen.erase_time)."""
+
+    def __init__(
+        self,
+        *,
+        citizen: _resources_pb2.Citizen | None = ...,
+        personal_data: _resources_pb2.PersonalData | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["citizen", b"citizen", "personal_data", b"personal_data"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citizen", b"citizen", "personal_data", b"personal_data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportCitizenDataResponse: _TypeAlias = ExportCitizenDataResponse  # noqa: Y015
+
+@_typing.final
+class EraseCitizenDataRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ACTING_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"citizens/{citizen}"."""
+    acting_participant: _builtins.str
+    """"participants/{participant}" asking (from its client certificate): the citizen's host."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        acting_participant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_participant", b"acting_participant", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseCitizenDataRequest: _TypeAlias = EraseCitizenDataRequest  # noqa: Y015
+
+@_typing.final
+class EraseCitizenDataResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CITIZEN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def citizen(self) -> _resources_pb2.Citizen: ...
+    def __init__(
+        self,
+        *,
+        citizen: _resources_pb2.Citizen | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["citizen", b"citizen"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citizen", b"citizen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseCitizenDataResponse: _TypeAlias = EraseCitizenDataResponse  # noqa: Y015

@@ -85,6 +85,16 @@ class IdentityServiceStub:
                 request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetCitizenRequest.SerializeToString,
                 response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetCitizenResponse.FromString,
                 _registered_method=True)
+        self.ExportCitizenData = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/ExportCitizenData',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ExportCitizenDataRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ExportCitizenDataResponse.FromString,
+                _registered_method=True)
+        self.EraseCitizenData = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/EraseCitizenData',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.EraseCitizenDataRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.EraseCitizenDataResponse.FromString,
+                _registered_method=True)
         self.LookupCitizen = channel.unary_unary(
                 '/openloop.identity.v1.IdentityService/LookupCitizen',
                 request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.LookupCitizenRequest.SerializeToString,
@@ -198,6 +208,25 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportCitizenData(self, request, context):
+        """Everything the platform holds about one citizen, decrypted, for the citizen's data
+        export (PDPA). Only the participant hosting the citizen may ask.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseCitizenData(self, request, context):
+        """Erases a citizen's personal data by crypto-shredding: the data key that sealed name,
+        birth date and address is destroyed, so no key can ever open them again. The citizen's
+        opaque name, and so the ledger and settlement records that use it, stay consistent and
+        verifiable; the keyed citizen-ID token stays so the one-entitlement rule still holds.
+        Only the hosting participant may ask. Erasing twice changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def LookupCitizen(self, request, context):
         """Finds a citizen by the 13-digit citizen ID (matched through its keyed hash).
         """
@@ -295,6 +324,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetCitizen,
                     request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetCitizenRequest.FromString,
                     response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetCitizenResponse.SerializeToString,
+            ),
+            'ExportCitizenData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportCitizenData,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ExportCitizenDataRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ExportCitizenDataResponse.SerializeToString,
+            ),
+            'EraseCitizenData': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseCitizenData,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.EraseCitizenDataRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.EraseCitizenDataResponse.SerializeToString,
             ),
             'LookupCitizen': grpc.unary_unary_rpc_method_handler(
                     servicer.LookupCitizen,
@@ -598,6 +637,60 @@ class IdentityService:
             '/openloop.identity.v1.IdentityService/GetCitizen',
             openloop_dot_identity_dot_v1_dot_service__pb2.GetCitizenRequest.SerializeToString,
             openloop_dot_identity_dot_v1_dot_service__pb2.GetCitizenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportCitizenData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/ExportCitizenData',
+            openloop_dot_identity_dot_v1_dot_service__pb2.ExportCitizenDataRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.ExportCitizenDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseCitizenData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/EraseCitizenData',
+            openloop_dot_identity_dot_v1_dot_service__pb2.EraseCitizenDataRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.EraseCitizenDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

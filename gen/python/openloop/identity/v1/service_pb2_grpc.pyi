@@ -64,6 +64,17 @@ class IdentityServiceStub:
     """
     GetCitizen: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetCitizenRequest, _service_pb2.GetCitizenResponse]
     """Returns one citizen."""
+    ExportCitizenData: _grpc.UnaryUnaryMultiCallable[_service_pb2.ExportCitizenDataRequest, _service_pb2.ExportCitizenDataResponse]
+    """Everything the platform holds about one citizen, decrypted, for the citizen's data
+    export (PDPA). Only the participant hosting the citizen may ask.
+    """
+    EraseCitizenData: _grpc.UnaryUnaryMultiCallable[_service_pb2.EraseCitizenDataRequest, _service_pb2.EraseCitizenDataResponse]
+    """Erases a citizen's personal data by crypto-shredding: the data key that sealed name,
+    birth date and address is destroyed, so no key can ever open them again. The citizen's
+    opaque name, and so the ledger and settlement records that use it, stay consistent and
+    verifiable; the keyed citizen-ID token stays so the one-entitlement rule still holds.
+    Only the hosting participant may ask. Erasing twice changes nothing.
+    """
     LookupCitizen: _grpc.UnaryUnaryMultiCallable[_service_pb2.LookupCitizenRequest, _service_pb2.LookupCitizenResponse]
     """Finds a citizen by the 13-digit citizen ID (matched through its keyed hash)."""
     CreateMerchant: _grpc.UnaryUnaryMultiCallable[_service_pb2.CreateMerchantRequest, _service_pb2.CreateMerchantResponse]
@@ -119,6 +130,17 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """
     GetCitizen: _aio.UnaryUnaryMultiCallable[_service_pb2.GetCitizenRequest, _service_pb2.GetCitizenResponse]  # type: ignore[assignment]
     """Returns one citizen."""
+    ExportCitizenData: _aio.UnaryUnaryMultiCallable[_service_pb2.ExportCitizenDataRequest, _service_pb2.ExportCitizenDataResponse]  # type: ignore[assignment]
+    """Everything the platform holds about one citizen, decrypted, for the citizen's data
+    export (PDPA). Only the participant hosting the citizen may ask.
+    """
+    EraseCitizenData: _aio.UnaryUnaryMultiCallable[_service_pb2.EraseCitizenDataRequest, _service_pb2.EraseCitizenDataResponse]  # type: ignore[assignment]
+    """Erases a citizen's personal data by crypto-shredding: the data key that sealed name,
+    birth date and address is destroyed, so no key can ever open them again. The citizen's
+    opaque name, and so the ledger and settlement records that use it, stay consistent and
+    verifiable; the keyed citizen-ID token stays so the one-entitlement rule still holds.
+    Only the hosting participant may ask. Erasing twice changes nothing.
+    """
     LookupCitizen: _aio.UnaryUnaryMultiCallable[_service_pb2.LookupCitizenRequest, _service_pb2.LookupCitizenResponse]  # type: ignore[assignment]
     """Finds a citizen by the 13-digit citizen ID (matched through its keyed hash)."""
     CreateMerchant: _aio.UnaryUnaryMultiCallable[_service_pb2.CreateMerchantRequest, _service_pb2.CreateMerchantResponse]  # type: ignore[assignment]
@@ -231,6 +253,29 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.GetCitizenResponse, _abc.Awaitable[_service_pb2.GetCitizenResponse]]:
         """Returns one citizen."""
+
+    @_abc_1.abstractmethod
+    def ExportCitizenData(
+        self,
+        request: _service_pb2.ExportCitizenDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ExportCitizenDataResponse, _abc.Awaitable[_service_pb2.ExportCitizenDataResponse]]:
+        """Everything the platform holds about one citizen, decrypted, for the citizen's data
+        export (PDPA). Only the participant hosting the citizen may ask.
+        """
+
+    @_abc_1.abstractmethod
+    def EraseCitizenData(
+        self,
+        request: _service_pb2.EraseCitizenDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.EraseCitizenDataResponse, _abc.Awaitable[_service_pb2.EraseCitizenDataResponse]]:
+        """Erases a citizen's personal data by crypto-shredding: the data key that sealed name,
+        birth date and address is destroyed, so no key can ever open them again. The citizen's
+        opaque name, and so the ledger and settlement records that use it, stay consistent and
+        verifiable; the keyed citizen-ID token stays so the one-entitlement rule still holds.
+        Only the hosting participant may ask. Erasing twice changes nothing.
+        """
 
     @_abc_1.abstractmethod
     def LookupCitizen(

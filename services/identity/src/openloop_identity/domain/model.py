@@ -181,6 +181,8 @@ class NewCitizen:
     personal_data: PersonalData
     eligibility: Eligibility
     guardian_consent: GuardianConsent | None
+    erase_time: datetime | None = None
+    """Set once the personal data was crypto-shredded."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,8 @@ class Citizen:
     """"2.3" and so on; None for citizens enrolled before assertions were required."""
     eligibility: Eligibility
     guardian_consent: GuardianConsent | None
+    erase_time: datetime | None = None
+    """Set once the personal data was crypto-shredded."""
 
 
 @dataclass(frozen=True)

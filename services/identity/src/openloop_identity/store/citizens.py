@@ -48,6 +48,7 @@ async def insert_citizen(
     *,
     identity_assurance_level: str,
     personal_data: bytes,
+    personal_data_kek: str,
 ) -> Citizen | None:
     """Insert the citizen and claim its citizen-ID alias; None if the request id or the
     citizen ID is already taken (the caller tells which)."""
@@ -61,6 +62,7 @@ async def insert_citizen(
             home_district_code=new.home_district_code,
             hosting_participant_id=new.hosting_participant_id,
             personal_data=personal_data,
+            personal_data_kek=personal_data_kek,
             identity_assurance_level=identity_assurance_level,
             assertion_digest=new.assertion_digest,
             income_within_limit=new.eligibility.income_within_limit,

@@ -38,6 +38,7 @@ async def verify_payment_parties(
         citizens.c.citizen_id,
         citizens.c.home_district_code,
         citizens.c.hosting_participant_id.label("payer_host"),
+        citizens.c.erase_time,
         merchants.c.merchant_id,
         merchants.c.district_code,
         merchants.c.size_class,
@@ -59,6 +60,8 @@ async def verify_payment_parties(
         raise errors.citizen_not_found(payer_id)
     if row.payer_host != acting_participant_id:
         raise errors.party_not_hosted(format_name("citizens", payer_id), acting_participant_id)
+    if row.erase_time is not None:
+        raise errors.citizen_data_erased(payer_id)
     if row.merchant_id is None:
         raise errors.merchant_not_found(payee_id)
     if row.payee_host_state != ParticipantState.ACTIVE.value:

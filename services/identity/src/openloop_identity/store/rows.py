@@ -50,6 +50,7 @@ def citizen(row: Row[Any]) -> Citizen:
             earlier_phase_recipient=row.earlier_phase_recipient,
         ),
         guardian_consent=consent,
+        erase_time=row.erase_time,
     )
 
 
