@@ -51,7 +51,7 @@ class FakeUpstreams:
         self.settlement_error: DomainError | None = None
         self.violations: list[rules_resources.Violation] = []
 
-    async def verify_parties(self, participant, payer, payee):
+    async def verify_parties(self, participant, payer, payee, authorization=""):
         return PaymentParties(
             party_pb2.PartyFacts(party=payer, hosting_participant=participant),
             party_pb2.PartyFacts(party=payee, hosting_participant="participants/bank-b"),

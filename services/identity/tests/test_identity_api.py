@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 import grpc
 import pytest
@@ -12,8 +13,10 @@ from sqlalchemy import text
 
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2, service_pb2
+from openloop_identity.requests import THAILAND, age_on
 from openloop_runtime.errors import error_info_of
 from services.identity.tests.identity_helpers import (
+    ADULT_BIRTH_DATE,
     BANK,
     SMALL,
     Identity,
@@ -437,18 +440,25 @@ def verify(parties: Parties, **overrides: str) -> service_pb2.VerifyPaymentParti
         "payee": parties.payee,
     }
     fields.update(overrides)
-    return service_pb2.VerifyPaymentPartiesRequest(**fields)
+    return service_pb2.VerifyPaymentPartiesRequest(
+        acting_participant=fields["acting_participant"],
+        payer=fields["payer"],
+        payee=fields["payee"],
+    )
 
 
 async def test_verify_payment_parties_returns_the_facts(
     identity: Identity, parties: Parties
 ) -> None:
     response = await identity.stub.VerifyPaymentParties(verify(parties))
+    today = datetime.now(UTC).astimezone(THAILAND).date()
     assert response.payer == party_pb2.PartyFacts(
         party=parties.payer,
         kind=party_pb2.PARTY_KIND_CITIZEN,
         hosting_participant=f"participants/{parties.payer_host}",
         district_code="1001",
+        age_years=age_on(date.fromisoformat(ADULT_BIRTH_DATE), today),
+        identity_verified=True,
     )
     assert response.payee == party_pb2.PartyFacts(
         party=parties.payee,
@@ -456,6 +466,8 @@ async def test_verify_payment_parties_returns_the_facts(
         hosting_participant=f"participants/{parties.payee_host}",
         district_code="1002",
         size_class=SMALL,
+        category="groceries",
+        sells_in_person=True,
     )
 
 

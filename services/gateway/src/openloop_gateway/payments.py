@@ -103,7 +103,9 @@ class PaymentFlow:
             return await self._replay(existing, request_hash)
 
         participant = format_name("participants", participant_id)
-        parties = await self._upstreams.verify_parties(participant, request.payer, request.payee)
+        parties = await self._upstreams.verify_parties(
+            participant, request.payer, request.payee, request.payer_authorization
+        )
         decision = await self._upstreams.evaluate(
             rules_resources.Scope.SCOPE_ROUND1_PAYMENT,
             rules_resources.PaymentFacts(

@@ -55,11 +55,16 @@ class Upstreams:
         self._settlement = settlement_grpc.SettlementServiceStub(settlement)
         self._timeout = timeout
 
-    async def verify_parties(self, participant: str, payer: str, payee: str) -> PaymentParties:
+    async def verify_parties(
+        self, participant: str, payer: str, payee: str, authorization: str = ""
+    ) -> PaymentParties:
         try:
             reply = await self._identity.VerifyPaymentParties(
                 identity_pb2.VerifyPaymentPartiesRequest(
-                    acting_participant=participant, payer=payer, payee=payee
+                    acting_participant=participant,
+                    payer=payer,
+                    payee=payee,
+                    payer_authorization=authorization,
                 ),
                 timeout=self._timeout,
                 wait_for_ready=True,

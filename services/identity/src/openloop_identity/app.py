@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from pathlib import Path
 
 from openloop.identity.v1 import service_pb2, service_pb2_grpc
-from openloop_identity.assertions import AssertionVerifier
+from openloop_identity.assertions import AssertionVerifier, CallerSuppliedGuard
+from openloop_identity.bulk import CitizenImport
 from openloop_identity.config import IdentitySettings
 from openloop_identity.domain.assurance import AssurancePolicy
 from openloop_identity.domain.districts import load_districts
 from openloop_identity.enrolment import Enrolment
 from openloop_identity.lifecycle import ParticipantLifecycle
+from openloop_identity.payments import PaymentAuthorizer, PaymentVerification
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.positions import PositionCheck, SettlementPositions
 from openloop_identity.privacy import Privacy
@@ -50,14 +51,34 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                 engine, verifier=_verifier(settings), tokenizer=tokenizer, keyring=keyring
             )
             privacy = Privacy(engine, keyring)
+            policy = AssurancePolicy.from_config(settings.assurance_policy)
+            payments = PaymentVerification(
+                engine,
+                engine.execution_options(isolation_level="AUTOCOMMIT"),
+                tokenizer=tokenizer,
+                keyring=keyring,
+                authorizer=PaymentAuthorizer(
+                    engine,
+                    audience=settings.assertion_audience,
+                    policy=policy,
+                    identity_providers=settings.trusted_issuers,
+                ),
+                require_authorization=settings.require_payer_authorization,
+            )
+            districts = load_districts()
+            imports = CitizenImport(
+                engine, tokenizer=tokenizer, districts=districts, keyring=keyring
+            )
             servicer = IdentityServicer(
                 engine,
                 tokenizer=tokenizer,
-                districts=load_districts(),
+                districts=districts,
                 enrolment=enrolment,
                 lifecycle=ParticipantLifecycle(engine, positions),
                 participant_uri_prefix=settings.participant_uri_prefix,
                 privacy=privacy,
+                payments=payments,
+                imports=imports,
             )
             rewrap = privacy.run(settings.pii_rewrap_interval_seconds)
             async with background(rewrap, "identity-pii-rewrap"):
@@ -92,13 +113,6 @@ def _verifier(settings: IdentitySettings) -> AssertionVerifier | None:
     return AssertionVerifier(
         settings.trusted_issuers,
         audience=settings.assertion_audience,
-        replay_guard=_RefuseUnguarded(),
+        replay_guard=CallerSuppliedGuard(),
         policy=AssurancePolicy.from_config(settings.assurance_policy),
     )
-
-
-class _RefuseUnguarded:
-    """A replay guard that spends nothing: the service always passes its transaction's."""
-
-    async def claim(self, issuer: str, jti: str, expires_at: datetime) -> bool:
-        raise RuntimeError("identity assertions are verified with a database replay guard")

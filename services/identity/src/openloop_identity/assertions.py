@@ -269,6 +269,15 @@ def _level(kind: type[_Level], claims: Mapping[str, Any], name: str) -> _Level:
         raise _malformed(f"claim {name!r}: {error}") from None
 
 
+class CallerSuppliedGuard:
+    """The verifier's default guard when every call passes its own (``verify(...,
+    replay_guard=...)``), as the services do with a guard on their transaction: reaching it
+    is a defect, so it refuses loudly instead of silently spending nothing."""
+
+    async def claim(self, issuer: str, jti: str, expires_at: datetime) -> bool:
+        raise RuntimeError("this verifier needs a replay guard passed to verify()")
+
+
 class AssertionVerifier:
     """Checks ID tokens from trusted issuers for one audience (our client ID)."""
 

@@ -184,4 +184,11 @@ def party_facts_to_proto(facts: PartyFacts) -> party_pb2.PartyFacts:
         hosting_participant=format_name("participants", facts.hosting_participant_id),
         district_code=facts.district_code,
         size_class=_size_class_to_proto(facts.size_class),
+        age_years=facts.age_years,
+        identity_verified=facts.identity_verified,
+        authentication_level=facts.authentication_level,
+        category=facts.category,
+        sells_in_person=facts.sells_in_person,
+        tax_registered=facts.tax_registered,
+        tax_years_filed=facts.tax_years_filed,
     )

@@ -250,3 +250,12 @@ def citizen_data_erased(citizen_id: str) -> DomainError:
         f"{resource} had their personal data erased and can no longer pay",
         {"resource": resource},
     )
+
+
+def payee_not_a_merchant() -> DomainError:
+    return DomainError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorReason.ERROR_REASON_INVALID_FIELD,
+        "payee_alias names a citizen; a payment is made to a merchant",
+        {"field": "payee_alias"},
+    )

@@ -6,7 +6,7 @@ Logs name resources ("citizens/c..."), never citizen IDs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
 import grpc
@@ -15,9 +15,11 @@ from typing_extensions import override
 
 from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_identity import convert, directory, requests
+from openloop_identity.bulk import CitizenImport
 from openloop_identity.domain.districts import DistrictTable
 from openloop_identity.enrolment import Enrolment
 from openloop_identity.lifecycle import ParticipantLifecycle
+from openloop_identity.payments import PaymentVerification
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.privacy import Privacy
 from openloop_identity.store import (
@@ -26,7 +28,6 @@ from openloop_identity.store import (
     credentials,
     merchants,
     participants,
-    parties,
 )
 from openloop_runtime.money import positive_satang
 from openloop_runtime.names import parse_name
@@ -49,8 +50,12 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         lifecycle: ParticipantLifecycle,
         participant_uri_prefix: str,
         privacy: Privacy,
+        payments: PaymentVerification,
+        imports: CitizenImport,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        self._imports = imports
+        self._payments = payments
         self._privacy = privacy
         self._participant_uri_prefix = participant_uri_prefix
         self._engine = engine
@@ -176,6 +181,19 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         return service_pb2.EnrollCitizenResponse(citizen=convert.citizen_to_proto(citizen))
 
     @override
+    async def ImportCitizens(
+        self,
+        request_iterator: AsyncIterator[service_pb2.ImportCitizensRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[service_pb2.ImportCitizensResponse]:
+        async def batches() -> AsyncIterator[Sequence[service_pb2.CitizenRecord]]:
+            async for request in request_iterator:
+                yield request.citizens
+
+        async for results in self._imports.import_stream(batches()):
+            yield service_pb2.ImportCitizensResponse(results=results)
+
+    @override
     async def GetCitizen(
         self, request: service_pb2.GetCitizenRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.GetCitizenResponse:
@@ -256,9 +274,16 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     ) -> service_pb2.VerifyPaymentPartiesResponse:
         acting = parse_name(request.acting_participant, "participants", field="acting_participant")
         payer = parse_name(request.payer, "citizens", field="payer")
-        payee = parse_name(request.payee, "merchants", field="payee")
-        verified = await parties.verify_payment_parties(
-            self._reader, acting_participant_id=acting, payer_id=payer, payee_id=payee
+        if request.payee or not request.HasField("payee_alias"):
+            payee = parse_name(request.payee, "merchants", field="payee")
+        else:
+            alias = directory.alias_query(request.payee_alias, self._tokenizer).alias
+            payee = await self._payments.payee_of(alias)
+        verified = await self._payments.verify(
+            acting_participant_id=acting,
+            payer_id=payer,
+            payee_id=payee,
+            authorization=request.payer_authorization,
         )
         return service_pb2.VerifyPaymentPartiesResponse(
             payer=convert.party_facts_to_proto(verified.payer),

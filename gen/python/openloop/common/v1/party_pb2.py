@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eopenloop/common/v1/party.proto\x12\x12openloop.common.v1\"\xb7\x01\n\nPartyFacts\x12\r\n\x05party\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.openloop.common.v1.PartyKind\x12\x1b\n\x13hosting_participant\x18\x03 \x01(\t\x12\x15\n\rdistrict_code\x18\x04 \x01(\t\x12\x39\n\nsize_class\x18\x05 \x01(\x0e\x32%.openloop.common.v1.MerchantSizeClass*X\n\tPartyKind\x12\x1a\n\x16PARTY_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12PARTY_KIND_CITIZEN\x10\x01\x12\x17\n\x13PARTY_KIND_MERCHANT\x10\x02*\x81\x01\n\x11MerchantSizeClass\x12#\n\x1fMERCHANT_SIZE_CLASS_UNSPECIFIED\x10\x00\x12\"\n\x1eMERCHANT_SIZE_CLASS_SMALL_SHOP\x10\x01\x12#\n\x1fMERCHANT_SIZE_CLASS_LARGE_CHAIN\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eopenloop/common/v1/party.proto\x12\x12openloop.common.v1\"\xdf\x02\n\nPartyFacts\x12\r\n\x05party\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.openloop.common.v1.PartyKind\x12\x1b\n\x13hosting_participant\x18\x03 \x01(\t\x12\x15\n\rdistrict_code\x18\x04 \x01(\t\x12\x39\n\nsize_class\x18\x05 \x01(\x0e\x32%.openloop.common.v1.MerchantSizeClass\x12\x11\n\tage_years\x18\x06 \x01(\x05\x12\x19\n\x11identity_verified\x18\x07 \x01(\x08\x12\x1c\n\x14\x61uthentication_level\x18\x08 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\t \x01(\t\x12\x17\n\x0fsells_in_person\x18\n \x01(\x08\x12\x16\n\x0etax_registered\x18\x0b \x01(\x08\x12\x17\n\x0ftax_years_filed\x18\x0c \x03(\x05*X\n\tPartyKind\x12\x1a\n\x16PARTY_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12PARTY_KIND_CITIZEN\x10\x01\x12\x17\n\x13PARTY_KIND_MERCHANT\x10\x02*\x81\x01\n\x11MerchantSizeClass\x12#\n\x1fMERCHANT_SIZE_CLASS_UNSPECIFIED\x10\x00\x12\"\n\x1eMERCHANT_SIZE_CLASS_SMALL_SHOP\x10\x01\x12#\n\x1fMERCHANT_SIZE_CLASS_LARGE_CHAIN\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'openloop.common.v1.party_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PARTYKIND']._serialized_start=240
-  _globals['_PARTYKIND']._serialized_end=328
-  _globals['_MERCHANTSIZECLASS']._serialized_start=331
-  _globals['_MERCHANTSIZECLASS']._serialized_end=460
+  _globals['_PARTYKIND']._serialized_start=408
+  _globals['_PARTYKIND']._serialized_end=496
+  _globals['_MERCHANTSIZECLASS']._serialized_start=499
+  _globals['_MERCHANTSIZECLASS']._serialized_end=628
   _globals['_PARTYFACTS']._serialized_start=55
-  _globals['_PARTYFACTS']._serialized_end=238
+  _globals['_PARTYFACTS']._serialized_end=406
 # @@protoc_insertion_point(module_scope)

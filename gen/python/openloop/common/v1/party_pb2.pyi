@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -70,6 +72,13 @@ class PartyFacts(_message.Message):
     HOSTING_PARTICIPANT_FIELD_NUMBER: _builtins.int
     DISTRICT_CODE_FIELD_NUMBER: _builtins.int
     SIZE_CLASS_FIELD_NUMBER: _builtins.int
+    AGE_YEARS_FIELD_NUMBER: _builtins.int
+    IDENTITY_VERIFIED_FIELD_NUMBER: _builtins.int
+    AUTHENTICATION_LEVEL_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    SELLS_IN_PERSON_FIELD_NUMBER: _builtins.int
+    TAX_REGISTERED_FIELD_NUMBER: _builtins.int
+    TAX_YEARS_FILED_FIELD_NUMBER: _builtins.int
     party: _builtins.str
     """Resource name of the party: "citizens/{citizen}" or "merchants/{merchant}"."""
     kind: Global___PartyKind.ValueType
@@ -79,6 +88,26 @@ class PartyFacts(_message.Message):
     """Home district (citizens) or registered district (merchants), a 4-digit DOPA code."""
     size_class: Global___MerchantSizeClass.ValueType
     """Set for merchants only."""
+    age_years: _builtins.int
+    """Citizens: completed years of age on the payment date (Thai calendar day); 0 when the
+    birth date is not on record.
+    """
+    identity_verified: _builtins.bool
+    """Citizens: enrolled on a verified identity assertion (an assurance level is on record)."""
+    authentication_level: _builtins.str
+    """Citizens: the authenticator assurance level the payer's authorisation proved for this
+    payment, for example "2.1"; empty when no authorisation was given.
+    """
+    category: _builtins.str
+    """Merchants: goods category code, for example "groceries"."""
+    sells_in_person: _builtins.bool
+    """Merchants: sells in person (scanned QR at the shop) rather than online."""
+    tax_registered: _builtins.bool
+    """Merchants: registered for VAT, corporate income tax or personal income tax (s.40)."""
+    @_builtins.property
+    def tax_years_filed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Merchants: tax years with returns filed."""
+
     def __init__(
         self,
         *,
@@ -87,10 +116,17 @@ class PartyFacts(_message.Message):
         hosting_participant: _builtins.str = ...,
         district_code: _builtins.str = ...,
         size_class: Global___MerchantSizeClass.ValueType = ...,
+        age_years: _builtins.int = ...,
+        identity_verified: _builtins.bool = ...,
+        authentication_level: _builtins.str = ...,
+        category: _builtins.str = ...,
+        sells_in_person: _builtins.bool = ...,
+        tax_registered: _builtins.bool = ...,
+        tax_years_filed: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["district_code", b"district_code", "hosting_participant", b"hosting_participant", "kind", b"kind", "party", b"party", "size_class", b"size_class"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_years", b"age_years", "authentication_level", b"authentication_level", "category", b"category", "district_code", b"district_code", "hosting_participant", b"hosting_participant", "identity_verified", b"identity_verified", "kind", b"kind", "party", b"party", "sells_in_person", b"sells_in_person", "size_class", b"size_class", "tax_registered", b"tax_registered", "tax_years_filed", b"tax_years_filed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

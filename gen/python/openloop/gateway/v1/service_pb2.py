@@ -26,25 +26,25 @@ from openloop.common.v1 import money_pb2 as openloop_dot_common_dot_v1_dot_money
 from openloop.gateway.v1 import resources_pb2 as openloop_dot_gateway_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!openloop/gateway/v1/service.proto\x12\x13openloop.gateway.v1\x1a\x1eopenloop/common/v1/money.proto\x1a#openloop/gateway/v1/resources.proto\"n\n\nPayRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\r\n\x05payer\x18\x02 \x01(\t\x12\r\n\x05payee\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.openloop.common.v1.Money\"<\n\x0bPayResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.openloop.gateway.v1.Payment\"!\n\x11GetPaymentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"C\n\x12GetPaymentResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.openloop.gateway.v1.Payment\" \n\x10GetWalletRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x11GetWalletResponse\x12+\n\x06wallet\x18\x01 \x01(\x0b\x32\x1b.openloop.gateway.v1.Wallet2\x95\x02\n\x0eGatewayService\x12H\n\x03Pay\x12\x1f.openloop.gateway.v1.PayRequest\x1a .openloop.gateway.v1.PayResponse\x12]\n\nGetPayment\x12&.openloop.gateway.v1.GetPaymentRequest\x1a\'.openloop.gateway.v1.GetPaymentResponse\x12Z\n\tGetWallet\x12%.openloop.gateway.v1.GetWalletRequest\x1a&.openloop.gateway.v1.GetWalletResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!openloop/gateway/v1/service.proto\x12\x13openloop.gateway.v1\x1a\x1eopenloop/common/v1/money.proto\x1a#openloop/gateway/v1/resources.proto\"\x8b\x01\n\nPayRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\r\n\x05payer\x18\x02 \x01(\t\x12\r\n\x05payee\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x1b\n\x13payer_authorization\x18\x05 \x01(\t\"<\n\x0bPayResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.openloop.gateway.v1.Payment\"!\n\x11GetPaymentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"C\n\x12GetPaymentResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.openloop.gateway.v1.Payment\" \n\x10GetWalletRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x11GetWalletResponse\x12+\n\x06wallet\x18\x01 \x01(\x0b\x32\x1b.openloop.gateway.v1.Wallet2\x95\x02\n\x0eGatewayService\x12H\n\x03Pay\x12\x1f.openloop.gateway.v1.PayRequest\x1a .openloop.gateway.v1.PayResponse\x12]\n\nGetPayment\x12&.openloop.gateway.v1.GetPaymentRequest\x1a\'.openloop.gateway.v1.GetPaymentResponse\x12Z\n\tGetWallet\x12%.openloop.gateway.v1.GetWalletRequest\x1a&.openloop.gateway.v1.GetWalletResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'openloop.gateway.v1.service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYREQUEST']._serialized_start=127
-  _globals['_PAYREQUEST']._serialized_end=237
-  _globals['_PAYRESPONSE']._serialized_start=239
-  _globals['_PAYRESPONSE']._serialized_end=299
-  _globals['_GETPAYMENTREQUEST']._serialized_start=301
-  _globals['_GETPAYMENTREQUEST']._serialized_end=334
-  _globals['_GETPAYMENTRESPONSE']._serialized_start=336
-  _globals['_GETPAYMENTRESPONSE']._serialized_end=403
-  _globals['_GETWALLETREQUEST']._serialized_start=405
-  _globals['_GETWALLETREQUEST']._serialized_end=437
-  _globals['_GETWALLETRESPONSE']._serialized_start=439
-  _globals['_GETWALLETRESPONSE']._serialized_end=503
-  _globals['_GATEWAYSERVICE']._serialized_start=506
-  _globals['_GATEWAYSERVICE']._serialized_end=783
+  _globals['_PAYREQUEST']._serialized_start=128
+  _globals['_PAYREQUEST']._serialized_end=267
+  _globals['_PAYRESPONSE']._serialized_start=269
+  _globals['_PAYRESPONSE']._serialized_end=329
+  _globals['_GETPAYMENTREQUEST']._serialized_start=331
+  _globals['_GETPAYMENTREQUEST']._serialized_end=364
+  _globals['_GETPAYMENTRESPONSE']._serialized_start=366
+  _globals['_GETPAYMENTRESPONSE']._serialized_end=433
+  _globals['_GETWALLETREQUEST']._serialized_start=435
+  _globals['_GETWALLETREQUEST']._serialized_end=467
+  _globals['_GETWALLETRESPONSE']._serialized_start=469
+  _globals['_GETWALLETRESPONSE']._serialized_end=533
+  _globals['_GATEWAYSERVICE']._serialized_start=536
+  _globals['_GATEWAYSERVICE']._serialized_end=813
 # @@protoc_insertion_point(module_scope)

@@ -26,12 +26,19 @@ class PayRequest(_message.Message):
     PAYER_FIELD_NUMBER: _builtins.int
     PAYEE_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
+    PAYER_AUTHORIZATION_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Client-chosen key, unique per participant, 1-128 characters of [A-Za-z0-9._:-]."""
     payer: _builtins.str
     """"citizens/{citizen}" paying; must be hosted by the caller."""
     payee: _builtins.str
     """"merchants/{merchant}" paid."""
+    payer_authorization: _builtins.str
+    """The payer's authorisation of this payment: a compact JWS the calling participant signs
+    with a key it registered with the platform (or one from a trusted identity provider),
+    `pid` = the payer's citizen ID, `aal` at least 2.1, used once. Checked by identity;
+    required once the platform enforces authorisations. Never stored or logged.
+    """
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
         """Positive amount in THB satang."""
@@ -43,10 +50,11 @@ class PayRequest(_message.Message):
         payer: _builtins.str = ...,
         payee: _builtins.str = ...,
         amount: _money_pb2.Money | None = ...,
+        payer_authorization: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "idempotency_key", b"idempotency_key", "payee", b"payee", "payer", b"payer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "idempotency_key", b"idempotency_key", "payee", b"payee", "payer", b"payer", "payer_authorization", b"payer_authorization"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

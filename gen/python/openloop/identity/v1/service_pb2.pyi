@@ -364,22 +364,39 @@ class VerifyPaymentPartiesRequest(_message.Message):
     ACTING_PARTICIPANT_FIELD_NUMBER: _builtins.int
     PAYER_FIELD_NUMBER: _builtins.int
     PAYEE_FIELD_NUMBER: _builtins.int
+    PAYER_AUTHORIZATION_FIELD_NUMBER: _builtins.int
+    PAYEE_ALIAS_FIELD_NUMBER: _builtins.int
     acting_participant: _builtins.str
     """"participants/{participant}" making the call (from its client certificate)."""
     payer: _builtins.str
     """"citizens/{citizen}"."""
     payee: _builtins.str
-    """"merchants/{merchant}"."""
+    """"merchants/{merchant}"; or leave empty and set payee_alias."""
+    payer_authorization: _builtins.str
+    """The payer's authorisation of this payment: a compact JWS signed by the acting
+    participant (iss "participants/{participant}", with a key it registered as an
+    ASSERTION_KEY credential) or by a trusted identity provider, whose `pid` is the payer's
+    citizen ID and whose `aal` meets the payment minimum (AAL 2.1 by default). Used once.
+    Required when the identity service runs with require_payer_authorization.
+    """
+    @_builtins.property
+    def payee_alias(self) -> Global___ResolveAliasRequest:
+        """The payee as the payer's app knows it (a scanned QR, a tax ID, a phone number), when
+        payee is empty. It must name a merchant.
+        """
+
     def __init__(
         self,
         *,
         acting_participant: _builtins.str = ...,
         payer: _builtins.str = ...,
         payee: _builtins.str = ...,
+        payer_authorization: _builtins.str = ...,
+        payee_alias: Global___ResolveAliasRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payee_alias", b"payee_alias"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_participant", b"acting_participant", "payee", b"payee", "payer", b"payer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_participant", b"acting_participant", "payee", b"payee", "payee_alias", b"payee_alias", "payer", b"payer", "payer_authorization", b"payer_authorization"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -869,3 +886,137 @@ class EraseCitizenDataResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EraseCitizenDataResponse: _TypeAlias = EraseCitizenDataResponse  # noqa: Y015
+
+@_typing.final
+class ImportCitizensRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CITIZENS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def citizens(self) -> _containers.RepeatedCompositeFieldContainer[Global___CitizenRecord]:
+        """One batch: 1 to 5,000 rows."""
+
+    def __init__(
+        self,
+        *,
+        citizens: _abc.Iterable[Global___CitizenRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citizens", b"citizens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportCitizensRequest: _TypeAlias = ImportCitizensRequest  # noqa: Y015
+
+@_typing.final
+class CitizenRecord(_message.Message):
+    """One registry row."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CITIZEN_ID_FIELD_NUMBER: _builtins.int
+    BIRTH_DATE_FIELD_NUMBER: _builtins.int
+    FULL_NAME_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    HOME_DISTRICT_CODE_FIELD_NUMBER: _builtins.int
+    HOSTING_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    ELIGIBILITY_FIELD_NUMBER: _builtins.int
+    GUARDIAN_CONSENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key of the row, for example "phase3-2025-03:000123" (file and row number)."""
+    citizen_id: _builtins.str
+    """The 13-digit citizen ID. Personal data: hashed on arrival, never stored or logged."""
+    birth_date: _builtins.str
+    """ISO 8601 "YYYY-MM-DD". Personal data: encrypted at rest."""
+    full_name: _builtins.str
+    """Personal data: encrypted at rest."""
+    address: _builtins.str
+    """Personal data: encrypted at rest; optional."""
+    home_district_code: _builtins.str
+    hosting_participant: _builtins.str
+    """"participants/{participant}" that will host the wallet."""
+    @_builtins.property
+    def eligibility(self) -> _resources_pb2.EligibilityAttestations: ...
+    @_builtins.property
+    def guardian_consent(self) -> _resources_pb2.GuardianConsent:
+        """Required for citizens under 20 on the import date."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        citizen_id: _builtins.str = ...,
+        birth_date: _builtins.str = ...,
+        full_name: _builtins.str = ...,
+        address: _builtins.str = ...,
+        home_district_code: _builtins.str = ...,
+        hosting_participant: _builtins.str = ...,
+        eligibility: _resources_pb2.EligibilityAttestations | None = ...,
+        guardian_consent: _resources_pb2.GuardianConsent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["eligibility", b"eligibility", "guardian_consent", b"guardian_consent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "birth_date", b"birth_date", "citizen_id", b"citizen_id", "eligibility", b"eligibility", "full_name", b"full_name", "guardian_consent", b"guardian_consent", "home_district_code", b"home_district_code", "hosting_participant", b"hosting_participant", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CitizenRecord: _TypeAlias = CitizenRecord  # noqa: Y015
+
+@_typing.final
+class ImportCitizensResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___CitizenImportResult]:
+        """One per row of the batch, in order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___CitizenImportResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportCitizensResponse: _TypeAlias = ImportCitizensResponse  # noqa: Y015
+
+@_typing.final
+class CitizenImportResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CITIZEN_FIELD_NUMBER: _builtins.int
+    ERROR_REASON_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    citizen: _builtins.str
+    """"citizens/{citizen}" when the row is enrolled (by this batch or an earlier run)."""
+    error_reason: _builtins.str
+    """Set when the row was refused: the ErrorInfo reason (for example INVALID_CITIZEN_ID,
+    UNKNOWN_DISTRICT, CITIZEN_ALREADY_ENROLLED), the field and a message without the value.
+    """
+    error_field: _builtins.str
+    error_message: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        citizen: _builtins.str = ...,
+        error_reason: _builtins.str = ...,
+        error_field: _builtins.str = ...,
+        error_message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citizen", b"citizen", "error_field", b"error_field", "error_message", b"error_message", "error_reason", b"error_reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CitizenImportResult: _TypeAlias = CitizenImportResult  # noqa: Y015

@@ -80,6 +80,11 @@ class IdentityServiceStub:
                 request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.EnrollCitizenRequest.SerializeToString,
                 response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.EnrollCitizenResponse.FromString,
                 _registered_method=True)
+        self.ImportCitizens = channel.stream_stream(
+                '/openloop.identity.v1.IdentityService/ImportCitizens',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ImportCitizensRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ImportCitizensResponse.FromString,
+                _registered_method=True)
         self.GetCitizen = channel.unary_unary(
                 '/openloop.identity.v1.IdentityService/GetCitizen',
                 request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetCitizenRequest.SerializeToString,
@@ -196,6 +201,18 @@ class IdentityServiceServicer:
         from a trusted identity provider, at IAL 2.3 or above by default). Idempotent under
         request_id; a second enrolment of the same citizen ID under another request_id is
         ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportCitizens(self, request_iterator, context):
+        """Enrols citizens from the government registry's extract (for example a phase's cohort)
+        for the operator: the client streams batches, each is one transaction, and every row is
+        answered in order. Rows are idempotent under their request_id, so a rerun of the same
+        file after an interruption enrols nothing twice. No identity assertion per row: the
+        registry is the source, and such citizens carry no assurance level until they present
+        one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -319,6 +336,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.EnrollCitizen,
                     request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.EnrollCitizenRequest.FromString,
                     response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.EnrollCitizenResponse.SerializeToString,
+            ),
+            'ImportCitizens': grpc.stream_stream_rpc_method_handler(
+                    servicer.ImportCitizens,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ImportCitizensRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ImportCitizensResponse.SerializeToString,
             ),
             'GetCitizen': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCitizen,
@@ -610,6 +632,33 @@ class IdentityService:
             '/openloop.identity.v1.IdentityService/EnrollCitizen',
             openloop_dot_identity_dot_v1_dot_service__pb2.EnrollCitizenRequest.SerializeToString,
             openloop_dot_identity_dot_v1_dot_service__pb2.EnrollCitizenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportCitizens(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/openloop.identity.v1.IdentityService/ImportCitizens',
+            openloop_dot_identity_dot_v1_dot_service__pb2.ImportCitizensRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.ImportCitizensResponse.FromString,
             options,
             channel_credentials,
             insecure,

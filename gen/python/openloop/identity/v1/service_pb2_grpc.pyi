@@ -62,6 +62,14 @@ class IdentityServiceStub:
     request_id; a second enrolment of the same citizen ID under another request_id is
     ALREADY_EXISTS.
     """
+    ImportCitizens: _grpc.StreamStreamMultiCallable[_service_pb2.ImportCitizensRequest, _service_pb2.ImportCitizensResponse]
+    """Enrols citizens from the government registry's extract (for example a phase's cohort)
+    for the operator: the client streams batches, each is one transaction, and every row is
+    answered in order. Rows are idempotent under their request_id, so a rerun of the same
+    file after an interruption enrols nothing twice. No identity assertion per row: the
+    registry is the source, and such citizens carry no assurance level until they present
+    one.
+    """
     GetCitizen: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetCitizenRequest, _service_pb2.GetCitizenResponse]
     """Returns one citizen."""
     ExportCitizenData: _grpc.UnaryUnaryMultiCallable[_service_pb2.ExportCitizenDataRequest, _service_pb2.ExportCitizenDataResponse]
@@ -127,6 +135,14 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     from a trusted identity provider, at IAL 2.3 or above by default). Idempotent under
     request_id; a second enrolment of the same citizen ID under another request_id is
     ALREADY_EXISTS.
+    """
+    ImportCitizens: _aio.StreamStreamMultiCallable[_service_pb2.ImportCitizensRequest, _service_pb2.ImportCitizensResponse]  # type: ignore[assignment]
+    """Enrols citizens from the government registry's extract (for example a phase's cohort)
+    for the operator: the client streams batches, each is one transaction, and every row is
+    answered in order. Rows are idempotent under their request_id, so a rerun of the same
+    file after an interruption enrols nothing twice. No identity assertion per row: the
+    registry is the source, and such citizens carry no assurance level until they present
+    one.
     """
     GetCitizen: _aio.UnaryUnaryMultiCallable[_service_pb2.GetCitizenRequest, _service_pb2.GetCitizenResponse]  # type: ignore[assignment]
     """Returns one citizen."""
@@ -244,6 +260,20 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         from a trusted identity provider, at IAL 2.3 or above by default). Idempotent under
         request_id; a second enrolment of the same citizen ID under another request_id is
         ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportCitizens(
+        self,
+        request_iterator: _MaybeAsyncIterator[_service_pb2.ImportCitizensRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_service_pb2.ImportCitizensResponse], _abc.AsyncIterator[_service_pb2.ImportCitizensResponse]]:
+        """Enrols citizens from the government registry's extract (for example a phase's cohort)
+        for the operator: the client streams batches, each is one transaction, and every row is
+        answered in order. Rows are idempotent under their request_id, so a rerun of the same
+        file after an interruption enrols nothing twice. No identity assertion per row: the
+        registry is the source, and such citizens carry no assurance level until they present
+        one.
         """
 
     @_abc_1.abstractmethod

@@ -238,6 +238,13 @@ class PartyFacts:
     hosting_participant_id: str
     district_code: str
     size_class: MerchantSizeClass | None
+    age_years: int = 0
+    identity_verified: bool = False
+    authentication_level: str = ""
+    category: str = ""
+    sells_in_person: bool = False
+    tax_registered: bool = False
+    tax_years_filed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

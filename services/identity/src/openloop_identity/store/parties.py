@@ -8,11 +8,14 @@ checks run on that row in memory. It writes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_identity import errors
 from openloop_identity.domain.model import (
+    MerchantChannel,
     MerchantSizeClass,
     ParticipantState,
     PartyFacts,
@@ -23,9 +26,20 @@ from openloop_identity.tables import citizens, merchants, participants
 from openloop_runtime.names import format_name
 
 
+@dataclass(frozen=True)
+class PaymentPartiesRecord:
+    """The checked parties, plus what only the identity service itself may look at: the
+    payer's citizen-ID token (to match an authorisation's ``pid``) and sealed personal data
+    (to count the payer's age)."""
+
+    parties: PaymentParties
+    payer_token: str
+    payer_personal_data: bytes | None
+
+
 async def verify_payment_parties(
     engine: AsyncEngine, *, acting_participant_id: str, payer_id: str, payee_id: str
-) -> PaymentParties:
+) -> PaymentPartiesRecord:
     acting_state = (
         select(participants.c.state)
         .where(participants.c.participant_id == acting_participant_id)
@@ -39,9 +53,18 @@ async def verify_payment_parties(
         citizens.c.home_district_code,
         citizens.c.hosting_participant_id.label("payer_host"),
         citizens.c.erase_time,
+        citizens.c.citizen_token,
+        citizens.c.personal_data,
+        citizens.c.identity_assurance_level,
         merchants.c.merchant_id,
         merchants.c.district_code,
         merchants.c.size_class,
+        merchants.c.category,
+        merchants.c.channel,
+        merchants.c.vat_registered,
+        merchants.c.corporate_income_tax,
+        merchants.c.personal_income_tax_s40,
+        merchants.c.tax_years_filed,
         merchants.c.hosting_participant_id.label("payee_host"),
         payee_host.c.state.label("payee_host_state"),
     ).select_from(
@@ -67,13 +90,14 @@ async def verify_payment_parties(
     if row.payee_host_state != ParticipantState.ACTIVE.value:
         # A suspended or closed participant may not receive money either.
         raise errors.participant_not_active(row.payee_host, row.payee_host_state)
-    return PaymentParties(
+    parties = PaymentParties(
         payer=PartyFacts(
             kind=PartyKind.CITIZEN,
             party_id=row.citizen_id,
             hosting_participant_id=row.payer_host,
             district_code=row.home_district_code,
             size_class=None,
+            identity_verified=row.identity_assurance_level is not None,
         ),
         payee=PartyFacts(
             kind=PartyKind.MERCHANT,
@@ -81,5 +105,13 @@ async def verify_payment_parties(
             hosting_participant_id=row.payee_host,
             district_code=row.district_code,
             size_class=MerchantSizeClass(row.size_class),
+            category=row.category,
+            sells_in_person=row.channel == MerchantChannel.IN_PERSON.value,
+            tax_registered=bool(
+                row.vat_registered or row.corporate_income_tax or row.personal_income_tax_s40
+            ),
+            tax_years_filed=tuple(sorted(row.tax_years_filed)),
         ),
     )
+    sealed = None if row.personal_data is None else bytes(row.personal_data)
+    return PaymentPartiesRecord(parties, row.citizen_token, sealed)

@@ -1,0 +1,77 @@
+"""A bank authorises its customer's payment with a key it registered with the platform: the
+token travels through Envoy and the gateway to identity, which checks and spends it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from openloop.gateway.v1 import resources_pb2
+from openloop.identity.v1 import resources_pb2 as identity_resources
+from openloop.identity.v1 import service_pb2 as identity_pb2
+from openloop.identity.v1 import service_pb2_grpc as identity_grpc
+from openloop_dev.identity_provider import AUDIENCE
+from openloop_dev.seed import DEMO_CITIZEN_ID
+from openloop_identity.assertions import DevIssuer
+from openloop_identity.domain.assurance import AAL
+from tests.e2e.journeys import metadata_of, new_key, pay_request, reason_of
+
+
+async def _register(platform, participant: str) -> DevIssuer:
+    issuer = DevIssuer(f"participants/{participant}", kid=f"{participant}-e2e-{new_key()[:8]}")
+    start, end = Timestamp(), Timestamp()
+    start.FromDatetime(datetime.now(UTC) - timedelta(minutes=5))
+    end.FromDatetime(datetime.now(UTC) + timedelta(days=1))
+    async with grpc.aio.insecure_channel(platform.mesh.layout.target("identity")) as channel:
+        await identity_grpc.IdentityServiceStub(channel).CreateParticipantCredential(
+            identity_pb2.CreateParticipantCredentialRequest(
+                parent=f"participants/{participant}",
+                request_id=new_key(),
+                credential=identity_resources.ParticipantCredential(
+                    kind=identity_resources.CREDENTIAL_KIND_ASSERTION_KEY,
+                    public_jwk=json.dumps(issuer.public_jwk),
+                    not_before=start,
+                    not_after=end,
+                ),
+            )
+        )
+    return issuer
+
+
+async def test_an_authorised_payment_completes_and_its_token_is_spent(platform):
+    p = platform.program
+    issuer = await _register(platform, "bank-a")
+    token = issuer.id_token(
+        audience=AUDIENCE, pid=DEMO_CITIZEN_ID, now=datetime.now(UTC), aal=AAL.AAL_2_2
+    )
+    request = pay_request(p.citizen, p.small_shop, 2_00)
+    request.payer_authorization = token
+    paid = await platform.bank_a.Pay(request)
+    assert paid.payment.state == resources_pb2.PaymentState.PAYMENT_STATE_COMPLETED
+
+    again = pay_request(p.citizen, p.small_shop, 2_00)
+    again.payer_authorization = token
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await platform.bank_a.Pay(again)
+    error = refused.value
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert reason_of(error) == "INVALID_IDENTITY_ASSERTION"
+    assert metadata_of(error)["assertion_reason"] == "ASSERTION_REPLAYED"
+    assert DEMO_CITIZEN_ID not in (error.details() or "")
+
+
+async def test_bank_b_cannot_authorise_bank_a_customers(platform):
+    p = platform.program
+    issuer = await _register(platform, "bank-b")
+    request = pay_request(p.citizen, p.small_shop, 1_00)
+    request.payer_authorization = issuer.id_token(
+        audience=AUDIENCE, pid=DEMO_CITIZEN_ID, now=datetime.now(UTC)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await platform.bank_a.Pay(request)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert metadata_of(refused.value)["assertion_reason"] == "ASSERTION_UNTRUSTED_ISSUER"
