@@ -97,7 +97,7 @@ def demo() -> None:
         layout = mesh.layout
     try:
         pki = ensure_dev_pki(layout.pki_dir, PARTICIPANTS)
-        asyncio.run(run_demo(pki, layout.edge_target, program))
+        asyncio.run(run_demo(pki, layout.edge_target, program, layout.workdir))
     finally:
         if mesh is not None:
             mesh.stop()

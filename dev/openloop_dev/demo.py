@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
 
 from openloop.gateway.v1 import service_pb2
-from openloop_dev.bank import bank_channel, gateway_stub
+from openloop_dev.bank import AuthorisingGateway, bank_channel, gateway_stub
+from openloop_dev.identity_provider import bank_signer
 from openloop_dev.pki import DevPki
 from openloop_dev.seed import DemoProgram
 from openloop_runtime.errors import error_info_of
@@ -19,13 +21,20 @@ def _baht(satang: int) -> str:
     return f"{satang // 100:,}.{satang % 100:02d} THB"
 
 
-async def run_demo(pki: DevPki, edge_target: str, program: DemoProgram) -> str:
-    """Make one allowed and one denied payment; print what a bank sees. Returns the trace id."""
+async def run_demo(pki: DevPki, edge_target: str, program: DemoProgram, workdir: Path) -> str:
+    """Make one allowed and one denied payment; print what a bank sees. Returns the trace id.
+
+    Bank A signs each payment's authorisation with the key the seed registered for it."""
     async with (
         bank_channel(pki, program.payer_bank, edge_target) as payer_channel,
         bank_channel(pki, program.payee_bank, edge_target) as payee_channel,
     ):
-        payer_bank, payee_bank = gateway_stub(payer_channel), gateway_stub(payee_channel)
+        payer_bank = AuthorisingGateway(
+            gateway_stub(payer_channel),
+            bank_signer(workdir, program.payer_bank),
+            {program.citizen: program.citizen_id},
+        )
+        payee_bank = gateway_stub(payee_channel)
 
         async def balances() -> tuple[int, int]:
             citizen = await payer_bank.GetWallet(

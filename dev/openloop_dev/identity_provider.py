@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from openloop_identity.assertions import DevIssuer
+from openloop_identity.domain.assurance import AAL
 
 ISSUER = "https://id.dev.openloop.local"
 AUDIENCE = "openloop"
@@ -35,6 +36,26 @@ def identity_env(workdir: Path) -> dict[str, str]:
         "OPENLOOP_IDENTITY_TRUSTED_ISSUERS": json.dumps({ISSUER: dev_issuer(workdir).jwks}),
         "OPENLOOP_IDENTITY_ASSERTION_AUDIENCE": AUDIENCE,
     }
+
+
+def bank_signer(workdir: Path, participant: str) -> DevIssuer:
+    """The key ``participant`` (a dev bank) signs its customers' payment authorisations with,
+    kept in ``workdir``; the seed registers its public half with identity."""
+    path = workdir / f"{participant}-payments.pem"
+    issuer = f"participants/{participant}"
+    kid = f"{participant}-dev-1"
+    if not path.exists():
+        path.write_bytes(DevIssuer(issuer, kid=kid).private_key_pem())
+        path.chmod(0o600)
+    return DevIssuer(issuer, kid=kid, private_key_pem=path.read_bytes())
+
+
+def payment_authorisation(signer: DevIssuer, citizen_id: str) -> str:
+    """What a bank's app sends with each payment: the customer, authenticated at AAL 2.2
+    (biometric on a bound device), authorises it; valid for five minutes, once."""
+    return signer.id_token(
+        audience=AUDIENCE, pid=citizen_id, now=datetime.now(UTC), aal=AAL.AAL_2_2
+    )
 
 
 def enrolment_assertion(workdir: Path, citizen_id: str) -> str:

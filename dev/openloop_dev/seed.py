@@ -8,11 +8,14 @@ ids and transfer ids), so ``make up`` can seed the same database again.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2 as identity_resources
@@ -23,7 +26,7 @@ from openloop.ledger.v1 import service_pb2 as ledger_pb2
 from openloop.ledger.v1 import service_pb2_grpc as ledger_grpc
 from openloop.settlement.v1 import service_pb2 as settlement_pb2
 from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc
-from openloop_dev.identity_provider import enrolment_assertion
+from openloop_dev.identity_provider import bank_signer, enrolment_assertion
 from openloop_dev.mesh import MeshLayout
 from openloop_gateway.accounts import (
     TREASURY_FUNDING_ACCOUNT,
@@ -60,6 +63,9 @@ class DemoProgram:
     """Large chain in the citizen's district: the small-shop rule (R3) denies payments."""
     payer_bank: str = "bank-a"
     payee_bank: str = "bank-b"
+    citizen_id: str = DEMO_CITIZEN_ID
+    """The demo citizen's 13-digit ID: bank A knows it (it enrolled them) and signs the
+    citizen's payment authorisations with it."""
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -161,6 +167,30 @@ def citizen_details(layout: MeshLayout, citizen_id: str) -> dict[str, Any]:
     }
 
 
+async def register_payment_key(
+    identity: identity_grpc.IdentityServiceStub, layout: MeshLayout, bank: str
+) -> None:
+    """Register the key ``bank`` signs its customers' payment authorisations with (kept in
+    the mesh's workdir), valid for a year; registering it again changes nothing."""
+    signer = bank_signer(layout.workdir, bank)
+    now = datetime.now(UTC)
+    start, end = Timestamp(), Timestamp()
+    start.FromDatetime(now - timedelta(hours=1))
+    end.FromDatetime(now + timedelta(days=365))
+    await identity.CreateParticipantCredential(
+        identity_pb2.CreateParticipantCredentialRequest(
+            parent=f"participants/{bank}",
+            request_id=f"seed-payment-key-{signer.kid}",
+            credential=identity_resources.ParticipantCredential(
+                kind=identity_resources.CREDENTIAL_KIND_ASSERTION_KEY,
+                public_jwk=json.dumps(signer.public_jwk),
+                not_before=start,
+                not_after=end,
+            ),
+        )
+    )
+
+
 async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
     async with operator(layout) as op:
         identity = op.identity
@@ -177,6 +207,8 @@ async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
                     participant=identity_resources.Participant(display_name=name, role=role),
                 )
             )
+        for bank in ("bank-a", "bank-b"):
+            await register_payment_key(identity, layout, bank)
         citizen = (
             await identity.EnrollCitizen(
                 identity_pb2.EnrollCitizenRequest(

@@ -15,7 +15,8 @@ import pytest_asyncio
 from openloop.gateway.v1 import service_pb2_grpc
 from openloop.ledger.v1 import service_pb2_grpc as ledger_grpc
 from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc
-from openloop_dev.bank import bank_channel
+from openloop_dev.bank import AuthorisingGateway, bank_channel
+from openloop_dev.identity_provider import bank_signer
 from openloop_dev.mesh import Mesh, MeshLayout
 from openloop_dev.postgres import EmbeddedPostgres
 from openloop_dev.seed import DemoProgram, seed_demo_program
@@ -25,7 +26,7 @@ from openloop_dev.seed import DemoProgram, seed_demo_program
 class Platform:
     mesh: Mesh
     program: DemoProgram
-    bank_a: service_pb2_grpc.GatewayServiceStub
+    bank_a: AuthorisingGateway
     bank_b: service_pb2_grpc.GatewayServiceStub
     ledger: ledger_grpc.LedgerServiceStub
     settlement: settlement_grpc.SettlementServiceStub
@@ -61,7 +62,12 @@ async def platform(mesh: Mesh) -> AsyncIterator[Platform]:
         yield Platform(
             mesh,
             program,
-            service_pb2_grpc.GatewayServiceStub(a),
+            # Bank A signs its customer's payment authorisations, as its app would.
+            AuthorisingGateway(
+                service_pb2_grpc.GatewayServiceStub(a),
+                bank_signer(mesh.layout.workdir, "bank-a"),
+                {program.citizen: program.citizen_id},
+            ),
             service_pb2_grpc.GatewayServiceStub(b),
             ledger_grpc.LedgerServiceStub(ledger),
             settlement_grpc.SettlementServiceStub(settlement),

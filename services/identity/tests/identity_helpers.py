@@ -3,21 +3,23 @@ conftest.py)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_identity.assertions import DevIssuer
-from openloop_identity.domain.assurance import IAL
+from openloop_identity.domain.assurance import AAL, IAL
 from openloop_identity.domain.thai_id import check_digit
 from openloop_identity.tables import participants
 from openloop_runtime.errors import error_info_of
@@ -140,3 +142,29 @@ def merchant_request(host: str, **fields: object) -> service_pb2.CreateMerchantR
     for name, value in fields.items():
         setattr(merchant, name, value)
     return service_pb2.CreateMerchantRequest(request_id=new_key(), merchant=merchant)
+
+
+async def register_payment_key(identity: Identity, bank: str, *, kid: str = "") -> DevIssuer:
+    """A key ``bank`` registers to sign its customers' payment authorisations with."""
+    issuer = DevIssuer(f"participants/{bank}", kid=kid or f"{bank}-pay-1")
+    start, end = Timestamp(), Timestamp()
+    start.FromDatetime(datetime.now(UTC) - timedelta(minutes=5))
+    end.FromDatetime(datetime.now(UTC) + timedelta(days=30))
+    await identity.stub.CreateParticipantCredential(
+        service_pb2.CreateParticipantCredentialRequest(
+            parent=f"participants/{bank}",
+            request_id=new_key(),
+            credential=resources_pb2.ParticipantCredential(
+                kind=resources_pb2.CREDENTIAL_KIND_ASSERTION_KEY,
+                public_jwk=json.dumps(issuer.public_jwk),
+                not_before=start,
+                not_after=end,
+            ),
+        )
+    )
+    return issuer
+
+
+def authorise(issuer: DevIssuer, citizen_number: str, *, aal: AAL = AAL.AAL_2_1) -> str:
+    """The payer's authorisation of one payment, signed by its bank."""
+    return issuer.id_token(audience=AUDIENCE, pid=citizen_number, now=datetime.now(UTC), aal=aal)

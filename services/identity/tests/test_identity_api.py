@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2, service_pb2
+from openloop_identity.assertions import DevIssuer
 from openloop_identity.requests import THAILAND, age_on
 from openloop_runtime.errors import error_info_of
 from services.identity.tests.identity_helpers import (
@@ -20,6 +21,7 @@ from services.identity.tests.identity_helpers import (
     BANK,
     SMALL,
     Identity,
+    authorise,
     create_participant,
     enroll_request,
     expect_error,
@@ -27,6 +29,7 @@ from services.identity.tests.identity_helpers import (
     new_citizen_number,
     new_key,
     new_participant_id,
+    register_payment_key,
     set_state,
 )
 
@@ -418,19 +421,21 @@ class Parties:
     payee_host: str
     payer: str
     payee: str
+    payer_number: str
+    signer: DevIssuer
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def parties(identity: Identity) -> Parties:
     payer_host = await create_participant(identity)
     payee_host = await create_participant(identity)
-    citizen = (
-        await identity.stub.EnrollCitizen(enroll_request(payer_host, district="1001"))
-    ).citizen
+    signer = await register_payment_key(identity, payer_host)
+    request = enroll_request(payer_host, district="1001")
+    citizen = (await identity.stub.EnrollCitizen(request)).citizen
     merchant = (
         await identity.stub.CreateMerchant(merchant_request(payee_host, district_code="1002"))
     ).merchant
-    return Parties(payer_host, payee_host, citizen.name, merchant.name)
+    return Parties(payer_host, payee_host, citizen.name, merchant.name, request.citizen_id, signer)
 
 
 def verify(parties: Parties, **overrides: str) -> service_pb2.VerifyPaymentPartiesRequest:
@@ -444,6 +449,7 @@ def verify(parties: Parties, **overrides: str) -> service_pb2.VerifyPaymentParti
         acting_participant=fields["acting_participant"],
         payer=fields["payer"],
         payee=fields["payee"],
+        payer_authorization=authorise(parties.signer, parties.payer_number),
     )
 
 
@@ -459,6 +465,7 @@ async def test_verify_payment_parties_returns_the_facts(
         district_code="1001",
         age_years=age_on(date.fromisoformat(ADULT_BIRTH_DATE), today),
         identity_verified=True,
+        authentication_level="2.1",
     )
     assert response.payee == party_pb2.PartyFacts(
         party=parties.payee,

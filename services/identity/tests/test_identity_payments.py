@@ -3,11 +3,9 @@ acting participant's registered key), the payee by alias, and the facts the rule
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from openloop.identity.v1 import resources_pb2, service_pb2
 from openloop_identity.assertions import DevIssuer
@@ -15,48 +13,24 @@ from openloop_identity.domain.assurance import AAL
 from openloop_identity.requests import THAILAND, age_on
 from services.identity.tests.identity_helpers import (
     ADULT_BIRTH_DATE,
-    AUDIENCE,
     Identity,
+    authorise,
     create_participant,
     enroll_request,
     expect_error,
     merchant_request,
     new_citizen_number,
-    new_key,
+    register_payment_key,
 )
 
 REASON = "INVALID_IDENTITY_ASSERTION"
-
-
-async def _register_key(identity: Identity, bank: str) -> DevIssuer:
-    issuer = DevIssuer(f"participants/{bank}", kid=f"{bank}-pay-1")
-    start, end = Timestamp(), Timestamp()
-    start.FromDatetime(datetime.now(UTC) - timedelta(minutes=5))
-    end.FromDatetime(datetime.now(UTC) + timedelta(days=30))
-    await identity.stub.CreateParticipantCredential(
-        service_pb2.CreateParticipantCredentialRequest(
-            parent=f"participants/{bank}",
-            request_id=new_key(),
-            credential=resources_pb2.ParticipantCredential(
-                kind=resources_pb2.CREDENTIAL_KIND_ASSERTION_KEY,
-                public_jwk=json.dumps(issuer.public_jwk),
-                not_before=start,
-                not_after=end,
-            ),
-        )
-    )
-    return issuer
-
-
-def _authorise(issuer: DevIssuer, number: str, *, aal: AAL = AAL.AAL_2_1) -> str:
-    return issuer.id_token(audience=AUDIENCE, pid=number, now=datetime.now(UTC), aal=aal)
 
 
 async def _scene(identity: Identity) -> tuple[str, DevIssuer, str, str, str]:
     """A bank with a payment key, its enrolled citizen, and a merchant at another bank."""
     bank = await create_participant(identity)
     acquirer = await create_participant(identity)
-    issuer = await _register_key(identity, bank)
+    issuer = await register_payment_key(identity, bank)
     number = new_citizen_number()
     citizen = (await identity.stub.EnrollCitizen(enroll_request(bank, number))).citizen.name
     request = merchant_request(acquirer, category="fresh_food")
@@ -81,7 +55,7 @@ def _verify(
 async def test_an_authorised_payment_gets_every_fact_the_rules_need(identity: Identity) -> None:
     bank, issuer, number, citizen, merchant = await _scene(identity)
     reply = await identity.stub.VerifyPaymentParties(
-        _verify(bank, citizen, merchant, _authorise(issuer, number))
+        _verify(bank, citizen, merchant, authorise(issuer, number))
     )
     today = datetime.now(UTC).astimezone(THAILAND).date()
     assert reply.payer.age_years == age_on(date.fromisoformat(ADULT_BIRTH_DATE), today)
@@ -100,31 +74,31 @@ async def test_an_authorised_payment_gets_every_fact_the_rules_need(identity: Id
 async def test_authorisations_that_do_not_hold_are_refused(identity: Identity) -> None:
     bank, issuer, number, citizen, merchant = await _scene(identity)
     stub = identity.stub
-    spent = _authorise(issuer, number)
+    spent = authorise(issuer, number)
     await stub.VerifyPaymentParties(_verify(bank, citizen, merchant, spent))
     other_bank = await create_participant(identity)
-    other_issuer = await _register_key(identity, other_bank)
+    other_issuer = await register_payment_key(identity, other_bank)
     for token, code, reason in (
         (spent, grpc.StatusCode.UNAUTHENTICATED, "ASSERTION_REPLAYED"),
         (
-            _authorise(issuer, number, aal=AAL.AAL_1),
+            authorise(issuer, number, aal=AAL.AAL_1),
             grpc.StatusCode.PERMISSION_DENIED,
             "ASSERTION_AAL_TOO_LOW",
         ),
         (
-            _authorise(issuer, new_citizen_number()),
+            authorise(issuer, new_citizen_number()),
             grpc.StatusCode.PERMISSION_DENIED,
             "ASSERTION_SUBJECT_MISMATCH",
         ),
         # Another participant's key cannot vouch for this bank's payment.
         (
-            _authorise(other_issuer, number),
+            authorise(other_issuer, number),
             grpc.StatusCode.UNAUTHENTICATED,
             "ASSERTION_UNTRUSTED_ISSUER",
         ),
         # Right issuer name, unregistered key.
         (
-            _authorise(DevIssuer(f"participants/{bank}", kid="not-registered"), number),
+            authorise(DevIssuer(f"participants/{bank}", kid="not-registered"), number),
             grpc.StatusCode.UNAUTHENTICATED,
             "ASSERTION_UNKNOWN_KEY",
         ),
@@ -140,12 +114,12 @@ async def test_authorisations_that_do_not_hold_are_refused(identity: Identity) -
         assert number not in (error.details() or "")
 
 
-async def test_a_participant_without_a_key_cannot_authorise(identity: Identity) -> None:
+async def test_a_participant_without_a_key_cannotauthorise(identity: Identity) -> None:
     bank = await create_participant(identity)
     number = new_citizen_number()
     citizen = (await identity.stub.EnrollCitizen(enroll_request(bank, number))).citizen.name
     merchant = (await identity.stub.CreateMerchant(merchant_request(bank))).merchant.name
-    token = _authorise(DevIssuer(f"participants/{bank}", kid="k"), number)
+    token = authorise(DevIssuer(f"participants/{bank}", kid="k"), number)
     await expect_error(
         identity.stub.VerifyPaymentParties(_verify(bank, citizen, merchant, token)),
         grpc.StatusCode.UNAUTHENTICATED,
@@ -159,12 +133,12 @@ async def test_the_payee_may_be_given_as_a_scanned_qr(identity: Identity) -> Non
     qr = (
         await identity.stub.GenerateMerchantQr(service_pb2.GenerateMerchantQrRequest(name=merchant))
     ).payload
-    request = _verify(bank, citizen, "", _authorise(issuer, number))
+    request = _verify(bank, citizen, "", authorise(issuer, number))
     request.payee_alias.qr_payload = qr
     reply = await identity.stub.VerifyPaymentParties(request)
     assert reply.payee.party == merchant
     # An alias that names a citizen is not a payee.
-    request = _verify(bank, citizen, "", _authorise(issuer, number))
+    request = _verify(bank, citizen, "", authorise(issuer, number))
     request.payee_alias.citizen_id = number
     await expect_error(
         identity.stub.VerifyPaymentParties(request),
@@ -172,3 +146,27 @@ async def test_the_payee_may_be_given_as_a_scanned_qr(identity: Identity) -> Non
         "INVALID_FIELD",
         field="payee_alias",
     )
+
+
+async def test_a_payment_without_an_authorisation_is_refused(identity: Identity) -> None:
+    bank, _, _, citizen, merchant = await _scene(identity)
+    await expect_error(
+        identity.stub.VerifyPaymentParties(_verify(bank, citizen, merchant)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        REASON,
+        assertion_reason="ASSERTION_MISSING_CLAIM",
+        field="payer_authorization",
+    )
+
+
+async def test_a_newly_registered_key_works_at_once(identity: Identity) -> None:
+    bank, issuer, number, citizen, merchant = await _scene(identity)
+    # The bank's keys are now cached by the first payment.
+    await identity.stub.VerifyPaymentParties(
+        _verify(bank, citizen, merchant, authorise(issuer, number))
+    )
+    rotated = await register_payment_key(identity, bank, kid=f"{bank}-pay-2")
+    reply = await identity.stub.VerifyPaymentParties(
+        _verify(bank, citizen, merchant, authorise(rotated, number))
+    )
+    assert reply.payer.authentication_level == "2.1"

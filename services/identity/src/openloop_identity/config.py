@@ -46,9 +46,9 @@ class IdentitySettings(ServiceSettings):
     settlement_target: str = ""
     """Where settlement listens; closing a participant asks it for the net position. Unset,
     no participant can close."""
-    require_payer_authorization: bool = False
+    require_payer_authorization: bool = True
     """Refuse a payment whose payer has not authorised it (VerifyPaymentParties without
-    payer_authorization). Off until every bank sends authorisations."""
+    payer_authorization). Turning it off is for a migration window only."""
     assertion_audience: str = "openloop"
     """The ``aud`` an identity assertion must be issued for: the platform's client ID."""
     assurance_policy: dict[str, dict[str, str]] = Field(default_factory=dict)

@@ -82,26 +82,50 @@ class PaymentAuthorizer:
         issuer = _unverified_issuer(token)
         own = format_name("participants", acting_participant_id)
         if issuer == own:
-            verifier = await self._participant_verifier(acting_participant_id, now)
-        elif issuer in self._provider_issuers and self._providers is not None:
-            verifier = self._providers
-        else:
-            raise AssertionRejectedError(
-                AssertionReason.UNTRUSTED_ISSUER,
-                f"a payment authorisation must be issued by {own} or a trusted identity provider",
+            try:
+                return await self._verify_with_participant_keys(
+                    token, acting_participant_id, now, guard, fresh=False
+                )
+            except AssertionRejectedError as refused:
+                if refused.reason is not AssertionReason.UNKNOWN_KEY:
+                    raise
+            # A key registered since the keys were cached: read them again, once. (Nothing
+            # was spent: the token's jti is claimed only after every other check.)
+            return await self._verify_with_participant_keys(
+                token, acting_participant_id, now, guard, fresh=True
             )
+        if issuer in self._provider_issuers and self._providers is not None:
+            return await self._providers.verify(
+                token, purpose=Purpose.PAYMENT, now=now, replay_guard=guard
+            )
+        raise AssertionRejectedError(
+            AssertionReason.UNTRUSTED_ISSUER,
+            f"a payment authorisation must be issued by {own} or a trusted identity provider",
+        )
+
+    async def _verify_with_participant_keys(
+        self,
+        token: str,
+        participant_id: str,
+        now: datetime,
+        guard: PostgresReplayGuard,
+        *,
+        fresh: bool,
+    ) -> VerifiedAssertion:
+        verifier = await self._participant_verifier(participant_id, now, fresh=fresh)
         if verifier is None:
             raise AssertionRejectedError(
                 AssertionReason.UNKNOWN_KEY,
-                f"{own} has no valid assertion key registered (CreateParticipantCredential)",
+                f"participants/{participant_id} has no valid assertion key registered "
+                "(CreateParticipantCredential)",
             )
         return await verifier.verify(token, purpose=Purpose.PAYMENT, now=now, replay_guard=guard)
 
     async def _participant_verifier(
-        self, participant_id: str, now: datetime
+        self, participant_id: str, now: datetime, *, fresh: bool
     ) -> AssertionVerifier | None:
         cached = self._participants.get(participant_id)
-        if cached is not None and time.monotonic() - cached[0] < KEY_CACHE_SECONDS:
+        if not fresh and cached is not None and time.monotonic() - cached[0] < KEY_CACHE_SECONDS:
             return cached[1]
         table = participant_credentials
         async with self._engine.connect() as conn:
