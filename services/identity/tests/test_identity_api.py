@@ -542,3 +542,55 @@ async def test_verify_payment_parties_refusals(identity: Identity, parties: Part
         "PARTICIPANT_NOT_ACTIVE",
         resource=f"participants/{parties.payer_host}",
     )
+
+
+# --- capabilities -----------------------------------------------------------------------
+
+
+async def _participant(
+    identity: Identity,
+    role: resources_pb2.ParticipantRole.ValueType,
+    capabilities: list[resources_pb2.ParticipantCapability.ValueType],
+) -> resources_pb2.Participant:
+    reply = await identity.stub.CreateParticipant(
+        service_pb2.CreateParticipantRequest(
+            request_id=new_key(),
+            participant_id=new_participant_id(),
+            participant=resources_pb2.Participant(
+                display_name="P", role=role, capabilities=capabilities
+            ),
+        )
+    )
+    return reply.participant
+
+
+async def test_an_acquirer_hosts_merchants_but_not_citizens(identity: Identity) -> None:
+    acquirer = await _participant(identity, BANK, [resources_pb2.PARTICIPANT_CAPABILITY_ACQUIRER])
+    assert list(acquirer.capabilities) == [resources_pb2.PARTICIPANT_CAPABILITY_ACQUIRER]
+    host = acquirer.name.removeprefix("participants/")
+    await identity.stub.CreateMerchant(merchant_request(host))
+    await expect_error(
+        identity.stub.EnrollCitizen(enroll_request(host)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        field="hosting_participant",
+        capability="PAYER_BANK",
+    )
+
+
+async def test_a_bank_does_both_unless_told_and_a_treasury_neither(identity: Identity) -> None:
+    bank = await _participant(identity, BANK, [])
+    assert set(bank.capabilities) == {
+        resources_pb2.PARTICIPANT_CAPABILITY_PAYER_BANK,
+        resources_pb2.PARTICIPANT_CAPABILITY_ACQUIRER,
+    }
+    await expect_error(
+        _participant(
+            identity,
+            resources_pb2.PARTICIPANT_ROLE_TREASURY,
+            [resources_pb2.PARTICIPANT_CAPABILITY_PAYER_BANK],
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        field="participant.capabilities",
+    )

@@ -42,6 +42,7 @@ from openloop_identity.domain.ids import new_citizen_id
 from openloop_identity.domain.model import (
     WALLET_HOSTING_ROLES,
     AliasKind,
+    Capability,
     Eligibility,
     GuardianConsent,
     ParticipantState,
@@ -402,26 +403,35 @@ async def _replays(
     return replayed
 
 
-async def _hosts(conn: AsyncConnection, host_ids: set[str]) -> dict[str, tuple[str, str]]:
-    """(role, state) of each participant that exists among ``host_ids``."""
+async def _hosts(
+    conn: AsyncConnection, host_ids: set[str]
+) -> dict[str, tuple[str, str, list[str]]]:
+    """(role, state, capabilities) of each participant that exists among ``host_ids``."""
     found = await conn.execute(
-        select(participants.c.participant_id, participants.c.role, participants.c.state).where(
-            participants.c.participant_id == _any(sorted(host_ids))
-        )
+        select(
+            participants.c.participant_id,
+            participants.c.role,
+            participants.c.state,
+            participants.c.capabilities,
+        ).where(participants.c.participant_id == _any(sorted(host_ids)))
     )
-    return {row.participant_id: (row.role, row.state) for row in found}
+    return {row.participant_id: (row.role, row.state, row.capabilities) for row in found}
 
 
-def _host_refusal(host_id: str, hosts: dict[str, tuple[str, str]]) -> DomainError | None:
-    """Why ``host_id`` may not host a wallet, as ``require_wallet_host`` would say; None if
-    it may."""
+def _host_refusal(host_id: str, hosts: dict[str, tuple[str, str, list[str]]]) -> DomainError | None:
+    """Why ``host_id`` may not host a citizen's wallet, as ``require_wallet_host`` would
+    say; None if it may."""
     if host_id not in hosts:
         return errors.participant_not_found(host_id)
-    role, state = hosts[host_id]
+    role, state, capabilities = hosts[host_id]
     if state != ParticipantState.ACTIVE.value:
         return errors.participant_not_active(host_id, state)
     if role not in WALLET_HOSTING_ROLES:
         return errors.participant_cannot_host(host_id, role, field="hosting_participant")
+    if Capability.PAYER_BANK.value not in capabilities:
+        return errors.participant_lacks_capability(
+            host_id, Capability.PAYER_BANK.value, field="hosting_participant"
+        )
     return None
 
 

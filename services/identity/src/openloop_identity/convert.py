@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from enum import Enum
+from typing import TypeVar
+
+from google.protobuf.descriptor import FileDescriptor
+
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2, service_pb2
 from openloop_identity.domain.model import (
+    Capability,
     Citizen,
     CredentialKind,
     Merchant,
@@ -28,41 +34,40 @@ _SIZE_PREFIX = "MERCHANT_SIZE_CLASS_"
 _KIND_PREFIX = "PARTY_KIND_"
 _CHANNEL_PREFIX = "MERCHANT_CHANNEL_"
 _COLLECTIONS = {PartyKind.CITIZEN: "citizens", PartyKind.MERCHANT: "merchants"}
+_E = TypeVar("_E", bound=Enum)
+_RESOURCES: FileDescriptor = resources_pb2.DESCRIPTOR
+_PARTY: FileDescriptor = party_pb2.DESCRIPTOR
 
 
-def role_from_proto(value: resources_pb2.ParticipantRole.ValueType) -> ParticipantRole | None:
-    """The role, or None for UNSPECIFIED and values this build does not know."""
-    if value not in resources_pb2.ParticipantRole.values():
-        return None
-    name = resources_pb2.ParticipantRole.Name(value).removeprefix(_ROLE_PREFIX)
-    return ParticipantRole.__members__.get(name)
+def _from_proto(
+    file: FileDescriptor, enum: str, value: int, prefix: str, domain: type[_E]
+) -> _E | None:
+    """The domain enumeration member named like the wire value without its prefix; None for
+    UNSPECIFIED and for values this build does not know."""
+    found = file.enum_types_by_name[enum].values_by_number.get(value)
+    return None if found is None else domain.__members__.get(found.name.removeprefix(prefix))
 
 
-def size_class_from_proto(
-    value: party_pb2.MerchantSizeClass.ValueType,
-) -> MerchantSizeClass | None:
-    if value not in party_pb2.MerchantSizeClass.values():
-        return None
-    name = party_pb2.MerchantSizeClass.Name(value).removeprefix(_SIZE_PREFIX)
-    return MerchantSizeClass.__members__.get(name)
+def role_from_proto(value: int) -> ParticipantRole | None:
+    return _from_proto(_RESOURCES, "ParticipantRole", value, _ROLE_PREFIX, ParticipantRole)
 
 
-def channel_from_proto(
-    value: resources_pb2.MerchantChannel.ValueType,
-) -> MerchantChannel | None:
-    if value not in resources_pb2.MerchantChannel.values():
-        return None
-    name = resources_pb2.MerchantChannel.Name(value).removeprefix(_CHANNEL_PREFIX)
-    return MerchantChannel.__members__.get(name)
+def size_class_from_proto(value: int) -> MerchantSizeClass | None:
+    return _from_proto(_PARTY, "MerchantSizeClass", value, _SIZE_PREFIX, MerchantSizeClass)
 
 
-def credential_kind_from_proto(
-    value: resources_pb2.CredentialKind.ValueType,
-) -> CredentialKind | None:
-    if value not in resources_pb2.CredentialKind.values():
-        return None
-    name = resources_pb2.CredentialKind.Name(value).removeprefix("CREDENTIAL_KIND_")
-    return CredentialKind.__members__.get(name)
+def capability_from_proto(value: int) -> Capability | None:
+    return _from_proto(
+        _RESOURCES, "ParticipantCapability", value, "PARTICIPANT_CAPABILITY_", Capability
+    )
+
+
+def channel_from_proto(value: int) -> MerchantChannel | None:
+    return _from_proto(_RESOURCES, "MerchantChannel", value, _CHANNEL_PREFIX, MerchantChannel)
+
+
+def credential_kind_from_proto(value: int) -> CredentialKind | None:
+    return _from_proto(_RESOURCES, "CredentialKind", value, "CREDENTIAL_KIND_", CredentialKind)
 
 
 def credential_to_proto(credential: ParticipantCredential) -> resources_pb2.ParticipantCredential:
@@ -93,6 +98,10 @@ def participant_to_proto(participant: Participant) -> resources_pb2.Participant:
         role=resources_pb2.ParticipantRole.Value(_ROLE_PREFIX + participant.role.value),
         state=resources_pb2.ParticipantState.Value(_STATE_PREFIX + participant.state.value),
         create_time=to_timestamp(participant.create_time),
+        capabilities=[
+            resources_pb2.ParticipantCapability.Value("PARTICIPANT_CAPABILITY_" + c.value)
+            for c in sorted(participant.capabilities)
+        ],
     )
 
 

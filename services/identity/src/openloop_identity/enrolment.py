@@ -22,7 +22,7 @@ from openloop_identity.assertions import (
 )
 from openloop_identity.domain.assurance import Purpose
 from openloop_identity.domain.ids import new_citizen_id
-from openloop_identity.domain.model import Citizen, NewCitizen
+from openloop_identity.domain.model import Capability, Citizen, NewCitizen
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.protection import KeyRing, envelope
 from openloop_identity.store import citizens
@@ -87,7 +87,12 @@ class Enrolment:
                     "ASSERTION_SUBJECT_MISMATCH",
                     "the identity assertion is for another person than citizen_id",
                 )
-            await require_wallet_host(conn, new.hosting_participant_id, field="hosting_participant")
+            await require_wallet_host(
+                conn,
+                new.hosting_participant_id,
+                field="hosting_participant",
+                capability=Capability.PAYER_BANK,
+            )
             citizen_id = new_citizen_id()
             sealed = envelope.seal(
                 new.personal_data.sealable(),

@@ -38,6 +38,18 @@ def participant_cannot_host(participant_id: str, role: str, *, field: str) -> Do
     )
 
 
+def participant_lacks_capability(
+    participant_id: str, capability: str, *, field: str
+) -> DomainError:
+    resource = format_name("participants", participant_id)
+    return DomainError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorReason.ERROR_REASON_INVALID_FIELD,
+        f"{resource} is not a {capability}: it cannot host this wallet",
+        {"field": field, "resource": resource, "capability": capability},
+    )
+
+
 def participant_already_exists(participant_id: str) -> DomainError:
     resource = format_name("participants", participant_id)
     return DomainError(

@@ -17,6 +17,7 @@ import grpc
 from openloop.identity.v1 import resources_pb2, service_pb2
 from openloop_identity import errors
 from openloop_identity.convert import (
+    capability_from_proto,
     channel_from_proto,
     credential_kind_from_proto,
     role_from_proto,
@@ -29,6 +30,9 @@ from openloop_identity.domain.credentials import (
 )
 from openloop_identity.domain.districts import DistrictTable
 from openloop_identity.domain.model import (
+    ALL_CAPABILITIES,
+    WALLET_HOSTING_ROLES,
+    Capability,
     CredentialKind,
     CredentialMaterial,
     Eligibility,
@@ -38,6 +42,7 @@ from openloop_identity.domain.model import (
     NewCredential,
     NewMerchant,
     NewParticipant,
+    ParticipantRole,
     PersonalData,
     TaxStatus,
 )
@@ -136,7 +141,24 @@ def create_participant(request: service_pb2.CreateParticipantRequest) -> NewPart
         participant_id=request.participant_id,
         display_name=participant.display_name,
         role=role,
+        capabilities=_capabilities(participant, role),
     )
+
+
+def _capabilities(
+    participant: resources_pb2.Participant, role: ParticipantRole
+) -> frozenset[Capability]:
+    """A bank or e-wallet does what it names, both when it names nothing; others do neither."""
+    field = "participant.capabilities"
+    found = [capability_from_proto(value) for value in participant.capabilities]
+    if any(capability is None for capability in found):
+        raise invalid_field(field, "participant.capabilities holds an unknown capability")
+    chosen = frozenset(capability for capability in found if capability is not None)
+    if role not in WALLET_HOSTING_ROLES:
+        if chosen:
+            raise invalid_field(field, f"a {role.value} participant hosts no wallets")
+        return frozenset()
+    return chosen or ALL_CAPABILITIES
 
 
 def birth_date(value: str, *, today: date) -> date:

@@ -37,8 +37,10 @@ participants = Table(
     Column("role", Text, nullable=False),
     Column("state", Text, nullable=False),
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("capabilities", ARRAY(Text), nullable=False),
     CheckConstraint("participant_id ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="participant_id"),
     CheckConstraint("role IN ('TREASURY', 'BANK', 'E_WALLET', 'OPERATOR')", name="role"),
+    CheckConstraint("capabilities <@ ARRAY['PAYER_BANK', 'ACQUIRER']::text[]", name="capabilities"),
     CheckConstraint("state IN ('ACTIVE', 'SUSPENDED', 'CLOSED')", name="state"),
 )
 

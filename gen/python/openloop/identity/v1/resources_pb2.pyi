@@ -51,6 +51,28 @@ PARTICIPANT_ROLE_OPERATOR: ParticipantRole.ValueType  # 4
 """The platform operator."""
 Global___ParticipantRole: _TypeAlias = ParticipantRole  # noqa: Y015
 
+class _ParticipantCapability:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ParticipantCapabilityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ParticipantCapability.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PARTICIPANT_CAPABILITY_UNSPECIFIED: _ParticipantCapability.ValueType  # 0
+    PARTICIPANT_CAPABILITY_PAYER_BANK: _ParticipantCapability.ValueType  # 1
+    """Hosts citizens' wallets and pays on their behalf."""
+    PARTICIPANT_CAPABILITY_ACQUIRER: _ParticipantCapability.ValueType  # 2
+    """Hosts merchants' wallets and is paid for them."""
+
+class ParticipantCapability(_ParticipantCapability, metaclass=_ParticipantCapabilityEnumTypeWrapper):
+    """What a wallet-hosting participant (a bank or e-wallet provider) does in payments."""
+
+PARTICIPANT_CAPABILITY_UNSPECIFIED: ParticipantCapability.ValueType  # 0
+PARTICIPANT_CAPABILITY_PAYER_BANK: ParticipantCapability.ValueType  # 1
+"""Hosts citizens' wallets and pays on their behalf."""
+PARTICIPANT_CAPABILITY_ACQUIRER: ParticipantCapability.ValueType  # 2
+"""Hosts merchants' wallets and is paid for them."""
+Global___ParticipantCapability: _TypeAlias = ParticipantCapability  # noqa: Y015
+
 class _ParticipantState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -124,6 +146,7 @@ class Participant(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    CAPABILITIES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"participants/{participant}", for example "participants/bank-a"."""
     display_name: _builtins.str
@@ -131,6 +154,12 @@ class Participant(_message.Message):
     state: Global___ParticipantState.ValueType
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def capabilities(self) -> _containers.RepeatedScalarFieldContainer[Global___ParticipantCapability.ValueType]:
+        """For BANK and E_WALLET participants: payer bank, acquirer or both (both when none are
+        given at creation). Treasury and operator have none.
+        """
+
     def __init__(
         self,
         *,
@@ -139,10 +168,11 @@ class Participant(_message.Message):
         role: Global___ParticipantRole.ValueType = ...,
         state: Global___ParticipantState.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        capabilities: _abc.Iterable[Global___ParticipantCapability.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "name", b"name", "role", b"role", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "create_time", b"create_time", "display_name", b"display_name", "name", b"name", "role", b"role", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,6 +22,18 @@ WALLET_HOSTING_ROLES = frozenset({ParticipantRole.BANK, ParticipantRole.E_WALLET
 """Only banks and e-wallet providers hold citizens' and merchants' wallets."""
 
 
+class Capability(StrEnum):
+    """What a wallet-hosting participant does in payments."""
+
+    PAYER_BANK = "PAYER_BANK"
+    """Hosts citizens' wallets and pays on their behalf."""
+    ACQUIRER = "ACQUIRER"
+    """Hosts merchants' wallets and is paid for them."""
+
+
+ALL_CAPABILITIES = frozenset(Capability)
+
+
 class ParticipantState(StrEnum):
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
@@ -84,6 +96,7 @@ class NewParticipant:
     participant_id: str
     display_name: str
     role: ParticipantRole
+    capabilities: frozenset[Capability] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,7 @@ class Participant:
     role: ParticipantRole
     state: ParticipantState
     create_time: datetime
+    capabilities: frozenset[Capability] = frozenset()
 
 
 @dataclass(frozen=True)

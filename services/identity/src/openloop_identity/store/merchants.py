@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openloop_identity import errors
 from openloop_identity.domain.ids import new_merchant_id
-from openloop_identity.domain.model import Alias, AliasKind, Merchant, NewMerchant, PartyKind
+from openloop_identity.domain.model import (
+    Alias,
+    AliasKind,
+    Capability,
+    Merchant,
+    NewMerchant,
+    PartyKind,
+)
 from openloop_identity.store import aliases, rows
 from openloop_identity.store.participants import require_wallet_host
 from openloop_identity.tables import merchants
@@ -37,7 +44,10 @@ async def create_merchant(engine: AsyncEngine, new: NewMerchant) -> Merchant:
         if existing is not None:
             return _replayed(existing, new)
         await require_wallet_host(
-            conn, profile.hosting_participant_id, field="merchant.hosting_participant"
+            conn,
+            profile.hosting_participant_id,
+            field="merchant.hosting_participant",
+            capability=Capability.ACQUIRER,
         )
         status = profile.tax_status
         inserted = await conn.execute(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from openloop_identity import errors
 from openloop_identity.domain.model import (
     WALLET_HOSTING_ROLES,
+    Capability,
     NewParticipant,
     Participant,
     ParticipantState,
@@ -27,10 +28,11 @@ async def _by_request_id(conn: AsyncConnection, request_id: str) -> Row[Any] | N
 def _replayed(row: Row[Any], new: NewParticipant) -> Participant:
     """The stored participant when ``new`` repeats the request that created it."""
     stored = rows.participant(row)
-    if (stored.participant_id, stored.display_name, stored.role) != (
+    if (stored.participant_id, stored.display_name, stored.role, stored.capabilities) != (
         new.participant_id,
         new.display_name,
         new.role,
+        new.capabilities,
     ):
         raise errors.idempotency_key_reused(new.request_id)
     return stored
@@ -49,6 +51,7 @@ async def create_participant(engine: AsyncEngine, new: NewParticipant) -> Partic
                 display_name=new.display_name,
                 role=new.role.value,
                 state=ParticipantState.ACTIVE.value,
+                capabilities=sorted(c.value for c in new.capabilities),
             )
             .on_conflict_do_nothing()
             .returning(*participants.c)
@@ -109,10 +112,13 @@ async def transition(
         return rows.participant(updated.one())
 
 
-async def require_wallet_host(conn: AsyncConnection, participant_id: str, *, field: str) -> None:
-    """Fail unless ``participant_id`` exists, is ACTIVE and may host wallets."""
+async def require_wallet_host(
+    conn: AsyncConnection, participant_id: str, *, field: str, capability: Capability
+) -> None:
+    """Fail unless ``participant_id`` exists, is ACTIVE and hosts this kind of wallet: a
+    payer bank hosts citizens, an acquirer merchants."""
     result = await conn.execute(
-        select(participants.c.role, participants.c.state).where(
+        select(participants.c.role, participants.c.state, participants.c.capabilities).where(
             participants.c.participant_id == participant_id
         )
     )
@@ -123,3 +129,5 @@ async def require_wallet_host(conn: AsyncConnection, participant_id: str, *, fie
         raise errors.participant_not_active(participant_id, row.state)
     if row.role not in WALLET_HOSTING_ROLES:
         raise errors.participant_cannot_host(participant_id, row.role, field=field)
+    if capability.value not in row.capabilities:
+        raise errors.participant_lacks_capability(participant_id, capability.value, field=field)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from openloop_identity.domain.model import (
+    Capability,
     Citizen,
     Eligibility,
     GuardianConsent,
@@ -28,6 +29,7 @@ def participant(row: Row[Any]) -> Participant:
         role=ParticipantRole(row.role),
         state=ParticipantState(row.state),
         create_time=row.create_time,
+        capabilities=frozenset(Capability(c) for c in row.capabilities),
     )
 
 
