@@ -52,7 +52,7 @@ from openloop_identity.enrolment import personal_data_context
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.protection import KeyRing, envelope
 from openloop_identity.tables import citizens, participants
-from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
+from openloop_runtime.errors import DomainError, ErrorReason
 from openloop_runtime.names import format_name
 from openloop_runtime.text import bounded_text
 
@@ -272,8 +272,10 @@ class CitizenImport:
                 excluded=eligibility.excluded,
                 earlier_phase_recipient=eligibility.earlier_phase_recipient,
             ),
-            guardian_consent=_guardian_consent(
-                record, minor=requests.age_on(born, today) < requests.AGE_OF_MAJORITY, now=now
+            guardian_consent=requests.guardian_consent(
+                record.guardian_consent if record.HasField("guardian_consent") else None,
+                minor=requests.age_on(born, today) < requests.AGE_OF_MAJORITY,
+                now=now,
             ),
         )
 
@@ -438,33 +440,6 @@ def _host_refusal(host_id: str, hosts: dict[str, tuple[str, str, list[str]]]) ->
 def _any(values: list[str]) -> Any:
     """``= ANY($1::text[])``: one bound array instead of one parameter per value."""
     return any_(cast(values, ARRAY(Text)))
-
-
-def _guardian_consent(
-    record: CitizenRecord, *, minor: bool, now: datetime
-) -> GuardianConsent | None:
-    """The guardian's consent, required for a minor; the same rules as EnrollCitizen."""
-    if not record.HasField("guardian_consent"):
-        if minor:
-            raise errors.guardian_consent_required()
-        return None
-    consent = record.guardian_consent
-    reference = bounded_text(
-        consent.consent_reference,
-        field="guardian_consent.consent_reference",
-        max_length=requests.MAX_REFERENCE_LENGTH,
-        required=True,
-    )
-    if not consent.HasField("consent_time"):
-        raise invalid_field(
-            "guardian_consent.consent_time", "guardian_consent.consent_time must be set"
-        )
-    given = consent.consent_time.ToDatetime(tzinfo=UTC)
-    if given > now + requests.CLOCK_SKEW:
-        raise invalid_field(
-            "guardian_consent.consent_time", "guardian_consent.consent_time is in the future"
-        )
-    return GuardianConsent(reference, given)
 
 
 def _enrolled(request_id: str, citizen_id: str) -> CitizenImportResult:

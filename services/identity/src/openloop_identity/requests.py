@@ -182,14 +182,15 @@ def age_on(born: date, day: date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
-def _guardian_consent(
-    request: service_pb2.EnrollCitizenRequest, *, minor: bool, now: datetime
+def guardian_consent(
+    consent: resources_pb2.GuardianConsent | None, *, minor: bool, now: datetime
 ) -> GuardianConsent | None:
-    if not request.HasField("guardian_consent"):
+    """The guardian's consent (``None`` when the request has none), required for a minor:
+    one rule for EnrollCitizen and the registry import."""
+    if consent is None:
         if minor:
             raise errors.guardian_consent_required()
         return None
-    consent = request.guardian_consent
     reference = bounded_text(
         consent.consent_reference,
         field="guardian_consent.consent_reference",
@@ -251,8 +252,10 @@ def enroll_citizen(
             excluded=eligibility.excluded,
             earlier_phase_recipient=eligibility.earlier_phase_recipient,
         ),
-        guardian_consent=_guardian_consent(
-            request, minor=age_on(born, today) < AGE_OF_MAJORITY, now=now
+        guardian_consent=guardian_consent(
+            request.guardian_consent if request.HasField("guardian_consent") else None,
+            minor=age_on(born, today) < AGE_OF_MAJORITY,
+            now=now,
         ),
     )
 
