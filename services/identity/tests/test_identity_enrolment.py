@@ -19,6 +19,7 @@ from openloop_identity.domain.assurance import IAL
 from openloop_identity.enrolment import personal_data_context
 from openloop_identity.protection import KeyRing, envelope
 from openloop_identity.requests import THAILAND
+from openloop_identity.store import replays
 from openloop_identity.tables import assertion_replays, citizens
 from services.identity.tests.identity_helpers import (
     AUDIENCE,
@@ -259,3 +260,27 @@ async def test_an_assertion_and_a_name_are_required(identity: Identity) -> None:
             "INVALID_FIELD",
             field=field,
         )
+
+
+async def test_spent_tokens_are_forgotten_once_expired(identity: Identity) -> None:
+    now = datetime.now(UTC)
+    async with identity.db.begin() as conn:
+        await conn.execute(
+            assertion_replays.insert(),
+            [
+                {"issuer": "https://prune.test", "jti": "old", "expires_at": now - timedelta(1)},
+                {"issuer": "https://prune.test", "jti": "live", "expires_at": now + timedelta(1)},
+            ],
+        )
+    assert await replays.prune(identity.db, now) >= 1
+    async with identity.db.connect() as conn:
+        left = set(
+            (
+                await conn.execute(
+                    select(assertion_replays.c.jti).where(
+                        assertion_replays.c.issuer == "https://prune.test"
+                    )
+                )
+            ).scalars()
+        )
+    assert left == {"live"}

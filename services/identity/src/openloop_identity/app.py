@@ -21,6 +21,7 @@ from openloop_identity.positions import PositionCheck, SettlementPositions
 from openloop_identity.privacy import Privacy
 from openloop_identity.protection import KeyRing
 from openloop_identity.servicer import IdentityServicer
+from openloop_identity.store import replays
 from openloop_runtime.background import background
 from openloop_runtime.clients import open_channel
 from openloop_runtime.db import engine_for
@@ -81,7 +82,11 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                 imports=imports,
             )
             rewrap = privacy.run(settings.pii_rewrap_interval_seconds)
-            async with background(rewrap, "identity-pii-rewrap"):
+            pruning = replays.prune_forever(engine, settings.assertion_prune_interval_seconds)
+            async with (
+                background(rewrap, "identity-pii-rewrap"),
+                background(pruning, "identity-replay-pruning"),
+            ):
                 yield [Registration.of(service_pb2, service_pb2_grpc, "IdentityService", servicer)]
 
     return factory

@@ -37,6 +37,8 @@ class IdentitySettings(ServiceSettings):
     key first (see :mod:`openloop_identity.protection.keyring`)."""
     pii_rewrap_interval_seconds: float = Field(default=60.0, gt=0)
     """How often records not under the active key-encryption key are re-wrapped."""
+    assertion_prune_interval_seconds: float = Field(default=60.0, gt=0)
+    """How often spent identity assertions that have expired are forgotten."""
     trusted_issuers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Identity providers whose ID tokens enrol citizens: issuer URL (``iss``) to its JWKS,
     as JSON. With none, every enrolment is refused."""

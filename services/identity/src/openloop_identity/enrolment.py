@@ -72,7 +72,7 @@ class Enrolment:
                     new.identity_assertion,
                     purpose=Purpose.ENROLMENT,
                     now=now,
-                    replay_guard=PostgresReplayGuard(conn, now),
+                    replay_guard=PostgresReplayGuard(conn),
                 )
             except AssertionRejectedError as refused:
                 if refused.reason is AssertionReason.REPLAYED:

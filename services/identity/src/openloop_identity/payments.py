@@ -235,7 +235,7 @@ class PaymentVerification:
                     token,
                     acting_participant_id=acting_participant_id,
                     now=now,
-                    guard=PostgresReplayGuard(conn, now),
+                    guard=PostgresReplayGuard(conn),
                 )
             except AssertionRejectedError as refused:
                 raise errors.assertion_rejected(
