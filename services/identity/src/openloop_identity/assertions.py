@@ -39,6 +39,7 @@ from openloop_identity.domain.assurance import (
     Purpose,
 )
 from openloop_identity.domain.thai_id import is_valid_citizen_id
+from openloop_runtime.timestamps import utc_now
 
 ACCEPTED_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 """Signature algorithms an assertion may use. Symmetric and unsigned ones are refused."""
@@ -97,10 +98,6 @@ class AssertionConfigError(ValueError):
         self.reason = "ASSERTION_CONFIG_INVALID"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class ReplayGuard(Protocol):
     """Remembers which assertions were already used, for as long as they could be used."""
 
@@ -117,7 +114,7 @@ class InMemoryReplayGuard:
     verifier still accepts.
     """
 
-    def __init__(self, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._seen: dict[tuple[str, str], datetime] = {}
 

@@ -28,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import grpc
@@ -55,6 +55,7 @@ from openloop_identity.tables import citizens, participants
 from openloop_runtime.errors import DomainError, ErrorReason
 from openloop_runtime.names import format_name
 from openloop_runtime.text import bounded_text
+from openloop_runtime.timestamps import utc_now
 
 MAX_BATCH = 5000
 """Rows in one ImportCitizens request; a larger batch is refused whole (BATCH_TOO_LARGE)."""
@@ -154,7 +155,7 @@ class CitizenImport:
         tokenizer: CitizenIdTokenizer,
         districts: DistrictTable,
         keyring: KeyRing,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._engine = engine
         self._tokenizer = tokenizer

@@ -10,7 +10,7 @@ request id and the digest of its token, and answered without spending anything.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,10 +29,7 @@ from openloop_identity.store import citizens
 from openloop_identity.store.participants import require_wallet_host
 from openloop_identity.store.replays import PostgresReplayGuard
 from openloop_runtime.names import format_name
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+from openloop_runtime.timestamps import utc_now
 
 
 def personal_data_context(citizen_id: str) -> bytes:
@@ -48,7 +45,7 @@ class Enrolment:
         verifier: AssertionVerifier | None,
         tokenizer: CitizenIdTokenizer,
         keyring: KeyRing,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._engine = engine
         self._verifier = verifier

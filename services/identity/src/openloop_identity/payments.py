@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import jwt
@@ -42,13 +42,10 @@ from openloop_identity.store import aliases, parties
 from openloop_identity.store.replays import PostgresReplayGuard
 from openloop_identity.tables import participant_credentials
 from openloop_runtime.names import format_name
+from openloop_runtime.timestamps import utc_now
 
 KEY_CACHE_SECONDS = 5.0
 """How long a participant's registered keys are reused: a revocation takes effect within it."""
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class PaymentAuthorizer:
@@ -177,7 +174,7 @@ class PaymentVerification:
         keyring: KeyRing,
         authorizer: PaymentAuthorizer,
         require_authorization: bool,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._engine = engine
         self._reader = reader

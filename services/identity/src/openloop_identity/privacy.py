@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,14 +29,11 @@ from openloop_identity.protection import EnvelopeError, KeyRing, SealedRecord, e
 from openloop_identity.store import rows
 from openloop_identity.tables import citizens
 from openloop_runtime.names import format_name
+from openloop_runtime.timestamps import utc_now
 
 _log = logging.getLogger(__name__)
 
 REWRAP_BATCH = 500
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Privacy:
@@ -44,7 +41,7 @@ class Privacy:
         self,
         engine: AsyncEngine,
         keyring: KeyRing,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._engine = engine
         self._keyring = keyring

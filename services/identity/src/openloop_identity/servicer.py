@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,12 +31,9 @@ from openloop_identity.store import (
 )
 from openloop_runtime.money import positive_satang
 from openloop_runtime.names import parse_name
+from openloop_runtime.timestamps import utc_now
 
 _log = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
