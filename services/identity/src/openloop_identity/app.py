@@ -22,6 +22,7 @@ from openloop_identity.privacy import Privacy
 from openloop_identity.protection import KeyRing
 from openloop_identity.servicer import IdentityServicer
 from openloop_identity.store import replays
+from openloop_identity.wallet_moves import WalletMoves
 from openloop_runtime.background import background
 from openloop_runtime.clients import open_channel
 from openloop_runtime.db import engine_for
@@ -48,9 +49,8 @@ def build(settings: IdentitySettings) -> ServiceFactory:
         tokenizer = CitizenIdTokenizer(settings.citizen_id_hmac_key)
         async with engine_for(settings) as engine, _positions(settings) as positions:
             keyring = KeyRing.parse(settings.pii_keyring)
-            enrolment = Enrolment(
-                engine, verifier=_verifier(settings), tokenizer=tokenizer, keyring=keyring
-            )
+            verifier = _verifier(settings)
+            enrolment = Enrolment(engine, verifier=verifier, tokenizer=tokenizer, keyring=keyring)
             privacy = Privacy(engine, keyring)
             policy = AssurancePolicy.from_config(settings.assurance_policy)
             payments = PaymentVerification(
@@ -80,6 +80,7 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                 privacy=privacy,
                 payments=payments,
                 imports=imports,
+                wallet_moves=WalletMoves(engine, verifier=verifier, tokenizer=tokenizer),
             )
             rewrap = privacy.run(settings.pii_rewrap_interval_seconds)
             pruning = replays.prune_forever(engine, settings.assertion_prune_interval_seconds)

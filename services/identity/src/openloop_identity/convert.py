@@ -23,7 +23,9 @@ from openloop_identity.domain.model import (
     PartyKind,
     ResolvedParty,
     TaxStatus,
+    WalletMove,
 )
+from openloop_identity.domain.wallets import merchant_wallet_account, wallet_move_name
 from openloop_runtime.money import thb
 from openloop_runtime.names import format_name
 from openloop_runtime.timestamps import to_timestamp
@@ -121,6 +123,9 @@ def citizen_to_proto(citizen: Citizen) -> resources_pb2.Citizen:
             earlier_phase_recipient=eligibility.earlier_phase_recipient,
         ),
     )
+    message.wallet_account = citizen.wallet_account
+    if citizen.wallet_move_id is not None:
+        message.wallet_move = wallet_move_name(citizen.citizen_id, citizen.wallet_move_id)
     if citizen.erase_time is not None:
         message.erase_time.CopyFrom(to_timestamp(citizen.erase_time))
     consent = citizen.guardian_consent
@@ -162,6 +167,7 @@ def merchant_to_proto(merchant: Merchant) -> resources_pb2.Merchant:
         channel=resources_pb2.MerchantChannel.Value(_CHANNEL_PREFIX + profile.channel.value),
         tax_status=_tax_status_to_proto(profile.tax_status),
         settlement_account=profile.settlement_account,
+        wallet_account=merchant_wallet_account(merchant.merchant_id),
     )
 
 
@@ -201,3 +207,18 @@ def party_facts_to_proto(facts: PartyFacts) -> party_pb2.PartyFacts:
         tax_registered=facts.tax_registered,
         tax_years_filed=facts.tax_years_filed,
     )
+
+
+def wallet_move_to_proto(move: WalletMove) -> resources_pb2.WalletMove:
+    message = resources_pb2.WalletMove(
+        name=wallet_move_name(move.citizen_id, move.wallet_move_id),
+        from_participant=format_name("participants", move.from_participant_id),
+        to_participant=format_name("participants", move.to_participant_id),
+        from_account=move.from_account,
+        to_account=move.to_account,
+        state=resources_pb2.WalletMove.State.Value("STATE_" + move.state.value),
+        create_time=to_timestamp(move.create_time),
+    )
+    if move.complete_time is not None:
+        message.complete_time.CopyFrom(to_timestamp(move.complete_time))
+    return message

@@ -8,6 +8,7 @@ from __future__ import annotations
 import grpc
 
 from openloop_identity.domain.model import AliasKind
+from openloop_identity.domain.wallets import wallet_move_name
 from openloop_runtime.errors import DomainError, ErrorReason, not_found
 from openloop_runtime.names import format_name
 
@@ -270,4 +271,39 @@ def payee_not_a_merchant() -> DomainError:
         ErrorReason.ERROR_REASON_INVALID_FIELD,
         "payee_alias names a citizen; a payment is made to a merchant",
         {"field": "payee_alias"},
+    )
+
+
+def wallet_move_in_progress(citizen_id: str, wallet_move_id: str) -> DomainError:
+    resource = format_name("citizens", citizen_id)
+    move = wallet_move_name(citizen_id, wallet_move_id)
+    return DomainError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        ErrorReason.ERROR_REASON_WALLET_MOVE_IN_PROGRESS,
+        f"{resource}'s wallet is moving to another participant ({move}); retry once it completes",
+        {"resource": resource, "wallet_move": move},
+    )
+
+
+def wallet_already_hosted(citizen_id: str, participant_id: str) -> DomainError:
+    resource = format_name("citizens", citizen_id)
+    participant = format_name("participants", participant_id)
+    return DomainError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        ErrorReason.ERROR_REASON_WALLET_ALREADY_HOSTED,
+        f"{resource}'s wallet is already hosted by {participant}",
+        {"resource": resource, "participant": participant},
+    )
+
+
+def wallet_move_not_found(name: str) -> DomainError:
+    return not_found(ErrorReason.ERROR_REASON_WALLET_MOVE_NOT_FOUND, name)
+
+
+def wallet_move_id_reused(name: str) -> DomainError:
+    return DomainError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorReason.ERROR_REASON_IDEMPOTENCY_KEY_REUSED,
+        "wallet_move_id was already used for a different move of this wallet",
+        {"field": "wallet_move_id", "resource": name},
     )

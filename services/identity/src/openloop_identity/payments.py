@@ -14,6 +14,7 @@ payments (AAL 2.1 by default) and the single use of each token are the verifier'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -212,11 +213,9 @@ class PaymentVerification:
             )
         payer = record.parties.payer
         age = self._age(payer_id, record.payer_personal_data, now.astimezone(THAILAND).date())
-        return PaymentParties(
-            payer=type(payer)(
-                **{**payer.__dict__, "age_years": age, "authentication_level": level}
-            ),
-            payee=record.parties.payee,
+        return dataclasses.replace(
+            record.parties,
+            payer=dataclasses.replace(payer, age_years=age, authentication_level=level),
         )
 
     async def _authorize(

@@ -42,6 +42,7 @@ from openloop_identity.domain.model import (
     NewCredential,
     NewMerchant,
     NewParticipant,
+    NewWalletMove,
     ParticipantRole,
     PersonalData,
     TaxStatus,
@@ -218,12 +219,7 @@ def enroll_citizen(
 ) -> NewCitizen:
     key = request_id(request.request_id)
     token = tokenizer.token(citizen_id(request.citizen_id))
-    assertion = request.identity_assertion
-    if not assertion or len(assertion) > MAX_ASSERTION_LENGTH:
-        raise invalid_field(
-            "identity_assertion",
-            f"identity_assertion must be an ID token of 1 to {MAX_ASSERTION_LENGTH} characters",
-        )
+    assertion = identity_assertion(request.identity_assertion)
     today = now.astimezone(THAILAND).date()
     born = birth_date(request.birth_date, today=today)
     personal = PersonalData(
@@ -419,3 +415,39 @@ def credential_name(name: str) -> tuple[str, str]:
     if match is None:
         raise invalid_field("name", "name must be participants/{participant}/credentials/{id}")
     return match[1], match[2]
+
+
+def identity_assertion(value: str) -> str:
+    if not value or len(value) > MAX_ASSERTION_LENGTH:
+        raise invalid_field(
+            "identity_assertion",
+            f"identity_assertion must be an ID token of 1 to {MAX_ASSERTION_LENGTH} characters",
+        )
+    return value
+
+
+def begin_wallet_move(request: service_pb2.BeginWalletMoveRequest) -> NewWalletMove:
+    citizen = parse_name(request.parent, "citizens", field="parent")
+    if not is_valid_id(request.wallet_move_id):
+        raise invalid_field(
+            "wallet_move_id",
+            "wallet_move_id must be 1 to 63 characters of [a-z0-9-], not starting with a hyphen",
+        )
+    assertion = identity_assertion(request.identity_assertion)
+    return NewWalletMove(
+        citizen_id=citizen,
+        wallet_move_id=request.wallet_move_id,
+        to_participant_id=hosting_participant(request.to_participant, field="to_participant"),
+        identity_assertion=assertion,
+        assertion_digest=hashlib.sha256(assertion.encode()).hexdigest(),
+    )
+
+
+def wallet_move_name(name: str) -> tuple[str, str]:
+    """``(citizen_id, wallet_move_id)`` of ``citizens/{citizen}/walletMoves/{wallet_move}``."""
+    citizen_part, separator, move_id = name.partition("/walletMoves/")
+    if separator and is_valid_id(move_id):
+        return parse_name(citizen_part, "citizens"), move_id
+    raise invalid_field(
+        "name", "name must look like 'citizens/{citizen}/walletMoves/{wallet_move}'"
+    )

@@ -29,6 +29,7 @@ from openloop_identity.store import (
     merchants,
     participants,
 )
+from openloop_identity.wallet_moves import WalletMoves
 from openloop_runtime.money import positive_satang
 from openloop_runtime.names import parse_name
 from openloop_runtime.timestamps import utc_now
@@ -49,9 +50,11 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         privacy: Privacy,
         payments: PaymentVerification,
         imports: CitizenImport,
+        wallet_moves: WalletMoves,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._imports = imports
+        self._wallet_moves = wallet_moves
         self._payments = payments
         self._privacy = privacy
         self._participant_uri_prefix = participant_uri_prefix
@@ -285,4 +288,37 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         return service_pb2.VerifyPaymentPartiesResponse(
             payer=convert.party_facts_to_proto(verified.payer),
             payee=convert.party_facts_to_proto(verified.payee),
+            payer_wallet_account=verified.payer_wallet_account,
+            payee_wallet_account=verified.payee_wallet_account,
         )
+
+    @override
+    async def BeginWalletMove(
+        self, request: service_pb2.BeginWalletMoveRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.BeginWalletMoveResponse:
+        move = await self._wallet_moves.begin(requests.begin_wallet_move(request))
+        _log.info(
+            "wallet move begun",
+            extra={"citizen": move.citizen_id, "wallet_move": move.wallet_move_id},
+        )
+        return service_pb2.BeginWalletMoveResponse(wallet_move=convert.wallet_move_to_proto(move))
+
+    @override
+    async def CompleteWalletMove(
+        self, request: service_pb2.CompleteWalletMoveRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.CompleteWalletMoveResponse:
+        move = await self._wallet_moves.complete(*requests.wallet_move_name(request.name))
+        _log.info(
+            "wallet move completed",
+            extra={"citizen": move.citizen_id, "wallet_move": move.wallet_move_id},
+        )
+        return service_pb2.CompleteWalletMoveResponse(
+            wallet_move=convert.wallet_move_to_proto(move)
+        )
+
+    @override
+    async def GetWalletMove(
+        self, request: service_pb2.GetWalletMoveRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetWalletMoveResponse:
+        move = await self._wallet_moves.get(*requests.wallet_move_name(request.name))
+        return service_pb2.GetWalletMoveResponse(wallet_move=convert.wallet_move_to_proto(move))

@@ -97,7 +97,10 @@ citizens = Table(
     Column("guardian_consent_time", DateTime(timezone=True), nullable=True),
     Column("personal_data_kek", Text, nullable=True, index=True),
     Column("erase_time", DateTime(timezone=True), nullable=True),
+    Column("wallet_generation", Integer, nullable=False, server_default="1"),
+    Column("wallet_move_id", Text, nullable=True),
     CheckConstraint("citizen_token ~ '^[0-9a-f]{64}$'", name="citizen_token"),
+    CheckConstraint("wallet_generation >= 1", name="wallet_generation"),
     CheckConstraint("home_district_code ~ '^[0-9]{4}$'", name="home_district_code"),
     CheckConstraint("assertion_digest ~ '^[0-9a-f]{64}$'", name="assertion_digest"),
     CheckConstraint(
@@ -110,6 +113,9 @@ of name, birth date and address, bound to the row's resource name; NULL for citi
 enrolled before assertions were required, and shredded (its data key erased) on erasure.
 ``personal_data_kek`` names the key-encryption key its data key is wrapped under, so key
 rotation finds what to re-wrap; ``erase_time`` is set when the data key was shredded.
+``wallet_generation`` names the ledger account holding the wallet
+(:mod:`openloop_identity.domain.wallets`); ``wallet_move_id`` is set while the wallet moves,
+which freezes it.
 ``assertion_digest`` is the SHA-256 of the enrolling token, so a retry of the same request
 is recognised without spending a second token."""
 
@@ -172,3 +178,32 @@ aliases = Table(
 """The alias directory: each identifier names exactly one party (the primary key makes a
 second claim fail). ``alias_key`` is the citizen-ID token for CITIZEN_ID, the keyed phone
 token for PHONE, and the juristic tax ID itself for TAX_ID (a company's public number)."""
+
+wallet_moves = Table(
+    "wallet_moves",
+    metadata,
+    Column("citizen_id", Text, ForeignKey("citizens.citizen_id"), primary_key=True),
+    Column("wallet_move_id", Text, primary_key=True),
+    Column("from_participant_id", Text, ForeignKey("participants.participant_id"), nullable=False),
+    Column("to_participant_id", Text, ForeignKey("participants.participant_id"), nullable=False),
+    Column("from_generation", Integer, nullable=False),
+    Column("assertion_digest", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("complete_time", DateTime(timezone=True), nullable=True),
+    CheckConstraint("state IN ('IN_PROGRESS', 'COMPLETED')", name="state"),
+    CheckConstraint("from_participant_id <> to_participant_id", name="moves_elsewhere"),
+    CheckConstraint("assertion_digest ~ '^[0-9a-f]{64}$'", name="assertion_digest"),
+    CheckConstraint("(state = 'COMPLETED') = (complete_time IS NOT NULL)", name="complete_time"),
+)
+"""Every move of a citizen's wallet, kept for good: with the wallet generation before it, the
+accounts on both sides are named (:mod:`openloop_identity.domain.wallets`). The key is the
+requester's id for the move, so a retried request finds its move; ``assertion_digest`` (SHA-256
+of the citizen's token) tells a retry from a different request under the same id."""
+
+Index(
+    "wallet_moves_one_in_progress",
+    wallet_moves.c.citizen_id,
+    unique=True,
+    postgresql_where=wallet_moves.c.state == "IN_PROGRESS",
+)

@@ -76,6 +76,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     says which kind was looked up; the alias itself is never echoed.
     """
     ERROR_REASON_CREDENTIAL_NOT_FOUND: _ErrorReason.ValueType  # 28
+    ERROR_REASON_WALLET_MOVE_NOT_FOUND: _ErrorReason.ValueType  # 29
+    """No wallet move with that name (for this participant)."""
     ERROR_REASON_PARTICIPANT_ALREADY_EXISTS: _ErrorReason.ValueType  # 30
     """ALREADY_EXISTS: the resource exists and was created by a different request."""
     ERROR_REASON_CITIZEN_ALREADY_ENROLLED: _ErrorReason.ValueType  # 31
@@ -105,6 +107,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the citizen's personal data was erased at their request, so the
     citizen can no longer pay; metadata.resource names the citizen.
     """
+    ERROR_REASON_WALLET_MOVE_IN_PROGRESS: _ErrorReason.ValueType  # 47
+    """FAILED_PRECONDITION: the citizen's wallet is moving to another participant, so it can
+    neither pay nor start another move until the move completes (seconds); metadata.wallet_move
+    names the move in progress.
+    """
+    ERROR_REASON_WALLET_ALREADY_HOSTED: _ErrorReason.ValueType  # 48
+    """FAILED_PRECONDITION: the wallet is already hosted by the participant it would move to."""
     ERROR_REASON_LEAF_NOT_SEALED: _ErrorReason.ValueType  # 43
     """FAILED_PRECONDITION: the transfer is committed but no checkpoint covers it yet (the
     sealer publishes one at least every second): retry shortly. metadata.leaf_index and
@@ -200,6 +209,8 @@ ERROR_REASON_ALIAS_NOT_FOUND: ErrorReason.ValueType  # 27
 says which kind was looked up; the alias itself is never echoed.
 """
 ERROR_REASON_CREDENTIAL_NOT_FOUND: ErrorReason.ValueType  # 28
+ERROR_REASON_WALLET_MOVE_NOT_FOUND: ErrorReason.ValueType  # 29
+"""No wallet move with that name (for this participant)."""
 ERROR_REASON_PARTICIPANT_ALREADY_EXISTS: ErrorReason.ValueType  # 30
 """ALREADY_EXISTS: the resource exists and was created by a different request."""
 ERROR_REASON_CITIZEN_ALREADY_ENROLLED: ErrorReason.ValueType  # 31
@@ -229,6 +240,13 @@ ERROR_REASON_CITIZEN_DATA_ERASED: ErrorReason.ValueType  # 46
 """FAILED_PRECONDITION: the citizen's personal data was erased at their request, so the
 citizen can no longer pay; metadata.resource names the citizen.
 """
+ERROR_REASON_WALLET_MOVE_IN_PROGRESS: ErrorReason.ValueType  # 47
+"""FAILED_PRECONDITION: the citizen's wallet is moving to another participant, so it can
+neither pay nor start another move until the move completes (seconds); metadata.wallet_move
+names the move in progress.
+"""
+ERROR_REASON_WALLET_ALREADY_HOSTED: ErrorReason.ValueType  # 48
+"""FAILED_PRECONDITION: the wallet is already hosted by the participant it would move to."""
 ERROR_REASON_LEAF_NOT_SEALED: ErrorReason.ValueType  # 43
 """FAILED_PRECONDITION: the transfer is committed but no checkpoint covers it yet (the
 sealer publishes one at least every second): retry shortly. metadata.leaf_index and

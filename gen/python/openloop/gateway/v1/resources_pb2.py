@@ -26,19 +26,23 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from openloop.common.v1 import money_pb2 as openloop_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#openloop/gateway/v1/resources.proto\x12\x13openloop.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eopenloop/common/v1/money.proto\"W\n\x0ePaymentFailure\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x13\n\x0brule_reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xc1\x03\n\x07Payment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\r\n\x05payer\x18\x03 \x01(\t\x12\r\n\x05payee\x18\x04 \x01(\t\x12)\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x30\n\x05state\x18\x06 \x01(\x0e\x32!.openloop.gateway.v1.PaymentState\x12\x19\n\x11payer_participant\x18\x07 \x01(\t\x12\x19\n\x11payee_participant\x18\x08 \x01(\t\x12\x1a\n\x12ledger_transfer_id\x18\t \x01(\t\x12\x18\n\x10rule_set_version\x18\n \x01(\t\x12\x34\n\x07\x66\x61ilure\x18\x0b \x01(\x0b\x32#.openloop.gateway.v1.PaymentFailure\x12\x10\n\x08trace_id\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x06Wallet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x1b\n\x13hosting_participant\x18\x03 \x01(\t*\x9b\x01\n\x0cPaymentState\x12\x1d\n\x19PAYMENT_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15PAYMENT_STATE_PENDING\x10\x01\x12\x1b\n\x17PAYMENT_STATE_COMPLETED\x10\x02\x12\x1a\n\x16PAYMENT_STATE_REJECTED\x10\x03\x12\x18\n\x14PAYMENT_STATE_FAILED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#openloop/gateway/v1/resources.proto\x12\x13openloop.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eopenloop/common/v1/money.proto\"W\n\x0ePaymentFailure\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x13\n\x0brule_reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xc1\x03\n\x07Payment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\r\n\x05payer\x18\x03 \x01(\t\x12\r\n\x05payee\x18\x04 \x01(\t\x12)\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x30\n\x05state\x18\x06 \x01(\x0e\x32!.openloop.gateway.v1.PaymentState\x12\x19\n\x11payer_participant\x18\x07 \x01(\t\x12\x19\n\x11payee_participant\x18\x08 \x01(\t\x12\x1a\n\x12ledger_transfer_id\x18\t \x01(\t\x12\x18\n\x10rule_set_version\x18\n \x01(\t\x12\x34\n\x07\x66\x61ilure\x18\x0b \x01(\x0b\x32#.openloop.gateway.v1.PaymentFailure\x12\x10\n\x08trace_id\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x06Wallet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x1b\n\x13hosting_participant\x18\x03 \x01(\t\"\xc5\x03\n\nWalletMove\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0e\n\x06wallet\x18\x03 \x01(\t\x12\x33\n\x05state\x18\x04 \x01(\x0e\x32$.openloop.gateway.v1.WalletMoveState\x12\x18\n\x10\x66rom_participant\x18\x05 \x01(\t\x12\x16\n\x0eto_participant\x18\x06 \x01(\t\x12)\n\x06\x61mount\x18\x07 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x14\n\x0c\x66rom_account\x18\x08 \x01(\t\x12\x12\n\nto_account\x18\t \x01(\t\x12\x1a\n\x12ledger_transfer_id\x18\n \x01(\t\x12\x34\n\x07\x66\x61ilure\x18\x0b \x01(\x0b\x32#.openloop.gateway.v1.PaymentFailure\x12\x10\n\x08trace_id\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x9b\x01\n\x0cPaymentState\x12\x1d\n\x19PAYMENT_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15PAYMENT_STATE_PENDING\x10\x01\x12\x1b\n\x17PAYMENT_STATE_COMPLETED\x10\x02\x12\x1a\n\x16PAYMENT_STATE_REJECTED\x10\x03\x12\x18\n\x14PAYMENT_STATE_FAILED\x10\x04*\x92\x01\n\x0fWalletMoveState\x12!\n\x1dWALLET_MOVE_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19WALLET_MOVE_STATE_PENDING\x10\x01\x12\x1f\n\x1bWALLET_MOVE_STATE_COMPLETED\x10\x02\x12\x1c\n\x18WALLET_MOVE_STATE_FAILED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'openloop.gateway.v1.resources_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYMENTSTATE']._serialized_start=764
-  _globals['_PAYMENTSTATE']._serialized_end=919
+  _globals['_PAYMENTSTATE']._serialized_start=1220
+  _globals['_PAYMENTSTATE']._serialized_end=1375
+  _globals['_WALLETMOVESTATE']._serialized_start=1378
+  _globals['_WALLETMOVESTATE']._serialized_end=1524
   _globals['_PAYMENTFAILURE']._serialized_start=125
   _globals['_PAYMENTFAILURE']._serialized_end=212
   _globals['_PAYMENT']._serialized_start=215
   _globals['_PAYMENT']._serialized_end=664
   _globals['_WALLET']._serialized_start=666
   _globals['_WALLET']._serialized_end=761
+  _globals['_WALLETMOVE']._serialized_start=764
+  _globals['_WALLETMOVE']._serialized_end=1217
 # @@protoc_insertion_point(module_scope)

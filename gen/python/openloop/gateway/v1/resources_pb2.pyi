@@ -53,6 +53,40 @@ PAYMENT_STATE_FAILED: PaymentState.ValueType  # 4
 """The ledger refused the transfer (for example insufficient funds); nothing moved. Final."""
 Global___PaymentState: _TypeAlias = PaymentState  # noqa: Y015
 
+class _WalletMoveState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WalletMoveStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WalletMoveState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WALLET_MOVE_STATE_UNSPECIFIED: _WalletMoveState.ValueType  # 0
+    WALLET_MOVE_STATE_PENDING: _WalletMoveState.ValueType  # 1
+    """Accepted; the wallet cannot pay while its balance moves. Retry MoveWallet with the same
+    key, or poll GetWalletMove.
+    """
+    WALLET_MOVE_STATE_COMPLETED: _WalletMoveState.ValueType  # 2
+    """The caller hosts the wallet and holds its balance. Final."""
+    WALLET_MOVE_STATE_FAILED: _WalletMoveState.ValueType  # 3
+    """The move was refused (see failure); nothing moved and the old participant still hosts
+    the wallet. Final.
+    """
+
+class WalletMoveState(_WalletMoveState, metaclass=_WalletMoveStateEnumTypeWrapper):
+    """Where a wallet move is in its life."""
+
+WALLET_MOVE_STATE_UNSPECIFIED: WalletMoveState.ValueType  # 0
+WALLET_MOVE_STATE_PENDING: WalletMoveState.ValueType  # 1
+"""Accepted; the wallet cannot pay while its balance moves. Retry MoveWallet with the same
+key, or poll GetWalletMove.
+"""
+WALLET_MOVE_STATE_COMPLETED: WalletMoveState.ValueType  # 2
+"""The caller hosts the wallet and holds its balance. Final."""
+WALLET_MOVE_STATE_FAILED: WalletMoveState.ValueType  # 3
+"""The move was refused (see failure); nothing moved and the old participant still hosts
+the wallet. Final.
+"""
+Global___WalletMoveState: _TypeAlias = WalletMoveState  # noqa: Y015
+
 @_typing.final
 class PaymentFailure(_message.Message):
     """Why a payment was rejected or failed."""
@@ -191,3 +225,79 @@ class Wallet(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Wallet: _TypeAlias = Wallet  # noqa: Y015
+
+@_typing.final
+class WalletMove(_message.Message):
+    """A citizen's wallet moving, with its balance and history, to another participant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    WALLET_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    FROM_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    TO_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    FROM_ACCOUNT_FIELD_NUMBER: _builtins.int
+    TO_ACCOUNT_FIELD_NUMBER: _builtins.int
+    LEDGER_TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    FAILURE_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"walletMoves/{wallet_move}"."""
+    idempotency_key: _builtins.str
+    """The idempotency key the requesting participant chose."""
+    wallet: _builtins.str
+    """"citizens/{citizen}/wallet"."""
+    state: Global___WalletMoveState.ValueType
+    from_participant: _builtins.str
+    """"participants/{participant}" that hosted the wallet; empty until the move is begun."""
+    to_participant: _builtins.str
+    """"participants/{participant}" that asked for the wallet (the caller)."""
+    from_account: _builtins.str
+    """The ledger account closed by the move, and the one now holding the wallet."""
+    to_account: _builtins.str
+    ledger_transfer_id: _builtins.str
+    """The ledger transfer that moved the balance (also the settlement obligation's id)."""
+    trace_id: _builtins.str
+    """W3C trace id of the request that created the move."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """The balance moved, set once the ledger moved it (it may be zero)."""
+
+    @_builtins.property
+    def failure(self) -> Global___PaymentFailure:
+        """Set when state is FAILED. Reuses the payment failure shape: reason and message."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        wallet: _builtins.str = ...,
+        state: Global___WalletMoveState.ValueType = ...,
+        from_participant: _builtins.str = ...,
+        to_participant: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        from_account: _builtins.str = ...,
+        to_account: _builtins.str = ...,
+        ledger_transfer_id: _builtins.str = ...,
+        failure: Global___PaymentFailure | None = ...,
+        trace_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "failure", b"failure", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "failure", b"failure", "from_account", b"from_account", "from_participant", b"from_participant", "idempotency_key", b"idempotency_key", "ledger_transfer_id", b"ledger_transfer_id", "name", b"name", "state", b"state", "to_account", b"to_account", "to_participant", b"to_participant", "trace_id", b"trace_id", "update_time", b"update_time", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WalletMove: _TypeAlias = WalletMove  # noqa: Y015

@@ -26,7 +26,7 @@ from openloop.common.v1 import money_pb2 as openloop_dot_common_dot_v1_dot_money
 from openloop.gateway.v1 import resources_pb2 as openloop_dot_gateway_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!openloop/gateway/v1/service.proto\x12\x13openloop.gateway.v1\x1a\x1eopenloop/common/v1/money.proto\x1a#openloop/gateway/v1/resources.proto\"\x8b\x01\n\nPayRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\r\n\x05payer\x18\x02 \x01(\t\x12\r\n\x05payee\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x1b\n\x13payer_authorization\x18\x05 \x01(\t\"<\n\x0bPayResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.openloop.gateway.v1.Payment\"!\n\x11GetPaymentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"C\n\x12GetPaymentResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.openloop.gateway.v1.Payment\" \n\x10GetWalletRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x11GetWalletResponse\x12+\n\x06wallet\x18\x01 \x01(\x0b\x32\x1b.openloop.gateway.v1.Wallet2\x95\x02\n\x0eGatewayService\x12H\n\x03Pay\x12\x1f.openloop.gateway.v1.PayRequest\x1a .openloop.gateway.v1.PayResponse\x12]\n\nGetPayment\x12&.openloop.gateway.v1.GetPaymentRequest\x1a\'.openloop.gateway.v1.GetPaymentResponse\x12Z\n\tGetWallet\x12%.openloop.gateway.v1.GetWalletRequest\x1a&.openloop.gateway.v1.GetWalletResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!openloop/gateway/v1/service.proto\x12\x13openloop.gateway.v1\x1a\x1eopenloop/common/v1/money.proto\x1a#openloop/gateway/v1/resources.proto\"\x8b\x01\n\nPayRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\r\n\x05payer\x18\x02 \x01(\t\x12\r\n\x05payee\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x1b\n\x13payer_authorization\x18\x05 \x01(\t\"<\n\x0bPayResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.openloop.gateway.v1.Payment\"!\n\x11GetPaymentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"C\n\x12GetPaymentResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.openloop.gateway.v1.Payment\" \n\x10GetWalletRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x11GetWalletResponse\x12+\n\x06wallet\x18\x01 \x01(\x0b\x32\x1b.openloop.gateway.v1.Wallet\"X\n\x11MoveWalletRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0e\n\x06wallet\x18\x02 \x01(\t\x12\x1a\n\x12identity_assertion\x18\x03 \x01(\t\"J\n\x12MoveWalletResponse\x12\x34\n\x0bwallet_move\x18\x01 \x01(\x0b\x32\x1f.openloop.gateway.v1.WalletMove\"$\n\x14GetWalletMoveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"M\n\x15GetWalletMoveResponse\x12\x34\n\x0bwallet_move\x18\x01 \x01(\x0b\x32\x1f.openloop.gateway.v1.WalletMove2\xdc\x03\n\x0eGatewayService\x12H\n\x03Pay\x12\x1f.openloop.gateway.v1.PayRequest\x1a .openloop.gateway.v1.PayResponse\x12]\n\nGetPayment\x12&.openloop.gateway.v1.GetPaymentRequest\x1a\'.openloop.gateway.v1.GetPaymentResponse\x12Z\n\tGetWallet\x12%.openloop.gateway.v1.GetWalletRequest\x1a&.openloop.gateway.v1.GetWalletResponse\x12]\n\nMoveWallet\x12&.openloop.gateway.v1.MoveWalletRequest\x1a\'.openloop.gateway.v1.MoveWalletResponse\x12\x66\n\rGetWalletMove\x12).openloop.gateway.v1.GetWalletMoveRequest\x1a*.openloop.gateway.v1.GetWalletMoveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +45,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETWALLETREQUEST']._serialized_end=467
   _globals['_GETWALLETRESPONSE']._serialized_start=469
   _globals['_GETWALLETRESPONSE']._serialized_end=533
-  _globals['_GATEWAYSERVICE']._serialized_start=536
-  _globals['_GATEWAYSERVICE']._serialized_end=813
+  _globals['_MOVEWALLETREQUEST']._serialized_start=535
+  _globals['_MOVEWALLETREQUEST']._serialized_end=623
+  _globals['_MOVEWALLETRESPONSE']._serialized_start=625
+  _globals['_MOVEWALLETRESPONSE']._serialized_end=699
+  _globals['_GETWALLETMOVEREQUEST']._serialized_start=701
+  _globals['_GETWALLETMOVEREQUEST']._serialized_end=737
+  _globals['_GETWALLETMOVERESPONSE']._serialized_start=739
+  _globals['_GETWALLETMOVERESPONSE']._serialized_end=816
+  _globals['_GATEWAYSERVICE']._serialized_start=819
+  _globals['_GATEWAYSERVICE']._serialized_end=1295
 # @@protoc_insertion_point(module_scope)

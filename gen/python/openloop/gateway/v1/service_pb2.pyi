@@ -159,3 +159,94 @@ class GetWalletResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetWalletResponse: _TypeAlias = GetWalletResponse  # noqa: Y015
+
+@_typing.final
+class MoveWalletRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    WALLET_FIELD_NUMBER: _builtins.int
+    IDENTITY_ASSERTION_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """Client-chosen key, unique per participant, 1-128 characters of [A-Za-z0-9._:-]."""
+    wallet: _builtins.str
+    """"citizens/{citizen}/wallet": the wallet to host from now on."""
+    identity_assertion: _builtins.str
+    """The citizen's identity assertion: an OpenID Connect ID token from a trusted identity
+    provider (ThaiD) with `pid` = the citizen's ID, IAL 2.3 and AAL 2.1 or higher by
+    default, used once. Never stored or logged.
+    """
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        wallet: _builtins.str = ...,
+        identity_assertion: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "identity_assertion", b"identity_assertion", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveWalletRequest: _TypeAlias = MoveWalletRequest  # noqa: Y015
+
+@_typing.final
+class MoveWalletResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_MOVE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def wallet_move(self) -> _resources_pb2.WalletMove: ...
+    def __init__(
+        self,
+        *,
+        wallet_move: _resources_pb2.WalletMove | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wallet_move", b"wallet_move"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["wallet_move", b"wallet_move"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveWalletResponse: _TypeAlias = MoveWalletResponse  # noqa: Y015
+
+@_typing.final
+class GetWalletMoveRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"walletMoves/{wallet_move}"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWalletMoveRequest: _TypeAlias = GetWalletMoveRequest  # noqa: Y015
+
+@_typing.final
+class GetWalletMoveResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_MOVE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def wallet_move(self) -> _resources_pb2.WalletMove: ...
+    def __init__(
+        self,
+        *,
+        wallet_move: _resources_pb2.WalletMove | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wallet_move", b"wallet_move"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["wallet_move", b"wallet_move"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWalletMoveResponse: _TypeAlias = GetWalletMoveResponse  # noqa: Y015

@@ -51,6 +51,16 @@ class GatewayServiceStub:
                 request_serializer=openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletRequest.SerializeToString,
                 response_deserializer=openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletResponse.FromString,
                 _registered_method=True)
+        self.MoveWallet = channel.unary_unary(
+                '/openloop.gateway.v1.GatewayService/MoveWallet',
+                request_serializer=openloop_dot_gateway_dot_v1_dot_service__pb2.MoveWalletRequest.SerializeToString,
+                response_deserializer=openloop_dot_gateway_dot_v1_dot_service__pb2.MoveWalletResponse.FromString,
+                _registered_method=True)
+        self.GetWalletMove = channel.unary_unary(
+                '/openloop.gateway.v1.GatewayService/GetWalletMove',
+                request_serializer=openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletMoveRequest.SerializeToString,
+                response_deserializer=openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletMoveResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -89,6 +99,31 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveWallet(self, request, context):
+        """Moves a citizen's wallet, with its whole balance, to the calling participant, on the
+        citizen's identity assertion (the citizen asked the caller to host their wallet). The old
+        participant need not agree and may be suspended: this is how wallets leave a participant
+        that stops. History is kept: the old ledger account is closed, not changed, and the
+        balance moves by one ledger transfer and one settlement obligation from the old
+        participant to the caller. Idempotent under idempotency_key.
+
+        Outcomes: OK with a COMPLETED move; INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION
+        (WALLET_ALREADY_HOSTED, WALLET_MOVE_IN_PROGRESS, CITIZEN_DATA_ERASED) for a request that
+        cannot be met, with the move FAILED and nothing moved; UNAVAILABLE while an upstream is
+        down: the move (named in the ErrorInfo metadata) is PENDING, the wallet cannot pay, and
+        the move completes exactly once, on a retry with the same key or by the reconciler.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWalletMove(self, request, context):
+        """Returns a wallet move the calling participant asked for or lost the wallet by.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -106,6 +141,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetWallet,
                     request_deserializer=openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletRequest.FromString,
                     response_serializer=openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletResponse.SerializeToString,
+            ),
+            'MoveWallet': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveWallet,
+                    request_deserializer=openloop_dot_gateway_dot_v1_dot_service__pb2.MoveWalletRequest.FromString,
+                    response_serializer=openloop_dot_gateway_dot_v1_dot_service__pb2.MoveWalletResponse.SerializeToString,
+            ),
+            'GetWalletMove': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWalletMove,
+                    request_deserializer=openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletMoveRequest.FromString,
+                    response_serializer=openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletMoveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -191,6 +236,60 @@ class GatewayService:
             '/openloop.gateway.v1.GatewayService/GetWallet',
             openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletRequest.SerializeToString,
             openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveWallet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.gateway.v1.GatewayService/MoveWallet',
+            openloop_dot_gateway_dot_v1_dot_service__pb2.MoveWalletRequest.SerializeToString,
+            openloop_dot_gateway_dot_v1_dot_service__pb2.MoveWalletResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWalletMove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.gateway.v1.GatewayService/GetWalletMove',
+            openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletMoveRequest.SerializeToString,
+            openloop_dot_gateway_dot_v1_dot_service__pb2.GetWalletMoveResponse.FromString,
             options,
             channel_credentials,
             insecure,

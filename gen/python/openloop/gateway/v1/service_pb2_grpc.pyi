@@ -52,6 +52,22 @@ class GatewayServiceStub:
     """Returns a payment made by the calling participant."""
     GetWallet: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetWalletRequest, _service_pb2.GetWalletResponse]
     """Returns the balance of a wallet hosted by the calling participant."""
+    MoveWallet: _grpc.UnaryUnaryMultiCallable[_service_pb2.MoveWalletRequest, _service_pb2.MoveWalletResponse]
+    """Moves a citizen's wallet, with its whole balance, to the calling participant, on the
+    citizen's identity assertion (the citizen asked the caller to host their wallet). The old
+    participant need not agree and may be suspended: this is how wallets leave a participant
+    that stops. History is kept: the old ledger account is closed, not changed, and the
+    balance moves by one ledger transfer and one settlement obligation from the old
+    participant to the caller. Idempotent under idempotency_key.
+
+    Outcomes: OK with a COMPLETED move; INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION
+    (WALLET_ALREADY_HOSTED, WALLET_MOVE_IN_PROGRESS, CITIZEN_DATA_ERASED) for a request that
+    cannot be met, with the move FAILED and nothing moved; UNAVAILABLE while an upstream is
+    down: the move (named in the ErrorInfo metadata) is PENDING, the wallet cannot pay, and
+    the move completes exactly once, on a retry with the same key or by the reconciler.
+    """
+    GetWalletMove: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetWalletMoveRequest, _service_pb2.GetWalletMoveResponse]
+    """Returns a wallet move the calling participant asked for or lost the wallet by."""
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -77,6 +93,22 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Returns a payment made by the calling participant."""
     GetWallet: _aio.UnaryUnaryMultiCallable[_service_pb2.GetWalletRequest, _service_pb2.GetWalletResponse]  # type: ignore[assignment]
     """Returns the balance of a wallet hosted by the calling participant."""
+    MoveWallet: _aio.UnaryUnaryMultiCallable[_service_pb2.MoveWalletRequest, _service_pb2.MoveWalletResponse]  # type: ignore[assignment]
+    """Moves a citizen's wallet, with its whole balance, to the calling participant, on the
+    citizen's identity assertion (the citizen asked the caller to host their wallet). The old
+    participant need not agree and may be suspended: this is how wallets leave a participant
+    that stops. History is kept: the old ledger account is closed, not changed, and the
+    balance moves by one ledger transfer and one settlement obligation from the old
+    participant to the caller. Idempotent under idempotency_key.
+
+    Outcomes: OK with a COMPLETED move; INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION
+    (WALLET_ALREADY_HOSTED, WALLET_MOVE_IN_PROGRESS, CITIZEN_DATA_ERASED) for a request that
+    cannot be met, with the move FAILED and nothing moved; UNAVAILABLE while an upstream is
+    down: the move (named in the ErrorInfo metadata) is PENDING, the wallet cannot pay, and
+    the move completes exactly once, on a retry with the same key or by the reconciler.
+    """
+    GetWalletMove: _aio.UnaryUnaryMultiCallable[_service_pb2.GetWalletMoveRequest, _service_pb2.GetWalletMoveResponse]  # type: ignore[assignment]
+    """Returns a wallet move the calling participant asked for or lost the wallet by."""
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """The platform's public API, called by banks and e-wallets through the edge
@@ -117,5 +149,33 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.GetWalletResponse, _abc.Awaitable[_service_pb2.GetWalletResponse]]:
         """Returns the balance of a wallet hosted by the calling participant."""
+
+    @_abc_1.abstractmethod
+    def MoveWallet(
+        self,
+        request: _service_pb2.MoveWalletRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.MoveWalletResponse, _abc.Awaitable[_service_pb2.MoveWalletResponse]]:
+        """Moves a citizen's wallet, with its whole balance, to the calling participant, on the
+        citizen's identity assertion (the citizen asked the caller to host their wallet). The old
+        participant need not agree and may be suspended: this is how wallets leave a participant
+        that stops. History is kept: the old ledger account is closed, not changed, and the
+        balance moves by one ledger transfer and one settlement obligation from the old
+        participant to the caller. Idempotent under idempotency_key.
+
+        Outcomes: OK with a COMPLETED move; INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION
+        (WALLET_ALREADY_HOSTED, WALLET_MOVE_IN_PROGRESS, CITIZEN_DATA_ERASED) for a request that
+        cannot be met, with the move FAILED and nothing moved; UNAVAILABLE while an upstream is
+        down: the move (named in the ErrorInfo metadata) is PENDING, the wallet cannot pay, and
+        the move completes exactly once, on a retry with the same key or by the reconciler.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWalletMove(
+        self,
+        request: _service_pb2.GetWalletMoveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.GetWalletMoveResponse, _abc.Awaitable[_service_pb2.GetWalletMoveResponse]]:
+        """Returns a wallet move the calling participant asked for or lost the wallet by."""
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

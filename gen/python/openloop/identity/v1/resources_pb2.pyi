@@ -269,6 +269,8 @@ class Citizen(_message.Message):
     ELIGIBILITY_FIELD_NUMBER: _builtins.int
     GUARDIAN_CONSENT_FIELD_NUMBER: _builtins.int
     ERASE_TIME_FIELD_NUMBER: _builtins.int
+    WALLET_ACCOUNT_FIELD_NUMBER: _builtins.int
+    WALLET_MOVE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"citizens/{citizen}", an opaque platform identifier."""
     home_district_code: _builtins.str
@@ -277,6 +279,13 @@ class Citizen(_message.Message):
     """"participants/{participant}" hosting the citizen's wallet."""
     identity_assurance_level: _builtins.str
     """The identity assurance level the enrolment assertion proved, for example "2.3"."""
+    wallet_account: _builtins.str
+    """The ledger account holding the citizen's wallet, hosted by hosting_participant:
+    "citizens:{citizen}" at first, "citizens:{citizen}:{n}" after the (n-1)th move. Earlier
+    accounts stay in the ledger, closed, with their history.
+    """
+    wallet_move: _builtins.str
+    """Set while the wallet is moving to another participant: "citizens/{citizen}/walletMoves/{id}"."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -304,14 +313,90 @@ class Citizen(_message.Message):
         eligibility: Global___EligibilityAttestations | None = ...,
         guardian_consent: Global___GuardianConsent | None = ...,
         erase_time: _timestamp_pb2.Timestamp | None = ...,
+        wallet_account: _builtins.str = ...,
+        wallet_move: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "eligibility", b"eligibility", "erase_time", b"erase_time", "guardian_consent", b"guardian_consent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "eligibility", b"eligibility", "erase_time", b"erase_time", "guardian_consent", b"guardian_consent", "home_district_code", b"home_district_code", "hosting_participant", b"hosting_participant", "identity_assurance_level", b"identity_assurance_level", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "eligibility", b"eligibility", "erase_time", b"erase_time", "guardian_consent", b"guardian_consent", "home_district_code", b"home_district_code", "hosting_participant", b"hosting_participant", "identity_assurance_level", b"identity_assurance_level", "name", b"name", "wallet_account", b"wallet_account", "wallet_move", b"wallet_move"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Citizen: _TypeAlias = Citizen  # noqa: Y015
+
+@_typing.final
+class WalletMove(_message.Message):
+    """A citizen's wallet moving from one hosting participant to another, on the citizen's
+    verified request at the new participant. Begun here (the wallet can no longer pay), the
+    balance moves in the ledger and settlement, then completed here (the new participant hosts
+    the wallet). A begun move always completes; it cannot be cancelled.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[WalletMove._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: WalletMove._State.ValueType  # 0
+        STATE_IN_PROGRESS: WalletMove._State.ValueType  # 1
+        """Begun: the wallet is frozen while its balance moves."""
+        STATE_COMPLETED: WalletMove._State.ValueType  # 2
+        """The new participant hosts the wallet. Final."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Where a move is."""
+
+    STATE_UNSPECIFIED: WalletMove.State.ValueType  # 0
+    STATE_IN_PROGRESS: WalletMove.State.ValueType  # 1
+    """Begun: the wallet is frozen while its balance moves."""
+    STATE_COMPLETED: WalletMove.State.ValueType  # 2
+    """The new participant hosts the wallet. Final."""
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FROM_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    TO_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    FROM_ACCOUNT_FIELD_NUMBER: _builtins.int
+    TO_ACCOUNT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"citizens/{citizen}/walletMoves/{wallet_move}"."""
+    from_participant: _builtins.str
+    """"participants/{participant}" that hosted the wallet."""
+    to_participant: _builtins.str
+    """"participants/{participant}" that hosts the wallet once the move completes."""
+    from_account: _builtins.str
+    """The ledger account the balance moves out of (closed by the move)."""
+    to_account: _builtins.str
+    """The ledger account the balance moves into, hosted by to_participant."""
+    state: Global___WalletMove.State.ValueType
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        from_participant: _builtins.str = ...,
+        to_participant: _builtins.str = ...,
+        from_account: _builtins.str = ...,
+        to_account: _builtins.str = ...,
+        state: Global___WalletMove.State.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time", "from_account", b"from_account", "from_participant", b"from_participant", "name", b"name", "state", b"state", "to_account", b"to_account", "to_participant", b"to_participant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WalletMove: _TypeAlias = WalletMove  # noqa: Y015
 
 @_typing.final
 class PersonalData(_message.Message):
@@ -464,6 +549,7 @@ class Merchant(_message.Message):
     TAX_STATUS_FIELD_NUMBER: _builtins.int
     SETTLEMENT_ACCOUNT_FIELD_NUMBER: _builtins.int
     PHONE_NUMBER_FIELD_NUMBER: _builtins.int
+    WALLET_ACCOUNT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"merchants/{merchant}", an opaque platform identifier."""
     tax_id: _builtins.str
@@ -485,6 +571,8 @@ class Merchant(_message.Message):
     """Input only: a 10-digit Thai mobile number the merchant is paid by (PromptPay). It
     becomes an alias in the directory and is never returned (stored as a keyed hash).
     """
+    wallet_account: _builtins.str
+    """The ledger account holding the merchant's wallet: "merchants:{merchant}"."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -504,10 +592,11 @@ class Merchant(_message.Message):
         tax_status: Global___TaxStatus | None = ...,
         settlement_account: _builtins.str = ...,
         phone_number: _builtins.str = ...,
+        wallet_account: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "tax_status", b"tax_status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "channel", b"channel", "create_time", b"create_time", "display_name", b"display_name", "district_code", b"district_code", "hosting_participant", b"hosting_participant", "name", b"name", "phone_number", b"phone_number", "settlement_account", b"settlement_account", "size_class", b"size_class", "tax_id", b"tax_id", "tax_status", b"tax_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "channel", b"channel", "create_time", b"create_time", "display_name", b"display_name", "district_code", b"district_code", "hosting_participant", b"hosting_participant", "name", b"name", "phone_number", b"phone_number", "settlement_account", b"settlement_account", "size_class", b"size_class", "tax_id", b"tax_id", "tax_status", b"tax_status", "wallet_account", b"wallet_account"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

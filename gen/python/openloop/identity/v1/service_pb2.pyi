@@ -408,6 +408,12 @@ class VerifyPaymentPartiesResponse(_message.Message):
 
     PAYER_FIELD_NUMBER: _builtins.int
     PAYEE_FIELD_NUMBER: _builtins.int
+    PAYER_WALLET_ACCOUNT_FIELD_NUMBER: _builtins.int
+    PAYEE_WALLET_ACCOUNT_FIELD_NUMBER: _builtins.int
+    payer_wallet_account: _builtins.str
+    """The ledger account holding the payer's wallet now (it changes when the wallet moves)."""
+    payee_wallet_account: _builtins.str
+    """The ledger account holding the payee's wallet."""
     @_builtins.property
     def payer(self) -> _party_pb2.PartyFacts: ...
     @_builtins.property
@@ -417,14 +423,155 @@ class VerifyPaymentPartiesResponse(_message.Message):
         *,
         payer: _party_pb2.PartyFacts | None = ...,
         payee: _party_pb2.PartyFacts | None = ...,
+        payer_wallet_account: _builtins.str = ...,
+        payee_wallet_account: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["payee", b"payee", "payer", b"payer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["payee", b"payee", "payer", b"payer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payee", b"payee", "payee_wallet_account", b"payee_wallet_account", "payer", b"payer", "payer_wallet_account", b"payer_wallet_account"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyPaymentPartiesResponse: _TypeAlias = VerifyPaymentPartiesResponse  # noqa: Y015
+
+@_typing.final
+class BeginWalletMoveRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    WALLET_MOVE_ID_FIELD_NUMBER: _builtins.int
+    TO_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    IDENTITY_ASSERTION_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """"citizens/{citizen}"."""
+    wallet_move_id: _builtins.str
+    """The caller's id for the move, 1-63 characters of [a-z0-9-] starting with a letter: the
+    move's idempotency key (a retry with the same id and request returns the same move).
+    """
+    to_participant: _builtins.str
+    """"participants/{participant}" to host the wallet: the participant acting for the citizen.
+    It must be active and a payer bank.
+    """
+    identity_assertion: _builtins.str
+    """The citizen's identity assertion for this move: an OpenID Connect ID token from a trusted
+    identity provider whose `pid` is the citizen's ID and whose levels meet the wallet_move
+    minimum (IAL 2.3 and AAL 2.1 by default). Used once.
+    """
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        wallet_move_id: _builtins.str = ...,
+        to_participant: _builtins.str = ...,
+        identity_assertion: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity_assertion", b"identity_assertion", "parent", b"parent", "to_participant", b"to_participant", "wallet_move_id", b"wallet_move_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginWalletMoveRequest: _TypeAlias = BeginWalletMoveRequest  # noqa: Y015
+
+@_typing.final
+class BeginWalletMoveResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_MOVE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def wallet_move(self) -> _resources_pb2.WalletMove: ...
+    def __init__(
+        self,
+        *,
+        wallet_move: _resources_pb2.WalletMove | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wallet_move", b"wallet_move"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["wallet_move", b"wallet_move"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginWalletMoveResponse: _TypeAlias = BeginWalletMoveResponse  # noqa: Y015
+
+@_typing.final
+class CompleteWalletMoveRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"citizens/{citizen}/walletMoves/{wallet_move}"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteWalletMoveRequest: _TypeAlias = CompleteWalletMoveRequest  # noqa: Y015
+
+@_typing.final
+class CompleteWalletMoveResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_MOVE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def wallet_move(self) -> _resources_pb2.WalletMove: ...
+    def __init__(
+        self,
+        *,
+        wallet_move: _resources_pb2.WalletMove | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wallet_move", b"wallet_move"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["wallet_move", b"wallet_move"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteWalletMoveResponse: _TypeAlias = CompleteWalletMoveResponse  # noqa: Y015
+
+@_typing.final
+class GetWalletMoveRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"citizens/{citizen}/walletMoves/{wallet_move}"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWalletMoveRequest: _TypeAlias = GetWalletMoveRequest  # noqa: Y015
+
+@_typing.final
+class GetWalletMoveResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_MOVE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def wallet_move(self) -> _resources_pb2.WalletMove: ...
+    def __init__(
+        self,
+        *,
+        wallet_move: _resources_pb2.WalletMove | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wallet_move", b"wallet_move"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["wallet_move", b"wallet_move"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWalletMoveResponse: _TypeAlias = GetWalletMoveResponse  # noqa: Y015
 
 @_typing.final
 class ResolveAliasRequest(_message.Message):

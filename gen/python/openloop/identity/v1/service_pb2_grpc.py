@@ -130,6 +130,21 @@ class IdentityServiceStub:
                 request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.VerifyPaymentPartiesRequest.SerializeToString,
                 response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.VerifyPaymentPartiesResponse.FromString,
                 _registered_method=True)
+        self.BeginWalletMove = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/BeginWalletMove',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.BeginWalletMoveRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.BeginWalletMoveResponse.FromString,
+                _registered_method=True)
+        self.CompleteWalletMove = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/CompleteWalletMove',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.CompleteWalletMoveRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.CompleteWalletMoveResponse.FromString,
+                _registered_method=True)
+        self.GetWalletMove = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/GetWalletMove',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -289,6 +304,30 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BeginWalletMove(self, request, context):
+        """Starts moving a citizen's wallet to the participant acting for the citizen, on the
+        citizen's identity assertion. From here the wallet cannot pay until the move completes.
+        Idempotent by name: the same request returns the same move.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteWalletMove(self, request, context):
+        """Makes the move's new participant the wallet's host, once its balance moved in the ledger
+        and settlement. Completing a completed move returns it unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWalletMove(self, request, context):
+        """A wallet move by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -386,6 +425,21 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.VerifyPaymentParties,
                     request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.VerifyPaymentPartiesRequest.FromString,
                     response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.VerifyPaymentPartiesResponse.SerializeToString,
+            ),
+            'BeginWalletMove': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginWalletMove,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.BeginWalletMoveRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.BeginWalletMoveResponse.SerializeToString,
+            ),
+            'CompleteWalletMove': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteWalletMove,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.CompleteWalletMoveRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.CompleteWalletMoveResponse.SerializeToString,
+            ),
+            'GetWalletMove': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWalletMove,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -902,6 +956,87 @@ class IdentityService:
             '/openloop.identity.v1.IdentityService/VerifyPaymentParties',
             openloop_dot_identity_dot_v1_dot_service__pb2.VerifyPaymentPartiesRequest.SerializeToString,
             openloop_dot_identity_dot_v1_dot_service__pb2.VerifyPaymentPartiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginWalletMove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/BeginWalletMove',
+            openloop_dot_identity_dot_v1_dot_service__pb2.BeginWalletMoveRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.BeginWalletMoveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteWalletMove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/CompleteWalletMove',
+            openloop_dot_identity_dot_v1_dot_service__pb2.CompleteWalletMoveRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.CompleteWalletMoveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWalletMove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/GetWalletMove',
+            openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -101,6 +101,17 @@ class IdentityServiceStub:
     """Checks that the acting participant hosts the payer and returns the facts the
     rules need about payer and payee, without personal data.
     """
+    BeginWalletMove: _grpc.UnaryUnaryMultiCallable[_service_pb2.BeginWalletMoveRequest, _service_pb2.BeginWalletMoveResponse]
+    """Starts moving a citizen's wallet to the participant acting for the citizen, on the
+    citizen's identity assertion. From here the wallet cannot pay until the move completes.
+    Idempotent by name: the same request returns the same move.
+    """
+    CompleteWalletMove: _grpc.UnaryUnaryMultiCallable[_service_pb2.CompleteWalletMoveRequest, _service_pb2.CompleteWalletMoveResponse]
+    """Makes the move's new participant the wallet's host, once its balance moved in the ledger
+    and settlement. Completing a completed move returns it unchanged.
+    """
+    GetWalletMove: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetWalletMoveRequest, _service_pb2.GetWalletMoveResponse]
+    """A wallet move by name."""
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -175,6 +186,17 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Checks that the acting participant hosts the payer and returns the facts the
     rules need about payer and payee, without personal data.
     """
+    BeginWalletMove: _aio.UnaryUnaryMultiCallable[_service_pb2.BeginWalletMoveRequest, _service_pb2.BeginWalletMoveResponse]  # type: ignore[assignment]
+    """Starts moving a citizen's wallet to the participant acting for the citizen, on the
+    citizen's identity assertion. From here the wallet cannot pay until the move completes.
+    Idempotent by name: the same request returns the same move.
+    """
+    CompleteWalletMove: _aio.UnaryUnaryMultiCallable[_service_pb2.CompleteWalletMoveRequest, _service_pb2.CompleteWalletMoveResponse]  # type: ignore[assignment]
+    """Makes the move's new participant the wallet's host, once its balance moved in the ledger
+    and settlement. Completing a completed move returns it unchanged.
+    """
+    GetWalletMove: _aio.UnaryUnaryMultiCallable[_service_pb2.GetWalletMoveRequest, _service_pb2.GetWalletMoveResponse]  # type: ignore[assignment]
+    """A wallet move by name."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Who the participants are, and who pays whom."""
@@ -360,5 +382,34 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Checks that the acting participant hosts the payer and returns the facts the
         rules need about payer and payee, without personal data.
         """
+
+    @_abc_1.abstractmethod
+    def BeginWalletMove(
+        self,
+        request: _service_pb2.BeginWalletMoveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.BeginWalletMoveResponse, _abc.Awaitable[_service_pb2.BeginWalletMoveResponse]]:
+        """Starts moving a citizen's wallet to the participant acting for the citizen, on the
+        citizen's identity assertion. From here the wallet cannot pay until the move completes.
+        Idempotent by name: the same request returns the same move.
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteWalletMove(
+        self,
+        request: _service_pb2.CompleteWalletMoveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.CompleteWalletMoveResponse, _abc.Awaitable[_service_pb2.CompleteWalletMoveResponse]]:
+        """Makes the move's new participant the wallet's host, once its balance moved in the ledger
+        and settlement. Completing a completed move returns it unchanged.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWalletMove(
+        self,
+        request: _service_pb2.GetWalletMoveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.GetWalletMoveResponse, _abc.Awaitable[_service_pb2.GetWalletMoveResponse]]:
+        """A wallet move by name."""
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -105,6 +105,8 @@ class Purpose(StrEnum):
 
     ENROLMENT = "enrolment"
     PAYMENT = "payment"
+    WALLET_MOVE = "wallet_move"
+    """The citizen asks another participant to host their wallet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +124,12 @@ DEFAULT_REQUIREMENTS: Mapping[Purpose, LevelRequirement] = MappingProxyType(
     {
         Purpose.ENROLMENT: LevelRequirement(min_ial=IAL.IAL_2_3),
         Purpose.PAYMENT: LevelRequirement(min_aal=AAL.AAL_2_1),
+        Purpose.WALLET_MOVE: LevelRequirement(min_ial=IAL.IAL_2_3, min_aal=AAL.AAL_2_1),
     }
 )
 """Enrolment needs bank-grade proofing (IAL 2.3); a payment needs a second factor ("AAL 2",
-the lowest of which is AAL 2.1)."""
+the lowest of which is AAL 2.1); moving a wallet hands the whole balance to a new bank, so it
+needs both."""
 
 _REQUIREMENT_KEYS = frozenset({"min_ial", "min_aal"})
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+from openloop_identity.domain.wallets import FIRST_GENERATION, citizen_wallet_account
+
 
 class ParticipantRole(StrEnum):
     TREASURY = "TREASURY"
@@ -212,6 +214,13 @@ class Citizen:
     guardian_consent: GuardianConsent | None
     erase_time: datetime | None = None
     """Set once the personal data was crypto-shredded."""
+    wallet_generation: int = FIRST_GENERATION
+    wallet_move_id: str | None = None
+    """Set while the wallet moves to another participant: it can neither pay nor move again."""
+
+    @property
+    def wallet_account(self) -> str:
+        return citizen_wallet_account(self.citizen_id, self.wallet_generation)
 
 
 @dataclass(frozen=True)
@@ -265,3 +274,43 @@ class PartyFacts:
 class PaymentParties:
     payer: PartyFacts
     payee: PartyFacts
+    payer_wallet_account: str
+    payee_wallet_account: str
+
+
+class WalletMoveState(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+
+
+@dataclass(frozen=True)
+class WalletMove:
+    """A citizen's wallet moving from one participant to another (see ``tables.wallet_moves``)."""
+
+    citizen_id: str
+    wallet_move_id: str
+    from_participant_id: str
+    to_participant_id: str
+    from_generation: int
+    state: WalletMoveState
+    create_time: datetime
+    complete_time: datetime | None
+
+    @property
+    def from_account(self) -> str:
+        return citizen_wallet_account(self.citizen_id, self.from_generation)
+
+    @property
+    def to_account(self) -> str:
+        return citizen_wallet_account(self.citizen_id, self.from_generation + 1)
+
+
+@dataclass(frozen=True)
+class NewWalletMove:
+    """A request to move a citizen's wallet to ``to_participant_id``."""
+
+    citizen_id: str
+    wallet_move_id: str
+    to_participant_id: str
+    identity_assertion: str
+    assertion_digest: str

@@ -22,6 +22,7 @@ from openloop_identity.domain.model import (
     PartyKind,
     PaymentParties,
 )
+from openloop_identity.domain.wallets import citizen_wallet_account, merchant_wallet_account
 from openloop_identity.tables import citizens, merchants, participants
 from openloop_runtime.names import format_name
 
@@ -53,6 +54,8 @@ async def verify_payment_parties(
         citizens.c.home_district_code,
         citizens.c.hosting_participant_id.label("payer_host"),
         citizens.c.erase_time,
+        citizens.c.wallet_generation,
+        citizens.c.wallet_move_id,
         citizens.c.citizen_token,
         citizens.c.personal_data,
         citizens.c.identity_assurance_level,
@@ -85,6 +88,8 @@ async def verify_payment_parties(
         raise errors.party_not_hosted(format_name("citizens", payer_id), acting_participant_id)
     if row.erase_time is not None:
         raise errors.citizen_data_erased(payer_id)
+    if row.wallet_move_id is not None:
+        raise errors.wallet_move_in_progress(payer_id, row.wallet_move_id)
     if row.merchant_id is None:
         raise errors.merchant_not_found(payee_id)
     if row.payee_host_state != ParticipantState.ACTIVE.value:
@@ -112,6 +117,8 @@ async def verify_payment_parties(
             ),
             tax_years_filed=tuple(sorted(row.tax_years_filed)),
         ),
+        payer_wallet_account=citizen_wallet_account(row.citizen_id, row.wallet_generation),
+        payee_wallet_account=merchant_wallet_account(row.merchant_id),
     )
     sealed = None if row.personal_data is None else bytes(row.personal_data)
     return PaymentPartiesRecord(parties, row.citizen_token, sealed)

@@ -53,6 +53,8 @@ def citizen(row: Row[Any]) -> Citizen:
         ),
         guardian_consent=consent,
         erase_time=row.erase_time,
+        wallet_generation=row.wallet_generation,
+        wallet_move_id=row.wallet_move_id,
     )
 
 
