@@ -35,6 +35,12 @@ class _Gateway(service_pb2_grpc.GatewayServiceServicer):
         finally:
             await engine.dispose()
 
+    async def MoveWallet(self, request, context):  # noqa: N802
+        raise AssertionError("not called by these tests")
+
+    async def GetWalletMove(self, request, context):  # noqa: N802
+        raise AssertionError("not called by these tests")
+
 
 @asynccontextmanager
 async def _factory() -> AsyncIterator[Sequence[Registration]]:

@@ -55,6 +55,8 @@ class FakeUpstreams:
         return PaymentParties(
             party_pb2.PartyFacts(party=payer, hosting_participant=participant),
             party_pb2.PartyFacts(party=payee, hosting_participant="participants/bank-b"),
+            payer.replace("/", ":"),
+            payee.replace("/", ":"),
         )
 
     async def evaluate(self, scope, facts):

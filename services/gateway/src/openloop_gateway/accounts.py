@@ -1,7 +1,9 @@
 """The chart of accounts: which ledger account holds which party's money.
 
-Every party has one wallet account in the THB ledger, named after its resource
-name so any service (and an auditor) can derive it without a lookup.
+Every party's wallet is an account in the THB ledger named after its resource name. A
+citizen's wallet that moved to another participant lives in a new account named after its
+generation (``citizens:{id}:2``; see identity's ``domain/wallets.py``), so the gateway takes the
+current account from identity; the derivation here names first accounts only.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class AccountCode(IntEnum):
 class TransferCode(IntEnum):
     ENTITLEMENT_FUNDING = 1
     ROUND1_PAYMENT = 2
+    WALLET_MOVE = 3
+    """A citizen's whole balance from the wallet's old account to its new one."""
 
 
 TREASURY_FUNDING_ACCOUNT = "treasury:funding"

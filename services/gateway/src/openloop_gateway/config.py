@@ -24,3 +24,7 @@ class GatewaySettings(ServiceSettings):
     """How often pending payments are driven to a final state."""
     reconcile_after_seconds: float = Field(default=10.0, ge=0)
     """A pending payment untouched this long is taken over by the reconciler."""
+    abandon_unbegun_move_after_seconds: float = Field(default=600.0, gt=0)
+    """A wallet move whose request died before identity began it is FAILED after this long.
+    It must stay far above upstream_timeout_seconds: a request still waiting on identity must
+    never see its move given up."""

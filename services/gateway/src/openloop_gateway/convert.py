@@ -1,9 +1,11 @@
-"""Stored payments to their public protobuf form."""
+"""Stored payments and wallet moves to their public protobuf form."""
 
 from __future__ import annotations
 
 from openloop.gateway.v1 import resources_pb2
 from openloop_gateway.store import PaymentRecord
+from openloop_gateway.wallet_move_store import MoveRecord
+from openloop_gateway.wallet_moves import move_name
 from openloop_runtime.money import thb
 from openloop_runtime.names import format_name
 from openloop_runtime.timestamps import to_timestamp
@@ -40,3 +42,33 @@ def payment_to_proto(record: PaymentRecord) -> resources_pb2.Payment:
     if record.update_time is not None:
         payment.update_time.CopyFrom(to_timestamp(record.update_time))
     return payment
+
+
+def wallet_move_to_proto(record: MoveRecord) -> resources_pb2.WalletMove:
+    move = resources_pb2.WalletMove(
+        name=move_name(record.wallet_move_id),
+        idempotency_key=record.idempotency_key,
+        wallet=f"{record.citizen}/wallet",
+        state=resources_pb2.WalletMoveState.Value(f"WALLET_MOVE_STATE_{record.state.value}"),
+        from_participant=format_name("participants", record.from_participant_id)
+        if record.from_participant_id
+        else "",
+        to_participant=format_name("participants", record.participant_id),
+        from_account=record.from_account,
+        to_account=record.to_account,
+        ledger_transfer_id=record.ledger_transfer_id,
+        trace_id=record.trace_id,
+    )
+    if record.amount_satang is not None:
+        move.amount.CopyFrom(thb(record.amount_satang))
+    if record.failure_reason:
+        move.failure.CopyFrom(
+            resources_pb2.PaymentFailure(
+                reason=record.failure_reason, message=record.failure_message
+            )
+        )
+    if record.create_time is not None:
+        move.create_time.CopyFrom(to_timestamp(record.create_time))
+    if record.update_time is not None:
+        move.update_time.CopyFrom(to_timestamp(record.update_time))
+    return move

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import re
 import secrets
 
 import grpc
@@ -30,6 +29,7 @@ from openloop.gateway.v1 import service_pb2
 from openloop.ledger.v1 import resources_pb2 as ledger_resources
 from openloop.rules.v1 import resources_pb2 as rules_resources
 from openloop_gateway.accounts import TransferCode, wallet_account_id
+from openloop_gateway.idempotency import idempotency_key
 from openloop_gateway.store import Failure, PaymentRecord, PaymentState, PaymentStore
 from openloop_gateway.upstreams import Upstreams
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field, reason_name
@@ -38,7 +38,6 @@ from openloop_runtime.names import format_name, parse_name
 from openloop_runtime.telemetry import current_trace_id
 
 _log = logging.getLogger(__name__)
-_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _CreateTransferResult = ledger_resources.CreateTransferResult
 _APPLIED_ELSEWHERE = frozenset(
     value
@@ -87,10 +86,7 @@ class PaymentFlow:
         self._upstreams = upstreams
 
     async def pay(self, participant_id: str, request: service_pb2.PayRequest) -> PaymentRecord:
-        if not _IDEMPOTENCY_KEY.fullmatch(request.idempotency_key):
-            raise invalid_field(
-                "idempotency_key", "idempotency_key must be 1-128 characters of [A-Za-z0-9._:-]"
-            )
+        idempotency_key(request.idempotency_key)
         parse_name(request.payer, "citizens", field="payer")
         parse_name(request.payee, "merchants", field="payee")
         if not request.HasField("amount"):
@@ -129,6 +125,8 @@ class PaymentFlow:
             payee_participant_id=parse_name(
                 parties.payee.hosting_participant, "participants", field="payee"
             ),
+            payer_account=parties.payer_account,
+            payee_account=parties.payee_account,
             ledger_transfer_id=f"pay:{payment_id}",
             rule_set_version=decision.rule_set_version,
             trace_id=current_trace_id(),
@@ -167,8 +165,8 @@ class PaymentFlow:
         result = await self._upstreams.create_transfer(
             ledger_resources.Transfer(
                 id=record.ledger_transfer_id,
-                debit_account_id=wallet_account_id(record.payer),
-                credit_account_id=wallet_account_id(record.payee),
+                debit_account_id=record.payer_account or wallet_account_id(record.payer),
+                credit_account_id=record.payee_account or wallet_account_id(record.payee),
                 amount=record.amount_satang,
                 ledger=LEDGER_THB,
                 code=TransferCode.ROUND1_PAYMENT,
@@ -249,6 +247,12 @@ def _ledger_refusal(result: ledger_resources.CreateTransferResult.ValueType) -> 
         return Failure(
             reason_name(ErrorReason.ERROR_REASON_INSUFFICIENT_FUNDS),
             "the payer's wallet does not hold enough money",
+        )
+    if result == _CreateTransferResult.CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ALREADY_CLOSED:
+        return Failure(
+            reason_name(ErrorReason.ERROR_REASON_TRANSFER_REJECTED),
+            "the payer's wallet moved to another participant while this payment was made; "
+            "nothing moved",
         )
     return Failure(
         reason_name(ErrorReason.ERROR_REASON_TRANSFER_REJECTED),

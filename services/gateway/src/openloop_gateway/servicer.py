@@ -6,10 +6,12 @@ import grpc
 
 from openloop.gateway.v1 import service_pb2, service_pb2_grpc
 from openloop_gateway.caller import calling_participant
-from openloop_gateway.convert import payment_to_proto
+from openloop_gateway.convert import payment_to_proto, wallet_move_to_proto
 from openloop_gateway.payments import PaymentFlow
 from openloop_gateway.store import PaymentStore
 from openloop_gateway.upstreams import Upstreams
+from openloop_gateway.wallet_move_store import MoveStore
+from openloop_gateway.wallet_moves import WalletMoveFlow
 from openloop_gateway.wallets import get_wallet
 from openloop_runtime.errors import ErrorReason, not_found
 from openloop_runtime.names import parse_name
@@ -17,8 +19,17 @@ from openloop_runtime.names import parse_name
 
 class GatewayServicer(service_pb2_grpc.GatewayServiceServicer):
     def __init__(
-        self, flow: PaymentFlow, store: PaymentStore, upstreams: Upstreams, uri_prefix: str
+        self,
+        flow: PaymentFlow,
+        store: PaymentStore,
+        upstreams: Upstreams,
+        uri_prefix: str,
+        *,
+        moves: WalletMoveFlow,
+        move_store: MoveStore,
     ) -> None:
+        self._moves = moves
+        self._move_store = move_store
         self._flow = flow
         self._store = store
         self._upstreams = upstreams
@@ -49,3 +60,23 @@ class GatewayServicer(service_pb2_grpc.GatewayServiceServicer):
         participant = calling_participant(context, self._uri_prefix)
         wallet = await get_wallet(self._upstreams, participant, request.name)
         return service_pb2.GetWalletResponse(wallet=wallet)
+
+    async def MoveWallet(  # noqa: N802
+        self, request: service_pb2.MoveWalletRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.MoveWalletResponse:
+        participant = calling_participant(context, self._uri_prefix)
+        record = await self._moves.move(participant, request)
+        return service_pb2.MoveWalletResponse(wallet_move=wallet_move_to_proto(record))
+
+    async def GetWalletMove(  # noqa: N802
+        self, request: service_pb2.GetWalletMoveRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetWalletMoveResponse:
+        participant = calling_participant(context, self._uri_prefix)
+        record = await self._move_store.get(parse_name(request.name, "walletMoves"))
+        # The participants on both sides of a move may see it; to anyone else it is absent.
+        if record is None or participant not in (
+            record.participant_id,
+            record.from_participant_id,
+        ):
+            raise not_found(ErrorReason.ERROR_REASON_WALLET_MOVE_NOT_FOUND, request.name)
+        return service_pb2.GetWalletMoveResponse(wallet_move=wallet_move_to_proto(record))

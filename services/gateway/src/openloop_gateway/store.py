@@ -49,6 +49,8 @@ class PaymentRecord:
     failure_rule_reason: str = ""
     failure_message: str = ""
     trace_id: str = ""
+    payer_account: str = ""
+    payee_account: str = ""
     create_time: datetime | None = None
     update_time: datetime | None = None
 

@@ -38,6 +38,9 @@ from openloop_runtime.money import thb
 class PaymentParties:
     payer: party_pb2.PartyFacts
     payee: party_pb2.PartyFacts
+    payer_account: str
+    """The ledger account holding the payer's wallet now."""
+    payee_account: str
 
 
 class Upstreams:
@@ -71,7 +74,9 @@ class Upstreams:
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("identity", error) from error
-        return PaymentParties(reply.payer, reply.payee)
+        return PaymentParties(
+            reply.payer, reply.payee, reply.payer_wallet_account, reply.payee_wallet_account
+        )
 
     async def get_citizen(self, name: str) -> identity_resources.Citizen:
         try:
@@ -131,6 +136,86 @@ class Upstreams:
         except grpc.aio.AioRpcError as error:
             raise upstream_error("ledger", error) from error
         return reply.accounts[0] if reply.accounts else None
+
+    async def begin_wallet_move(
+        self, citizen: str, wallet_move_id: str, to_participant: str, assertion: str
+    ) -> identity_resources.WalletMove:
+        try:
+            reply = await self._identity.BeginWalletMove(
+                identity_pb2.BeginWalletMoveRequest(
+                    parent=citizen,
+                    wallet_move_id=wallet_move_id,
+                    to_participant=to_participant,
+                    identity_assertion=assertion,
+                ),
+                timeout=self._timeout,
+                wait_for_ready=True,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error("identity", error) from error
+        return reply.wallet_move
+
+    async def find_wallet_move(self, name: str) -> identity_resources.WalletMove | None:
+        """Identity's record of a move, or None if identity never began it."""
+        try:
+            reply = await self._identity.GetWalletMove(
+                identity_pb2.GetWalletMoveRequest(name=name),
+                timeout=self._timeout,
+                wait_for_ready=True,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise upstream_error("identity", error) from error
+        return reply.wallet_move
+
+    async def complete_wallet_move(self, name: str) -> identity_resources.WalletMove:
+        try:
+            reply = await self._identity.CompleteWalletMove(
+                identity_pb2.CompleteWalletMoveRequest(name=name),
+                timeout=self._timeout,
+                wait_for_ready=True,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error("identity", error) from error
+        return reply.wallet_move
+
+    async def create_account(
+        self, account: ledger_resources.Account
+    ) -> ledger_resources.CreateAccountResult.ValueType:
+        try:
+            reply = await self._ledger.CreateAccounts(
+                ledger_pb2.CreateAccountsRequest(accounts=[account]),
+                timeout=self._timeout,
+                wait_for_ready=True,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error("ledger", error) from error
+        return reply.results[0]
+
+    async def create_transfers(
+        self, transfers: list[ledger_resources.Transfer]
+    ) -> list[ledger_resources.CreateTransferResult.ValueType]:
+        try:
+            reply = await self._ledger.CreateTransfers(
+                ledger_pb2.CreateTransfersRequest(transfers=transfers),
+                timeout=self._timeout,
+                wait_for_ready=True,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error("ledger", error) from error
+        return list(reply.results)
+
+    async def lookup_transfer(self, transfer_id: str) -> ledger_resources.Transfer | None:
+        try:
+            reply = await self._ledger.LookupTransfers(
+                ledger_pb2.LookupTransfersRequest(ids=[transfer_id]),
+                timeout=self._timeout,
+                wait_for_ready=True,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error("ledger", error) from error
+        return reply.transfers[0] if reply.transfers else None
 
     async def record_transfer(
         self, transfer_id: str, debit_participant: str, credit_participant: str, satang: int

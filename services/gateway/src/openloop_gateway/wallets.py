@@ -1,4 +1,7 @@
-"""Wallet balances, readable only by the participant hosting the wallet."""
+"""Wallet balances, readable only by the participant hosting the wallet.
+
+The balance is read from the account identity names as the wallet's current one (a moved
+wallet's earlier accounts are closed and hold nothing)."""
 
 from __future__ import annotations
 
@@ -17,10 +20,12 @@ _SUFFIX = "/wallet"
 async def get_wallet(upstreams: Upstreams, participant_id: str, name: str) -> resources_pb2.Wallet:
     if name.startswith("citizens/"):
         party = format_name("citizens", parse_name(name, "citizens", suffix=_SUFFIX))
-        host = (await upstreams.get_citizen(party)).hosting_participant
+        citizen = await upstreams.get_citizen(party)
+        host, account_id = citizen.hosting_participant, citizen.wallet_account
     elif name.startswith("merchants/"):
         party = format_name("merchants", parse_name(name, "merchants", suffix=_SUFFIX))
-        host = (await upstreams.get_merchant(party)).hosting_participant
+        merchant = await upstreams.get_merchant(party)
+        host, account_id = merchant.hosting_participant, merchant.wallet_account
     else:
         raise invalid_field(
             "name", "name must be 'citizens/{id}/wallet' or 'merchants/{id}/wallet'"
@@ -32,7 +37,7 @@ async def get_wallet(upstreams: Upstreams, participant_id: str, name: str) -> re
             "a participant may read only the wallets it hosts",
             {"resource": name},
         )
-    account = await upstreams.lookup_account(wallet_account_id(party))
+    account = await upstreams.lookup_account(account_id or wallet_account_id(party))
     if account is None:
         raise not_found(ErrorReason.ERROR_REASON_ACCOUNT_NOT_FOUND, name)
     return resources_pb2.Wallet(

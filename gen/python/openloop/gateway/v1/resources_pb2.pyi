@@ -67,8 +67,9 @@ class _WalletMoveStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Walle
     WALLET_MOVE_STATE_COMPLETED: _WalletMoveState.ValueType  # 2
     """The caller hosts the wallet and holds its balance. Final."""
     WALLET_MOVE_STATE_FAILED: _WalletMoveState.ValueType  # 3
-    """The move was refused (see failure); nothing moved and the old participant still hosts
-    the wallet. Final.
+    """The move was never begun: the request died before identity answered and the grace
+    period passed (see failure); nothing moved and the old participant still hosts the
+    wallet. Final.
     """
 
 class WalletMoveState(_WalletMoveState, metaclass=_WalletMoveStateEnumTypeWrapper):
@@ -82,8 +83,9 @@ key, or poll GetWalletMove.
 WALLET_MOVE_STATE_COMPLETED: WalletMoveState.ValueType  # 2
 """The caller hosts the wallet and holds its balance. Final."""
 WALLET_MOVE_STATE_FAILED: WalletMoveState.ValueType  # 3
-"""The move was refused (see failure); nothing moved and the old participant still hosts
-the wallet. Final.
+"""The move was never begun: the request died before identity answered and the grace
+period passed (see failure); nothing moved and the old participant still hosts the
+wallet. Final.
 """
 Global___WalletMoveState: _TypeAlias = WalletMoveState  # noqa: Y015
 

@@ -60,11 +60,13 @@ class GatewayServiceStub:
     balance moves by one ledger transfer and one settlement obligation from the old
     participant to the caller. Idempotent under idempotency_key.
 
-    Outcomes: OK with a COMPLETED move; INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION
-    (WALLET_ALREADY_HOSTED, WALLET_MOVE_IN_PROGRESS, CITIZEN_DATA_ERASED) for a request that
-    cannot be met, with the move FAILED and nothing moved; UNAVAILABLE while an upstream is
-    down: the move (named in the ErrorInfo metadata) is PENDING, the wallet cannot pay, and
-    the move completes exactly once, on a retry with the same key or by the reconciler.
+    Outcomes: OK with a COMPLETED move; INVALID_ARGUMENT / NOT_FOUND / UNAUTHENTICATED /
+    PERMISSION_DENIED (INVALID_IDENTITY_ASSERTION) / FAILED_PRECONDITION (WALLET_ALREADY_HOSTED,
+    WALLET_MOVE_IN_PROGRESS, CITIZEN_DATA_ERASED, PARTICIPANT_NOT_ACTIVE) for a request that
+    cannot be met: nothing is stored or moved, and the key may be used again; UNAVAILABLE while
+    an upstream is down: the move (named in the ErrorInfo metadata) is PENDING and, once
+    begun, completes exactly once, on a retry with the same key and request or by the
+    reconciler. A move identity never began is FAILED after a grace period.
     """
     GetWalletMove: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetWalletMoveRequest, _service_pb2.GetWalletMoveResponse]
     """Returns a wallet move the calling participant asked for or lost the wallet by."""
@@ -101,11 +103,13 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     balance moves by one ledger transfer and one settlement obligation from the old
     participant to the caller. Idempotent under idempotency_key.
 
-    Outcomes: OK with a COMPLETED move; INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION
-    (WALLET_ALREADY_HOSTED, WALLET_MOVE_IN_PROGRESS, CITIZEN_DATA_ERASED) for a request that
-    cannot be met, with the move FAILED and nothing moved; UNAVAILABLE while an upstream is
-    down: the move (named in the ErrorInfo metadata) is PENDING, the wallet cannot pay, and
-    the move completes exactly once, on a retry with the same key or by the reconciler.
+    Outcomes: OK with a COMPLETED move; INVALID_ARGUMENT / NOT_FOUND / UNAUTHENTICATED /
+    PERMISSION_DENIED (INVALID_IDENTITY_ASSERTION) / FAILED_PRECONDITION (WALLET_ALREADY_HOSTED,
+    WALLET_MOVE_IN_PROGRESS, CITIZEN_DATA_ERASED, PARTICIPANT_NOT_ACTIVE) for a request that
+    cannot be met: nothing is stored or moved, and the key may be used again; UNAVAILABLE while
+    an upstream is down: the move (named in the ErrorInfo metadata) is PENDING and, once
+    begun, completes exactly once, on a retry with the same key and request or by the
+    reconciler. A move identity never began is FAILED after a grace period.
     """
     GetWalletMove: _aio.UnaryUnaryMultiCallable[_service_pb2.GetWalletMoveRequest, _service_pb2.GetWalletMoveResponse]  # type: ignore[assignment]
     """Returns a wallet move the calling participant asked for or lost the wallet by."""
@@ -163,11 +167,13 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         balance moves by one ledger transfer and one settlement obligation from the old
         participant to the caller. Idempotent under idempotency_key.
 
-        Outcomes: OK with a COMPLETED move; INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION
-        (WALLET_ALREADY_HOSTED, WALLET_MOVE_IN_PROGRESS, CITIZEN_DATA_ERASED) for a request that
-        cannot be met, with the move FAILED and nothing moved; UNAVAILABLE while an upstream is
-        down: the move (named in the ErrorInfo metadata) is PENDING, the wallet cannot pay, and
-        the move completes exactly once, on a retry with the same key or by the reconciler.
+        Outcomes: OK with a COMPLETED move; INVALID_ARGUMENT / NOT_FOUND / UNAUTHENTICATED /
+        PERMISSION_DENIED (INVALID_IDENTITY_ASSERTION) / FAILED_PRECONDITION (WALLET_ALREADY_HOSTED,
+        WALLET_MOVE_IN_PROGRESS, CITIZEN_DATA_ERASED, PARTICIPANT_NOT_ACTIVE) for a request that
+        cannot be met: nothing is stored or moved, and the key may be used again; UNAVAILABLE while
+        an upstream is down: the move (named in the ErrorInfo metadata) is PENDING and, once
+        begun, completes exactly once, on a retry with the same key and request or by the
+        reconciler. A move identity never began is FAILED after a grace period.
         """
 
     @_abc_1.abstractmethod
