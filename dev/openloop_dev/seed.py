@@ -8,6 +8,7 @@ ids and transfer ids), so ``make up`` can seed the same database again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
@@ -15,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from openloop.common.v1 import party_pb2
@@ -191,6 +194,30 @@ async def register_payment_key(
     )
 
 
+async def register_client_certificate(
+    identity: identity_grpc.IdentityServiceStub, layout: MeshLayout, bank: str
+) -> None:
+    """Register the client certificate the dev PKI issued ``bank`` (the gateway accepts only
+    registered certificates); registering it again changes nothing. No PKI, nothing to do."""
+    path = layout.pki_dir / "clients" / f"{bank}.pem"
+    if not path.exists():
+        return
+    pem = path.read_text(encoding="ascii")
+    fingerprint = hashlib.sha256(
+        x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+    ).hexdigest()
+    await identity.CreateParticipantCredential(
+        identity_pb2.CreateParticipantCredentialRequest(
+            parent=f"participants/{bank}",
+            request_id=f"seed-client-certificate-{fingerprint[:32]}",
+            credential=identity_resources.ParticipantCredential(
+                kind=identity_resources.CREDENTIAL_KIND_CLIENT_CERTIFICATE,
+                certificate_pem=pem,
+            ),
+        )
+    )
+
+
 async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
     async with operator(layout) as op:
         identity = op.identity
@@ -209,6 +236,7 @@ async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
             )
         for bank in ("bank-a", "bank-b"):
             await register_payment_key(identity, layout, bank)
+            await register_client_certificate(identity, layout, bank)
         citizen = (
             await identity.EnrollCitizen(
                 identity_pb2.EnrollCitizenRequest(

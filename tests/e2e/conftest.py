@@ -41,6 +41,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, postgres: EmbeddedPostgres) -
     # The reconciler is exercised by the gateway's own tests; here it must not race
     # the journeys that leave a payment pending on purpose.
     os.environ["OPENLOOP_GATEWAY_RECONCILE_AFTER_SECONDS"] = "3600"
+    # A revoked certificate stops working within this; short so the journey need not wait.
+    os.environ["OPENLOOP_GATEWAY_CERTIFICATE_CACHE_SECONDS"] = "1"
     with Mesh(
         MeshLayout.ephemeral(Path(tmp_path_factory.mktemp("mesh"))),
         external_postgres_url=postgres.url("postgres", driver="postgresql"),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from openloop.gateway.v1 import service_pb2, service_pb2_grpc
+from openloop_gateway.certificates import RegisteredCertificates
 from openloop_gateway.config import GatewaySettings
 from openloop_gateway.payments import PaymentFlow
 from openloop_gateway.reconciler import Reconcilable, run_reconciler
@@ -21,11 +23,17 @@ from openloop_runtime.db import engine_for
 from openloop_runtime.server import Registration, ServiceFactory
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_log = logging.getLogger(__name__)
 
 
 def build(settings: GatewaySettings) -> ServiceFactory:
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Sequence[Registration]]:
+        if not settings.require_registered_client_certificate:
+            _log.warning(
+                "client certificates are not checked against the registered ones: a revoked "
+                "certificate still opens the API while the edge's CA trusts it"
+            )
         async with engine_for(settings) as engine, connect_upstreams(settings) as upstreams:
             store = PaymentStore(engine)
             flow = PaymentFlow(store, upstreams)
@@ -49,6 +57,12 @@ def build(settings: GatewaySettings) -> ServiceFactory:
                 settings.participant_uri_prefix,
                 moves=moves,
                 move_store=move_store,
+                certificates=RegisteredCertificates(
+                    upstreams.participant_credentials,
+                    cache_seconds=settings.certificate_cache_seconds,
+                )
+                if settings.require_registered_client_certificate
+                else None,
             )
             async with background(reconciler, "gateway-reconciler"):
                 yield [Registration.of(service_pb2, service_pb2_grpc, "GatewayService", servicer)]

@@ -28,3 +28,10 @@ class GatewaySettings(ServiceSettings):
     """A wallet move whose request died before identity began it is FAILED after this long.
     It must stay far above upstream_timeout_seconds: a request still waiting on identity must
     never see its move given up."""
+    require_registered_client_certificate: bool = True
+    """Accept only client certificates the participant registered with identity and has not
+    revoked (on top of the edge's CA check). Off only where participants have not registered
+    their certificates yet."""
+    certificate_cache_seconds: float = Field(default=5.0, gt=0)
+    """How long a participant's registered certificates are reused: a revocation takes effect
+    on every replica within this time."""

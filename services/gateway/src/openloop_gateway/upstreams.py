@@ -137,6 +137,23 @@ class Upstreams:
             raise upstream_error("ledger", error) from error
         return reply.accounts[0] if reply.accounts else None
 
+    async def participant_credentials(
+        self, participant: str
+    ) -> list[identity_resources.ParticipantCredential]:
+        """The participant's registered credentials; none for a participant identity does not
+        know."""
+        try:
+            reply = await self._identity.ListParticipantCredentials(
+                identity_pb2.ListParticipantCredentialsRequest(parent=participant),
+                timeout=self._timeout,
+                wait_for_ready=True,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return []
+            raise upstream_error("identity", error) from error
+        return list(reply.credentials)
+
     async def begin_wallet_move(
         self, citizen: str, wallet_move_id: str, to_participant: str, assertion: str
     ) -> identity_resources.WalletMove:
