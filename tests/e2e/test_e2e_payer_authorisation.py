@@ -3,6 +3,7 @@ token travels through Envoy and the gateway to identity, which checks and spends
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ from openloop_dev.identity_provider import AUDIENCE
 from openloop_dev.seed import DEMO_CITIZEN_ID
 from openloop_identity.assertions import DevIssuer
 from openloop_identity.domain.assurance import AAL
+from openloop_identity.payments import KEY_REFRESH_SECONDS
 from tests.e2e.journeys import metadata_of, new_key, pay_request, reason_of
 
 
@@ -39,6 +41,8 @@ async def _register(platform, participant: str) -> DevIssuer:
                 ),
             )
         )
+    # Identity re-reads a participant's keys for an unknown key id at most once a second.
+    await asyncio.sleep(KEY_REFRESH_SECONDS)
     return issuer
 
 
