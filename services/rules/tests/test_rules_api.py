@@ -114,7 +114,7 @@ async def test_missing_facts_deny(stub: service_pb2_grpc.RulesServiceStub) -> No
         (service_pb2.EvaluateRequest(scope=ROUND1), "INVALID_ARGUMENT", "INVALID_FIELD", "facts"),
         (service_pb2.EvaluateRequest(scope=ENROLMENT, facts=payment()), "INVALID_ARGUMENT",
          "INVALID_FIELD", "enrolment_facts"),
-        (service_pb2.EvaluateRequest(scope=ROUND1, facts=payment(payer=merchant(kind=7))),  # type: ignore[arg-type]
+        (service_pb2.EvaluateRequest(scope=ROUND1, facts=payment(payer=merchant(kind=7))),
          "INVALID_ARGUMENT", "INVALID_FIELD", "facts.payer.kind"),
         (service_pb2.EvaluateRequest(scope=ROUND1, facts=payment(payee=merchant(
             district_code="10-1"))), "INVALID_ARGUMENT", "INVALID_FIELD",

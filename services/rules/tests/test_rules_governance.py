@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from openloop.rules.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_rules.operators import Role, mint
 from openloop_rules.shipped import shipped_rule_set
-from openloop_rules.tables import activations, audit_events, rule_sets
+from openloop_rules.tables import audit_events, rule_sets
 from openloop_runtime.errors import error_info_of
 from openloop_runtime.timestamps import to_timestamp, utc_now
 from services.rules.tests.conftest import (
@@ -64,10 +64,12 @@ async def world(fresh_database: FreshDatabase) -> AsyncIterator[tuple[Replica, C
 
 
 async def publish(
-    stub: service_pb2_grpc.RulesServiceStub, document: str, **kwargs: object
+    stub: service_pb2_grpc.RulesServiceStub, document: str, program_document: str = ""
 ) -> service_pb2.PublishRuleSetResponse:
     return await stub.PublishRuleSet(
-        service_pb2.PublishRuleSetRequest(document=document, reason="test change", **kwargs),
+        service_pb2.PublishRuleSetRequest(
+            document=document, reason="test change", program_document=program_document
+        ),
         metadata=operator_token(),
     )
 
@@ -156,7 +158,8 @@ async def test_publish_stores_an_immutable_version_with_its_audit_row(world) -> 
             "applicant.deposits_satang <= \"500000\""),
          {"reason": "RULE_SET_INVALID", "rule_id": "E4", "line": "1", "column": "27"}),
         (DEFAULT.replace("digital-wallet-2025.1", "bad-4").replace(
-            "scopes: [cash_out]\n    condition: payer.kind", "scopes: [cash_in]\n    condition: payer.kind"),
+            "scopes: [cash_out]\n    condition: payer.kind",
+            "scopes: [cash_in]\n    condition: payer.kind"),
          {"reason": "RULE_SET_INVALID", "rule_id": "R8-CASH", "field": "rules.15.scopes"}),
         ("version: [", {"reason": "RULE_SET_INVALID", "field": "document"}),
         (DEFAULT.replace("digital-wallet-2025.1", "bad-5").replace(

@@ -4,6 +4,7 @@ decision recorder, operator verification and the servicer."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
@@ -67,6 +68,10 @@ def build(settings: RulesSettings, clock: Callable[[], datetime] = utc_now) -> S
                 max_batch=settings.max_batch,
                 clock=clock,
             )
+            # Compiled rule sets, protos and modules live as long as the process: keep them
+            # out of the collector's full passes, which would otherwise stall decisions.
+            gc.collect()
+            gc.freeze()
             async with (
                 background(loader.run(settings.schedule_poll_seconds), "rules-schedule-poll"),
                 background(

@@ -23,7 +23,7 @@ from openloop_rules.cel_syntax import CelSyntaxError, line_and_column, parse
 from openloop_rules.cel_types import BOOL, INT, STRING, TIMESTAMP, CelType
 from openloop_rules.evaluator import CompiledRule, CompiledRuleSet, CompiledScope
 from openloop_rules.program import ProgramDocument
-from openloop_rules.ruleset import Rule, RuleSetDocument, RuleSetError, parse_rule_set
+from openloop_rules.ruleset import Effect, Rule, RuleSetDocument, RuleSetError, parse_rule_set
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+):")
 _UNDEFINED = "Undefined variable or function"
@@ -93,7 +93,12 @@ def compile_rule(rule: Rule, constants: Mapping[str, Any] | None) -> CompiledRul
         probe = True
     if not isinstance(probe, bool):
         raise _refuse(rule, "the condition does not give a bool", source, 0)
-    return CompiledRule(rule=rule, program=program, variables=checked.variables)
+    return CompiledRule(
+        rule=rule,
+        program=program,
+        variables=checked.variables,
+        violated_when=rule.effect is Effect.DENY,
+    )
 
 
 def compile_rule_set(

@@ -32,8 +32,9 @@ class RulesSettings(ServiceSettings):
     """How often a replica looks for new activations."""
     max_batch: int = Field(default=10_000, ge=1)
     """Most cases in one EvaluateBatch or SimulateRuleSet."""
-    record_capacity: int = Field(default=1000, ge=0)
-    """Decisions waiting to be recorded; beyond it the oldest are dropped (never blocks)."""
+    record_capacity: int = Field(default=100, ge=0)
+    """Decisions recorded per interval at most: the latest ones; older ones waiting are
+    dropped, so recording costs the same at any load and never blocks a decision."""
     record_keep: int = Field(default=10_000, ge=1)
     """Recorded decisions kept for SimulateRuleSet; older ones are deleted."""
     record_interval_seconds: float = Field(default=1.0, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from openloop.rules.v1 import resources_pb2
@@ -42,6 +43,13 @@ def decision_to_proto(decision: Decision, program: str) -> resources_pb2.Decisio
         evaluated_rule_ids=decision.evaluated_rule_ids,
         program=program,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def cached_decision_proto(decision: Decision, program: str) -> resources_pb2.Decision:
+    """The same decision's proto, built once: most decisions are one of a few (every allowed
+    decision of a scope is identical). Callers copy it into their response, never mutate it."""
+    return decision_to_proto(decision, program)
 
 
 def program_name(program_id: str) -> str:

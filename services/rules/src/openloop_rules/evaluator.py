@@ -18,7 +18,7 @@ import cel
 from openloop_rules import decision, factschema
 from openloop_rules.decision import Decision, Violation
 from openloop_rules.program import ProgramDocument
-from openloop_rules.ruleset import Effect, Rule
+from openloop_rules.ruleset import Rule
 
 _log = logging.getLogger(__name__)
 
@@ -32,10 +32,8 @@ class CompiledRule:
     variables: frozenset[str]
     """The flat facts the condition may read."""
 
-    @property
-    def violated_when(self) -> bool:
-        """The condition's value that breaks the rule: FALSE for ``require``, TRUE for ``deny``."""
-        return self.rule.effect is Effect.DENY
+    violated_when: bool
+    """The condition's value that breaks the rule: FALSE for ``require``, TRUE for ``deny``."""
 
     def violation(self) -> Violation:
         rule = self.rule
@@ -99,6 +97,15 @@ class CompiledRuleSet:
         self._scopes = dict(scopes)
         self._variables = {scope: tuple(compiled.variables) for scope, compiled in scopes.items()}
         self._rule_ids = {scope: compiled.rule_ids for scope, compiled in scopes.items()}
+        self._required = {scope: frozenset(c.required) for scope, c in scopes.items()}
+        self._wanted = {scope: c.variables | frozenset(c.required) for scope, c in scopes.items()}
+        self._passing = {
+            scope: [not rule.violated_when for rule in c.rules] for scope, c in scopes.items()
+        }
+        """What the combined program gives when every rule of the scope is satisfied."""
+        self._allowed = {
+            scope: decision.decide((), version, c.rule_ids) for scope, c in scopes.items()
+        }
         self.spending_deadline_months = (
             program.spending_deadline.months_after_first_use if program is not None else None
         )
@@ -110,21 +117,28 @@ class CompiledRuleSet:
     def scopes(self) -> tuple[str, ...]:
         return tuple(self._scopes)
 
+    def variables(self, scope: str) -> frozenset[str]:
+        """The flat facts a decision of ``scope`` may read or needs: the rest need not be built."""
+        return self._wanted.get(scope, frozenset())
+
     def evaluate(self, scope: str, facts: Mapping[str, Any]) -> Decision:
         """Every violation: missing required facts first, then rules in rule-set order."""
         compiled = self._scopes.get(scope)
         if compiled is None:
             return decision.decide((decision.no_rules_for_scope(scope),), self.version, ())
-        violations = [
-            decision.missing_fact(factschema.dotted_name(name))
-            for name in compiled.required
-            if name not in facts
-        ]
         variables = {name: facts[name] for name in self._variables[scope] if name in facts}
         try:
             results = compiled.combined.execute(variables)
         except Exception:
             results = None
+        complete = self._required[scope] <= facts.keys()
+        if complete and results == self._passing[scope]:
+            return self._allowed[scope]
+        violations = [
+            decision.missing_fact(factschema.dotted_name(name))
+            for name in compiled.required
+            if name not in facts
+        ]
         if results is not None and all(isinstance(result, bool) for result in results):
             for rule, result in zip(compiled.rules, results, strict=True):
                 if result is rule.violated_when:

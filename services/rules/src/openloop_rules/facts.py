@@ -10,7 +10,7 @@ the field, never a decision.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ _PARTY_NAME = re.compile(r"(citizens|merchants)/[a-z0-9][a-z0-9-]{0,62}")
 _PARTICIPANT_NAME = re.compile(r"participants/[a-z0-9][a-z0-9-]{0,62}")
 _CATEGORY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_LEVEL = re.compile(r"[0-9.]{1,8}")
 _MAX_TEXT = 64
 
 
@@ -63,31 +64,66 @@ def _text(value: str, pattern: re.Pattern[str], field: str) -> str | None:
     return value
 
 
-def _party(party: party_pb2.PartyFacts, group: str, facts: Facts, field: str) -> None:
-    """Adds ``{group}__*`` facts for the party that are present."""
-    values = (
-        ("party", _text(party.party, _PARTY_NAME, f"{field}.party")),
-        ("kind", _enum(party.kind, _KINDS, f"{field}.kind")),
-        (
-            "hosting_participant",
-            _text(party.hosting_participant, _PARTICIPANT_NAME, f"{field}.hosting_participant"),
-        ),
-        ("district_code", _text(party.district_code, _DISTRICT, f"{field}.district_code")),
-        ("size_class", _enum(party.size_class, _SIZES, f"{field}.size_class")),
-        ("category", _text(party.category, _CATEGORY, f"{field}.category")),
-        ("authentication_level", party.authentication_level or None),
-    )
-    for name, value in values:
-        if value is not None:
-            facts[f"{group}__{name}"] = value
-    if party.age_years < 0:
-        raise invalid_field(f"{field}.age_years", f"{field}.age_years must not be negative")
-    if party.age_years:
-        facts[f"{group}__age_years"] = party.age_years
-    facts[f"{group}__identity_verified"] = party.identity_verified
-    facts[f"{group}__sells_in_person"] = party.sells_in_person
-    facts[f"{group}__tax_registered"] = party.tax_registered
-    facts[f"{group}__tax_years_filed"] = list(party.tax_years_filed)
+_PARTY_FIELDS = (
+    "party", "kind", "hosting_participant", "district_code", "size_class", "category",
+    "authentication_level", "age_years", "identity_verified", "sells_in_person",
+    "tax_registered", "tax_years_filed",
+)  # fmt: skip
+_NAMES = {
+    group: {name: f"{group}__{name}" for name in _PARTY_FIELDS} for group in ("payer", "payee")
+}
+
+
+class _Everything:
+    """``wanted`` when every fact is to be built (simulation, tests)."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+EVERYTHING = _Everything()
+
+
+def _party(
+    party: party_pb2.PartyFacts, group: str, facts: Facts, field: str, wanted: Container[str]
+) -> None:
+    """Adds the ``{group}__*`` facts of the party that are present and wanted."""
+    names = _NAMES[group]
+    key = names["party"]
+    if key in wanted and party.party:
+        facts[key] = _text(party.party, _PARTY_NAME, f"{field}.party")
+    key = names["kind"]
+    if key in wanted and party.kind:
+        facts[key] = _enum(party.kind, _KINDS, f"{field}.kind")
+    key = names["hosting_participant"]
+    if key in wanted and party.hosting_participant:
+        facts[key] = _text(
+            party.hosting_participant, _PARTICIPANT_NAME, f"{field}.hosting_participant"
+        )
+    key = names["district_code"]
+    if key in wanted and party.district_code:
+        facts[key] = _text(party.district_code, _DISTRICT, f"{field}.district_code")
+    key = names["size_class"]
+    if key in wanted and party.size_class:
+        facts[key] = _enum(party.size_class, _SIZES, f"{field}.size_class")
+    key = names["category"]
+    if key in wanted and party.category:
+        facts[key] = _text(party.category, _CATEGORY, f"{field}.category")
+    key = names["authentication_level"]
+    if key in wanted and party.authentication_level:
+        facts[key] = _text(party.authentication_level, _LEVEL, f"{field}.authentication_level")
+    key = names["age_years"]
+    if key in wanted and party.age_years:
+        if party.age_years < 0:
+            raise invalid_field(f"{field}.age_years", f"{field}.age_years must not be negative")
+        facts[key] = party.age_years
+    for name in ("identity_verified", "sells_in_person", "tax_registered"):
+        key = names[name]
+        if key in wanted:
+            facts[key] = getattr(party, name)
+    key = names["tax_years_filed"]
+    if key in wanted:
+        facts[key] = list(party.tax_years_filed)
 
 
 def timestamp_fact(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
@@ -102,18 +138,21 @@ def payment_facts(
     now: datetime,
     deadline_months: int | None,
     field: str = "facts",
+    wanted: Container[str] = EVERYTHING,
 ) -> Facts:
     """The flat facts of a payment, cash-out or refund, decided at ``now``.
 
     ``deadline_months`` is the governing program's spending deadline; with it and a first
     use, ``payer.spending_deadline`` is that many calendar months after the first use.
+    Party facts not in ``wanted`` (those no rule of the scope reads) are neither built nor
+    checked.
     """
     facts: Facts = {}
     clock_facts(facts, now)
     if message.HasField("payer"):
-        _party(message.payer, "payer", facts, f"{field}.payer")
+        _party(message.payer, "payer", facts, f"{field}.payer", wanted)
     if message.HasField("payee"):
-        _party(message.payee, "payee", facts, f"{field}.payee")
+        _party(message.payee, "payee", facts, f"{field}.payee", wanted)
     if message.HasField("amount"):
         amount = message.amount
         if amount.amount_satang < 0:

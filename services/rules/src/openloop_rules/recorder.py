@@ -1,11 +1,12 @@
 """A bounded sample of recent decisions, written off the hot path, for SimulateRuleSet.
 
-Evaluate only appends to an in-memory ring (a deque with a fixed length: when decisions
-come faster than they are written, the oldest unwritten ones are dropped). A background
-task writes what is pending once a second in one INSERT and keeps the table to its last
-``keep`` rows. Personal data is never recorded: enrolment decisions (whose facts include a
-birth date) are not recorded at all, and facts listed in ``factschema.PERSONAL_FACTS`` are
-removed from any other.
+Evaluate only appends to an in-memory ring (a deque with a fixed length, 100 by default:
+when decisions come faster than they are written, the oldest unwritten ones are dropped,
+so what is recorded is a sample of the latest decisions and its cost does not grow with
+the load). A background task writes what is pending once a second in one INSERT and keeps
+the table to its last ``keep`` rows. Personal data is never recorded: enrolment decisions
+(whose facts include a birth date) are not recorded at all, and facts listed in
+``factschema.PERSONAL_FACTS`` are removed from any other.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from openloop.rules.v1 import service_pb2, service_pb2_grpc
 from openloop_rules import decision, errors, facts
 from openloop_rules.convert import (
     activation_to_proto,
-    decision_to_proto,
+    cached_decision_proto,
     parse_program_name,
     parse_rule_set_name,
     program_name,
@@ -95,8 +95,16 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         else:
             if not request.HasField("facts"):
                 raise invalid_field(f"{prefix}facts", f"{prefix}facts must be set")
-            months = rule_set.spending_deadline_months if rule_set is not None else None
-            values = facts.payment_facts(request.facts, now, months, f"{prefix}facts")
+            if rule_set is None:
+                values = facts.payment_facts(request.facts, now, None, f"{prefix}facts")
+            else:
+                values = facts.payment_facts(
+                    request.facts,
+                    now,
+                    rule_set.spending_deadline_months,
+                    f"{prefix}facts",
+                    rule_set.variables(scope),
+                )
         if rule_set is None:
             return scope, decision.no_active_rule_set(), values
         return scope, rule_set.evaluate(scope, values), values
@@ -111,7 +119,7 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         scope, result, values = self._decide(request, rule_set, now, "")
         self._recorder.offer(now, program_id, scope, result, values)
         return service_pb2.EvaluateResponse(
-            decision=decision_to_proto(result, program_name(program_id))
+            decision=cached_decision_proto(result, program_name(program_id))
         )
 
     @override
@@ -145,7 +153,7 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         for scope, result, values in decided:
             offer(now, program_id, scope, result, values)
         return service_pb2.EvaluateBatchResponse(
-            decisions=[decision_to_proto(result, program) for _, result, _ in decided]
+            decisions=[cached_decision_proto(result, program) for _, result, _ in decided]
         )
 
     @override
