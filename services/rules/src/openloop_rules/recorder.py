@@ -4,9 +4,13 @@ Evaluate only appends to an in-memory ring (a deque with a fixed length, 100 by 
 when decisions come faster than they are written, the oldest unwritten ones are dropped,
 so what is recorded is a sample of the latest decisions and its cost does not grow with
 the load). A background task writes what is pending once a second in one INSERT and keeps
-the table to its last ``keep`` rows. Personal data is never recorded: enrolment decisions
-(whose facts include a birth date) are not recorded at all, and facts listed in
-``factschema.PERSONAL_FACTS`` are removed from any other.
+the table to its last ``keep`` rows.
+
+What is kept is the caller's PaymentFacts as sent (serialised when written, not when
+decided), with the moment, scope, version and outcome: a simulation rebuilds every fact
+from it, including facts the rule set of the time did not read. PaymentFacts carry no
+personal data (parties by resource name, no name, ID or birth date); enrolment decisions,
+whose facts include a birth date, are never recorded.
 """
 
 from __future__ import annotations
@@ -14,20 +18,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from openloop_rules import factschema
+from openloop.rules.v1 import resources_pb2
 from openloop_rules.decision import Decision
 from openloop_rules.tables import recorded_decisions
 
 _log = logging.getLogger(__name__)
-_TIMESTAMP = "$timestamp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,28 +39,11 @@ class RecordedDecision:
     rule_set_version: str
     outcome: str
     violated_rule_ids: tuple[str, ...]
-    facts: Mapping[str, Any]
-
-
-def encode_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON for flat facts, timestamps tagged, personal facts left out."""
-    encoded: dict[str, Any] = {}
-    for name, value in facts.items():
-        if name in factschema.PERSONAL_FACTS:
-            continue
-        encoded[name] = {_TIMESTAMP: value.isoformat()} if isinstance(value, datetime) else value
-    return encoded
-
-
-def decode_facts(encoded: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        name: datetime.fromisoformat(value[_TIMESTAMP]) if isinstance(value, dict) else value
-        for name, value in encoded.items()
-    }
+    payment_facts: resources_pb2.PaymentFacts
 
 
 class DecisionRecorder:
-    def __init__(self, capacity: int = 1000, keep: int = 10_000) -> None:
+    def __init__(self, capacity: int = 100, keep: int = 10_000) -> None:
         self._pending: collections.deque[RecordedDecision] = collections.deque(maxlen=capacity)
         self._keep = keep
 
@@ -69,9 +53,10 @@ class DecisionRecorder:
         program_id: str,
         scope: str,
         decision: Decision,
-        facts: Mapping[str, Any],
+        payment_facts: resources_pb2.PaymentFacts | None,
     ) -> None:
-        if scope == factschema.ENROLMENT:
+        """Keep the decision for writing; ``payment_facts`` None (enrolment) is not kept."""
+        if payment_facts is None:
             return
         self._pending.append(
             RecordedDecision(
@@ -81,7 +66,7 @@ class DecisionRecorder:
                 decision.rule_set_version,
                 decision.outcome.value,
                 tuple(v.rule_id for v in decision.violations if v.rule_id),
-                facts,
+                payment_facts,
             )
         )
 
@@ -99,7 +84,7 @@ class DecisionRecorder:
                 "rule_set_version": item.rule_set_version,
                 "outcome": item.outcome,
                 "violated_rule_ids": list(item.violated_rule_ids),
-                "facts": encode_facts(item.facts),
+                "payment_facts": item.payment_facts.SerializeToString(),
             }
             for item in batch
         ]
@@ -134,7 +119,7 @@ async def recent(engine: AsyncEngine, program_id: str, limit: int) -> list[Recor
             table.c.rule_set_version,
             table.c.outcome,
             table.c.violated_rule_ids,
-            table.c.facts,
+            table.c.payment_facts,
         )
         .where(table.c.program_id == program_id)
         .order_by(table.c.decision_id.desc())
@@ -150,7 +135,7 @@ async def recent(engine: AsyncEngine, program_id: str, limit: int) -> list[Recor
                 row.rule_set_version,
                 row.outcome,
                 tuple(row.violated_rule_ids),
-                decode_facts(row.facts),
+                resources_pb2.PaymentFacts.FromString(row.payment_facts),
             )
             for row in rows
         ]

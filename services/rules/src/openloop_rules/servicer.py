@@ -19,7 +19,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
 
-from openloop.rules.v1 import service_pb2, service_pb2_grpc
+from openloop.rules.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_rules import decision, errors, facts
 from openloop_rules.convert import (
     activation_to_proto,
@@ -116,8 +116,8 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         now = self._clock()
         program_id = self._program(request.program)
         rule_set = self._schedule.in_effect(program_id, now)
-        scope, result, values = self._decide(request, rule_set, now, "")
-        self._recorder.offer(now, program_id, scope, result, values)
+        scope, result, _ = self._decide(request, rule_set, now, "")
+        self._recorder.offer(now, program_id, scope, result, _payment_facts(request, scope))
         return service_pb2.EvaluateResponse(
             decision=cached_decision_proto(result, program_name(program_id))
         )
@@ -150,8 +150,8 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
             for index, item in enumerate(items)
         ]
         offer = self._recorder.offer
-        for scope, result, values in decided:
-            offer(now, program_id, scope, result, values)
+        for item, (scope, result, _) in zip(items, decided, strict=True):
+            offer(now, program_id, scope, result, _payment_facts(item, scope))
         return service_pb2.EvaluateBatchResponse(
             decisions=[cached_decision_proto(result, program) for _, result, _ in decided]
         )
@@ -288,6 +288,13 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
             current=activation_to_proto(current).name if current is not None else "",
             read_time=to_timestamp(now),
         )
+
+
+def _payment_facts(
+    request: service_pb2.EvaluateRequest, scope: str
+) -> resources_pb2.PaymentFacts | None:
+    """What the recorder may keep: payment facts, never an applicant's."""
+    return None if scope == _ENROLMENT else request.facts
 
 
 def _encode_token(position: dict[str, Any]) -> str:

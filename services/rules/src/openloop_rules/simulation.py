@@ -21,7 +21,7 @@ from openloop_rules.convert import OUTCOMES, decision_to_proto, program_name
 from openloop_rules.decision import Decision, Outcome
 from openloop_rules.evaluator import CompiledRuleSet
 from openloop_rules.governance import prepare
-from openloop_rules.recorder import recent
+from openloop_rules.recorder import RecordedDecision, recent
 from openloop_rules.schedule import RuleSchedule
 from openloop_rules.scopes import scope_name
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
@@ -45,6 +45,11 @@ def case_facts(
         return facts.enrolment_facts(case.enrolment_facts, at, f"{field}.enrolment_facts")
     months = rule_set.spending_deadline_months if rule_set is not None else None
     return facts.payment_facts(case.payment_facts, at, months, f"{field}.payment_facts")
+
+
+def _facts(row: RecordedDecision, rule_set: CompiledRuleSet | None) -> dict[str, Any]:
+    months = rule_set.spending_deadline_months if rule_set is not None else None
+    return facts.payment_facts(row.payment_facts, row.decided_at, months)
 
 
 def decide(rule_set: CompiledRuleSet | None, scope: str, values: Mapping[str, Any]) -> Decision:
@@ -102,8 +107,8 @@ class Simulation:
                 )
         else:
             for row in await recent(self._engine, draft.program_id, request.recent_decisions):
-                active_decision = decide(active, row.scope, row.facts)
-                draft_decision = decide(draft, row.scope, row.facts)
+                active_decision = decide(active, row.scope, _facts(row, active))
+                draft_decision = decide(draft, row.scope, _facts(row, draft))
                 results.append(
                     resources_pb2.SimulationResult(
                         case_id=f"recorded:{row.decided_at.isoformat()}",

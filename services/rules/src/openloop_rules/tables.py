@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    LargeBinary,
     PrimaryKeyConstraint,
     Table,
     Text,
@@ -96,6 +97,6 @@ recorded_decisions = Table(
     Column("rule_set_version", Text, nullable=False),
     Column("outcome", Text, nullable=False),
     Column("violated_rule_ids", ARRAY(Text), nullable=False),
-    Column("facts", JSONB, nullable=False),
+    Column("payment_facts", LargeBinary, nullable=False),
     Index("ix_recorded_decisions_program_id", "program_id", "decision_id"),
 )

@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("rule_set_version", sa.Text(), nullable=False),
         sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("violated_rule_ids", postgresql.ARRAY(sa.Text()), nullable=False),
-        sa.Column("facts", postgresql.JSONB(), nullable=False),
+        sa.Column("payment_facts", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("decision_id", name="pk_recorded_decisions"),
     )
     op.create_index(
