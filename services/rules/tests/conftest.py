@@ -62,6 +62,7 @@ def operator_token(
 class Replica:
     stub: service_pb2_grpc.RulesServiceStub
     settings: RulesSettings
+    target: str
 
 
 async def migrated(fresh_database: FreshDatabase, prefix: str = "rules") -> str:
@@ -92,4 +93,6 @@ async def replica(
         running_server("rules.openloop.dev", settings, build(settings, clock)) as running,
         grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
     ):
-        yield Replica(service_pb2_grpc.RulesServiceStub(channel), settings)
+        yield Replica(
+            service_pb2_grpc.RulesServiceStub(channel), settings, f"127.0.0.1:{running.port}"
+        )
