@@ -65,7 +65,7 @@ def test_first_use_gives_a_deadline_in_calendar_months() -> None:
     ("facts", "field"),
     [
         (payment(goods_category="Tobacco!"), "facts.goods_category"),
-        (payment(channel=9), "facts.channel"),  # type: ignore[arg-type]
+        (payment(channel=9), "facts.channel"),
         (payment(payer=party_pb2.PartyFacts(party="people/p1")), "facts.payer.party"),
     ],
 )
