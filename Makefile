@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up demo test lint unit bench bench-ledger gen trace clean
+.PHONY: up demo test lint unit bench bench-ledger bench-rules gen trace clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 ## The ledger's throughput, checkpoint lag, proofs and verifier beside naive baselines.
 bench-ledger: $(STAMP)
 	$(BIN)/python -m bench.ledger $(BENCH_ARGS)
+
+## The rules service: EvaluateBatch decisions/s and Evaluate latency at a fixed rate.
+bench-rules: $(STAMP)
+	$(BIN)/python -m bench.rules $(BENCH_ARGS)
 
 ## Regenerate Python code from protos/.
 gen: $(STAMP)

@@ -1,85 +1,93 @@
-"""Facts from the wire: absent when not supplied, never empty strings that compare equal."""
+"""Facts from the wire: absent when not supplied, checked when malformed, the spending
+deadline in calendar months, and personal data kept out of recorded decisions."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from google.protobuf import timestamp_pb2
+import pytest
 
-from openloop.common.v1 import money_pb2, party_pb2
+from openloop.common.v1 import party_pb2
 from openloop.rules.v1 import resources_pb2
-from openloop_rules.facts import payment_facts
+from openloop_rules.decision import Decision, Outcome
+from openloop_rules.facts import enrolment_facts, payment_facts
+from openloop_rules.program import add_months
+from openloop_rules.recorder import DecisionRecorder
+from openloop_runtime.errors import DomainError
+from services.rules.tests.rules_cases import NOW, enrolment, payment, stamp
 
 
-def test_complete_facts_become_plain_values() -> None:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(datetime(2024, 12, 1, 9, 30, tzinfo=UTC))
+def test_unsupplied_facts_are_absent() -> None:
     facts = payment_facts(
         resources_pb2.PaymentFacts(
-            payer=party_pb2.PartyFacts(
-                party="citizens/c1",
-                kind=party_pb2.PARTY_KIND_CITIZEN,
-                hosting_participant="participants/bank-a",
-                district_code="1001",
-            ),
-            payee=party_pb2.PartyFacts(
-                party="merchants/m1",
-                kind=party_pb2.PARTY_KIND_MERCHANT,
-                hosting_participant="participants/bank-b",
-                district_code="1002",
-                size_class=party_pb2.MERCHANT_SIZE_CLASS_LARGE_CHAIN,
-            ),
-            amount=money_pb2.Money(currency_code="THB", amount_satang=12_345),
-            channel=resources_pb2.CHANNEL_IN_PERSON,
-            payment_time=stamp,
-        )
+            payer=party_pb2.PartyFacts(party="citizens/c1"),
+            payee=party_pb2.PartyFacts(kind=party_pb2.PARTY_KIND_MERCHANT),
+        ),
+        NOW,
+        6,
     )
-    assert facts.missing == ()
-    assert facts.values == {
-        "payer": {
-            "party": "citizens/c1",
-            "kind": "CITIZEN",
-            "hosting_participant": "participants/bank-a",
-            "district_code": "1001",
-        },
-        "payee": {
-            "party": "merchants/m1",
-            "kind": "MERCHANT",
-            "hosting_participant": "participants/bank-b",
-            "district_code": "1002",
-            "size_class": "LARGE_CHAIN",
-        },
-        "amount_satang": 12_345,
-        "currency_code": "THB",
-        "channel": "IN_PERSON",
-        "payment_time": datetime(2024, 12, 1, 9, 30, tzinfo=UTC),
+    assert facts["payer__party"] == "citizens/c1"
+    assert facts["payee__kind"] == "MERCHANT"
+    for absent in (
+        "payer__kind",
+        "payer__district_code",
+        "payee__size_class",
+        "transaction__channel",
+        "transaction__goods_category",
+        "payer__age_years",
+    ):
+        assert absent not in facts  # fmt: skip
+    assert facts["payer__has_first_use"] is False
+    assert "payer__spending_deadline" not in facts
+    assert facts["clock__now"] == NOW
+    assert facts["clock__year"] == 2025
+
+
+def test_only_wanted_party_facts_are_built() -> None:
+    facts = payment_facts(payment(), NOW, 6, wanted={"payee__district_code"})
+    assert {name for name in facts if name.startswith(("payer__", "payee__"))} == {
+        "payee__district_code",
+        "payer__has_first_use",
     }
 
 
-def test_unsupplied_facts_are_absent_and_reported() -> None:
-    facts = payment_facts(
-        resources_pb2.PaymentFacts(
-            payer=party_pb2.PartyFacts(party="citizens/c1", kind=99),  # type: ignore[arg-type]
-            payee=party_pb2.PartyFacts(
-                party="merchants/m1",
-                kind=party_pb2.PARTY_KIND_MERCHANT,
-                hosting_participant="participants/bank-b",
-                district_code="1002",
-            ),
-        )
+def test_first_use_gives_a_deadline_in_calendar_months() -> None:
+    first_use = datetime(2025, 1, 31, 5, 0, tzinfo=UTC)
+    facts = payment_facts(payment(payer_first_use_time=stamp(first_use)), NOW, 1)
+    assert facts["payer__has_first_use"] is True
+    assert facts["payer__spending_deadline"] == datetime(2025, 2, 28, 5, 0, tzinfo=UTC)
+    assert add_months(datetime(2024, 8, 31, 17, 0, tzinfo=UTC), 6) == datetime(
+        2025, 2, 28, 17, 0, tzinfo=UTC
     )
-    assert facts.values == {
-        "payer": {"party": "citizens/c1"},
-        "payee": {
-            "party": "merchants/m1",
-            "kind": "MERCHANT",
-            "hosting_participant": "participants/bank-b",
-            "district_code": "1002",
-        },
-    }
-    assert facts.missing == (
-        "payer.kind",
-        "payer.hosting_participant",
-        "payer.district_code",
-        "payee.size_class",
-    )
+
+
+@pytest.mark.parametrize(
+    ("facts", "field"),
+    [
+        (payment(goods_category="Tobacco!"), "facts.goods_category"),
+        (payment(channel=9), "facts.channel"),
+        (payment(payer=party_pb2.PartyFacts(party="people/p1")), "facts.payer.party"),
+    ],
+)
+def test_malformed_facts_are_the_callers_mistake(
+    facts: resources_pb2.PaymentFacts, field: str
+) -> None:
+    with pytest.raises(DomainError) as caught:
+        payment_facts(facts, NOW, 6)
+    assert caught.value.reason == "INVALID_FIELD"
+    assert caught.value.metadata["field"] == field
+
+
+def test_a_bad_birth_date_is_refused_without_echoing_it() -> None:
+    with pytest.raises(DomainError) as caught:
+        enrolment_facts(enrolment(birth_date="2006-13-01"), NOW)
+    assert caught.value.metadata["field"] == "enrolment_facts.birth_date"
+    assert "2006-13-01" not in caught.value.message
+
+
+def test_enrolments_are_never_recorded() -> None:
+    recorder = DecisionRecorder(capacity=10)
+    allowed = Decision(Outcome.ALLOW, (), "v", ())
+    recorder.offer(NOW, "digital-wallet", "enrolment", allowed, None)
+    recorder.offer(NOW, "digital-wallet", "round1_payment", allowed, payment())
+    assert [item.scope for item in recorder._pending] == ["round1_payment"]

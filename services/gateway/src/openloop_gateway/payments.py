@@ -30,6 +30,7 @@ from openloop.ledger.v1 import resources_pb2 as ledger_resources
 from openloop.rules.v1 import resources_pb2 as rules_resources
 from openloop_gateway.accounts import TransferCode, wallet_account_id
 from openloop_gateway.idempotency import idempotency_key
+from openloop_gateway.rule_facts import round1_payment_facts
 from openloop_gateway.store import Failure, PaymentRecord, PaymentState, PaymentStore
 from openloop_gateway.upstreams import Upstreams
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field, reason_name
@@ -104,12 +105,7 @@ class PaymentFlow:
         )
         decision = await self._upstreams.evaluate(
             rules_resources.Scope.SCOPE_ROUND1_PAYMENT,
-            rules_resources.PaymentFacts(
-                payer=parties.payer,
-                payee=parties.payee,
-                amount=request.amount,
-                channel=rules_resources.Channel.CHANNEL_IN_PERSON,
-            ),
+            round1_payment_facts(parties.payer, parties.payee, request.amount),
         )
         payment_id = "p" + secrets.token_hex(12)
         record = PaymentRecord(

@@ -1,108 +1,151 @@
-"""A rule set compiled once, then evaluated on every payment without I/O.
+"""A compiled rule set deciding on flat facts, without I/O.
 
-Every rule's CEL condition is compiled when the rule set is loaded and run
-against :data:`~openloop_rules.facts.PROBE_FACTS`; a rule that does not compile,
-fails on a complete set of facts, or gives anything but a bool makes the whole
-rule set unloadable. At evaluation time any failure of a condition denies.
+The rules of a scope run as one CEL program returning one bool per rule. When that
+program fails (a fact it reached is absent, or a condition failed on these values), the
+rules run one by one so the failure is pinned on the rule and fact it concerns: a missing
+fact is MISSING_FACT naming the fact, any other failure RULE_EVALUATION_ERROR. Both deny.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import cel
 
-from openloop_rules import decision
+from openloop_rules import decision, factschema
 from openloop_rules.decision import Decision, Violation
-from openloop_rules.facts import PROBE_FACTS, PaymentFactSet
-from openloop_rules.ruleset import Rule, RuleSetDocument, RuleSetError, parse_rule_set
+from openloop_rules.program import ProgramDocument
+from openloop_rules.ruleset import Rule
 
 _log = logging.getLogger(__name__)
 
 _UNDEFINED = "Undefined variable or function: '"
-_FACT_NAMES = frozenset(PROBE_FACTS)
-"""Top-level names a condition may read; any other undefined name is a broken rule."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
     rule: Rule
     program: cel.Program
+    variables: frozenset[str]
+    """The flat facts the condition may read."""
 
-    def check(self, context: cel.Context) -> Violation | None:
-        """None when the payment satisfies the rule, else why it does not."""
+    violated_when: bool
+    """The condition's value that breaks the rule: FALSE for ``require``, TRUE for ``deny``."""
+
+    def violation(self) -> Violation:
+        rule = self.rule
+        return Violation(rule.id, rule.reason_code, rule.explanation_en, rule.explanation_th)
+
+    def check(self, facts: Mapping[str, Any]) -> Violation | None:
+        """None when the facts satisfy the rule, else why they do not."""
         rule = self.rule
         try:
-            result = self.program.execute(context)
-        except KeyError as error:  # a map lookup of an absent fact: payee.size_class
-            return decision.missing_fact(str(error.args[0]) if error.args else "?", rule.id)
-        except RuntimeError as error:  # an absent top-level fact: amount_satang
+            result = self.program.execute(
+                {name: facts[name] for name in self.variables if name in facts}
+            )
+        except RuntimeError as error:
             message = str(error)
             name = message.removeprefix(_UNDEFINED).split("'", 1)[0]
-            if message.startswith(_UNDEFINED) and name in _FACT_NAMES:
-                return decision.missing_fact(name, rule.id)
+            if message.startswith(_UNDEFINED) and name in self.variables:
+                return decision.missing_fact(factschema.dotted_name(name), rule.id)
             _log.warning("rule failed", extra={"rule_id": rule.id, "error": type(error).__name__})
             return decision.rule_evaluation_error(rule.id)
-        except Exception as error:  # a type error in the condition: deny, never allow
+        except Exception as error:
             _log.warning("rule failed", extra={"rule_id": rule.id, "error": type(error).__name__})
             return decision.rule_evaluation_error(rule.id)
         if not isinstance(result, bool):
-            _log.warning("rule gave a non-bool", extra={"rule_id": rule.id})
             return decision.rule_evaluation_error(rule.id)
-        if result:
-            return None
-        return Violation(rule.id, rule.reason_code, rule.explanation_en, rule.explanation_th)
+        return self.violation() if result is self.violated_when else None
 
 
-def compile_rule(rule: Rule) -> CompiledRule:
-    try:
-        program = cel.compile(rule.condition)
-    except Exception as error:
-        raise RuleSetError(f"rule {rule.id}: condition does not compile: {error}") from error
-    try:
-        probe = program.execute(cel.Context(PROBE_FACTS))
-    except Exception as error:
-        raise RuleSetError(
-            f"rule {rule.id}: condition fails on a complete set of facts: {error}"
-        ) from error
-    if not isinstance(probe, bool):
-        raise RuleSetError(
-            f"rule {rule.id}: condition must give a bool, gave {type(probe).__name__}"
-        )
-    return CompiledRule(rule, program)
+@dataclass(frozen=True, slots=True)
+class CompiledScope:
+    rules: tuple[CompiledRule, ...]
+    combined: cel.Program
+    """``[condition_1, condition_2, ...]`` over every rule of the scope."""
+    required: tuple[str, ...]
+    """Flat facts every decision of the scope needs (see ``factschema.REQUIRED``)."""
+
+    @property
+    def variables(self) -> frozenset[str]:
+        return frozenset().union(*(rule.variables for rule in self.rules))
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(rule.rule.id for rule in self.rules)
 
 
 class CompiledRuleSet:
-    """One version of the program's rules, ready to decide payments."""
+    """One version of a program's rules, ready to decide."""
 
-    def __init__(self, document: RuleSetDocument) -> None:
-        self.version = document.version
-        self._rules = tuple(compile_rule(rule) for rule in document.rules)
-        self._by_scope = {
-            scope: tuple(rule for rule in self._rules if scope in rule.rule.scopes)
-            for rule in self._rules
-            for scope in rule.rule.scopes
+    def __init__(
+        self,
+        *,
+        version: str,
+        program_id: str,
+        program: ProgramDocument | None,
+        scopes: Mapping[str, CompiledScope],
+        sha256: str = "",
+    ) -> None:
+        self.version = version
+        self.program_id = program_id
+        self.program = program
+        self.sha256 = sha256
+        self._scopes = dict(scopes)
+        self._variables = {scope: tuple(compiled.variables) for scope, compiled in scopes.items()}
+        self._rule_ids = {scope: compiled.rule_ids for scope, compiled in scopes.items()}
+        self._required = {scope: frozenset(c.required) for scope, c in scopes.items()}
+        self._wanted = {scope: c.variables | frozenset(c.required) for scope, c in scopes.items()}
+        self._passing = {
+            scope: [not rule.violated_when for rule in c.rules] for scope, c in scopes.items()
         }
-
-    @classmethod
-    def from_text(cls, document: str) -> CompiledRuleSet:
-        return cls(parse_rule_set(document))
+        """What the combined program gives when every rule of the scope is satisfied."""
+        self._allowed = {
+            scope: decision.decide((), version, c.rule_ids) for scope, c in scopes.items()
+        }
+        self.spending_deadline_months = (
+            program.spending_deadline.months_after_first_use if program is not None else None
+        )
 
     def rule_ids(self, scope: str) -> tuple[str, ...]:
-        return tuple(rule.rule.id for rule in self._by_scope.get(scope, ()))
+        return self._rule_ids.get(scope, ())
 
-    def evaluate(self, scope: str, facts: PaymentFactSet) -> Decision:
-        """Every violation, facts first, then rules in rule-set order."""
-        rules = self._by_scope.get(scope, ())
-        violations = [decision.missing_fact(path) for path in facts.missing]
-        if not rules:
-            violations.append(decision.no_rules_for_scope(scope))
-        context = cel.Context(facts.values)
-        for rule in rules:
-            violation = rule.check(context)
-            if violation is not None:
-                violations.append(violation)
-        return decision.decide(
-            tuple(violations), self.version, tuple(rule.rule.id for rule in rules)
-        )
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(self._scopes)
+
+    def variables(self, scope: str) -> frozenset[str]:
+        """The flat facts a decision of ``scope`` may read or needs: the rest need not be built."""
+        return self._wanted.get(scope, frozenset())
+
+    def evaluate(self, scope: str, facts: Mapping[str, Any]) -> Decision:
+        """Every violation: missing required facts first, then rules in rule-set order."""
+        compiled = self._scopes.get(scope)
+        if compiled is None:
+            return decision.decide((decision.no_rules_for_scope(scope),), self.version, ())
+        variables = {name: facts[name] for name in self._variables[scope] if name in facts}
+        try:
+            results = compiled.combined.execute(variables)
+        except Exception:
+            results = None
+        complete = self._required[scope] <= facts.keys()
+        if complete and results == self._passing[scope]:
+            return self._allowed[scope]
+        violations = [
+            decision.missing_fact(factschema.dotted_name(name))
+            for name in compiled.required
+            if name not in facts
+        ]
+        if results is not None and all(isinstance(result, bool) for result in results):
+            for rule, result in zip(compiled.rules, results, strict=True):
+                if result is rule.violated_when:
+                    violations.append(rule.violation())
+        else:
+            for rule in compiled.rules:
+                violation = rule.check(variables)
+                if violation is not None:
+                    violations.append(violation)
+        return decision.decide(tuple(violations), self.version, self._rule_ids[scope])

@@ -1,8 +1,7 @@
 """Scope names as rule sets spell them: the proto ``Scope`` value without prefix, lower case.
 
-``SCOPE_ROUND1_PAYMENT`` is ``round1_payment``. Deriving them from the enum keeps
-the documents and the contract in step: a new scope in the proto is usable in a
-rule set without touching this code.
+``SCOPE_ROUND1_PAYMENT`` is ``round1_payment``. Deriving them from the enum keeps the
+documents and the contract in step.
 """
 
 from __future__ import annotations
@@ -11,15 +10,20 @@ from openloop.rules.v1 import resources_pb2
 
 _PREFIX = "SCOPE_"
 
-KNOWN_SCOPES = frozenset(
-    name.removeprefix(_PREFIX).lower()
+_NAMES: dict[int, str] = {
+    number: name.removeprefix(_PREFIX).lower()
     for name, number in resources_pb2.Scope.items()
     if number != resources_pb2.SCOPE_UNSPECIFIED
-)
+}
+_VALUES = {name: resources_pb2.Scope.ValueType(number) for number, name in _NAMES.items()}
+
+KNOWN_SCOPES = frozenset(_NAMES.values())
 
 
-def scope_name(scope: resources_pb2.Scope.ValueType) -> str | None:
+def scope_name(scope: int) -> str | None:
     """The rule-set name of ``scope``; None for UNSPECIFIED or a value this build lacks."""
-    if scope == resources_pb2.SCOPE_UNSPECIFIED or scope not in resources_pb2.Scope.values():
-        return None
-    return resources_pb2.Scope.Name(scope).removeprefix(_PREFIX).lower()
+    return _NAMES.get(scope)
+
+
+def scope_value(name: str) -> resources_pb2.Scope.ValueType:
+    return _VALUES[name]

@@ -1,36 +1,319 @@
-"""The RulesService over gRPC. Evaluate is pure CPU on the in-memory rule set."""
+"""The RulesService over gRPC.
+
+Evaluate and EvaluateBatch are pure CPU on this replica's in-memory schedule: one snapshot
+of the rule set in effect per call, facts converted once, one CEL execution per decision,
+and the decision handed to the recorder without waiting for it. The other methods are the
+operators', each checking the caller's token first.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
 import grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
 
-from openloop.rules.v1 import service_pb2, service_pb2_grpc
-from openloop_rules import decision
-from openloop_rules.convert import decision_to_proto
-from openloop_rules.facts import payment_facts
-from openloop_rules.registry import ActiveRuleSet
+from openloop.rules.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_rules import decision, errors, facts
+from openloop_rules.convert import (
+    activation_to_proto,
+    cached_decision_proto,
+    parse_program_name,
+    parse_rule_set_name,
+    program_name,
+    rule_set_to_proto,
+)
+from openloop_rules.decision import Decision
+from openloop_rules.evaluator import CompiledRuleSet
+from openloop_rules.governance import Governance, page_size
+from openloop_rules.operators import READERS, WRITERS, OperatorVerifier
+from openloop_rules.recorder import DecisionRecorder
+from openloop_rules.schedule import RuleSchedule
 from openloop_rules.scopes import scope_name
-from openloop_runtime.errors import invalid_field
+from openloop_rules.simulation import Simulation
+from openloop_rules.store import activations, catalog
+from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
+from openloop_runtime.timestamps import to_timestamp
+
+_ENROLMENT = "enrolment"
 
 
 class RulesServicer(service_pb2_grpc.RulesServiceServicer):
-    def __init__(self, active: ActiveRuleSet) -> None:
-        self._active = active
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        schedule: RuleSchedule,
+        recorder: DecisionRecorder,
+        governance: Governance,
+        simulation: Simulation,
+        operators: OperatorVerifier,
+        default_program: str,
+        max_batch: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._engine = engine
+        self._schedule = schedule
+        self._recorder = recorder
+        self._governance = governance
+        self._simulation = simulation
+        self._operators = operators
+        self._default_program = default_program
+        self._max_batch = max_batch
+        self._clock = clock
+
+    def _program(self, name: str, field: str = "program") -> str:
+        if not name:
+            return self._default_program
+        program_id = parse_program_name(name, field)
+        if program_id != self._default_program and not self._schedule.knows(program_id):
+            raise errors.program_not_found(program_id)
+        return program_id
+
+    def _decide(
+        self,
+        request: service_pb2.EvaluateRequest,
+        rule_set: CompiledRuleSet | None,
+        now: datetime,
+        prefix: str,
+    ) -> tuple[str, Decision, dict[str, Any]]:
+        scope = scope_name(request.scope)
+        if scope is None:
+            raise invalid_field(f"{prefix}scope", f"{prefix}scope must be set to a known scope")
+        if scope == _ENROLMENT:
+            if not request.HasField("enrolment_facts"):
+                raise invalid_field(
+                    f"{prefix}enrolment_facts", "the enrolment scope needs enrolment_facts"
+                )
+            values = facts.enrolment_facts(request.enrolment_facts, now, f"{prefix}enrolment_facts")
+        else:
+            if not request.HasField("facts"):
+                raise invalid_field(f"{prefix}facts", f"{prefix}facts must be set")
+            if rule_set is None:
+                values = facts.payment_facts(request.facts, now, None, f"{prefix}facts")
+            else:
+                values = facts.payment_facts(
+                    request.facts,
+                    now,
+                    rule_set.spending_deadline_months,
+                    f"{prefix}facts",
+                    rule_set.variables(scope),
+                )
+        if rule_set is None:
+            return scope, decision.no_active_rule_set(), values
+        return scope, rule_set.evaluate(scope, values), values
 
     @override
     async def Evaluate(
         self, request: service_pb2.EvaluateRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.EvaluateResponse:
-        scope = scope_name(request.scope)
-        if scope is None:
-            raise invalid_field("scope", "scope must be set to a known scope")
-        if not request.HasField("facts"):
-            raise invalid_field("facts", "facts must be set")
-        rule_set = self._active.current
-        if rule_set is None:
-            return service_pb2.EvaluateResponse(
-                decision=decision_to_proto(decision.no_active_rule_set())
+        now = self._clock()
+        program_id = self._program(request.program)
+        rule_set = self._schedule.in_effect(program_id, now)
+        scope, result, _ = self._decide(request, rule_set, now, "")
+        self._recorder.offer(now, program_id, scope, result, _payment_facts(request, scope))
+        return service_pb2.EvaluateResponse(
+            decision=cached_decision_proto(result, program_name(program_id))
+        )
+
+    @override
+    async def EvaluateBatch(
+        self, request: service_pb2.EvaluateBatchRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.EvaluateBatchResponse:
+        items = request.requests
+        if len(items) > self._max_batch:
+            raise DomainError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                ErrorReason.ERROR_REASON_BATCH_TOO_LARGE,
+                f"a batch holds at most {self._max_batch} requests",
+                {"field": "requests", "max": str(self._max_batch)},
             )
-        result = rule_set.evaluate(scope, payment_facts(request.facts))
-        return service_pb2.EvaluateResponse(decision=decision_to_proto(result))
+        now = self._clock()
+        program_id = self._program(items[0].program if items else "", "requests[0].program")
+        for index, item in enumerate(items):
+            if item.program and self._program(item.program, f"requests[{index}].program") != (
+                program_id
+            ):
+                raise invalid_field(
+                    f"requests[{index}].program", "every request of a batch names one program"
+                )
+        rule_set = self._schedule.in_effect(program_id, now)
+        program = program_name(program_id)
+        decided = [
+            self._decide(item, rule_set, now, f"requests[{index}].")
+            for index, item in enumerate(items)
+        ]
+        offer = self._recorder.offer
+        for item, (scope, result, _) in zip(items, decided, strict=True):
+            offer(now, program_id, scope, result, _payment_facts(item, scope))
+        return service_pb2.EvaluateBatchResponse(
+            decisions=[cached_decision_proto(result, program) for _, result, _ in decided]
+        )
+
+    @override
+    async def SimulateRuleSet(
+        self, request: service_pb2.SimulateRuleSetRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.SimulateRuleSetResponse:
+        self._operators.require(context.invocation_metadata(), READERS)
+        return await self._simulation.run(request)
+
+    @override
+    async def PublishRuleSet(
+        self, request: service_pb2.PublishRuleSetRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.PublishRuleSetResponse:
+        operator = self._operators.require(context.invocation_metadata(), WRITERS)
+        stored = await self._governance.publish(
+            operator, request.document, request.program_document, request.reason
+        )
+        return service_pb2.PublishRuleSetResponse(
+            rule_set=rule_set_to_proto(stored, active=self._is_active(stored.program_id,
+                                                                        stored.version))
+        )  # fmt: skip
+
+    @override
+    async def ActivateRuleSet(
+        self, request: service_pb2.ActivateRuleSetRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ActivateRuleSetResponse:
+        operator = self._operators.require(context.invocation_metadata(), WRITERS)
+        version = parse_rule_set_name(request.name)
+        effective = (
+            facts.timestamp_fact(request.effective_time, "effective_time")
+            if request.HasField("effective_time")
+            else None
+        )
+        activation = await self._governance.activate(
+            operator,
+            version=version,
+            effective_at=effective,
+            reason=request.reason,
+            request_id=request.request_id,
+        )
+        return service_pb2.ActivateRuleSetResponse(activation=activation_to_proto(activation))
+
+    @override
+    async def RollbackRuleSet(
+        self, request: service_pb2.RollbackRuleSetRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.RollbackRuleSetResponse:
+        operator = self._operators.require(context.invocation_metadata(), WRITERS)
+        program_id = parse_program_name(request.program)
+        version = parse_rule_set_name(request.rule_set, "rule_set") if request.rule_set else None
+        effective = (
+            facts.timestamp_fact(request.effective_time, "effective_time")
+            if request.HasField("effective_time")
+            else None
+        )
+        activation = await self._governance.rollback(
+            operator,
+            program_id=program_id,
+            version=version,
+            effective_at=effective,
+            reason=request.reason,
+            request_id=request.request_id,
+        )
+        return service_pb2.RollbackRuleSetResponse(activation=activation_to_proto(activation))
+
+    def _is_active(self, program_id: str, version: str) -> bool:
+        current = self._schedule.in_effect(program_id, self._clock())
+        return current is not None and current.version == version
+
+    @override
+    async def GetRuleSet(
+        self, request: service_pb2.GetRuleSetRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetRuleSetResponse:
+        self._operators.require(context.invocation_metadata(), READERS)
+        version = parse_rule_set_name(request.name)
+        async with self._engine.connect() as conn:
+            stored = await catalog.get_rule_set(conn, version)
+        if stored is None:
+            raise errors.rule_set_not_found(version)
+        return service_pb2.GetRuleSetResponse(
+            rule_set=rule_set_to_proto(stored, active=self._is_active(stored.program_id, version))
+        )
+
+    @override
+    async def ListRuleSets(
+        self, request: service_pb2.ListRuleSetsRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ListRuleSetsResponse:
+        self._operators.require(context.invocation_metadata(), READERS)
+        program_id = parse_program_name(request.program) if request.program else None
+        limit = page_size(request.page_size)
+        after = _decode_token(request.page_token)
+        position = (datetime.fromisoformat(after["c"]), str(after["v"])) if after else None
+        async with self._engine.connect() as conn:
+            rows = await catalog.list_rule_sets(
+                conn, program_id=program_id, after=position, limit=limit + 1
+            )
+        page, more = rows[:limit], len(rows) > limit
+        token = _encode_token({"c": page[-1].created_at.isoformat(), "v": page[-1].version})
+        return service_pb2.ListRuleSetsResponse(
+            rule_sets=[
+                rule_set_to_proto(
+                    stored,
+                    active=self._is_active(stored.program_id, stored.version),
+                    with_document=False,
+                )
+                for stored in page
+            ],
+            next_page_token=token if more else "",
+        )
+
+    @override
+    async def ListActivations(
+        self, request: service_pb2.ListActivationsRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ListActivationsResponse:
+        self._operators.require(context.invocation_metadata(), READERS)
+        program_id = parse_program_name(request.program)
+        limit = page_size(request.page_size)
+        after = _decode_token(request.page_token)
+        before_id = int(after["a"]) if after else None
+        now = self._clock()
+        async with self._engine.connect() as conn:
+            page = await activations.of_program(
+                conn, program_id, before_id=before_id, limit=limit + 1
+            )
+            history = await activations.of_program(conn, program_id)
+        if not history and not self._schedule.knows(program_id):
+            raise errors.program_not_found(program_id)
+        more, page = len(page) > limit, page[:limit]
+        current = activations.in_effect(history, now)
+        return service_pb2.ListActivationsResponse(
+            activations=[activation_to_proto(a) for a in page],
+            next_page_token=_encode_token({"a": page[-1].activation_id}) if more else "",
+            current=activation_to_proto(current).name if current is not None else "",
+            read_time=to_timestamp(now),
+        )
+
+
+def _payment_facts(
+    request: service_pb2.EvaluateRequest, scope: str
+) -> resources_pb2.PaymentFacts | None:
+    """What the recorder may keep: payment facts, never an applicant's."""
+    return None if scope == _ENROLMENT else request.facts
+
+
+def _encode_token(position: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+def _decode_token(token: str) -> dict[str, Any] | None:
+    if not token:
+        return None
+    refused = invalid_field("page_token", "page_token is not one this service gave")
+    try:
+        position = json.loads(base64.urlsafe_b64decode(token.encode()))
+        valid = isinstance(position, dict)
+        if valid and "c" in position:
+            datetime.fromisoformat(position["c"]).astimezone(UTC)
+        if valid and "a" in position:
+            int(position["a"])
+    except (ValueError, TypeError, binascii.Error) as error:
+        raise refused from error
+    if not valid:
+        raise refused
+    return position

@@ -130,6 +130,39 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the payer's wallet does not hold enough money."""
     ERROR_REASON_TRANSFER_REJECTED: _ErrorReason.ValueType  # 53
     """FAILED_PRECONDITION: the ledger refused the transfer; the message names its result code."""
+    ERROR_REASON_RULE_SET_INVALID: _ErrorReason.ValueType  # 70
+    """The rules service's own reasons (70-79).
+    INVALID_ARGUMENT: a rule-set document cannot be published: malformed YAML, a field the
+    schema refuses, or a condition with a syntax error, a type error or an unknown fact.
+    metadata.rule_id names the rule, metadata.line and metadata.column the position within
+    its condition (1-based), metadata.field the part of the document.
+    """
+    ERROR_REASON_RULE_SET_NOT_FOUND: _ErrorReason.ValueType  # 71
+    """NOT_FOUND: metadata.resource names the rule set ("ruleSets/{version}")."""
+    ERROR_REASON_PROGRAM_NOT_FOUND: _ErrorReason.ValueType  # 72
+    """NOT_FOUND: no such program, or (at publish) no such program version; metadata.resource."""
+    ERROR_REASON_RULE_SET_VERSION_EXISTS: _ErrorReason.ValueType  # 73
+    """ALREADY_EXISTS: the rule-set version (or program version) is published with other
+    content; versions are immutable, so a changed document needs a new version.
+    """
+    ERROR_REASON_OPERATOR_NOT_AUTHENTICATED: _ErrorReason.ValueType  # 74
+    """UNAUTHENTICATED: an operator method was called without a valid operator token.
+    metadata.token_reason says why (TOKEN_MISSING, TOKEN_MALFORMED, TOKEN_UNKNOWN_KEY,
+    TOKEN_BAD_SIGNATURE, TOKEN_EXPIRED, TOKEN_WRONG_AUDIENCE, TOKEN_MISSING_CLAIM,
+    TOKEN_LIFETIME_TOO_LONG).
+    """
+    ERROR_REASON_OPERATOR_NOT_AUTHORISED: _ErrorReason.ValueType  # 75
+    """PERMISSION_DENIED: the token is valid but its role may not call this method."""
+    ERROR_REASON_ACTIVATION_TOO_SOON: _ErrorReason.ValueType  # 76
+    """INVALID_ARGUMENT: the effective time is sooner than now plus the propagation margin
+    (every replica must have the version before it decides); metadata.earliest_effective_time.
+    """
+    ERROR_REASON_ACTIVATION_CONFLICT: _ErrorReason.ValueType  # 77
+    """FAILED_PRECONDITION: the activation cannot be made: a rollback to a version that was
+    never active for the program, or a request_id reused for a different activation.
+    """
+    ERROR_REASON_PROGRAM_INVALID: _ErrorReason.ValueType  # 78
+    """INVALID_ARGUMENT: a program document is malformed; metadata.field says where."""
     ERROR_REASON_UPSTREAM_UNAVAILABLE: _ErrorReason.ValueType  # 61
     """UNAVAILABLE: a service the call depends on did not answer. The call is safe to
     retry with the same idempotency key; metadata.upstream names the service and,
@@ -263,6 +296,39 @@ ERROR_REASON_INSUFFICIENT_FUNDS: ErrorReason.ValueType  # 52
 """FAILED_PRECONDITION: the payer's wallet does not hold enough money."""
 ERROR_REASON_TRANSFER_REJECTED: ErrorReason.ValueType  # 53
 """FAILED_PRECONDITION: the ledger refused the transfer; the message names its result code."""
+ERROR_REASON_RULE_SET_INVALID: ErrorReason.ValueType  # 70
+"""The rules service's own reasons (70-79).
+INVALID_ARGUMENT: a rule-set document cannot be published: malformed YAML, a field the
+schema refuses, or a condition with a syntax error, a type error or an unknown fact.
+metadata.rule_id names the rule, metadata.line and metadata.column the position within
+its condition (1-based), metadata.field the part of the document.
+"""
+ERROR_REASON_RULE_SET_NOT_FOUND: ErrorReason.ValueType  # 71
+"""NOT_FOUND: metadata.resource names the rule set ("ruleSets/{version}")."""
+ERROR_REASON_PROGRAM_NOT_FOUND: ErrorReason.ValueType  # 72
+"""NOT_FOUND: no such program, or (at publish) no such program version; metadata.resource."""
+ERROR_REASON_RULE_SET_VERSION_EXISTS: ErrorReason.ValueType  # 73
+"""ALREADY_EXISTS: the rule-set version (or program version) is published with other
+content; versions are immutable, so a changed document needs a new version.
+"""
+ERROR_REASON_OPERATOR_NOT_AUTHENTICATED: ErrorReason.ValueType  # 74
+"""UNAUTHENTICATED: an operator method was called without a valid operator token.
+metadata.token_reason says why (TOKEN_MISSING, TOKEN_MALFORMED, TOKEN_UNKNOWN_KEY,
+TOKEN_BAD_SIGNATURE, TOKEN_EXPIRED, TOKEN_WRONG_AUDIENCE, TOKEN_MISSING_CLAIM,
+TOKEN_LIFETIME_TOO_LONG).
+"""
+ERROR_REASON_OPERATOR_NOT_AUTHORISED: ErrorReason.ValueType  # 75
+"""PERMISSION_DENIED: the token is valid but its role may not call this method."""
+ERROR_REASON_ACTIVATION_TOO_SOON: ErrorReason.ValueType  # 76
+"""INVALID_ARGUMENT: the effective time is sooner than now plus the propagation margin
+(every replica must have the version before it decides); metadata.earliest_effective_time.
+"""
+ERROR_REASON_ACTIVATION_CONFLICT: ErrorReason.ValueType  # 77
+"""FAILED_PRECONDITION: the activation cannot be made: a rollback to a version that was
+never active for the program, or a request_id reused for a different activation.
+"""
+ERROR_REASON_PROGRAM_INVALID: ErrorReason.ValueType  # 78
+"""INVALID_ARGUMENT: a program document is malformed; metadata.field says where."""
 ERROR_REASON_UPSTREAM_UNAVAILABLE: ErrorReason.ValueType  # 61
 """UNAVAILABLE: a service the call depends on did not answer. The call is safe to
 retry with the same idempotency key; metadata.upstream names the service and,

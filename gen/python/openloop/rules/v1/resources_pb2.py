@@ -27,23 +27,39 @@ from openloop.common.v1 import money_pb2 as openloop_dot_common_dot_v1_dot_money
 from openloop.common.v1 import party_pb2 as openloop_dot_common_dot_v1_dot_party__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!openloop/rules/v1/resources.proto\x12\x11openloop.rules.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eopenloop/common/v1/money.proto\x1a\x1eopenloop/common/v1/party.proto\"\xf6\x01\n\x0cPaymentFacts\x12-\n\x05payer\x18\x01 \x01(\x0b\x32\x1e.openloop.common.v1.PartyFacts\x12-\n\x05payee\x18\x02 \x01(\x0b\x32\x1e.openloop.common.v1.PartyFacts\x12)\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12+\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x1a.openloop.rules.v1.Channel\x12\x30\n\x0cpayment_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\tViolation\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x13\n\x0breason_code\x18\x02 \x01(\t\x12\x16\n\x0e\x65xplanation_en\x18\x03 \x01(\t\x12\x16\n\x0e\x65xplanation_th\x18\x04 \x01(\t\"\x9f\x01\n\x08\x44\x65\x63ision\x12+\n\x07outcome\x18\x01 \x01(\x0e\x32\x1a.openloop.rules.v1.Outcome\x12\x30\n\nviolations\x18\x02 \x03(\x0b\x32\x1c.openloop.rules.v1.Violation\x12\x18\n\x10rule_set_version\x18\x03 \x01(\t\x12\x1a\n\x12\x65valuated_rule_ids\x18\x04 \x03(\t*R\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x18\n\x14SCOPE_ROUND1_PAYMENT\x10\x01\x12\x18\n\x14SCOPE_ROUND2_PAYMENT\x10\x02*M\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HANNEL_IN_PERSON\x10\x01\x12\x12\n\x0e\x43HANNEL_ONLINE\x10\x02*G\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x11\n\rOUTCOME_ALLOW\x10\x01\x12\x10\n\x0cOUTCOME_DENY\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!openloop/rules/v1/resources.proto\x12\x11openloop.rules.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eopenloop/common/v1/money.proto\x1a\x1eopenloop/common/v1/party.proto\"\x82\x03\n\x0cPaymentFacts\x12-\n\x05payer\x18\x01 \x01(\x0b\x32\x1e.openloop.common.v1.PartyFacts\x12-\n\x05payee\x18\x02 \x01(\x0b\x32\x1e.openloop.common.v1.PartyFacts\x12)\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12+\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x1a.openloop.rules.v1.Channel\x12\x30\n\x0cpayment_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0egoods_category\x18\x06 \x01(\t\x12\x38\n\x14payer_first_use_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x0ereceipts_round\x18\x08 \x01(\x0e\x32 .openloop.rules.v1.ReceiptsRound\"\x91\x04\n\x0e\x45nrolmentFacts\x12\x12\n\nbirth_date\x18\x01 \x01(\t\x12\x1a\n\rthai_national\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x15\n\rdistrict_code\x18\x03 \x01(\t\x12%\n\x18\x61ssessable_income_satang\x18\x04 \x01(\x03H\x01\x88\x01\x01\x12\x1c\n\x0f\x64\x65posits_satang\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x15\n\x08prisoner\x18\x06 \x01(\x08H\x03\x88\x01\x01\x12)\n\x1cwelfare_institution_resident\x18\x07 \x01(\x08H\x04\x88\x01\x01\x12$\n\x17\x65\x61rlier_phase_recipient\x18\x08 \x01(\x08H\x05\x88\x01\x01\x12(\n\x1b\x65ntitlement_already_granted\x18\t \x01(\x08H\x06\x88\x01\x01\x12\x1e\n\x11identity_verified\x18\n \x01(\x08H\x07\x88\x01\x01\x42\x10\n\x0e_thai_nationalB\x1b\n\x19_assessable_income_satangB\x12\n\x10_deposits_satangB\x0b\n\t_prisonerB\x1f\n\x1d_welfare_institution_residentB\x1a\n\x18_earlier_phase_recipientB\x1e\n\x1c_entitlement_already_grantedB\x14\n\x12_identity_verified\"a\n\tViolation\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x13\n\x0breason_code\x18\x02 \x01(\t\x12\x16\n\x0e\x65xplanation_en\x18\x03 \x01(\t\x12\x16\n\x0e\x65xplanation_th\x18\x04 \x01(\t\"\xb0\x01\n\x08\x44\x65\x63ision\x12+\n\x07outcome\x18\x01 \x01(\x0e\x32\x1a.openloop.rules.v1.Outcome\x12\x30\n\nviolations\x18\x02 \x03(\x0b\x32\x1c.openloop.rules.v1.Violation\x12\x18\n\x10rule_set_version\x18\x03 \x01(\t\x12\x1a\n\x12\x65valuated_rule_ids\x18\x04 \x03(\t\x12\x0f\n\x07program\x18\x05 \x01(\t\"\xc8\x01\n\x04Rule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08title_en\x18\x02 \x01(\t\x12\x10\n\x08title_th\x18\x03 \x01(\t\x12(\n\x06scopes\x18\x04 \x03(\x0e\x32\x18.openloop.rules.v1.Scope\x12\x0e\n\x06\x65\x66\x66\x65\x63t\x18\x05 \x01(\t\x12\x11\n\tcondition\x18\x06 \x01(\t\x12\x13\n\x0breason_code\x18\x07 \x01(\t\x12\x16\n\x0e\x65xplanation_en\x18\x08 \x01(\t\x12\x16\n\x0e\x65xplanation_th\x18\t \x01(\t\"\x98\x02\n\x07RuleSet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07program\x18\x03 \x01(\t\x12\x17\n\x0fprogram_version\x18\x04 \x01(\t\x12\r\n\x05phase\x18\x05 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12&\n\x05rules\x18\x07 \x03(\x0b\x32\x17.openloop.rules.v1.Rule\x12\x10\n\x08\x64ocument\x18\x08 \x01(\t\x12\x0e\n\x06sha256\x18\t \x01(\t\x12\x30\n\x0cpublish_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cpublished_by\x18\x0b \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x0c \x01(\x08\"\xe1\x01\n\nActivation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08rule_set\x18\x02 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x04kind\x18\x05 \x01(\x0e\x32!.openloop.rules.v1.ActivationKind\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"\xef\x01\n\x0eSimulationCase\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\'\n\x05scope\x18\x02 \x01(\x0e\x32\x18.openloop.rules.v1.Scope\x12\x36\n\rpayment_facts\x18\x03 \x01(\x0b\x32\x1f.openloop.rules.v1.PaymentFacts\x12:\n\x0f\x65nrolment_facts\x18\x04 \x01(\x0b\x32!.openloop.rules.v1.EnrolmentFacts\x12/\n\x0b\x64\x65\x63ide_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf4\x01\n\x10SimulationResult\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12+\n\x06\x61\x63tive\x18\x02 \x01(\x0b\x32\x1b.openloop.rules.v1.Decision\x12*\n\x05\x64raft\x18\x03 \x01(\x0b\x32\x1b.openloop.rules.v1.Decision\x12\x0f\n\x07\x63hanged\x18\x04 \x01(\x08\x12\x34\n\x10recorded_outcome\x18\x05 \x01(\x0e\x32\x1a.openloop.rules.v1.Outcome\x12/\n\x0b\x64\x65\x63ide_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x8d\x01\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x18\n\x14SCOPE_ROUND1_PAYMENT\x10\x01\x12\x18\n\x14SCOPE_ROUND2_PAYMENT\x10\x02\x12\x13\n\x0fSCOPE_ENROLMENT\x10\x03\x12\x12\n\x0eSCOPE_CASH_OUT\x10\x04\x12\x10\n\x0cSCOPE_REFUND\x10\x05*M\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HANNEL_IN_PERSON\x10\x01\x12\x12\n\x0e\x43HANNEL_ONLINE\x10\x02*e\n\rReceiptsRound\x12\x1e\n\x1aRECEIPTS_ROUND_UNSPECIFIED\x10\x00\x12\x19\n\x15RECEIPTS_ROUND_ROUND1\x10\x01\x12\x19\n\x15RECEIPTS_ROUND_ROUND2\x10\x02*G\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x11\n\rOUTCOME_ALLOW\x10\x01\x12\x10\n\x0cOUTCOME_DENY\x10\x02*\x8c\x01\n\x0e\x41\x63tivationKind\x12\x1f\n\x1b\x41\x43TIVATION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43TIVATION_KIND_ACTIVATE\x10\x01\x12\x1c\n\x18\x41\x43TIVATION_KIND_ROLLBACK\x10\x02\x12\x1d\n\x19\x41\x43TIVATION_KIND_BOOTSTRAP\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'openloop.rules.v1.resources_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCOPE']._serialized_start=663
-  _globals['_SCOPE']._serialized_end=745
-  _globals['_CHANNEL']._serialized_start=747
-  _globals['_CHANNEL']._serialized_end=824
-  _globals['_OUTCOME']._serialized_start=826
-  _globals['_OUTCOME']._serialized_end=897
+  _globals['_SCOPE']._serialized_start=2556
+  _globals['_SCOPE']._serialized_end=2697
+  _globals['_CHANNEL']._serialized_start=2699
+  _globals['_CHANNEL']._serialized_end=2776
+  _globals['_RECEIPTSROUND']._serialized_start=2778
+  _globals['_RECEIPTSROUND']._serialized_end=2879
+  _globals['_OUTCOME']._serialized_start=2881
+  _globals['_OUTCOME']._serialized_end=2952
+  _globals['_ACTIVATIONKIND']._serialized_start=2955
+  _globals['_ACTIVATIONKIND']._serialized_end=3095
   _globals['_PAYMENTFACTS']._serialized_start=154
-  _globals['_PAYMENTFACTS']._serialized_end=400
-  _globals['_VIOLATION']._serialized_start=402
-  _globals['_VIOLATION']._serialized_end=499
-  _globals['_DECISION']._serialized_start=502
-  _globals['_DECISION']._serialized_end=661
+  _globals['_PAYMENTFACTS']._serialized_end=540
+  _globals['_ENROLMENTFACTS']._serialized_start=543
+  _globals['_ENROLMENTFACTS']._serialized_end=1072
+  _globals['_VIOLATION']._serialized_start=1074
+  _globals['_VIOLATION']._serialized_end=1171
+  _globals['_DECISION']._serialized_start=1174
+  _globals['_DECISION']._serialized_end=1350
+  _globals['_RULE']._serialized_start=1353
+  _globals['_RULE']._serialized_end=1553
+  _globals['_RULESET']._serialized_start=1556
+  _globals['_RULESET']._serialized_end=1836
+  _globals['_ACTIVATION']._serialized_start=1839
+  _globals['_ACTIVATION']._serialized_end=2064
+  _globals['_SIMULATIONCASE']._serialized_start=2067
+  _globals['_SIMULATIONCASE']._serialized_end=2306
+  _globals['_SIMULATIONRESULT']._serialized_start=2309
+  _globals['_SIMULATIONRESULT']._serialized_end=2553
 # @@protoc_insertion_point(module_scope)

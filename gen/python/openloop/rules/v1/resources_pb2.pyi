@@ -33,15 +33,30 @@ class _ScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Scope.ValueType
     """Round 1: citizen pays merchant."""
     SCOPE_ROUND2_PAYMENT: _Scope.ValueType  # 2
     """Round 2 and later: merchant pays merchant."""
+    SCOPE_ENROLMENT: _Scope.ValueType  # 3
+    """A citizen applies for the entitlement (eligibility). Facts: EnrolmentFacts."""
+    SCOPE_CASH_OUT: _Scope.ValueType  # 4
+    """A merchant converts receipts to cash at its bank. Facts: PaymentFacts without a payee."""
+    SCOPE_REFUND: _Scope.ValueType  # 5
+    """A merchant gives a citizen's payment back."""
 
 class Scope(_Scope, metaclass=_ScopeEnumTypeWrapper):
-    """The stage of the program a decision is made for; a rule applies to some scopes only."""
+    """The stage of the program a decision is made for; a rule applies to some scopes only.
+    In rule-set documents a scope is the value name without prefix, in lower case
+    (SCOPE_ROUND1_PAYMENT is "round1_payment").
+    """
 
 SCOPE_UNSPECIFIED: Scope.ValueType  # 0
 SCOPE_ROUND1_PAYMENT: Scope.ValueType  # 1
 """Round 1: citizen pays merchant."""
 SCOPE_ROUND2_PAYMENT: Scope.ValueType  # 2
 """Round 2 and later: merchant pays merchant."""
+SCOPE_ENROLMENT: Scope.ValueType  # 3
+"""A citizen applies for the entitlement (eligibility). Facts: EnrolmentFacts."""
+SCOPE_CASH_OUT: Scope.ValueType  # 4
+"""A merchant converts receipts to cash at its bank. Facts: PaymentFacts without a payee."""
+SCOPE_REFUND: Scope.ValueType  # 5
+"""A merchant gives a citizen's payment back."""
 Global___Scope: _TypeAlias = Scope  # noqa: Y015
 
 class _Channel:
@@ -64,6 +79,28 @@ CHANNEL_IN_PERSON: Channel.ValueType  # 1
 CHANNEL_ONLINE: Channel.ValueType  # 2
 Global___Channel: _TypeAlias = Channel  # noqa: Y015
 
+class _ReceiptsRound:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReceiptsRoundEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReceiptsRound.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECEIPTS_ROUND_UNSPECIFIED: _ReceiptsRound.ValueType  # 0
+    RECEIPTS_ROUND_ROUND1: _ReceiptsRound.ValueType  # 1
+    """Money a merchant received from citizens (round 1): it must be spent, not cashed."""
+    RECEIPTS_ROUND_ROUND2: _ReceiptsRound.ValueType  # 2
+    """Money a merchant received from other merchants (round 2 and later)."""
+
+class ReceiptsRound(_ReceiptsRound, metaclass=_ReceiptsRoundEnumTypeWrapper):
+    """Which receipts a cash-out draws on."""
+
+RECEIPTS_ROUND_UNSPECIFIED: ReceiptsRound.ValueType  # 0
+RECEIPTS_ROUND_ROUND1: ReceiptsRound.ValueType  # 1
+"""Money a merchant received from citizens (round 1): it must be spent, not cashed."""
+RECEIPTS_ROUND_ROUND2: ReceiptsRound.ValueType  # 2
+"""Money a merchant received from other merchants (round 2 and later)."""
+Global___ReceiptsRound: _TypeAlias = ReceiptsRound  # noqa: Y015
+
 class _Outcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -82,9 +119,36 @@ OUTCOME_ALLOW: Outcome.ValueType  # 1
 OUTCOME_DENY: Outcome.ValueType  # 2
 Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
 
+class _ActivationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ActivationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ActivationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACTIVATION_KIND_UNSPECIFIED: _ActivationKind.ValueType  # 0
+    ACTIVATION_KIND_ACTIVATE: _ActivationKind.ValueType  # 1
+    ACTIVATION_KIND_ROLLBACK: _ActivationKind.ValueType  # 2
+    """Re-activates a version that was active before."""
+    ACTIVATION_KIND_BOOTSTRAP: _ActivationKind.ValueType  # 3
+    """The shipped default rule set, activated on the first start of an empty database."""
+
+class ActivationKind(_ActivationKind, metaclass=_ActivationKindEnumTypeWrapper):
+    """What an activation does."""
+
+ACTIVATION_KIND_UNSPECIFIED: ActivationKind.ValueType  # 0
+ACTIVATION_KIND_ACTIVATE: ActivationKind.ValueType  # 1
+ACTIVATION_KIND_ROLLBACK: ActivationKind.ValueType  # 2
+"""Re-activates a version that was active before."""
+ACTIVATION_KIND_BOOTSTRAP: ActivationKind.ValueType  # 3
+"""The shipped default rule set, activated on the first start of an empty database."""
+Global___ActivationKind: _TypeAlias = ActivationKind  # noqa: Y015
+
 @_typing.final
 class PaymentFacts(_message.Message):
-    """Typed facts about one payment; the CEL conditions of the rules read these."""
+    """Typed facts about one payment, cash-out or refund; the CEL conditions read these (as
+    payer.*, payee.* and transaction.*). An unset field is an absent fact: a rule that needs
+    it denies with MISSING_FACT, never allows.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -93,15 +157,34 @@ class PaymentFacts(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
     PAYMENT_TIME_FIELD_NUMBER: _builtins.int
+    GOODS_CATEGORY_FIELD_NUMBER: _builtins.int
+    PAYER_FIRST_USE_TIME_FIELD_NUMBER: _builtins.int
+    RECEIPTS_ROUND_FIELD_NUMBER: _builtins.int
     channel: Global___Channel.ValueType
+    goods_category: _builtins.str
+    """The goods category of the purchase, for example "groceries" (transaction.goods_category)."""
+    receipts_round: Global___ReceiptsRound.ValueType
+    """Cash-out only: which receipts the money comes from (transaction.receipts_round)."""
     @_builtins.property
     def payer(self) -> _party_pb2.PartyFacts: ...
     @_builtins.property
-    def payee(self) -> _party_pb2.PartyFacts: ...
+    def payee(self) -> _party_pb2.PartyFacts:
+        """Unset for a cash-out."""
+
     @_builtins.property
     def amount(self) -> _money_pb2.Money: ...
     @_builtins.property
-    def payment_time(self) -> _timestamp_pb2.Timestamp: ...
+    def payment_time(self) -> _timestamp_pb2.Timestamp:
+        """When the caller says the payment happened (transaction.time). Rules about time read
+        clock.now, the time of the decision.
+        """
+
+    @_builtins.property
+    def payer_first_use_time(self) -> _timestamp_pb2.Timestamp:
+        """When the payer's wallet was first used. Unset means it never was: this payment is the
+        first use (payer.has_first_use is then false).
+        """
+
     def __init__(
         self,
         *,
@@ -110,18 +193,112 @@ class PaymentFacts(_message.Message):
         amount: _money_pb2.Money | None = ...,
         channel: Global___Channel.ValueType = ...,
         payment_time: _timestamp_pb2.Timestamp | None = ...,
+        goods_category: _builtins.str = ...,
+        payer_first_use_time: _timestamp_pb2.Timestamp | None = ...,
+        receipts_round: Global___ReceiptsRound.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "payee", b"payee", "payer", b"payer", "payment_time", b"payment_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "payee", b"payee", "payer", b"payer", "payer_first_use_time", b"payer_first_use_time", "payment_time", b"payment_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "channel", b"channel", "payee", b"payee", "payer", b"payer", "payment_time", b"payment_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "channel", b"channel", "goods_category", b"goods_category", "payee", b"payee", "payer", b"payer", "payer_first_use_time", b"payer_first_use_time", "payment_time", b"payment_time", "receipts_round", b"receipts_round"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PaymentFacts: _TypeAlias = PaymentFacts  # noqa: Y015
 
 @_typing.final
+class EnrolmentFacts(_message.Message):
+    """Facts about a citizen applying for the entitlement (applicant.*). Each optional field
+    unset is an absent fact, which denies. The birth date is personal data: it is used for
+    the age window and never logged, traced or recorded with the decision.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIRTH_DATE_FIELD_NUMBER: _builtins.int
+    THAI_NATIONAL_FIELD_NUMBER: _builtins.int
+    DISTRICT_CODE_FIELD_NUMBER: _builtins.int
+    ASSESSABLE_INCOME_SATANG_FIELD_NUMBER: _builtins.int
+    DEPOSITS_SATANG_FIELD_NUMBER: _builtins.int
+    PRISONER_FIELD_NUMBER: _builtins.int
+    WELFARE_INSTITUTION_RESIDENT_FIELD_NUMBER: _builtins.int
+    EARLIER_PHASE_RECIPIENT_FIELD_NUMBER: _builtins.int
+    ENTITLEMENT_ALREADY_GRANTED_FIELD_NUMBER: _builtins.int
+    IDENTITY_VERIFIED_FIELD_NUMBER: _builtins.int
+    birth_date: _builtins.str
+    """Calendar date of birth, "YYYY-MM-DD"."""
+    thai_national: _builtins.bool
+    district_code: _builtins.str
+    """Home district from the house registration, a 4-digit DOPA code."""
+    assessable_income_satang: _builtins.int
+    """Assessable income in the program's income tax year, in satang."""
+    deposits_satang: _builtins.int
+    """All deposits at the cut-off date, in satang."""
+    prisoner: _builtins.bool
+    """Imprisoned at the cut-off date."""
+    welfare_institution_resident: _builtins.bool
+    """Resident of a state welfare institution at the cut-off date."""
+    earlier_phase_recipient: _builtins.bool
+    """Received the entitlement in an earlier phase."""
+    entitlement_already_granted: _builtins.bool
+    """Already holds an entitlement of this program (one per person, ever)."""
+    identity_verified: _builtins.bool
+    """Identity verified at the level the program needs (ThaiD, kiosk, post office)."""
+    def __init__(
+        self,
+        *,
+        birth_date: _builtins.str = ...,
+        thai_national: _builtins.bool | None = ...,
+        district_code: _builtins.str = ...,
+        assessable_income_satang: _builtins.int | None = ...,
+        deposits_satang: _builtins.int | None = ...,
+        prisoner: _builtins.bool | None = ...,
+        welfare_institution_resident: _builtins.bool | None = ...,
+        earlier_phase_recipient: _builtins.bool | None = ...,
+        entitlement_already_granted: _builtins.bool | None = ...,
+        identity_verified: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_assessable_income_satang", b"_assessable_income_satang", "_deposits_satang", b"_deposits_satang", "_earlier_phase_recipient", b"_earlier_phase_recipient", "_entitlement_already_granted", b"_entitlement_already_granted", "_identity_verified", b"_identity_verified", "_prisoner", b"_prisoner", "_thai_national", b"_thai_national", "_welfare_institution_resident", b"_welfare_institution_resident", "assessable_income_satang", b"assessable_income_satang", "deposits_satang", b"deposits_satang", "earlier_phase_recipient", b"earlier_phase_recipient", "entitlement_already_granted", b"entitlement_already_granted", "identity_verified", b"identity_verified", "prisoner", b"prisoner", "thai_national", b"thai_national", "welfare_institution_resident", b"welfare_institution_resident"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_assessable_income_satang", b"_assessable_income_satang", "_deposits_satang", b"_deposits_satang", "_earlier_phase_recipient", b"_earlier_phase_recipient", "_entitlement_already_granted", b"_entitlement_already_granted", "_identity_verified", b"_identity_verified", "_prisoner", b"_prisoner", "_thai_national", b"_thai_national", "_welfare_institution_resident", b"_welfare_institution_resident", "assessable_income_satang", b"assessable_income_satang", "birth_date", b"birth_date", "deposits_satang", b"deposits_satang", "district_code", b"district_code", "earlier_phase_recipient", b"earlier_phase_recipient", "entitlement_already_granted", b"entitlement_already_granted", "identity_verified", b"identity_verified", "prisoner", b"prisoner", "thai_national", b"thai_national", "welfare_institution_resident", b"welfare_institution_resident"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__assessable_income_satang: _TypeAlias = _typing.Literal["assessable_income_satang"]  # noqa: Y015
+    _WhichOneofArgType__assessable_income_satang: _TypeAlias = _typing.Literal["_assessable_income_satang", b"_assessable_income_satang"]  # noqa: Y015
+    _WhichOneofReturnType__deposits_satang: _TypeAlias = _typing.Literal["deposits_satang"]  # noqa: Y015
+    _WhichOneofArgType__deposits_satang: _TypeAlias = _typing.Literal["_deposits_satang", b"_deposits_satang"]  # noqa: Y015
+    _WhichOneofReturnType__earlier_phase_recipient: _TypeAlias = _typing.Literal["earlier_phase_recipient"]  # noqa: Y015
+    _WhichOneofArgType__earlier_phase_recipient: _TypeAlias = _typing.Literal["_earlier_phase_recipient", b"_earlier_phase_recipient"]  # noqa: Y015
+    _WhichOneofReturnType__entitlement_already_granted: _TypeAlias = _typing.Literal["entitlement_already_granted"]  # noqa: Y015
+    _WhichOneofArgType__entitlement_already_granted: _TypeAlias = _typing.Literal["_entitlement_already_granted", b"_entitlement_already_granted"]  # noqa: Y015
+    _WhichOneofReturnType__identity_verified: _TypeAlias = _typing.Literal["identity_verified"]  # noqa: Y015
+    _WhichOneofArgType__identity_verified: _TypeAlias = _typing.Literal["_identity_verified", b"_identity_verified"]  # noqa: Y015
+    _WhichOneofReturnType__prisoner: _TypeAlias = _typing.Literal["prisoner"]  # noqa: Y015
+    _WhichOneofArgType__prisoner: _TypeAlias = _typing.Literal["_prisoner", b"_prisoner"]  # noqa: Y015
+    _WhichOneofReturnType__thai_national: _TypeAlias = _typing.Literal["thai_national"]  # noqa: Y015
+    _WhichOneofArgType__thai_national: _TypeAlias = _typing.Literal["_thai_national", b"_thai_national"]  # noqa: Y015
+    _WhichOneofReturnType__welfare_institution_resident: _TypeAlias = _typing.Literal["welfare_institution_resident"]  # noqa: Y015
+    _WhichOneofArgType__welfare_institution_resident: _TypeAlias = _typing.Literal["_welfare_institution_resident", b"_welfare_institution_resident"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__assessable_income_satang) -> _WhichOneofReturnType__assessable_income_satang | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__deposits_satang) -> _WhichOneofReturnType__deposits_satang | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__earlier_phase_recipient) -> _WhichOneofReturnType__earlier_phase_recipient | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__entitlement_already_granted) -> _WhichOneofReturnType__entitlement_already_granted | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__identity_verified) -> _WhichOneofReturnType__identity_verified | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__prisoner) -> _WhichOneofReturnType__prisoner | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__thai_national) -> _WhichOneofReturnType__thai_national | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__welfare_institution_resident) -> _WhichOneofReturnType__welfare_institution_resident | None: ...
+
+Global___EnrolmentFacts: _TypeAlias = EnrolmentFacts  # noqa: Y015
+
+@_typing.final
 class Violation(_message.Message):
-    """One rule a payment breaks."""
+    """One rule a decision breaks, or a reason the rules could not be applied."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -130,7 +307,9 @@ class Violation(_message.Message):
     EXPLANATION_EN_FIELD_NUMBER: _builtins.int
     EXPLANATION_TH_FIELD_NUMBER: _builtins.int
     rule_id: _builtins.str
-    """The program's rule id, for example "R1"."""
+    """The program's rule id, for example "R1"; empty when the violation is about the facts
+    or the rule set (MISSING_FACT of a required fact, NO_ACTIVE_RULE_SET).
+    """
     reason_code: _builtins.str
     """Stable machine-readable reason, for example "DISTRICT_MISMATCH"."""
     explanation_en: _builtins.str
@@ -153,7 +332,7 @@ Global___Violation: _TypeAlias = Violation  # noqa: Y015
 
 @_typing.final
 class Decision(_message.Message):
-    """The answer for one payment."""
+    """The answer for one case."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -161,12 +340,17 @@ class Decision(_message.Message):
     VIOLATIONS_FIELD_NUMBER: _builtins.int
     RULE_SET_VERSION_FIELD_NUMBER: _builtins.int
     EVALUATED_RULE_IDS_FIELD_NUMBER: _builtins.int
+    PROGRAM_FIELD_NUMBER: _builtins.int
     outcome: Global___Outcome.ValueType
     rule_set_version: _builtins.str
-    """The rule-set version that decided."""
+    """The rule-set version that decided; empty when none was active."""
+    program: _builtins.str
+    """The program governed: "programs/{program}"."""
     @_builtins.property
     def violations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Violation]:
-        """Every violated rule, in rule-set order. Empty when allowed."""
+        """Every violated rule, in rule-set order, after the facts that were missing. Empty when
+        allowed.
+        """
 
     @_builtins.property
     def evaluated_rule_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -179,11 +363,254 @@ class Decision(_message.Message):
         violations: _abc.Iterable[Global___Violation] | None = ...,
         rule_set_version: _builtins.str = ...,
         evaluated_rule_ids: _abc.Iterable[_builtins.str] | None = ...,
+        program: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evaluated_rule_ids", b"evaluated_rule_ids", "outcome", b"outcome", "rule_set_version", b"rule_set_version", "violations", b"violations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evaluated_rule_ids", b"evaluated_rule_ids", "outcome", b"outcome", "program", b"program", "rule_set_version", b"rule_set_version", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Decision: _TypeAlias = Decision  # noqa: Y015
+
+@_typing.final
+class Rule(_message.Message):
+    """What a rule set's rule says, for reading (the document itself is authoritative)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TITLE_EN_FIELD_NUMBER: _builtins.int
+    TITLE_TH_FIELD_NUMBER: _builtins.int
+    SCOPES_FIELD_NUMBER: _builtins.int
+    EFFECT_FIELD_NUMBER: _builtins.int
+    CONDITION_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    EXPLANATION_EN_FIELD_NUMBER: _builtins.int
+    EXPLANATION_TH_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    title_en: _builtins.str
+    title_th: _builtins.str
+    effect: _builtins.str
+    """"require" (violated when the condition is false) or "deny" (violated when true)."""
+    condition: _builtins.str
+    """The CEL condition as written."""
+    reason_code: _builtins.str
+    explanation_en: _builtins.str
+    explanation_th: _builtins.str
+    @_builtins.property
+    def scopes(self) -> _containers.RepeatedScalarFieldContainer[Global___Scope.ValueType]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        title_en: _builtins.str = ...,
+        title_th: _builtins.str = ...,
+        scopes: _abc.Iterable[Global___Scope.ValueType] | None = ...,
+        effect: _builtins.str = ...,
+        condition: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
+        explanation_en: _builtins.str = ...,
+        explanation_th: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "effect", b"effect", "explanation_en", b"explanation_en", "explanation_th", b"explanation_th", "id", b"id", "reason_code", b"reason_code", "scopes", b"scopes", "title_en", b"title_en", "title_th", b"title_th"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rule: _TypeAlias = Rule  # noqa: Y015
+
+@_typing.final
+class RuleSet(_message.Message):
+    """One published, immutable version of a program's rules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    PROGRAM_FIELD_NUMBER: _builtins.int
+    PROGRAM_VERSION_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    PUBLISH_TIME_FIELD_NUMBER: _builtins.int
+    PUBLISHED_BY_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"ruleSets/{version}", for example "ruleSets/digital-wallet-2025.1"."""
+    version: _builtins.str
+    program: _builtins.str
+    """The program governed: "programs/{program}"."""
+    program_version: _builtins.str
+    """The program version whose parameters the rules read; empty for none."""
+    phase: _builtins.int
+    """The phase the rules govern; 0 for none."""
+    description: _builtins.str
+    document: _builtins.str
+    """The YAML document as published."""
+    sha256: _builtins.str
+    """SHA-256 of the document (hex): any past decision names a version whose content is fixed."""
+    published_by: _builtins.str
+    """The operator who published it ("system:bootstrap" for a shipped default)."""
+    active: _builtins.bool
+    """Whether this version decides now for its program."""
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rule]: ...
+    @_builtins.property
+    def publish_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        version: _builtins.str = ...,
+        program: _builtins.str = ...,
+        program_version: _builtins.str = ...,
+        phase: _builtins.int = ...,
+        description: _builtins.str = ...,
+        rules: _abc.Iterable[Global___Rule] | None = ...,
+        document: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        publish_time: _timestamp_pb2.Timestamp | None = ...,
+        published_by: _builtins.str = ...,
+        active: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "description", b"description", "document", b"document", "name", b"name", "phase", b"phase", "program", b"program", "program_version", b"program_version", "publish_time", b"publish_time", "published_by", b"published_by", "rules", b"rules", "sha256", b"sha256", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuleSet: _TypeAlias = RuleSet  # noqa: Y015
+
+@_typing.final
+class Activation(_message.Message):
+    """One entry of a program's activation history: from effective_time on, rule_set decides
+    (until a later activation takes effect). Activations are never changed or deleted.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    RULE_SET_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_TIME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"programs/{program}/activations/{activation}"."""
+    rule_set: _builtins.str
+    """"ruleSets/{version}"."""
+    kind: Global___ActivationKind.ValueType
+    actor: _builtins.str
+    """Who asked for it, and why."""
+    reason: _builtins.str
+    @_builtins.property
+    def effective_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        rule_set: _builtins.str = ...,
+        effective_time: _timestamp_pb2.Timestamp | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        kind: Global___ActivationKind.ValueType = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "effective_time", b"effective_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "create_time", b"create_time", "effective_time", b"effective_time", "kind", b"kind", "name", b"name", "reason", b"reason", "rule_set", b"rule_set"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Activation: _TypeAlias = Activation  # noqa: Y015
+
+@_typing.final
+class SimulationCase(_message.Message):
+    """A case to run a draft rule set on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    PAYMENT_FACTS_FIELD_NUMBER: _builtins.int
+    ENROLMENT_FACTS_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """The caller's label for the case, echoed in the result."""
+    scope: Global___Scope.ValueType
+    @_builtins.property
+    def payment_facts(self) -> Global___PaymentFacts:
+        """The facts, as for Evaluate: payment_facts for payment scopes, enrolment_facts for
+        enrolment.
+        """
+
+    @_builtins.property
+    def enrolment_facts(self) -> Global___EnrolmentFacts: ...
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp:
+        """The moment to decide at (clock.now); unset: now."""
+
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        scope: Global___Scope.ValueType = ...,
+        payment_facts: Global___PaymentFacts | None = ...,
+        enrolment_facts: Global___EnrolmentFacts | None = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "enrolment_facts", b"enrolment_facts", "payment_facts", b"payment_facts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "decide_time", b"decide_time", "enrolment_facts", b"enrolment_facts", "payment_facts", b"payment_facts", "scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulationCase: _TypeAlias = SimulationCase  # noqa: Y015
+
+@_typing.final
+class SimulationResult(_message.Message):
+    """One case decided by the active rule set and by the draft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    DRAFT_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    RECORDED_OUTCOME_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    changed: _builtins.bool
+    """The outcome differs, or the same outcome for different violations."""
+    recorded_outcome: Global___Outcome.ValueType
+    """When the case is a recorded decision: what was decided then."""
+    @_builtins.property
+    def active(self) -> Global___Decision: ...
+    @_builtins.property
+    def draft(self) -> Global___Decision: ...
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        active: Global___Decision | None = ...,
+        draft: Global___Decision | None = ...,
+        changed: _builtins.bool = ...,
+        recorded_outcome: Global___Outcome.ValueType = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "decide_time", b"decide_time", "draft", b"draft"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "case_id", b"case_id", "changed", b"changed", "decide_time", b"decide_time", "draft", b"draft", "recorded_outcome", b"recorded_outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulationResult: _TypeAlias = SimulationResult  # noqa: Y015

@@ -3,8 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from openloop.rules.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
 import sys
@@ -23,18 +26,30 @@ class EvaluateRequest(_message.Message):
 
     SCOPE_FIELD_NUMBER: _builtins.int
     FACTS_FIELD_NUMBER: _builtins.int
+    ENROLMENT_FACTS_FIELD_NUMBER: _builtins.int
+    PROGRAM_FIELD_NUMBER: _builtins.int
     scope: _resources_pb2.Scope.ValueType
+    program: _builtins.str
+    """"programs/{program}"; empty: the service's default program (digital-wallet)."""
     @_builtins.property
-    def facts(self) -> _resources_pb2.PaymentFacts: ...
+    def facts(self) -> _resources_pb2.PaymentFacts:
+        """For every scope but enrolment."""
+
+    @_builtins.property
+    def enrolment_facts(self) -> _resources_pb2.EnrolmentFacts:
+        """For the enrolment scope."""
+
     def __init__(
         self,
         *,
         scope: _resources_pb2.Scope.ValueType = ...,
         facts: _resources_pb2.PaymentFacts | None = ...,
+        enrolment_facts: _resources_pb2.EnrolmentFacts | None = ...,
+        program: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["facts", b"facts"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["enrolment_facts", b"enrolment_facts", "facts", b"facts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["facts", b"facts", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrolment_facts", b"enrolment_facts", "facts", b"facts", "program", b"program", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -59,3 +74,430 @@ class EvaluateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EvaluateResponse: _TypeAlias = EvaluateResponse  # noqa: Y015
+
+@_typing.final
+class EvaluateBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvaluateRequest]:
+        """Each request's own program must be the batch's (empty: the default)."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___EvaluateRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvaluateBatchRequest: _TypeAlias = EvaluateBatchRequest  # noqa: Y015
+
+@_typing.final
+class EvaluateBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Decision]:
+        """One decision per request, in order, all by the same rule-set version."""
+
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[_resources_pb2.Decision] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvaluateBatchResponse: _TypeAlias = EvaluateBatchResponse  # noqa: Y015
+
+@_typing.final
+class SimulateRuleSetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    PROGRAM_DOCUMENT_FIELD_NUMBER: _builtins.int
+    CASES_FIELD_NUMBER: _builtins.int
+    RECENT_DECISIONS_FIELD_NUMBER: _builtins.int
+    document: _builtins.str
+    """The draft rule set (YAML), checked as PublishRuleSet checks it; never stored."""
+    program_document: _builtins.str
+    """A draft program version (YAML) the document may name; optional."""
+    recent_decisions: _builtins.int
+    """... or, when no case is given, this many of the most recently recorded decisions of
+    the draft's program (at most 10,000).
+    """
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.SimulationCase]:
+        """The cases to run (at most 10,000) ..."""
+
+    def __init__(
+        self,
+        *,
+        document: _builtins.str = ...,
+        program_document: _builtins.str = ...,
+        cases: _abc.Iterable[_resources_pb2.SimulationCase] | None = ...,
+        recent_decisions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "document", b"document", "program_document", b"program_document", "recent_decisions", b"recent_decisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulateRuleSetRequest: _TypeAlias = SimulateRuleSetRequest  # noqa: Y015
+
+@_typing.final
+class SimulateRuleSetResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    ACTIVE_RULE_SET_VERSION_FIELD_NUMBER: _builtins.int
+    CHANGED_COUNT_FIELD_NUMBER: _builtins.int
+    NEWLY_DENIED_COUNT_FIELD_NUMBER: _builtins.int
+    NEWLY_ALLOWED_COUNT_FIELD_NUMBER: _builtins.int
+    active_rule_set_version: _builtins.str
+    """The version that decided the "active" side; empty when none is active."""
+    changed_count: _builtins.int
+    newly_denied_count: _builtins.int
+    """Allowed by the active rule set, denied by the draft."""
+    newly_allowed_count: _builtins.int
+    """Denied by the active rule set, allowed by the draft."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.SimulationResult]: ...
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[_resources_pb2.SimulationResult] | None = ...,
+        active_rule_set_version: _builtins.str = ...,
+        changed_count: _builtins.int = ...,
+        newly_denied_count: _builtins.int = ...,
+        newly_allowed_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_rule_set_version", b"active_rule_set_version", "changed_count", b"changed_count", "newly_allowed_count", b"newly_allowed_count", "newly_denied_count", b"newly_denied_count", "results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulateRuleSetResponse: _TypeAlias = SimulateRuleSetResponse  # noqa: Y015
+
+@_typing.final
+class PublishRuleSetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    PROGRAM_DOCUMENT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    document: _builtins.str
+    """The rule-set document (YAML). Its version must be new, or already published with
+    exactly this content (the call is then answered with the stored version).
+    """
+    program_document: _builtins.str
+    """The program version the document names, when it is not stored or shipped yet (YAML)."""
+    reason: _builtins.str
+    """Why: recorded in the audit trail. Required."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.str = ...,
+        program_document: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "program_document", b"program_document", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishRuleSetRequest: _TypeAlias = PublishRuleSetRequest  # noqa: Y015
+
+@_typing.final
+class PublishRuleSetResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_SET_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rule_set(self) -> _resources_pb2.RuleSet: ...
+    def __init__(
+        self,
+        *,
+        rule_set: _resources_pb2.RuleSet | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule_set", b"rule_set"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rule_set", b"rule_set"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishRuleSetResponse: _TypeAlias = PublishRuleSetResponse  # noqa: Y015
+
+@_typing.final
+class ActivateRuleSetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"ruleSets/{version}"."""
+    reason: _builtins.str
+    request_id: _builtins.str
+    """Client-chosen idempotency key: a retry with the same id returns the same activation."""
+    @_builtins.property
+    def effective_time(self) -> _timestamp_pb2.Timestamp:
+        """When the version starts deciding; unset: as soon as every replica has it (now plus the
+        propagation margin). Earlier than now plus the margin is refused.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        effective_time: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_time", b"effective_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_time", b"effective_time", "name", b"name", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateRuleSetRequest: _TypeAlias = ActivateRuleSetRequest  # noqa: Y015
+
+@_typing.final
+class ActivateRuleSetResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def activation(self) -> _resources_pb2.Activation: ...
+    def __init__(
+        self,
+        *,
+        activation: _resources_pb2.Activation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateRuleSetResponse: _TypeAlias = ActivateRuleSetResponse  # noqa: Y015
+
+@_typing.final
+class RollbackRuleSetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_FIELD_NUMBER: _builtins.int
+    RULE_SET_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    program: _builtins.str
+    """"programs/{program}"."""
+    rule_set: _builtins.str
+    """"ruleSets/{version}": a version that was active for the program before. Unset: the
+    version in effect before the current one.
+    """
+    reason: _builtins.str
+    request_id: _builtins.str
+    @_builtins.property
+    def effective_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        program: _builtins.str = ...,
+        rule_set: _builtins.str = ...,
+        effective_time: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_time", b"effective_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_time", b"effective_time", "program", b"program", "reason", b"reason", "request_id", b"request_id", "rule_set", b"rule_set"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackRuleSetRequest: _TypeAlias = RollbackRuleSetRequest  # noqa: Y015
+
+@_typing.final
+class RollbackRuleSetResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def activation(self) -> _resources_pb2.Activation: ...
+    def __init__(
+        self,
+        *,
+        activation: _resources_pb2.Activation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackRuleSetResponse: _TypeAlias = RollbackRuleSetResponse  # noqa: Y015
+
+@_typing.final
+class GetRuleSetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"ruleSets/{version}"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRuleSetRequest: _TypeAlias = GetRuleSetRequest  # noqa: Y015
+
+@_typing.final
+class GetRuleSetResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_SET_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rule_set(self) -> _resources_pb2.RuleSet: ...
+    def __init__(
+        self,
+        *,
+        rule_set: _resources_pb2.RuleSet | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule_set", b"rule_set"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rule_set", b"rule_set"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRuleSetResponse: _TypeAlias = GetRuleSetResponse  # noqa: Y015
+
+@_typing.final
+class ListRuleSetsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    program: _builtins.str
+    """"programs/{program}" to list one program's rule sets; empty: all."""
+    page_size: _builtins.int
+    """At most 100; 0 means 20."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        program: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "program", b"program"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRuleSetsRequest: _TypeAlias = ListRuleSetsRequest  # noqa: Y015
+
+@_typing.final
+class ListRuleSetsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_SETS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def rule_sets(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.RuleSet]:
+        """Newest first, without their documents (GetRuleSet has them)."""
+
+    def __init__(
+        self,
+        *,
+        rule_sets: _abc.Iterable[_resources_pb2.RuleSet] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "rule_sets", b"rule_sets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRuleSetsResponse: _TypeAlias = ListRuleSetsResponse  # noqa: Y015
+
+@_typing.final
+class ListActivationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    program: _builtins.str
+    """"programs/{program}"."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        program: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "program", b"program"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListActivationsRequest: _TypeAlias = ListActivationsRequest  # noqa: Y015
+
+@_typing.final
+class ListActivationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    READ_TIME_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    current: _builtins.str
+    """The activation deciding now, by name; empty when none is in effect."""
+    @_builtins.property
+    def activations(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Activation]: ...
+    @_builtins.property
+    def read_time(self) -> _timestamp_pb2.Timestamp:
+        """Read by the replica that answered, for the operator's reference."""
+
+    def __init__(
+        self,
+        *,
+        activations: _abc.Iterable[_resources_pb2.Activation] | None = ...,
+        next_page_token: _builtins.str = ...,
+        current: _builtins.str = ...,
+        read_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["read_time", b"read_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activations", b"activations", "current", b"current", "next_page_token", b"next_page_token", "read_time", b"read_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListActivationsResponse: _TypeAlias = ListActivationsResponse  # noqa: Y015

@@ -26,7 +26,14 @@ if _version_not_supported:
 
 
 class RulesServiceStub:
-    """The program's rules, evaluated against each payment.
+    """The program's rules: decisions for the platform's services, and the rule sets that
+    officials publish, activate and roll back.
+
+    Evaluate and EvaluateBatch are for services inside the mesh. Every other method needs
+    `authorization: Bearer <JWT>` metadata: an operator token (EdDSA, signed by a key the
+    service trusts, audience "openloop-rules", role "rules-operator") for the methods that
+    change anything; reading methods (ListRuleSets, GetRuleSet, ListActivations,
+    SimulateRuleSet) also accept role "rules-auditor".
     """
 
     def __init__(self, channel):
@@ -40,15 +47,117 @@ class RulesServiceStub:
                 request_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateRequest.SerializeToString,
                 response_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateResponse.FromString,
                 _registered_method=True)
+        self.EvaluateBatch = channel.unary_unary(
+                '/openloop.rules.v1.RulesService/EvaluateBatch',
+                request_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateBatchRequest.SerializeToString,
+                response_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateBatchResponse.FromString,
+                _registered_method=True)
+        self.SimulateRuleSet = channel.unary_unary(
+                '/openloop.rules.v1.RulesService/SimulateRuleSet',
+                request_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.SimulateRuleSetRequest.SerializeToString,
+                response_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.SimulateRuleSetResponse.FromString,
+                _registered_method=True)
+        self.PublishRuleSet = channel.unary_unary(
+                '/openloop.rules.v1.RulesService/PublishRuleSet',
+                request_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.PublishRuleSetRequest.SerializeToString,
+                response_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.PublishRuleSetResponse.FromString,
+                _registered_method=True)
+        self.ActivateRuleSet = channel.unary_unary(
+                '/openloop.rules.v1.RulesService/ActivateRuleSet',
+                request_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.ActivateRuleSetRequest.SerializeToString,
+                response_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.ActivateRuleSetResponse.FromString,
+                _registered_method=True)
+        self.RollbackRuleSet = channel.unary_unary(
+                '/openloop.rules.v1.RulesService/RollbackRuleSet',
+                request_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.RollbackRuleSetRequest.SerializeToString,
+                response_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.RollbackRuleSetResponse.FromString,
+                _registered_method=True)
+        self.GetRuleSet = channel.unary_unary(
+                '/openloop.rules.v1.RulesService/GetRuleSet',
+                request_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.GetRuleSetRequest.SerializeToString,
+                response_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.GetRuleSetResponse.FromString,
+                _registered_method=True)
+        self.ListRuleSets = channel.unary_unary(
+                '/openloop.rules.v1.RulesService/ListRuleSets',
+                request_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.ListRuleSetsRequest.SerializeToString,
+                response_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.ListRuleSetsResponse.FromString,
+                _registered_method=True)
+        self.ListActivations = channel.unary_unary(
+                '/openloop.rules.v1.RulesService/ListActivations',
+                request_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.ListActivationsRequest.SerializeToString,
+                response_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.ListActivationsResponse.FromString,
+                _registered_method=True)
 
 
 class RulesServiceServicer:
-    """The program's rules, evaluated against each payment.
+    """The program's rules: decisions for the platform's services, and the rule sets that
+    officials publish, activate and roll back.
+
+    Evaluate and EvaluateBatch are for services inside the mesh. Every other method needs
+    `authorization: Bearer <JWT>` metadata: an operator token (EdDSA, signed by a key the
+    service trusts, audience "openloop-rules", role "rules-operator") for the methods that
+    change anything; reading methods (ListRuleSets, GetRuleSet, ListActivations,
+    SimulateRuleSet) also accept role "rules-auditor".
     """
 
     def Evaluate(self, request, context):
-        """Evaluates one payment against the active rule set. A missing fact or no
+        """Evaluates one case against the program's rule set in effect now. A missing fact or no
         active rule set is a deny, never a silent allow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvaluateBatch(self, request, context):
+        """Evaluates up to 10,000 cases against one rule-set version, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SimulateRuleSet(self, request, context):
+        """Runs a draft rule set (not stored) and the active one on cases, or on recently
+        recorded decisions, and shows which outcomes would change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishRuleSet(self, request, context):
+        """Stores a new, immutable rule-set version after compiling and type-checking every rule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateRuleSet(self, request, context):
+        """Makes a published version decide for its program from a given time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackRuleSet(self, request, context):
+        """Makes an earlier active version decide again, as a new activation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRuleSet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuleSets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListActivations(self, request, context):
+        """A program's activation history, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -62,6 +171,46 @@ def add_RulesServiceServicer_to_server(servicer, server):
                     request_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateRequest.FromString,
                     response_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateResponse.SerializeToString,
             ),
+            'EvaluateBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateBatch,
+                    request_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateBatchRequest.FromString,
+                    response_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateBatchResponse.SerializeToString,
+            ),
+            'SimulateRuleSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.SimulateRuleSet,
+                    request_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.SimulateRuleSetRequest.FromString,
+                    response_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.SimulateRuleSetResponse.SerializeToString,
+            ),
+            'PublishRuleSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishRuleSet,
+                    request_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.PublishRuleSetRequest.FromString,
+                    response_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.PublishRuleSetResponse.SerializeToString,
+            ),
+            'ActivateRuleSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateRuleSet,
+                    request_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.ActivateRuleSetRequest.FromString,
+                    response_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.ActivateRuleSetResponse.SerializeToString,
+            ),
+            'RollbackRuleSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackRuleSet,
+                    request_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.RollbackRuleSetRequest.FromString,
+                    response_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.RollbackRuleSetResponse.SerializeToString,
+            ),
+            'GetRuleSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRuleSet,
+                    request_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.GetRuleSetRequest.FromString,
+                    response_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.GetRuleSetResponse.SerializeToString,
+            ),
+            'ListRuleSets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuleSets,
+                    request_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.ListRuleSetsRequest.FromString,
+                    response_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.ListRuleSetsResponse.SerializeToString,
+            ),
+            'ListActivations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActivations,
+                    request_deserializer=openloop_dot_rules_dot_v1_dot_service__pb2.ListActivationsRequest.FromString,
+                    response_serializer=openloop_dot_rules_dot_v1_dot_service__pb2.ListActivationsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'openloop.rules.v1.RulesService', rpc_method_handlers)
@@ -71,7 +220,14 @@ def add_RulesServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RulesService:
-    """The program's rules, evaluated against each payment.
+    """The program's rules: decisions for the platform's services, and the rule sets that
+    officials publish, activate and roll back.
+
+    Evaluate and EvaluateBatch are for services inside the mesh. Every other method needs
+    `authorization: Bearer <JWT>` metadata: an operator token (EdDSA, signed by a key the
+    service trusts, audience "openloop-rules", role "rules-operator") for the methods that
+    change anything; reading methods (ListRuleSets, GetRuleSet, ListActivations,
+    SimulateRuleSet) also accept role "rules-auditor".
     """
 
     @staticmethod
@@ -91,6 +247,222 @@ class RulesService:
             '/openloop.rules.v1.RulesService/Evaluate',
             openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateRequest.SerializeToString,
             openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.rules.v1.RulesService/EvaluateBatch',
+            openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateBatchRequest.SerializeToString,
+            openloop_dot_rules_dot_v1_dot_service__pb2.EvaluateBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SimulateRuleSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.rules.v1.RulesService/SimulateRuleSet',
+            openloop_dot_rules_dot_v1_dot_service__pb2.SimulateRuleSetRequest.SerializeToString,
+            openloop_dot_rules_dot_v1_dot_service__pb2.SimulateRuleSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishRuleSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.rules.v1.RulesService/PublishRuleSet',
+            openloop_dot_rules_dot_v1_dot_service__pb2.PublishRuleSetRequest.SerializeToString,
+            openloop_dot_rules_dot_v1_dot_service__pb2.PublishRuleSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateRuleSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.rules.v1.RulesService/ActivateRuleSet',
+            openloop_dot_rules_dot_v1_dot_service__pb2.ActivateRuleSetRequest.SerializeToString,
+            openloop_dot_rules_dot_v1_dot_service__pb2.ActivateRuleSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackRuleSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.rules.v1.RulesService/RollbackRuleSet',
+            openloop_dot_rules_dot_v1_dot_service__pb2.RollbackRuleSetRequest.SerializeToString,
+            openloop_dot_rules_dot_v1_dot_service__pb2.RollbackRuleSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRuleSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.rules.v1.RulesService/GetRuleSet',
+            openloop_dot_rules_dot_v1_dot_service__pb2.GetRuleSetRequest.SerializeToString,
+            openloop_dot_rules_dot_v1_dot_service__pb2.GetRuleSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuleSets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.rules.v1.RulesService/ListRuleSets',
+            openloop_dot_rules_dot_v1_dot_service__pb2.ListRuleSetsRequest.SerializeToString,
+            openloop_dot_rules_dot_v1_dot_service__pb2.ListRuleSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActivations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.rules.v1.RulesService/ListActivations',
+            openloop_dot_rules_dot_v1_dot_service__pb2.ListActivationsRequest.SerializeToString,
+            openloop_dot_rules_dot_v1_dot_service__pb2.ListActivationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,29 +27,85 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RulesServiceStub:
-    """The program's rules, evaluated against each payment."""
+    """The program's rules: decisions for the platform's services, and the rule sets that
+    officials publish, activate and roll back.
+
+    Evaluate and EvaluateBatch are for services inside the mesh. Every other method needs
+    `authorization: Bearer <JWT>` metadata: an operator token (EdDSA, signed by a key the
+    service trusts, audience "openloop-rules", role "rules-operator") for the methods that
+    change anything; reading methods (ListRuleSets, GetRuleSet, ListActivations,
+    SimulateRuleSet) also accept role "rules-auditor".
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RulesServiceAsyncStub: ...
     Evaluate: _grpc.UnaryUnaryMultiCallable[_service_pb2.EvaluateRequest, _service_pb2.EvaluateResponse]
-    """Evaluates one payment against the active rule set. A missing fact or no
+    """Evaluates one case against the program's rule set in effect now. A missing fact or no
     active rule set is a deny, never a silent allow.
     """
+    EvaluateBatch: _grpc.UnaryUnaryMultiCallable[_service_pb2.EvaluateBatchRequest, _service_pb2.EvaluateBatchResponse]
+    """Evaluates up to 10,000 cases against one rule-set version, in order."""
+    SimulateRuleSet: _grpc.UnaryUnaryMultiCallable[_service_pb2.SimulateRuleSetRequest, _service_pb2.SimulateRuleSetResponse]
+    """Runs a draft rule set (not stored) and the active one on cases, or on recently
+    recorded decisions, and shows which outcomes would change.
+    """
+    PublishRuleSet: _grpc.UnaryUnaryMultiCallable[_service_pb2.PublishRuleSetRequest, _service_pb2.PublishRuleSetResponse]
+    """Stores a new, immutable rule-set version after compiling and type-checking every rule."""
+    ActivateRuleSet: _grpc.UnaryUnaryMultiCallable[_service_pb2.ActivateRuleSetRequest, _service_pb2.ActivateRuleSetResponse]
+    """Makes a published version decide for its program from a given time."""
+    RollbackRuleSet: _grpc.UnaryUnaryMultiCallable[_service_pb2.RollbackRuleSetRequest, _service_pb2.RollbackRuleSetResponse]
+    """Makes an earlier active version decide again, as a new activation."""
+    GetRuleSet: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetRuleSetRequest, _service_pb2.GetRuleSetResponse]
+    ListRuleSets: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListRuleSetsRequest, _service_pb2.ListRuleSetsResponse]
+    ListActivations: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListActivationsRequest, _service_pb2.ListActivationsResponse]
+    """A program's activation history, newest first."""
 
 @_typing.type_check_only
 class RulesServiceAsyncStub(RulesServiceStub):
-    """The program's rules, evaluated against each payment."""
+    """The program's rules: decisions for the platform's services, and the rule sets that
+    officials publish, activate and roll back.
+
+    Evaluate and EvaluateBatch are for services inside the mesh. Every other method needs
+    `authorization: Bearer <JWT>` metadata: an operator token (EdDSA, signed by a key the
+    service trusts, audience "openloop-rules", role "rules-operator") for the methods that
+    change anything; reading methods (ListRuleSets, GetRuleSet, ListActivations,
+    SimulateRuleSet) also accept role "rules-auditor".
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Evaluate: _aio.UnaryUnaryMultiCallable[_service_pb2.EvaluateRequest, _service_pb2.EvaluateResponse]  # type: ignore[assignment]
-    """Evaluates one payment against the active rule set. A missing fact or no
+    """Evaluates one case against the program's rule set in effect now. A missing fact or no
     active rule set is a deny, never a silent allow.
     """
+    EvaluateBatch: _aio.UnaryUnaryMultiCallable[_service_pb2.EvaluateBatchRequest, _service_pb2.EvaluateBatchResponse]  # type: ignore[assignment]
+    """Evaluates up to 10,000 cases against one rule-set version, in order."""
+    SimulateRuleSet: _aio.UnaryUnaryMultiCallable[_service_pb2.SimulateRuleSetRequest, _service_pb2.SimulateRuleSetResponse]  # type: ignore[assignment]
+    """Runs a draft rule set (not stored) and the active one on cases, or on recently
+    recorded decisions, and shows which outcomes would change.
+    """
+    PublishRuleSet: _aio.UnaryUnaryMultiCallable[_service_pb2.PublishRuleSetRequest, _service_pb2.PublishRuleSetResponse]  # type: ignore[assignment]
+    """Stores a new, immutable rule-set version after compiling and type-checking every rule."""
+    ActivateRuleSet: _aio.UnaryUnaryMultiCallable[_service_pb2.ActivateRuleSetRequest, _service_pb2.ActivateRuleSetResponse]  # type: ignore[assignment]
+    """Makes a published version decide for its program from a given time."""
+    RollbackRuleSet: _aio.UnaryUnaryMultiCallable[_service_pb2.RollbackRuleSetRequest, _service_pb2.RollbackRuleSetResponse]  # type: ignore[assignment]
+    """Makes an earlier active version decide again, as a new activation."""
+    GetRuleSet: _aio.UnaryUnaryMultiCallable[_service_pb2.GetRuleSetRequest, _service_pb2.GetRuleSetResponse]  # type: ignore[assignment]
+    ListRuleSets: _aio.UnaryUnaryMultiCallable[_service_pb2.ListRuleSetsRequest, _service_pb2.ListRuleSetsResponse]  # type: ignore[assignment]
+    ListActivations: _aio.UnaryUnaryMultiCallable[_service_pb2.ListActivationsRequest, _service_pb2.ListActivationsResponse]  # type: ignore[assignment]
+    """A program's activation history, newest first."""
 
 class RulesServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The program's rules, evaluated against each payment."""
+    """The program's rules: decisions for the platform's services, and the rule sets that
+    officials publish, activate and roll back.
+
+    Evaluate and EvaluateBatch are for services inside the mesh. Every other method needs
+    `authorization: Bearer <JWT>` metadata: an operator token (EdDSA, signed by a key the
+    service trusts, audience "openloop-rules", role "rules-operator") for the methods that
+    change anything; reading methods (ListRuleSets, GetRuleSet, ListActivations,
+    SimulateRuleSet) also accept role "rules-auditor".
+    """
 
     @_abc_1.abstractmethod
     def Evaluate(
@@ -57,8 +113,72 @@ class RulesServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _service_pb2.EvaluateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.EvaluateResponse, _abc.Awaitable[_service_pb2.EvaluateResponse]]:
-        """Evaluates one payment against the active rule set. A missing fact or no
+        """Evaluates one case against the program's rule set in effect now. A missing fact or no
         active rule set is a deny, never a silent allow.
         """
+
+    @_abc_1.abstractmethod
+    def EvaluateBatch(
+        self,
+        request: _service_pb2.EvaluateBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.EvaluateBatchResponse, _abc.Awaitable[_service_pb2.EvaluateBatchResponse]]:
+        """Evaluates up to 10,000 cases against one rule-set version, in order."""
+
+    @_abc_1.abstractmethod
+    def SimulateRuleSet(
+        self,
+        request: _service_pb2.SimulateRuleSetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.SimulateRuleSetResponse, _abc.Awaitable[_service_pb2.SimulateRuleSetResponse]]:
+        """Runs a draft rule set (not stored) and the active one on cases, or on recently
+        recorded decisions, and shows which outcomes would change.
+        """
+
+    @_abc_1.abstractmethod
+    def PublishRuleSet(
+        self,
+        request: _service_pb2.PublishRuleSetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.PublishRuleSetResponse, _abc.Awaitable[_service_pb2.PublishRuleSetResponse]]:
+        """Stores a new, immutable rule-set version after compiling and type-checking every rule."""
+
+    @_abc_1.abstractmethod
+    def ActivateRuleSet(
+        self,
+        request: _service_pb2.ActivateRuleSetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ActivateRuleSetResponse, _abc.Awaitable[_service_pb2.ActivateRuleSetResponse]]:
+        """Makes a published version decide for its program from a given time."""
+
+    @_abc_1.abstractmethod
+    def RollbackRuleSet(
+        self,
+        request: _service_pb2.RollbackRuleSetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.RollbackRuleSetResponse, _abc.Awaitable[_service_pb2.RollbackRuleSetResponse]]:
+        """Makes an earlier active version decide again, as a new activation."""
+
+    @_abc_1.abstractmethod
+    def GetRuleSet(
+        self,
+        request: _service_pb2.GetRuleSetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.GetRuleSetResponse, _abc.Awaitable[_service_pb2.GetRuleSetResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListRuleSets(
+        self,
+        request: _service_pb2.ListRuleSetsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ListRuleSetsResponse, _abc.Awaitable[_service_pb2.ListRuleSetsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListActivations(
+        self,
+        request: _service_pb2.ListActivationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ListActivationsResponse, _abc.Awaitable[_service_pb2.ListActivationsResponse]]:
+        """A program's activation history, newest first."""
 
 def add_RulesServiceServicer_to_server(servicer: RulesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,384 @@
+"""The rules service's benchmark: bulk decisions through EvaluateBatch and the latency of
+single Evaluate calls at a fixed rate, each beside a baseline measured in the same run.
+
+    make bench-rules BENCH_ARGS="--seconds 10"
+
+Starts its own PostgreSQL and one rules server process (the real one: seeded default rule
+set, tracing interceptor, recorder), on this machine. Figures:
+
+- **EvaluateBatch**: batches of ``--batch`` mixed round-1 cases (allowed, denied by one or
+  several rules, first payments and later ones), two requests in flight, for
+  ``--seconds``. Decisions per second of wall time, and per second of the server
+  process's CPU time (its one core). Baseline: the same cases decided in this process the
+  way a first implementation does it, every rule's condition run on its own with a fresh
+  CEL context built from nested maps; and our compiled engine in this process, without
+  gRPC, for reference.
+- **Evaluate at a fixed rate**: ``--rate`` calls a second, open loop (each call is sent at
+  its scheduled time whatever the previous ones do, and its latency counts from that
+  time), for ``--seconds``: p50/p99/max. Baseline: a do-nothing Python gRPC server that
+  answers Evaluate with a constant decision, driven the same way.
+
+Prints a table and writes bench/reports/rules-<time>.json. The client shares the machine's
+two cores with the server: compare figures within a run and between runs on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cel
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from openloop.common.v1 import money_pb2, party_pb2
+from openloop.rules.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_dev.ports import free_port
+from openloop_dev.postgres import EmbeddedPostgres
+from openloop_rules.app import MIGRATIONS_DIR
+from openloop_rules.compiler import compile_text
+from openloop_rules.facts import payment_facts
+from openloop_rules.ruleset import parse_rule_set
+from openloop_rules.shipped import shipped_programs, shipped_rule_set
+from openloop_runtime import migrations
+
+REPORT_DIR = Path(__file__).parent / "reports"
+VERSION = "digital-wallet-2025.1"
+ROUND1 = resources_pb2.SCOPE_ROUND1_PAYMENT
+BATCH_TARGET = 20_000.0
+P99_TARGET_MS = 2.0
+
+
+def cases(count: int, seed: int = 7) -> list[service_pb2.EvaluateRequest]:
+    """Round-1 payments: about 70 % allowed, the rest broken in one or more ways."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    requests = []
+    for index in range(count):
+        roll = rng.random()
+        payee_district = "1001" if roll > 0.15 else "2002"
+        size = (
+            party_pb2.MERCHANT_SIZE_CLASS_LARGE_CHAIN
+            if 0.15 < roll < 0.2
+            else party_pb2.MERCHANT_SIZE_CLASS_SMALL_SHOP
+        )
+        category = "tobacco" if 0.2 < roll < 0.25 else "groceries"
+        facts = resources_pb2.PaymentFacts(
+            payer=party_pb2.PartyFacts(
+                party=f"citizens/c{index}",
+                kind=party_pb2.PARTY_KIND_CITIZEN,
+                hosting_participant="participants/bank-a",
+                district_code="1001",
+                age_years=18,
+                identity_verified=True,
+                authentication_level="2.1",
+            ),
+            payee=party_pb2.PartyFacts(
+                party=f"merchants/m{index % 500}",
+                kind=party_pb2.PARTY_KIND_MERCHANT,
+                hosting_participant="participants/bank-b",
+                district_code=payee_district,
+                size_class=size,
+                category=category,
+                sells_in_person=True,
+                tax_registered=True,
+                tax_years_filed=[2023, 2024],
+            ),
+            amount=money_pb2.Money(currency_code="THB", amount_satang=rng.randint(100, 100_000)),
+            channel=(
+                resources_pb2.CHANNEL_ONLINE
+                if 0.25 < roll < 0.3
+                else resources_pb2.CHANNEL_IN_PERSON
+            ),
+            goods_category=category,
+        )
+        if rng.random() < 0.5:
+            facts.payer_first_use_time.FromDatetime(now - timedelta(days=rng.randint(1, 200)))
+        requests.append(service_pb2.EvaluateRequest(scope=ROUND1, facts=facts))
+    return requests
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] if values else 0.0
+
+
+@contextlib.contextmanager
+def rules_process(database_url: str, workdir: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENLOOP_RULES_DATABASE_URL": database_url,
+        "OPENLOOP_RULES_PORT": str(port),
+        "OPENLOOP_RULES_LOG_LEVEL": "WARNING",
+    }
+    log = (workdir / "rules.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "openloop_rules"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        with grpc.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for _ in range(300):
+                if process.poll() is not None:
+                    raise RuntimeError(f"the rules service exited; see {workdir / 'rules.log'}")
+                with contextlib.suppress(grpc.RpcError):
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                time.sleep(0.1)
+        yield target, process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def _serve_do_nothing(port: int) -> None:
+    answer = service_pb2.EvaluateResponse(
+        decision=resources_pb2.Decision(
+            outcome=resources_pb2.OUTCOME_ALLOW,
+            rule_set_version=VERSION,
+            evaluated_rule_ids=["R1", "R2", "R3", "R10", "R8", "R11"],
+            program="programs/digital-wallet",
+        )
+    )
+
+    async def evaluate(request: Any, context: Any) -> service_pb2.EvaluateResponse:
+        return answer
+
+    async def serve() -> None:
+        server = grpc.aio.server()
+        handler = grpc.unary_unary_rpc_method_handler(
+            evaluate,
+            request_deserializer=service_pb2.EvaluateRequest.FromString,
+            response_serializer=service_pb2.EvaluateResponse.SerializeToString,
+        )
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "openloop.rules.v1.RulesService", {"Evaluate": handler}
+                ),
+            )
+        )
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(serve())
+
+
+@contextlib.contextmanager
+def do_nothing_server() -> Iterator[str]:
+    port = free_port()
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve_do_nothing, args=(port,), daemon=True
+    )
+    process.start()
+    target = f"127.0.0.1:{port}"
+    try:
+        with grpc.insecure_channel(target) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        yield target
+    finally:
+        process.terminate()
+        process.join(10)
+
+
+async def batch_throughput(
+    target: str, server: int, batch: list[service_pb2.EvaluateRequest], seconds: float
+) -> dict[str, float]:
+    request = service_pb2.EvaluateBatchRequest(requests=batch)
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = service_pb2_grpc.RulesServiceStub(channel)
+        await stub.EvaluateBatch(request)
+        decided = 0
+        cpu_before = cpu_seconds(server)
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def client() -> None:
+            nonlocal decided
+            while time.perf_counter() < deadline:
+                reply = await stub.EvaluateBatch(request)
+                decided += len(reply.decisions)
+
+        await asyncio.gather(client(), client())
+        elapsed = time.perf_counter() - started
+        cpu_after = cpu_seconds(server)
+    cpu = cpu_after - cpu_before
+    return {
+        "decisions": decided,
+        "per_second": decided / elapsed,
+        "per_server_cpu_second": decided / cpu if cpu else 0.0,
+        "server_cpu_share": cpu / elapsed,
+    }
+
+
+async def paced_latency(target: str, rate: float, seconds: float) -> dict[str, float]:
+    """Open loop: call i is sent at start + i/rate; its latency counts from then."""
+    requests = cases(200, seed=11)
+    latencies: list[float] = []
+    errors = 0
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = service_pb2_grpc.RulesServiceStub(channel)
+        for request in requests[:50]:
+            await stub.Evaluate(request)
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.1
+        total = int(rate * seconds)
+
+        async def call(index: int, scheduled: float) -> None:
+            nonlocal errors
+            try:
+                await stub.Evaluate(requests[index % len(requests)], timeout=5)
+            except grpc.aio.AioRpcError:
+                errors += 1
+                return
+            latencies.append(loop.time() - scheduled)
+
+        tasks = []
+        for index in range(total):
+            scheduled = start + index / rate
+            delay = scheduled - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(call(index, scheduled)))
+        await asyncio.gather(*tasks)
+    return {
+        "calls": total,
+        "errors": errors,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies, default=0.0) * 1000,
+    }
+
+
+def in_process(batch: list[service_pb2.EvaluateRequest], seconds: float) -> dict[str, float]:
+    """Our compiled engine without gRPC, and the naive rule-by-rule baseline, in this process."""
+    programs = {key: shipped.program for key, shipped in shipped_programs().items()}
+    document = shipped_rule_set(VERSION).document
+    compiled = compile_text(document, programs)
+    months = compiled.spending_deadline_months
+    now = datetime.now(UTC)
+
+    def ours() -> int:
+        for request in batch:
+            compiled.evaluate("round1_payment", payment_facts(request.facts, now, months))
+        return len(batch)
+
+    parsed = parse_rule_set(document)
+    program = next(iter(programs.values())).constants(parsed.phase)
+    naive_rules = [
+        cel.compile(rule.condition) for rule in parsed.rules if "round1_payment" in rule.scopes
+    ]
+
+    def naive() -> int:
+        for request in batch:
+            flat = payment_facts(request.facts, now, months)
+            nested: dict[str, dict[str, Any]] = {"program": program}
+            for name, value in flat.items():
+                group, field = name.split("__", 1)
+                nested.setdefault(group, {})[field] = value
+            for rule in naive_rules:
+                with contextlib.suppress(Exception):
+                    rule.execute(cel.Context(nested))
+        return len(batch)
+
+    figures = {}
+    for name, run in (("compiled", ours), ("naive", naive)):
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            done += run()
+        figures[name] = done / (time.perf_counter() - started)
+    return figures
+
+
+async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    batch = cases(args.batch)
+    postgres = EmbeddedPostgres(workdir / "pgdata")
+    postgres.start()
+    try:
+        url = await postgres.create_database("rules_bench")
+        await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
+        with rules_process(url, workdir) as (target, server):
+            throughput = await batch_throughput(target, server, batch, args.seconds)
+            latency = await paced_latency(target, args.rate, args.seconds)
+    finally:
+        postgres.stop()
+    with do_nothing_server() as target:
+        floor = await paced_latency(target, args.rate, args.seconds)
+    local = in_process(batch, min(args.seconds, 5.0))
+    return {"batch": throughput, "latency": latency, "floor": floor, "in_process": local}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=500.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="openloop-bench-rules-") as workdir:
+        figures = asyncio.run(bench(args, Path(workdir)))
+    batch, latency, floor, local = (
+        figures["batch"],
+        figures["latency"],
+        figures["floor"],
+        figures["in_process"],
+    )
+    rows = [
+        ("EvaluateBatch, decisions/s (wall)", f"{batch['per_second']:,.0f}",
+         f"{local['naive']:,.0f} (naive, in process)", f">= {BATCH_TARGET:,.0f}"),
+        ("EvaluateBatch, decisions per server CPU-second", f"{batch['per_server_cpu_second']:,.0f}",
+         f"{local['compiled']:,.0f} (engine alone, in process)", f">= {BATCH_TARGET:,.0f}"),
+        (f"Evaluate at {args.rate:g}/s, p50 / p99 / max ms",
+         f"{latency['p50_ms']:.2f} / {latency['p99_ms']:.2f} / {latency['max_ms']:.2f}",
+         f"{floor['p50_ms']:.2f} / {floor['p99_ms']:.2f} / {floor['max_ms']:.2f} (do-nothing)",
+         f"p99 <= {P99_TARGET_MS:g}"),
+    ]  # fmt: skip
+    width = max(len(row[0]) for row in rows)
+    print(f"{'figure':<{width}}  {'rules':>24}  {'baseline':>40}  target")
+    for name, value, baseline, target in rows:
+        print(f"{name:<{width}}  {value:>24}  {baseline:>40}  {target}")
+    report = {
+        "benchmark": "rules",
+        "time": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "args": vars(args),
+        "figures": figures,
+        "targets": {
+            "batch_decisions_per_second": BATCH_TARGET,
+            "batch_met": batch["per_server_cpu_second"] >= BATCH_TARGET,
+            "p99_ms": P99_TARGET_MS,
+            "p99_met": latency["p99_ms"] <= P99_TARGET_MS,
+        },
+    }
+    REPORT_DIR.mkdir(exist_ok=True)
+    path = REPORT_DIR / f"rules-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"report: {path}")
+
+
+if __name__ == "__main__":
+    main()

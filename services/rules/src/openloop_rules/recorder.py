@@ -1,0 +1,141 @@
+"""A bounded sample of recent decisions, written off the hot path, for SimulateRuleSet.
+
+Evaluate only appends to an in-memory ring (a deque with a fixed length, 100 by default:
+when decisions come faster than they are written, the oldest unwritten ones are dropped,
+so what is recorded is a sample of the latest decisions and its cost does not grow with
+the load). A background task writes what is pending once a second in one INSERT and keeps
+the table to its last ``keep`` rows.
+
+What is kept is the caller's PaymentFacts as sent (serialised when written, not when
+decided), with the moment, scope, version and outcome: a simulation rebuilds every fact
+from it, including facts the rule set of the time did not read. PaymentFacts carry no
+personal data (parties by resource name, no name, ID or birth date); enrolment decisions,
+whose facts include a birth date, are never recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openloop.rules.v1 import resources_pb2
+from openloop_rules.decision import Decision
+from openloop_rules.tables import recorded_decisions
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedDecision:
+    decided_at: datetime
+    program_id: str
+    scope: str
+    rule_set_version: str
+    outcome: str
+    violated_rule_ids: tuple[str, ...]
+    payment_facts: resources_pb2.PaymentFacts
+
+
+class DecisionRecorder:
+    def __init__(self, capacity: int = 100, keep: int = 10_000) -> None:
+        self._pending: collections.deque[RecordedDecision] = collections.deque(maxlen=capacity)
+        self._keep = keep
+
+    def offer(
+        self,
+        decided_at: datetime,
+        program_id: str,
+        scope: str,
+        decision: Decision,
+        payment_facts: resources_pb2.PaymentFacts | None,
+    ) -> None:
+        """Keep the decision for writing; ``payment_facts`` None (enrolment) is not kept."""
+        if payment_facts is None:
+            return
+        self._pending.append(
+            RecordedDecision(
+                decided_at,
+                program_id,
+                scope,
+                decision.rule_set_version,
+                decision.outcome.value,
+                tuple(v.rule_id for v in decision.violations if v.rule_id),
+                payment_facts,
+            )
+        )
+
+    async def flush(self, engine: AsyncEngine) -> int:
+        """Write what is pending; returns how many rows."""
+        batch = list(self._pending)
+        self._pending.clear()
+        if not batch:
+            return 0
+        rows = [
+            {
+                "decided_at": item.decided_at,
+                "program_id": item.program_id,
+                "scope": item.scope,
+                "rule_set_version": item.rule_set_version,
+                "outcome": item.outcome,
+                "violated_rule_ids": list(item.violated_rule_ids),
+                "payment_facts": item.payment_facts.SerializeToString(),
+            }
+            for item in batch
+        ]
+        async with engine.begin() as conn:
+            await conn.execute(recorded_decisions.insert(), rows)
+            newest = await conn.scalar(select(func.max(recorded_decisions.c.decision_id)))
+            if newest is not None and newest > self._keep:
+                await conn.execute(
+                    delete(recorded_decisions).where(
+                        recorded_decisions.c.decision_id <= newest - self._keep
+                    )
+                )
+        return len(rows)
+
+    async def run(self, engine: AsyncEngine, interval_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                await self.flush(engine)
+            except Exception as error:
+                _log.warning("decisions not recorded", extra={"error": type(error).__name__})
+
+
+async def recent(engine: AsyncEngine, program_id: str, limit: int) -> list[RecordedDecision]:
+    """The ``limit`` most recent recorded decisions of a program, newest first."""
+    table = recorded_decisions
+    query = (
+        select(
+            table.c.decided_at,
+            table.c.program_id,
+            table.c.scope,
+            table.c.rule_set_version,
+            table.c.outcome,
+            table.c.violated_rule_ids,
+            table.c.payment_facts,
+        )
+        .where(table.c.program_id == program_id)
+        .order_by(table.c.decision_id.desc())
+        .limit(limit)
+    )
+    async with engine.connect() as conn:
+        rows = await conn.execute(query)
+        return [
+            RecordedDecision(
+                row.decided_at,
+                row.program_id,
+                row.scope,
+                row.rule_set_version,
+                row.outcome,
+                tuple(row.violated_rule_ids),
+                resources_pb2.PaymentFacts.FromString(row.payment_facts),
+            )
+            for row in rows
+        ]

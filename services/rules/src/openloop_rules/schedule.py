@@ -1,0 +1,129 @@
+"""Which compiled rule set decides, per program and moment, on this replica.
+
+Every replica keeps the program's activations as an in-memory schedule of
+(effective time, compiled rule set), refreshed by polling the append-only activations
+table (and right after an activation made through this replica). A decision takes one
+snapshot, the latest entry whose effective time is not after now, and uses only it: one
+decision never mixes two versions. Because an activation may only take effect after a
+propagation margin longer than the poll interval, every replica has compiled the new
+version before its time comes, and all switch at the same instant of their clocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openloop_rules.compiler import compile_text
+from openloop_rules.evaluator import CompiledRuleSet
+from openloop_rules.program import ProgramDocument
+from openloop_rules.ruleset import RuleSetError
+from openloop_rules.shipped import shipped_programs
+from openloop_rules.store import activations, catalog
+from openloop_rules.store.activations import Activation
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Timeline:
+    times: list[datetime] = field(default_factory=list)
+    keys: list[tuple[datetime, int]] = field(default_factory=list)
+    rule_sets: list[CompiledRuleSet] = field(default_factory=list)
+
+
+class RuleSchedule:
+    def __init__(self) -> None:
+        self._timelines: dict[str, _Timeline] = {}
+        self._known: frozenset[str] = frozenset()
+        self.last_activation_id = 0
+
+    def knows(self, program_id: str) -> bool:
+        return program_id in self._known or program_id in self._timelines
+
+    def in_effect(self, program_id: str, now: datetime) -> CompiledRuleSet | None:
+        """The rule set deciding for ``program_id`` at ``now``; None when none is active."""
+        timeline = self._timelines.get(program_id)
+        if timeline is None:
+            return None
+        index = bisect.bisect_right(timeline.times, now)
+        return timeline.rule_sets[index - 1] if index else None
+
+    def add(self, activation: Activation, rule_set: CompiledRuleSet) -> None:
+        old = self._timelines.get(activation.program_id, _Timeline())
+        key = (activation.effective_at, activation.activation_id)
+        at = bisect.bisect_right(old.keys, key)
+        self._timelines[activation.program_id] = _Timeline(
+            times=[*old.times[:at], activation.effective_at, *old.times[at:]],
+            keys=[*old.keys[:at], key, *old.keys[at:]],
+            rule_sets=[*old.rule_sets[:at], rule_set, *old.rule_sets[at:]],
+        )
+
+    def set_known(self, programs: set[str]) -> None:
+        self._known = frozenset(programs)
+
+
+class ScheduleLoader:
+    """Brings a :class:`RuleSchedule` up to date with the activations table."""
+
+    def __init__(self, engine: AsyncEngine, schedule: RuleSchedule) -> None:
+        self._engine = engine
+        self._schedule = schedule
+        self._compiled: dict[str, CompiledRuleSet] = {}
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, *, strict: bool = False) -> int:
+        """Load activations this replica has not seen; returns how many.
+
+        A version that no longer compiles is logged and skipped, the replica going on with
+        what it has; with ``strict`` (at startup) it stops the service instead.
+        """
+        async with self._lock:
+            async with self._engine.connect() as conn:
+                new = await activations.since(conn, self._schedule.last_activation_id)
+                self._schedule.set_known(await catalog.known_programs(conn))
+                missing = sorted({a.version for a in new} - self._compiled.keys())
+                documents = {}
+                programs: dict[tuple[str, str], ProgramDocument] = {}
+                if missing:
+                    programs = {k: p.program for k, p in shipped_programs().items()}
+                    programs.update(await catalog.load_programs(conn))
+                    for version in missing:
+                        stored = await catalog.get_rule_set(conn, version)
+                        assert stored is not None, "an activation names a stored rule set"
+                        documents[version] = stored
+            for version, stored in documents.items():
+                try:
+                    self._compiled[version] = compile_text(stored.document, programs, stored.sha256)
+                except RuleSetError:
+                    _log.exception("rule set does not compile", extra={"version": version})
+                    if strict:
+                        raise
+            for activation in new:
+                compiled = self._compiled.get(activation.version)
+                if compiled is not None:
+                    self._schedule.add(activation, compiled)
+                    _log.info(
+                        "activation loaded",
+                        extra={
+                            "program": activation.program_id,
+                            "rule_set_version": activation.version,
+                            "effective_at": activation.effective_at.isoformat(),
+                        },
+                    )
+                self._schedule.last_activation_id = activation.activation_id
+            return len(new)
+
+    async def run(self, interval_seconds: float) -> None:
+        """Poll until cancelled; a database outage only delays new activations."""
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                await self.refresh()
+            except Exception as error:
+                _log.warning("activations not refreshed", extra={"error": type(error).__name__})

@@ -1,0 +1,124 @@
+"""The activation history: from ``effective_at`` on, ``version`` decides for its program.
+
+Rows are only ever added. The rule set in effect at a moment is the one of the activation
+with the latest ``effective_at`` not after that moment (the later row wins a tie), so a
+rollback is one more row, and the history says who changed what, when and why.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openloop_rules.tables import activations
+
+
+class ActivationKind(enum.StrEnum):
+    ACTIVATE = "ACTIVATE"
+    ROLLBACK = "ROLLBACK"
+    BOOTSTRAP = "BOOTSTRAP"
+
+
+@dataclass(frozen=True)
+class Activation:
+    activation_id: int
+    program_id: str
+    version: str
+    effective_at: datetime
+    activated_at: datetime
+    actor: str
+    reason: str
+    kind: ActivationKind
+    request_id: str | None
+
+
+_COLUMNS = (
+    activations.c.activation_id,
+    activations.c.program_id,
+    activations.c.version,
+    activations.c.effective_at,
+    activations.c.activated_at,
+    activations.c.activated_by,
+    activations.c.reason,
+    activations.c.kind,
+    activations.c.request_id,
+)
+
+
+def _activation(row: object) -> Activation:
+    values = list(row)  # type: ignore[call-overload]
+    values[7] = ActivationKind(values[7])
+    return Activation(*values)
+
+
+async def insert(
+    conn: AsyncConnection,
+    *,
+    program_id: str,
+    version: str,
+    effective_at: datetime,
+    actor: str,
+    reason: str,
+    kind: ActivationKind,
+    request_id: str | None,
+) -> Activation:
+    row = (
+        await conn.execute(
+            activations.insert()
+            .values(
+                program_id=program_id,
+                version=version,
+                effective_at=effective_at,
+                activated_by=actor,
+                reason=reason,
+                kind=kind.value,
+                request_id=request_id,
+            )
+            .returning(*_COLUMNS)
+        )
+    ).one()
+    return _activation(row)
+
+
+async def by_request_id(conn: AsyncConnection, request_id: str) -> Activation | None:
+    row = (
+        await conn.execute(select(*_COLUMNS).where(activations.c.request_id == request_id))
+    ).first()
+    return _activation(row) if row is not None else None
+
+
+async def since(conn: AsyncConnection, after_id: int) -> list[Activation]:
+    """Every activation added after ``after_id``, oldest first: what a replica has not seen."""
+    query = (
+        select(*_COLUMNS)
+        .where(activations.c.activation_id > after_id)
+        .order_by(activations.c.activation_id)
+    )
+    return [_activation(row) for row in await conn.execute(query)]
+
+
+async def of_program(
+    conn: AsyncConnection, program_id: str, *, before_id: int | None = None, limit: int = 1000
+) -> list[Activation]:
+    """A program's history, newest first."""
+    query = (
+        select(*_COLUMNS)
+        .where(activations.c.program_id == program_id)
+        .order_by(activations.c.activation_id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(activations.c.activation_id < before_id)
+    return [_activation(row) for row in await conn.execute(query)]
+
+
+def in_effect(history: list[Activation], at: datetime) -> Activation | None:
+    """The activation deciding at ``at``, from any order of ``history``."""
+    current = [a for a in history if a.effective_at <= at]
+    if not current:
+        return None
+    return max(current, key=lambda a: (a.effective_at, a.activation_id))
