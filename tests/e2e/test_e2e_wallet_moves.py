@@ -4,59 +4,27 @@ no longer holds, and from then on only bank B can pay for the citizen."""
 
 from __future__ import annotations
 
-import secrets
-
 import grpc
 import pytest
 
 from openloop.gateway.v1 import resources_pb2, service_pb2
-from openloop.identity.v1 import service_pb2 as identity_pb2
 from openloop.ledger.v1 import service_pb2 as ledger_pb2
-from openloop_dev.identity_provider import bank_signer, enrolment_assertion, payment_authorisation
+from openloop_dev.identity_provider import enrolment_assertion
 from openloop_dev.seed import (
     ENTITLEMENT_SATANG,
-    HOME_DISTRICT,
-    citizen_details,
-    fund_entitlements,
-    operator,
 )
-from openloop_identity.domain.thai_id import check_digit
-from tests.e2e.journeys import balance, metadata_of, new_key, pay_request, position, reason_of
+from tests.e2e.journeys import (
+    authorised_pay,
+    balance,
+    citizen_number,
+    funded_citizen_at_bank_a,
+    metadata_of,
+    new_key,
+    position,
+    reason_of,
+)
 
 COMPLETED = resources_pb2.WalletMoveState.WALLET_MOVE_STATE_COMPLETED
-
-
-def _citizen_number() -> str:
-    prefix = str(secrets.choice(range(1, 10))) + "".join(
-        secrets.choice("0123456789") for _ in range(11)
-    )
-    return prefix + str(check_digit(prefix))
-
-
-async def _funded_citizen_at_bank_a(platform) -> tuple[str, str]:
-    """A newly enrolled citizen of bank A with the entitlement in their wallet."""
-    number = _citizen_number()
-    async with operator(platform.mesh.layout) as op:
-        citizen = (
-            await op.identity.EnrollCitizen(
-                identity_pb2.EnrollCitizenRequest(
-                    request_id=new_key(),
-                    citizen_id=number,
-                    home_district_code=HOME_DISTRICT,
-                    hosting_participant="participants/bank-a",
-                    **citizen_details(platform.mesh.layout, number),
-                )
-            )
-        ).citizen.name
-        await fund_entitlements(op, [citizen], "participants/bank-a")
-    return number, citizen
-
-
-def _pay(platform, bank: str, number: str, payer: str, satang: int):
-    """``bank`` pays the demo small shop for ``payer``, authorised by its own key."""
-    request = pay_request(payer, platform.program.small_shop, satang)
-    request.payer_authorization = payment_authorisation(bank_signer(platform.workdir, bank), number)
-    return request
 
 
 def _move(platform, number: str, citizen: str, key: str | None = None):
@@ -68,8 +36,8 @@ def _move(platform, number: str, citizen: str, key: str | None = None):
 
 
 async def test_a_wallet_moves_with_its_balance_and_history(platform):
-    number, citizen = await _funded_citizen_at_bank_a(platform)
-    await platform.bank_a.Pay(_pay(platform, "bank-a", number, citizen, 150_00))
+    number, citizen = await funded_citizen_at_bank_a(platform)
+    await platform.bank_a.Pay(authorised_pay(platform, "bank-a", number, citizen, 150_00))
     held = ENTITLEMENT_SATANG - 150_00
     assert await balance(platform.bank_a, citizen) == held
     bank_a_before = await position(platform.settlement, "bank-a")
@@ -126,9 +94,9 @@ async def test_a_wallet_moves_with_its_balance_and_history(platform):
         await balance(platform.bank_a, citizen)
     assert reason_of(refused.value) == "PARTY_NOT_HOSTED_BY_PARTICIPANT"
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await platform.bank_a.Pay(_pay(platform, "bank-a", number, citizen, 1_00))
+        await platform.bank_a.Pay(authorised_pay(platform, "bank-a", number, citizen, 1_00))
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    paid = await platform.bank_b.Pay(_pay(platform, "bank-b", number, citizen, 40_00))
+    paid = await platform.bank_b.Pay(authorised_pay(platform, "bank-b", number, citizen, 40_00))
     assert paid.payment.state == resources_pb2.PaymentState.PAYMENT_STATE_COMPLETED
     assert await balance(platform.bank_b, citizen) == held - 40_00
 
@@ -139,7 +107,7 @@ async def test_a_wallet_moves_with_its_balance_and_history(platform):
 
 
 async def test_a_retried_move_moves_nothing_twice(platform):
-    number, citizen = await _funded_citizen_at_bank_a(platform)
+    number, citizen = await funded_citizen_at_bank_a(platform)
     request = _move(platform, number, citizen)
     first = (await platform.bank_b.MoveWallet(request)).wallet_move
     bank_b = await position(platform.settlement, "bank-b")
@@ -157,8 +125,8 @@ async def test_a_retried_move_moves_nothing_twice(platform):
 
 
 async def test_a_refused_move_stores_and_moves_nothing(platform):
-    number, citizen = await _funded_citizen_at_bank_a(platform)
-    someone_else = _move(platform, _citizen_number(), citizen)
+    number, citizen = await funded_citizen_at_bank_a(platform)
+    someone_else = _move(platform, citizen_number(), citizen)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await platform.bank_b.MoveWallet(someone_else)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -4,7 +4,7 @@ replaced by an in-memory double whose failures each test chooses."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import cast
 
 import grpc
@@ -50,6 +50,7 @@ class FakeUpstreams:
         self.ledger_down = False
         self.settlement_error: DomainError | None = None
         self.violations: list[rules_resources.Violation] = []
+        self.facts: list[rules_resources.PaymentFacts] = []
 
     async def verify_parties(self, participant, payer, payee, authorization=""):
         return PaymentParties(
@@ -60,6 +61,7 @@ class FakeUpstreams:
         )
 
     async def evaluate(self, scope, facts):
+        self.facts.append(facts)
         outcome = (
             rules_resources.Outcome.OUTCOME_DENY
             if self.violations
@@ -227,3 +229,23 @@ async def test_ledger_outage_moves_nothing_and_a_replay_completes_once(flow, sto
     done = await flow.pay("bank-a", request)
     assert done.state is PaymentState.COMPLETED
     assert list(upstreams.ledger.values()) == [500]
+
+
+async def test_the_first_completed_payment_starts_the_spending_deadline(flow, store, upstreams):
+    payer = f"citizens/first-{next(_keys)}"
+    first = _request()
+    first.payer = payer
+    upstreams.violations = [rules_resources.Violation(rule_id="R1", reason_code="X")]
+    with pytest.raises(DomainError):
+        await flow.pay("bank-a", first)  # rejected: not a use
+    upstreams.violations = []
+    first.idempotency_key += "-again"
+    done = await flow.pay("bank-a", first)
+    second = _request()
+    second.payer = payer
+    await flow.pay("bank-a", second)
+
+    sent = [f for f in upstreams.facts if f.payer.party == payer]
+    assert [f.HasField("payer_first_use_time") for f in sent] == [False, False, True]
+    assert sent[2].payer_first_use_time.ToDatetime(tzinfo=UTC) == done.update_time
+    assert await store.first_use(payer) == done.update_time

@@ -105,7 +105,12 @@ class PaymentFlow:
         )
         decision = await self._upstreams.evaluate(
             rules_resources.Scope.SCOPE_ROUND1_PAYMENT,
-            round1_payment_facts(parties.payer, parties.payee, request.amount),
+            round1_payment_facts(
+                parties.payer,
+                parties.payee,
+                request.amount,
+                await self._store.first_use(request.payer),
+            ),
         )
         payment_id = "p" + secrets.token_hex(12)
         record = PaymentRecord(

@@ -2,25 +2,35 @@
 
 Identity supplies both parties' facts; the gateway adds what it knows of the payment
 itself. The goods category is the merchant's registered category (a scanned QR says
-nothing about what is bought). The payer's first use of the wallet is not known here, so
-``payer_first_use_time`` stays unset, which the rules read as "no earlier use": the
-spending deadline (R10) is enforced once a service that knows the first use supplies it.
+nothing about what is bought). The payer's first use of the wallet is the time of their
+first completed payment, which the gateway records (``store.first_uses``); before it,
+``payer_first_use_time`` stays unset, which the rules read as "no earlier use", and the
+spending deadline (R10) counts from it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from openloop.common.v1 import money_pb2, party_pb2
 from openloop.rules.v1 import resources_pb2
+from openloop_runtime.timestamps import to_timestamp
 
 
 def round1_payment_facts(
-    payer: party_pb2.PartyFacts, payee: party_pb2.PartyFacts, amount: money_pb2.Money
+    payer: party_pb2.PartyFacts,
+    payee: party_pb2.PartyFacts,
+    amount: money_pb2.Money,
+    first_use: datetime | None,
 ) -> resources_pb2.PaymentFacts:
     """A citizen paying a merchant in person by scanning the merchant's QR."""
-    return resources_pb2.PaymentFacts(
+    facts = resources_pb2.PaymentFacts(
         payer=payer,
         payee=payee,
         amount=amount,
         channel=resources_pb2.Channel.CHANNEL_IN_PERSON,
         goods_category=payee.category,
     )
+    if first_use is not None:
+        facts.payer_first_use_time.CopyFrom(to_timestamp(first_use))
+    return facts

@@ -1,4 +1,7 @@
-"""Payments in the gateway's database. Each call is one short transaction."""
+"""Payments in the gateway's database. Each call is one short transaction.
+
+Completing a payment also records the payer's first use of the wallet (the first completed
+payment's time), in the same transaction, for the spending deadline."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from sqlalchemy import Executable, RowMapping, Select, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from openloop_gateway.tables import payments
+from openloop_gateway.tables import first_uses, payments
 
 
 class PaymentState(StrEnum):
@@ -151,9 +154,27 @@ class PaymentStore:
             .returning(*payments.c)
         )
         async with self._engine.begin() as conn:
-            row = await _first(conn, statement) or await _first(conn, _by_id(record.payment_id))
+            finished = await _first(conn, statement)
+            if finished is not None and finished["state"] == PaymentState.COMPLETED.value:
+                await conn.execute(
+                    insert(first_uses)
+                    .values(
+                        payer=finished["payer"],
+                        first_use_time=finished["update_time"],
+                        payment_id=finished["payment_id"],
+                    )
+                    .on_conflict_do_nothing(index_elements=[first_uses.c.payer])
+                )
+            row = finished or await _first(conn, _by_id(record.payment_id))
         assert row is not None  # payments are never deleted
         return _record(row)
+
+    async def first_use(self, payer: str) -> datetime | None:
+        """When ``payer`` first completed a payment; None before its first."""
+        async with self._engine.connect() as conn:
+            return await conn.scalar(
+                select(first_uses.c.first_use_time).where(first_uses.c.payer == payer)
+            )
 
     async def touch(self, payment_id: str) -> None:
         """Mark a pending payment as just tried, so others are tried before it again."""

@@ -93,3 +93,14 @@ Index(
     wallet_moves.c.update_time,
     postgresql_where=wallet_moves.c.state == "PENDING",
 )
+
+first_uses = Table(
+    "first_uses",
+    metadata,
+    Column("payer", String(80), primary_key=True),
+    Column("first_use_time", DateTime(timezone=True), nullable=False),
+    Column("payment_id", String(32), nullable=False),
+)
+"""When each citizen first spent from their wallet: the time of their first COMPLETED payment,
+written in the transaction that completes it and never changed. The spending deadline (R10)
+counts from it, whichever participant hosts the wallet since."""
