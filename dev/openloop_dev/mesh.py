@@ -30,6 +30,7 @@ from openloop_dev.identity_provider import identity_env
 from openloop_dev.pki import DevPki, ensure_dev_pki
 from openloop_dev.ports import free_port
 from openloop_dev.postgres import EmbeddedPostgres, create_database
+from openloop_dev.rules_operator import rules_env
 from openloop_ledger.merkle.note import Signer, generate_signer_key
 
 SERVICES = ("identity", "rules", "ledger", "settlement", "gateway")
@@ -178,6 +179,8 @@ class Mesh:
             env[f"{prefix}CITIZEN_ID_HMAC_KEY"] = self._hmac_key()
             env.update(identity_env(self.layout.workdir))
             env[f"{prefix}SETTLEMENT_TARGET"] = self.layout.target("settlement")
+        if service == "rules":
+            env.update(rules_env(self.layout.workdir))
         if service == "ledger":
             env[f"{prefix}LEAF_KEY"] = self._secret("ledger-leaf.key", secrets.token_hex(32))
             env[f"{prefix}LOG_SIGNING_KEY"] = self._secret(
