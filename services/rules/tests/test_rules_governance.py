@@ -376,3 +376,9 @@ async def test_get_and_list_rule_sets(world) -> None:
         )
     )
     assert (code, info["field"]) == (grpc.StatusCode.INVALID_ARGUMENT, "page_token")
+    # A program with no rule set is an empty page, not a failure.
+    empty = await running.stub.ListRuleSets(
+        service_pb2.ListRuleSetsRequest(program="programs/none-yet"), metadata=token
+    )
+    assert list(empty.rule_sets) == []
+    assert empty.next_page_token == ""

@@ -250,7 +250,11 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
                 conn, program_id=program_id, after=position, limit=limit + 1
             )
         page, more = rows[:limit], len(rows) > limit
-        token = _encode_token({"c": page[-1].created_at.isoformat(), "v": page[-1].version})
+        token = (
+            _encode_token({"c": page[-1].created_at.isoformat(), "v": page[-1].version})
+            if more
+            else ""
+        )
         return service_pb2.ListRuleSetsResponse(
             rule_sets=[
                 rule_set_to_proto(
@@ -260,7 +264,7 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
                 )
                 for stored in page
             ],
-            next_page_token=token if more else "",
+            next_page_token=token,
         )
 
     @override
