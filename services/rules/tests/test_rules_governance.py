@@ -382,3 +382,30 @@ async def test_get_and_list_rule_sets(world) -> None:
     )
     assert list(empty.rule_sets) == []
     assert empty.next_page_token == ""
+
+
+async def test_concurrent_activations_under_one_request_id_make_one(
+    fresh_database: FreshDatabase,
+) -> None:
+    url = await migrated(fresh_database)
+    clock = Clock(utc_now())
+    async with replica(url, clock) as first, replica(url, clock) as second:
+        await publish(first.stub, without_district_rule("digital-wallet-2025.3"))
+        request = service_pb2.ActivateRuleSetRequest(
+            name="ruleSets/digital-wallet-2025.3",
+            effective_time=to_timestamp(clock.now + timedelta(seconds=30)),
+            reason="raced",
+            request_id="raced-activation",
+        )
+        replies = await asyncio.gather(
+            *(
+                stub.ActivateRuleSet(request, metadata=operator_token())
+                for stub in (first.stub, second.stub) * 4
+            )
+        )
+        assert len({reply.activation.name for reply in replies}) == 1
+        history = await first.stub.ListActivations(
+            service_pb2.ListActivationsRequest(program=PROGRAM),
+            metadata=operator_token(),
+        )
+        assert [a.reason for a in history.activations].count("raced") == 1

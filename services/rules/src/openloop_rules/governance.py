@@ -95,6 +95,10 @@ async def _program(
     raise errors.program_not_found(*key)
 
 
+class _RacedError(Exception):
+    """A concurrent request with the same request_id activated first."""
+
+
 class Governance:
     def __init__(
         self,
@@ -180,20 +184,23 @@ class Governance:
         if replay is not None:
             return replay
         effective = self._effective(effective_at)
-        async with self._engine.begin() as conn:
-            stored = await catalog.get_rule_set(conn, version)
-            if stored is None:
-                raise errors.rule_set_not_found(version)
-            activation = await self._insert(
-                conn,
-                operator,
-                program_id=stored.program_id,
-                version=version,
-                effective=effective,
-                reason=reason,
-                request_id=key,
-                kind=ActivationKind.ACTIVATE,
-            )
+        try:
+            async with self._engine.begin() as conn:
+                stored = await catalog.get_rule_set(conn, version)
+                if stored is None:
+                    raise errors.rule_set_not_found(version)
+                activation = await self._insert(
+                    conn,
+                    operator,
+                    program_id=stored.program_id,
+                    version=version,
+                    effective=effective,
+                    reason=reason,
+                    request_id=key,
+                    kind=ActivationKind.ACTIVATE,
+                )
+        except _RacedError:
+            return await self._raced(key, version)
         await self._loader.refresh()
         return activation
 
@@ -214,23 +221,32 @@ class Governance:
             return replay
         effective = self._effective(effective_at)
         now = self._clock()
-        async with self._engine.begin() as conn:
-            history = await activations.of_program(conn, program_id)
-            if not history and program_id not in await catalog.known_programs(conn):
-                raise errors.program_not_found(program_id)
-            target = _rollback_target(history, now, version)
-            activation = await self._insert(
-                conn,
-                operator,
-                program_id=program_id,
-                version=target,
-                effective=effective,
-                reason=reason,
-                request_id=key,
-                kind=ActivationKind.ROLLBACK,
-            )
+        try:
+            async with self._engine.begin() as conn:
+                history = await activations.of_program(conn, program_id)
+                if not history and program_id not in await catalog.known_programs(conn):
+                    raise errors.program_not_found(program_id)
+                target = _rollback_target(history, now, version)
+                activation = await self._insert(
+                    conn,
+                    operator,
+                    program_id=program_id,
+                    version=target,
+                    effective=effective,
+                    reason=reason,
+                    request_id=key,
+                    kind=ActivationKind.ROLLBACK,
+                )
+        except _RacedError:
+            return await self._raced(key, version)
         await self._loader.refresh()
         return activation
+
+    async def _raced(self, request_id: str | None, version: str | None) -> Activation:
+        """The activation a concurrent request under the same ``request_id`` made."""
+        replay = await self._replay(request_id, version)
+        assert replay is not None  # its row is why ours conflicted
+        return replay
 
     async def _replay(self, request_id: str | None, version: str | None) -> Activation | None:
         if request_id is None:
@@ -267,6 +283,8 @@ class Governance:
             kind=kind,
             request_id=request_id,
         )
+        if activation is None:
+            raise _RacedError  # rolls this transaction back; the winner's activation stands
         await audit.record(
             conn,
             actor=operator.actor,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openloop_rules.tables import activations
@@ -65,10 +66,11 @@ async def insert(
     reason: str,
     kind: ActivationKind,
     request_id: str | None,
-) -> Activation:
+) -> Activation | None:
+    """The new activation; None when a concurrent request with ``request_id`` made one."""
     row = (
         await conn.execute(
-            activations.insert()
+            pg_insert(activations)
             .values(
                 program_id=program_id,
                 version=version,
@@ -78,10 +80,11 @@ async def insert(
                 kind=kind.value,
                 request_id=request_id,
             )
+            .on_conflict_do_nothing(constraint="uq_activations_request_id")
             .returning(*_COLUMNS)
         )
-    ).one()
-    return _activation(row)
+    ).first()
+    return None if row is None else _activation(row)
 
 
 async def by_request_id(conn: AsyncConnection, request_id: str) -> Activation | None:
