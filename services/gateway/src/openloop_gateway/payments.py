@@ -29,6 +29,7 @@ from openloop.gateway.v1 import service_pb2
 from openloop.ledger.v1 import resources_pb2 as ledger_resources
 from openloop.rules.v1 import resources_pb2 as rules_resources
 from openloop_gateway.accounts import TransferCode, wallet_account_id
+from openloop_gateway.defects import pending_defect
 from openloop_gateway.idempotency import idempotency_key
 from openloop_gateway.rule_facts import round1_payment_facts
 from openloop_gateway.store import Failure, PaymentRecord, PaymentState, PaymentStore
@@ -210,15 +211,8 @@ class PaymentFlow:
 
 
 def _defect(upstream: str, record: PaymentRecord) -> DomainError:
-    return DomainError(
-        grpc.StatusCode.INTERNAL,
-        ErrorReason.ERROR_REASON_INTERNAL_ERROR,
-        "the payment could not be completed; it stays pending; quote the trace id to support",
-        {
-            "upstream": upstream,
-            "payment": format_name("payments", record.payment_id),
-            "trace_id": current_trace_id(),
-        },
+    return pending_defect(
+        upstream, "the payment", "payment", format_name("payments", record.payment_id)
     )
 
 

@@ -34,6 +34,7 @@ import grpc
 from openloop.gateway.v1 import service_pb2
 from openloop.ledger.v1 import resources_pb2 as ledger_resources
 from openloop_gateway.accounts import AccountCode, TransferCode
+from openloop_gateway.defects import pending_defect
 from openloop_gateway.idempotency import idempotency_key
 from openloop_gateway.upstreams import Upstreams
 from openloop_gateway.wallet_move_store import MoveRecord, MoveState, MoveStore
@@ -282,13 +283,6 @@ def _open_flags(old: ledger_resources.Account | None) -> ledger_resources.Accoun
 
 
 def _defect(upstream: str, record: MoveRecord) -> DomainError:
-    return DomainError(
-        grpc.StatusCode.INTERNAL,
-        ErrorReason.ERROR_REASON_INTERNAL_ERROR,
-        "the wallet move could not be completed; it stays pending; quote the trace id to support",
-        {
-            "upstream": upstream,
-            "wallet_move": move_name(record.wallet_move_id),
-            "trace_id": current_trace_id(),
-        },
+    return pending_defect(
+        upstream, "the wallet move", "wallet_move", move_name(record.wallet_move_id)
     )
