@@ -46,6 +46,9 @@ class DecisionRecorder:
     def __init__(self, capacity: int = 100, keep: int = 10_000) -> None:
         self._pending: collections.deque[RecordedDecision] = collections.deque(maxlen=capacity)
         self._keep = keep
+        self.capacity = capacity
+        """How many decisions wait at most: offering more drops the oldest, so a batch need
+        only offer its last ``capacity`` decisions."""
 
     def offer(
         self,
