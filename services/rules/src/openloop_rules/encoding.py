@@ -63,27 +63,55 @@ def input_for(fact: str, timestamp: bool, encoded: bool) -> Input:
     return Input(encoded_name(fact, timestamp), fact, MICROS if timestamp else CODE)
 
 
+class Inputs:
+    """The variables of one fast program, grouped by encoding for :meth:`context`."""
+
+    __slots__ = ("_codes", "_codes_in", "_last", "_micros", "_plain", "items")
+
+    def __init__(self, items: tuple[Input, ...], codes: Mapping[str, int]) -> None:
+        self.items = items
+        self._plain = tuple((i.name, i.fact) for i in items if i.encoding == PLAIN)
+        self._micros = tuple((i.name, i.fact) for i in items if i.encoding == MICROS)
+        self._codes_in = tuple((i.name, i.fact) for i in items if i.encoding == CODE)
+        self._codes = codes
+        self._last: tuple[object, int] = (None, 0)
+        """The last timestamp encoded and its value: every decision of a batch shares
+        ``clock.now``. Replaced whole, so a reader never sees half of it."""
+
+    def context(self, facts: Mapping[str, Any]) -> dict[str, Any]:
+        """The fast program's variables from ``facts``; TypeError for a value of the wrong
+        type. A fact absent stays absent."""
+        variables: dict[str, Any] = {}
+        for name, fact in self._plain:
+            if fact in facts:
+                variables[name] = facts[fact]
+        for name, fact in self._micros:
+            if fact in facts:
+                value = facts[fact]
+                last = self._last
+                if last[0] is value:
+                    variables[name] = last[1]
+                else:
+                    stamp = micros(value)
+                    self._last = (value, stamp)
+                    variables[name] = stamp
+        if self._codes_in:
+            codes = self._codes
+            others: dict[str, int] = {}
+            for name, fact in self._codes_in:
+                if fact in facts:
+                    value = facts[fact]
+                    if type(value) is not str:
+                        raise TypeError("a string fact must be a str")
+                    number = codes.get(value)
+                    if number is None:
+                        number = others.setdefault(value, -1 - len(others))
+                    variables[name] = number
+        return variables
+
+
 def context(
     inputs: tuple[Input, ...], codes: Mapping[str, int], facts: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The fast program's variables from ``facts``; TypeError for a value of the wrong type."""
-    variables: dict[str, Any] = {}
-    others: dict[str, int] | None = None
-    for name, fact, how in inputs:
-        if fact not in facts:
-            continue
-        value = facts[fact]
-        if how == PLAIN:
-            variables[name] = value
-        elif how == MICROS:
-            variables[name] = micros(value)
-        else:
-            if type(value) is not str:
-                raise TypeError("a string fact must be a str")
-            number = codes.get(value)
-            if number is None:
-                if others is None:
-                    others = {}
-                number = others.setdefault(value, -1 - len(others))
-            variables[name] = number
-    return variables
+    return Inputs(inputs, codes).context(facts)

@@ -105,7 +105,7 @@ class CompiledRuleSet:
         self.program = program
         self.sha256 = sha256
         self._scopes = dict(scopes)
-        self._inputs = {scope: (c.inputs, c.codes) for scope, c in scopes.items()}
+        self._inputs = {scope: encoding.Inputs(c.inputs, c.codes) for scope, c in scopes.items()}
         self._rule_ids = {scope: compiled.rule_ids for scope, compiled in scopes.items()}
         self._required = {scope: frozenset(c.required) for scope, c in scopes.items()}
         self._wanted = {scope: c.variables | frozenset(c.required) for scope, c in scopes.items()}
@@ -136,9 +136,8 @@ class CompiledRuleSet:
         compiled = self._scopes.get(scope)
         if compiled is None:
             return decision.decide((decision.no_rules_for_scope(scope),), self.version, ())
-        inputs, codes = self._inputs[scope]
         try:
-            results = compiled.combined.execute(encoding.context(inputs, codes, facts))
+            results = compiled.combined.execute(self._inputs[scope].context(facts))
         except Exception:
             results = None
         complete = self._required[scope] <= facts.keys()
