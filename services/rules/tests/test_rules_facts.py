@@ -6,15 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from google.protobuf import timestamp_pb2
 
 from openloop.common.v1 import party_pb2
 from openloop.rules.v1 import resources_pb2
+from openloop_rules import facts as facts_module
 from openloop_rules.decision import Decision, Outcome
-from openloop_rules.facts import enrolment_facts, payment_facts
+from openloop_rules.facts import enrolment_facts, payment_facts, timestamp_fact
 from openloop_rules.program import add_months
 from openloop_rules.recorder import DecisionRecorder
 from openloop_runtime.errors import DomainError
-from services.rules.tests.rules_cases import NOW, enrolment, payment, stamp
+from services.rules.tests.rules_cases import NOW, enrolment, merchant, payment, stamp
 
 
 def test_unsupplied_facts_are_absent() -> None:
@@ -91,3 +93,38 @@ def test_enrolments_are_never_recorded() -> None:
     recorder.offer(NOW, "digital-wallet", "enrolment", allowed, None)
     recorder.offer(NOW, "digital-wallet", "round1_payment", allowed, payment())
     assert [item.scope for item in recorder._pending] == ["round1_payment"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(0, 0), (1_717_210_800, 999_999_999), (-62135596800, 0), (253402300799, 1_500)],
+)
+def test_timestamps_convert_as_protobuf_does(seconds: int, nanos: int) -> None:
+    stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    assert timestamp_fact(stamp, "t") == stamp.ToDatetime(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"), [(-62135596801, 0), (253402300800, 0), (0, -1), (0, 1_000_000_000)]
+)
+def test_invalid_timestamps_are_refused_even_when_not_wanted(seconds: int, nanos: int) -> None:
+    bad = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    with pytest.raises(DomainError):
+        timestamp_fact(bad, "t")
+    for field in ("payment_time", "payer_first_use_time"):
+        message = payment()
+        getattr(message, field).CopyFrom(bad)
+        with pytest.raises(DomainError) as caught:
+            payment_facts(message, NOW, 6, wanted=frozenset({"payer__party"}))
+        assert field in str(caught.value)
+
+
+def test_a_value_seen_valid_does_not_let_a_malformed_one_through() -> None:
+    wanted = frozenset({"payee__district_code"})
+    for _ in range(2):
+        assert payment_facts(payment(), NOW, 6, wanted=wanted)["payee__district_code"] == "1001"
+    with pytest.raises(DomainError, match="district_code"):
+        payment_facts(payment(payee=merchant(district_code="10O1")), NOW, 6, wanted=wanted)
+    for index in range(5000):  # the cache of valid values stays bounded
+        payment_facts(payment(payee=merchant(district_code=f"{index:04d}")), NOW, 6)
+    assert all(len(values) <= 4096 for values in facts_module._VALID.values())

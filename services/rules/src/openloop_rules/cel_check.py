@@ -9,17 +9,29 @@ condition that is not a bool. It follows CEL's typing rules: no implicit convers
 The rewrite turns ``payer.district_code`` into the flat variable ``payer__district_code``
 and replaces ``program.*`` by literals of the rule set's program, so evaluating a decision
 converts a few scalars rather than nested maps, and program parameters cost nothing.
+
+A second, faster text is also written for the combined program of a scope (see
+:mod:`openloop_rules.encoding`): a timestamp fact that the condition only ever compares
+(``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=``) with timestamp constants or with other such
+facts travels as its int microseconds since the epoch, and a string fact only ever
+compared for (in)equality with string constants or such facts travels as an int code.
+Handing CEL an int costs a fraction of a string or a timestamp, and the timestamp
+constants become int literals instead of ``timestamp("...")`` parsed at every evaluation.
+Either form gives the same answer; any other use of a fact keeps it as it is.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from openloop_rules import factschema
+import cel
+
+from openloop_rules import encoding, factschema
 from openloop_rules.cel_syntax import (
     Binary,
     Call,
@@ -66,6 +78,10 @@ class CheckedCondition:
     """The condition rewritten over flat fact variables and program literals."""
     variables: frozenset[str]
     """The flat fact variables it reads."""
+    fast_text: str = ""
+    """The same condition with some facts encoded as ints (see the module's docstring)."""
+    fast_inputs: tuple[encoding.Input, ...] = ()
+    """The variables ``fast_text`` reads, each with the fact and encoding it comes from."""
 
 
 _NO_VALUE = object()
@@ -100,11 +116,17 @@ _MACROS = frozenset({"exists", "all", "exists_one", "map", "filter"})
 _UNROLLED = frozenset({"exists", "all"})
 
 
+_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
+_EQUALITIES = frozenset({"==", "!="})
+
+
 @dataclass(frozen=True, slots=True)
 class _Checked:
     type: CelType
     text: str
     value: Any = _NO_VALUE
+    fact: str | None = None
+    """The flat fact variable when the expression is exactly one fact."""
 
 
 def literal(value: Any) -> str:
@@ -125,11 +147,56 @@ def literal(value: Any) -> str:
     raise TypeError(f"no CEL literal for {type(value).__name__}")
 
 
+def _constant_value(checked: _Checked, kind: CelType) -> bool:
+    """Whether ``checked`` is a constant the encodings can represent exactly."""
+    value = checked.value
+    if value is _NO_VALUE:
+        return False
+    if kind == STRING:
+        return type(value) is str
+    return isinstance(value, datetime) and value.tzinfo is not None
+
+
+@dataclass
+class _Uses:
+    """How the condition uses each fact: how often, how often in an encodable comparison,
+    and with which facts it is compared there (their encodings must agree)."""
+
+    all: Counter[str] = field(default_factory=Counter)
+    comparable: Counter[str] = field(default_factory=Counter)
+    partners: dict[str, set[str]] = field(default_factory=dict)
+
+    def encodable(self, types: Mapping[str, CelType]) -> frozenset[str]:
+        chosen = {
+            name
+            for name, count in self.all.items()
+            if types[name] in (STRING, TIMESTAMP) and self.comparable[name] == count
+        }
+        changed = True
+        while changed:
+            changed = False
+            for name in list(chosen):
+                if not self.partners.get(name, set()) <= chosen:
+                    chosen.discard(name)
+                    changed = True
+        return frozenset(chosen)
+
+
 class _Checker:
-    def __init__(self, scopes: frozenset[str], constants: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self,
+        scopes: frozenset[str],
+        constants: Mapping[str, Any] | None,
+        encoded: frozenset[str] = frozenset(),
+        codes: dict[str, int] | None = None,
+    ) -> None:
         self._scopes = scopes
         self._constants = constants
         self.variables: set[str] = set()
+        self.types: dict[str, CelType] = {}
+        self.uses = _Uses()
+        self._encoded = encoded
+        self._codes = codes if codes is not None else {}
         self._bound: dict[str, Any] = {}
         """Comprehension variables bound to one element of a constant list (unrolled)."""
 
@@ -140,6 +207,8 @@ class _Checker:
         return handler(node, env)
 
     def _literal(self, node: Literal, env: Mapping[str, CelType]) -> _Checked:
+        if node.kind == "string":
+            return _Checked(STRING, node.text, _cel_constant(node.text, str))
         return _Checked(_LITERAL_TYPES[node.kind], node.text)
 
     def _ident(self, node: Ident, env: Mapping[str, CelType]) -> _Checked:
@@ -187,7 +256,9 @@ class _Checker:
             self._supplied(operand.name, operand.offset)
             flat = factschema.flat_name(operand.name, node.field)
             self.variables.add(flat)
-            return _Checked(group.fields[node.field], flat)
+            self.types[flat] = group.fields[node.field]
+            self.uses.all[flat] += 1
+            return _Checked(group.fields[node.field], flat, fact=flat)
         checked = self.check(operand, env)
         kind = checked.type
         if kind.fields is not None:
@@ -234,7 +305,32 @@ class _Checker:
             raise CelCheckError(
                 f"'{node.op}' cannot apply to {left.type} and {right.type}", node.offset
             )
+        if self._comparable(node.op, left, right):
+            facts = [side.fact for side in (left, right) if side.fact is not None]
+            for fact in facts:
+                self.uses.comparable[fact] += 1
+                self.uses.partners.setdefault(fact, set()).update(f for f in facts if f != fact)
+            if all(fact in self._encoded for fact in facts):
+                return _Checked(BOOL, f"({self._fast(left)} {node.op} {self._fast(right)})")
         return _Checked(result, f"({left.text} {node.op} {right.text})")
+
+    @staticmethod
+    def _comparable(op: str, left: _Checked, right: _Checked) -> bool:
+        """A comparison the encodings keep: facts or exact constants of one encodable type,
+        at least one a fact."""
+        kind = left.type
+        if right.type != kind or op not in (_EQUALITIES if kind == STRING else _COMPARISONS):
+            return False
+        if kind not in (STRING, TIMESTAMP) or (left.fact is None and right.fact is None):
+            return False
+        return all(side.fact is not None or _constant_value(side, kind) for side in (left, right))
+
+    def _fast(self, side: _Checked) -> str:
+        if side.fact is not None:
+            return encoding.encoded_name(side.fact, side.type == TIMESTAMP)
+        if side.type == TIMESTAMP:
+            return str(encoding.micros(side.value))
+        return str(encoding.code(self._codes, side.value))
 
     def _conditional(self, node: Conditional, env: Mapping[str, CelType]) -> _Checked:
         condition = self.check(node.condition, env)
@@ -279,7 +375,14 @@ class _Checker:
         arg_text = ", ".join(arg.text for arg in args)
         if target is not None:
             return _Checked(result, f"{target.text}.{node.function}({arg_text})")
-        return _Checked(result, f"{node.function}({arg_text})")
+        text = f"{node.function}({arg_text})"
+        if (
+            node.function == "timestamp"
+            and args[0].type == STRING
+            and _constant_value(args[0], STRING)
+        ):
+            return _Checked(result, text, _cel_constant(text, datetime))
+        return _Checked(result, text)
 
     def _macro(self, node: Call, target_node: Node, env: Mapping[str, CelType]) -> _Checked:
         if len(node.args) != 2 or not isinstance(node.args[0], Ident):
@@ -343,6 +446,22 @@ class _Checker:
     def _expect(expected: CelType, actual: CelType, what: str, offset: int) -> None:
         if not assignable(expected, actual):
             raise CelCheckError(f"{what} needs a {expected}, not a {actual}", offset)
+
+
+def _cel_constant(text: str, kind: type) -> Any:
+    """The value CEL itself gives the constant expression ``text``, when it is exactly a
+    ``kind`` (a timestamp with nanoseconds is not a Python datetime): else not a constant."""
+    try:
+        value = cel.evaluate(text)
+    except Exception:
+        return _NO_VALUE
+    if type(value) is not kind:
+        return _NO_VALUE
+    if isinstance(value, datetime) and (
+        value.tzinfo is None or cel.evaluate(f"{text} == {literal(value)}") is not True
+    ):
+        return _NO_VALUE
+    return value
 
 
 def _shared(types: list[CelType]) -> CelType:
@@ -418,15 +537,29 @@ def _function_type(name: str, args: list[_Checked], *, method: bool) -> CelType 
 
 
 def check_condition(
-    tree: Node, scopes: frozenset[str], constants: Mapping[str, Any] | None
+    tree: Node,
+    scopes: frozenset[str],
+    constants: Mapping[str, Any] | None,
+    codes: dict[str, int] | None = None,
 ) -> CheckedCondition:
     """The rewritten condition, or :class:`CelCheckError` naming what is wrong and where.
 
     ``constants`` are the program's parameters (the ``program`` group), or None when the
-    rule set names no program version.
+    rule set names no program version. ``codes`` is the rule set's table of string
+    constants' codes, shared by its conditions (one is made when None); it grows with the
+    constants this condition's fast text compares.
     """
     checker = _Checker(scopes, constants)
     checked = checker.check(tree, {})
     if not assignable(BOOL, checked.type) or checked.type == DYN:
         raise CelCheckError(f"a condition must be a bool, not a {checked.type}", tree.offset)
-    return CheckedCondition(checked.text, frozenset(checker.variables))
+    variables = frozenset(checker.variables)
+    encoded = checker.uses.encodable(checker.types)
+    fast_text = checked.text
+    if encoded:
+        fast_text = _Checker(scopes, constants, encoded, codes).check(tree, {}).text
+    inputs = tuple(
+        encoding.input_for(name, checker.types[name] == TIMESTAMP, name in encoded)
+        for name in sorted(variables)
+    )
+    return CheckedCondition(checked.text, variables, fast_text, inputs)

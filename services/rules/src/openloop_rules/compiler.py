@@ -5,7 +5,9 @@ a line and column); :mod:`openloop_rules.cel_syntax` parses it again into a tree
 :mod:`openloop_rules.cel_check` checks it against the declared facts and the rule's scopes
 and rewrites it; the rewritten text is compiled and run once on a complete set of typed
 probe facts, which catches a function the runtime lacks. The rules of each scope are
-then also compiled into one CEL list expression, so a decision is a single ``execute``.
+then also compiled into one CEL list expression, so a decision is a single ``execute``;
+that one reads the checker's fast text, with facts encoded as ints where the checker
+proved it gives the same answers (see :mod:`openloop_rules.encoding`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import cel
 
-from openloop_rules import factschema
+from openloop_rules import encoding, factschema
 from openloop_rules.cel_check import CelCheckError, check_condition
 from openloop_rules.cel_syntax import CelSyntaxError, line_and_column, parse
 from openloop_rules.cel_types import BOOL, INT, STRING, TIMESTAMP, CelType
@@ -63,7 +65,14 @@ def _refuse(rule: Rule, message: str, source: str, offset: int | None) -> RuleSe
     )
 
 
-def compile_rule(rule: Rule, constants: Mapping[str, Any] | None) -> CompiledRule:
+def compile_rule(
+    rule: Rule, constants: Mapping[str, Any] | None, codes: dict[str, int] | None = None
+) -> CompiledRule:
+    """The rule ready to run, or :class:`RuleSetError` saying what is wrong and where.
+
+    ``codes`` is the rule set's table of string constants (see :mod:`openloop_rules.encoding`).
+    """
+    codes = {} if codes is None else codes
     source = rule.condition
     try:
         cel.compile(source)
@@ -79,7 +88,7 @@ def compile_rule(rule: Rule, constants: Mapping[str, Any] | None) -> CompiledRul
             field="condition",
         ) from error
     try:
-        checked = check_condition(parse(source), frozenset(rule.scopes), constants)
+        checked = check_condition(parse(source), frozenset(rule.scopes), constants, codes)
     except (CelSyntaxError, CelCheckError) as error:
         raise _refuse(rule, str(error), source, error.offset) from error
     program = cel.compile(checked.text)
@@ -93,12 +102,25 @@ def compile_rule(rule: Rule, constants: Mapping[str, Any] | None) -> CompiledRul
         probe = True
     if not isinstance(probe, bool):
         raise _refuse(rule, "the condition does not give a bool", source, 0)
+    fast_text, fast_inputs = checked.fast_text, checked.fast_inputs
+    if fast_text != checked.text and _probe_fast(fast_text, fast_inputs, codes) != probe:
+        fast_text = checked.text  # never expected: keep the plain form rather than guess
+        fast_inputs = tuple(encoding.input_for(n, False, False) for n in sorted(checked.variables))
     return CompiledRule(
         rule=rule,
         program=program,
         variables=checked.variables,
         violated_when=rule.effect is Effect.DENY,
+        fast_source=fast_text,
+        fast_inputs=fast_inputs,
     )
+
+
+def _probe_fast(text: str, inputs: tuple[encoding.Input, ...], codes: Mapping[str, int]) -> object:
+    try:
+        return cel.compile(text).execute(encoding.context(inputs, codes, PROBE_FACTS))
+    except Exception:  # a data-dependent failure, as for the plain form
+        return True
 
 
 def compile_rule_set(
@@ -119,15 +141,19 @@ def compile_rule_set(
             constants = program.constants(document.phase)
         except ValueError as error:
             raise RuleSetError(str(error), field="phase") from error
-    rules = tuple(compile_rule(rule, constants) for rule in document.rules)
+    codes: dict[str, int] = {}
+    rules = tuple(compile_rule(rule, constants, codes) for rule in document.rules)
     scopes: dict[str, CompiledScope] = {}
     for scope in sorted({scope for rule in rules for scope in rule.rule.scopes}):
         members = tuple(rule for rule in rules if scope in rule.rule.scopes)
-        combined = cel.compile("[" + ", ".join(rule.program.source for rule in members) + "]")
+        combined = cel.compile("[" + ", ".join(rule.fast_source for rule in members) + "]")
         required = tuple(
             factschema.flat_name(*path.split(".", 1)) for path in factschema.REQUIRED[scope]
         )
-        scopes[scope] = CompiledScope(members, combined, required)
+        inputs = {item.name: item for rule in members for item in rule.fast_inputs}
+        scopes[scope] = CompiledScope(
+            members, combined, required, tuple(inputs[name] for name in sorted(inputs)), codes
+        )
     return CompiledRuleSet(
         version=document.version,
         program_id=document.program,

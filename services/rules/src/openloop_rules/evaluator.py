@@ -1,6 +1,7 @@
 """A compiled rule set deciding on flat facts, without I/O.
 
-The rules of a scope run as one CEL program returning one bool per rule. When that
+The rules of a scope run as one CEL program returning one bool per rule, reading some
+facts encoded as ints (see :mod:`openloop_rules.encoding`). When that
 program fails (a fact it reached is absent, or a condition failed on these values), the
 rules run one by one so the failure is pinned on the rule and fact it concerns: a missing
 fact is MISSING_FACT naming the fact, any other failure RULE_EVALUATION_ERROR. Both deny.
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cel
 
-from openloop_rules import decision, factschema
+from openloop_rules import decision, encoding, factschema
 from openloop_rules.decision import Decision, Violation
 from openloop_rules.program import ProgramDocument
 from openloop_rules.ruleset import Rule
@@ -34,6 +35,11 @@ class CompiledRule:
 
     violated_when: bool
     """The condition's value that breaks the rule: FALSE for ``require``, TRUE for ``deny``."""
+
+    fast_source: str = ""
+    """The condition as the scope's combined program reads it (see ``encoding``)."""
+    fast_inputs: tuple[encoding.Input, ...] = ()
+    """The variables ``fast_source`` reads and the facts they come from."""
 
     def violation(self) -> Violation:
         rule = self.rule
@@ -68,6 +74,10 @@ class CompiledScope:
     """``[condition_1, condition_2, ...]`` over every rule of the scope."""
     required: tuple[str, ...]
     """Flat facts every decision of the scope needs (see ``factschema.REQUIRED``)."""
+    inputs: tuple[encoding.Input, ...] = ()
+    """The variables ``combined`` reads and the facts they come from."""
+    codes: Mapping[str, int] = field(default_factory=dict)
+    """The rule set's string constants' codes (see ``encoding``)."""
 
     @property
     def variables(self) -> frozenset[str]:
@@ -95,7 +105,7 @@ class CompiledRuleSet:
         self.program = program
         self.sha256 = sha256
         self._scopes = dict(scopes)
-        self._variables = {scope: tuple(compiled.variables) for scope, compiled in scopes.items()}
+        self._inputs = {scope: encoding.Inputs(c.inputs, c.codes) for scope, c in scopes.items()}
         self._rule_ids = {scope: compiled.rule_ids for scope, compiled in scopes.items()}
         self._required = {scope: frozenset(c.required) for scope, c in scopes.items()}
         self._wanted = {scope: c.variables | frozenset(c.required) for scope, c in scopes.items()}
@@ -126,9 +136,8 @@ class CompiledRuleSet:
         compiled = self._scopes.get(scope)
         if compiled is None:
             return decision.decide((decision.no_rules_for_scope(scope),), self.version, ())
-        variables = {name: facts[name] for name in self._variables[scope] if name in facts}
         try:
-            results = compiled.combined.execute(variables)
+            results = compiled.combined.execute(self._inputs[scope].context(facts))
         except Exception:
             results = None
         complete = self._required[scope] <= facts.keys()
@@ -145,7 +154,7 @@ class CompiledRuleSet:
                     violations.append(rule.violation())
         else:
             for rule in compiled.rules:
-                violation = rule.check(variables)
+                violation = rule.check(facts)
                 if violation is not None:
                     violations.append(violation)
         return decision.decide(tuple(violations), self.version, self._rule_ids[scope])

@@ -9,9 +9,11 @@ the field, never a decision.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 from collections.abc import Container, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -44,7 +46,13 @@ _MAX_TEXT = 64
 
 def clock_facts(facts: Facts, now: datetime) -> None:
     facts["clock__now"] = now
-    facts["clock__year"] = now.astimezone(BANGKOK).year
+    facts["clock__year"] = _bangkok_year(now)
+
+
+@functools.lru_cache(maxsize=16)
+def _bangkok_year(now: datetime) -> int:
+    """Every decision of a batch shares ``now``."""
+    return now.astimezone(BANGKOK).year
 
 
 def _enum(value: int, names: Mapping[Any, str], field: str) -> str | None:
@@ -56,22 +64,47 @@ def _enum(value: int, names: Mapping[Any, str], field: str) -> str | None:
     return name
 
 
+_VALID: dict[re.Pattern[str], set[str]] = {}
+"""Per pattern, values already found well formed: districts, participants, merchants and
+categories repeat from one decision to the next, and a set lookup is cheaper than a match."""
+_VALID_MAX = 4096
+"""Bound on each set; a full set is emptied and fills up again."""
+
+
 def _text(value: str, pattern: re.Pattern[str], field: str) -> str | None:
     if not value:
         return None
+    valid = _VALID.get(pattern)
+    if valid is None:
+        valid = _VALID[pattern] = set()
+    elif value in valid:
+        return value
     if len(value) > _MAX_TEXT or pattern.fullmatch(value) is None:
         raise invalid_field(field, f"{field} is malformed")
+    if len(valid) >= _VALID_MAX:
+        valid.clear()
+    valid.add(value)
     return value
 
 
-_PARTY_FIELDS = (
-    "party", "kind", "hosting_participant", "district_code", "size_class", "category",
-    "authentication_level", "age_years", "identity_verified", "sells_in_person",
-    "tax_registered", "tax_years_filed",
-)  # fmt: skip
-_NAMES = {
-    group: {name: f"{group}__{name}" for name in _PARTY_FIELDS} for group in ("payer", "payee")
-}
+_TEXT, _ENUM, _AGE, _FLAG, _YEARS = range(5)
+_PARTY_FIELDS: tuple[tuple[str, int, Any], ...] = (
+    ("party", _TEXT, _PARTY_NAME),
+    ("kind", _ENUM, _KINDS),
+    ("hosting_participant", _TEXT, _PARTICIPANT_NAME),
+    ("district_code", _TEXT, _DISTRICT),
+    ("size_class", _ENUM, _SIZES),
+    ("category", _TEXT, _CATEGORY),
+    ("authentication_level", _TEXT, _LEVEL),
+    ("age_years", _AGE, None),
+    ("identity_verified", _FLAG, None),
+    ("sells_in_person", _FLAG, None),
+    ("tax_registered", _FLAG, None),
+    ("tax_years_filed", _YEARS, None),
+)
+"""A party's facts in the order they are checked (the first malformed one is reported)."""
+
+_Plan = tuple[tuple[str, str, int, Any], ...]
 
 
 class _Everything:
@@ -83,54 +116,73 @@ class _Everything:
 
 EVERYTHING = _Everything()
 
+_PLANS: dict[tuple[str, Container[str]], _Plan] = {}
+
+
+def _plan(group: str, wanted: Container[str]) -> _Plan:
+    """The party fields of ``group`` that are wanted, with their fact names."""
+    try:
+        plan = _PLANS.get((group, wanted))
+    except TypeError:  # an unhashable ``wanted`` (a set): not kept
+        plan = None
+    if plan is None:
+        plan = tuple(
+            (name, f"{group}__{name}", how, check)
+            for name, how, check in _PARTY_FIELDS
+            if f"{group}__{name}" in wanted
+        )
+        with contextlib.suppress(TypeError):
+            if len(_PLANS) >= 64:
+                _PLANS.clear()
+            _PLANS[(group, wanted)] = plan
+    return plan
+
 
 def _party(
     party: party_pb2.PartyFacts, group: str, facts: Facts, field: str, wanted: Container[str]
 ) -> None:
     """Adds the ``{group}__*`` facts of the party that are present and wanted."""
-    names = _NAMES[group]
-    key = names["party"]
-    if key in wanted and party.party:
-        facts[key] = _text(party.party, _PARTY_NAME, f"{field}.party")
-    key = names["kind"]
-    if key in wanted and party.kind:
-        facts[key] = _enum(party.kind, _KINDS, f"{field}.kind")
-    key = names["hosting_participant"]
-    if key in wanted and party.hosting_participant:
-        facts[key] = _text(
-            party.hosting_participant, _PARTICIPANT_NAME, f"{field}.hosting_participant"
-        )
-    key = names["district_code"]
-    if key in wanted and party.district_code:
-        facts[key] = _text(party.district_code, _DISTRICT, f"{field}.district_code")
-    key = names["size_class"]
-    if key in wanted and party.size_class:
-        facts[key] = _enum(party.size_class, _SIZES, f"{field}.size_class")
-    key = names["category"]
-    if key in wanted and party.category:
-        facts[key] = _text(party.category, _CATEGORY, f"{field}.category")
-    key = names["authentication_level"]
-    if key in wanted and party.authentication_level:
-        facts[key] = _text(party.authentication_level, _LEVEL, f"{field}.authentication_level")
-    key = names["age_years"]
-    if key in wanted and party.age_years:
-        if party.age_years < 0:
-            raise invalid_field(f"{field}.age_years", f"{field}.age_years must not be negative")
-        facts[key] = party.age_years
-    for name in ("identity_verified", "sells_in_person", "tax_registered"):
-        key = names[name]
-        if key in wanted:
-            facts[key] = getattr(party, name)
-    key = names["tax_years_filed"]
-    if key in wanted:
-        facts[key] = list(party.tax_years_filed)
+    for name, key, how, check in _plan(group, wanted):
+        value = getattr(party, name)
+        if how == _TEXT:
+            if value:
+                valid = _VALID.get(check)
+                if valid is None or value not in valid:
+                    _text(value, check, f"{field}.{name}")
+                facts[key] = value
+        elif how == _ENUM:
+            if value:
+                facts[key] = _enum(value, check, f"{field}.{name}")
+        elif how == _AGE:
+            if value:
+                if value < 0:
+                    raise invalid_field(
+                        f"{field}.age_years", f"{field}.age_years must not be negative"
+                    )
+                facts[key] = value
+        elif how == _FLAG:
+            facts[key] = value
+        else:
+            facts[key] = list(value)
+
+
+_SECONDS_MIN = -62135596800
+_SECONDS_MAX = 253402300799
+"""The range of a protobuf Timestamp (0001-01-01 to 9999-12-31), as ``ToDatetime`` checks."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _checked(stamp: timestamp_pb2.Timestamp, field: str) -> tuple[int, int]:
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if not (_SECONDS_MIN <= seconds <= _SECONDS_MAX and 0 <= nanos < 1_000_000_000):
+        raise invalid_field(field, f"{field} is not a valid timestamp")
+    return seconds, nanos
 
 
 def timestamp_fact(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
-    try:
-        return stamp.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError) as error:
-        raise invalid_field(field, f"{field} is not a valid timestamp") from error
+    """``stamp.ToDatetime(tzinfo=UTC)``: the same checks and value, without its detours."""
+    seconds, nanos = _checked(stamp, field)
+    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
 def payment_facts(
@@ -145,7 +197,7 @@ def payment_facts(
     ``deadline_months`` is the governing program's spending deadline; with it and a first
     use, ``payer.spending_deadline`` is that many calendar months after the first use.
     Party facts not in ``wanted`` (those no rule of the scope reads) are neither built nor
-    checked.
+    checked; timestamps are always checked, and added only when wanted.
     """
     facts: Facts = {}
     clock_facts(facts, now)
@@ -160,26 +212,42 @@ def payment_facts(
         facts["transaction__amount_satang"] = amount.amount_satang
         if amount.currency_code:
             facts["transaction__currency_code"] = amount.currency_code
-    channel = _enum(message.channel, _CHANNELS, f"{field}.channel")
-    if channel is not None:
-        facts["transaction__channel"] = channel
+    if message.channel:
+        facts["transaction__channel"] = _enum(message.channel, _CHANNELS, f"{field}.channel")
     if message.HasField("payment_time"):
-        facts["transaction__time"] = timestamp_fact(message.payment_time, f"{field}.payment_time")
-    category = _text(message.goods_category, _CATEGORY, f"{field}.goods_category")
-    if category is not None:
-        facts["transaction__goods_category"] = category
-    receipts = _enum(message.receipts_round, _ROUNDS, f"{field}.receipts_round")
-    if receipts is not None:
-        facts["transaction__receipts_round"] = receipts
+        if "transaction__time" in wanted:
+            facts["transaction__time"] = timestamp_fact(
+                message.payment_time, f"{field}.payment_time"
+            )
+        else:
+            _checked(message.payment_time, f"{field}.payment_time")
+    category = message.goods_category
+    if category:
+        facts["transaction__goods_category"] = _text(category, _CATEGORY, f"{field}.goods_category")
+    if message.receipts_round:
+        facts["transaction__receipts_round"] = _enum(
+            message.receipts_round, _ROUNDS, f"{field}.receipts_round"
+        )
+    _first_use(message, facts, field, deadline_months, wanted)
+    return facts
+
+
+def _first_use(
+    message: resources_pb2.PaymentFacts,
+    facts: Facts,
+    field: str,
+    deadline_months: int | None,
+    wanted: Container[str],
+) -> None:
     if message.HasField("payer_first_use_time"):
         first_use = timestamp_fact(message.payer_first_use_time, f"{field}.payer_first_use_time")
         facts["payer__has_first_use"] = True
-        facts["payer__first_use_time"] = first_use
-        if deadline_months is not None:
+        if "payer__first_use_time" in wanted:
+            facts["payer__first_use_time"] = first_use
+        if deadline_months is not None and "payer__spending_deadline" in wanted:
             facts["payer__spending_deadline"] = add_months(first_use, deadline_months)
     else:
         facts["payer__has_first_use"] = False
-    return facts
 
 
 _OPTIONAL_ENROLMENT = frozenset(

@@ -20,6 +20,7 @@ import collections
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,10 +43,23 @@ class RecordedDecision:
     payment_facts: resources_pb2.PaymentFacts
 
 
+class _Offered(NamedTuple):
+    """A decision as offered: what a row is made of when written, not when decided."""
+
+    decided_at: datetime
+    program_id: str
+    scope: str
+    decision: Decision
+    payment_facts: resources_pb2.PaymentFacts
+
+
 class DecisionRecorder:
     def __init__(self, capacity: int = 100, keep: int = 10_000) -> None:
-        self._pending: collections.deque[RecordedDecision] = collections.deque(maxlen=capacity)
+        self._pending: collections.deque[_Offered] = collections.deque(maxlen=capacity)
         self._keep = keep
+        self.capacity = capacity
+        """How many decisions wait at most: offering more drops the oldest, so a batch need
+        only offer its last ``capacity`` decisions."""
 
     def offer(
         self,
@@ -56,19 +70,8 @@ class DecisionRecorder:
         payment_facts: resources_pb2.PaymentFacts | None,
     ) -> None:
         """Keep the decision for writing; ``payment_facts`` None (enrolment) is not kept."""
-        if payment_facts is None:
-            return
-        self._pending.append(
-            RecordedDecision(
-                decided_at,
-                program_id,
-                scope,
-                decision.rule_set_version,
-                decision.outcome.value,
-                tuple(v.rule_id for v in decision.violations if v.rule_id),
-                payment_facts,
-            )
-        )
+        if payment_facts is not None:
+            self._pending.append(_Offered(decided_at, program_id, scope, decision, payment_facts))
 
     async def flush(self, engine: AsyncEngine) -> int:
         """Write what is pending; returns how many rows."""
@@ -81,9 +84,9 @@ class DecisionRecorder:
                 "decided_at": item.decided_at,
                 "program_id": item.program_id,
                 "scope": item.scope,
-                "rule_set_version": item.rule_set_version,
-                "outcome": item.outcome,
-                "violated_rule_ids": list(item.violated_rule_ids),
+                "rule_set_version": item.decision.rule_set_version,
+                "outcome": item.decision.outcome.value,
+                "violated_rule_ids": [v.rule_id for v in item.decision.violations if v.rule_id],
                 "payment_facts": item.payment_facts.SerializeToString(),
             }
             for item in batch

@@ -150,8 +150,10 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
             for index, item in enumerate(items)
         ]
         offer = self._recorder.offer
-        for item, (scope, result, _) in zip(items, decided, strict=True):
-            offer(now, program_id, scope, result, _payment_facts(item, scope))
+        skip = max(0, len(decided) - self._recorder.capacity)  # the rest would be dropped
+        for index in range(skip, len(decided)):
+            scope, result, _ = decided[index]
+            offer(now, program_id, scope, result, _payment_facts(items[index], scope))
         return service_pb2.EvaluateBatchResponse(
             decisions=[cached_decision_proto(result, program) for _, result, _ in decided]
         )
