@@ -153,6 +153,7 @@ class Governance:
                     reason=reason,
                     details={"sha256": stored.sha256},
                 )
+        self._loader.learn(document.program)
         return stored
 
     def _effective(self, requested: datetime | None) -> datetime:

@@ -67,15 +67,28 @@ class RuleSchedule:
     def set_known(self, programs: set[str]) -> None:
         self._known = frozenset(programs)
 
+    def learn(self, program_id: str) -> None:
+        """A program published through this replica is known here at once."""
+        self._known = self._known | {program_id}
+
 
 class ScheduleLoader:
     """Brings a :class:`RuleSchedule` up to date with the activations table."""
 
+    KNOWN_PROGRAMS_EVERY = 20
+    """Polls between two reads of the known programs (which only matter for telling an
+    unknown program from one with nothing active yet): every 10 s at the default interval."""
+
     def __init__(self, engine: AsyncEngine, schedule: RuleSchedule) -> None:
-        self._engine = engine
+        # Polls are single reads: autocommit spares each a BEGIN and a ROLLBACK round trip.
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._schedule = schedule
+        self._polls = 0
         self._compiled: dict[str, CompiledRuleSet] = {}
         self._lock = asyncio.Lock()
+
+    def learn(self, program_id: str) -> None:
+        self._schedule.learn(program_id)
 
     async def refresh(self, *, strict: bool = False) -> int:
         """Load activations this replica has not seen; returns how many.
@@ -86,7 +99,9 @@ class ScheduleLoader:
         async with self._lock:
             async with self._engine.connect() as conn:
                 new = await activations.since(conn, self._schedule.last_activation_id)
-                self._schedule.set_known(await catalog.known_programs(conn))
+                if new or strict or self._polls % self.KNOWN_PROGRAMS_EVERY == 0:
+                    self._schedule.set_known(await catalog.known_programs(conn))
+                self._polls += 1
                 missing = sorted({a.version for a in new} - self._compiled.keys())
                 documents = {}
                 programs: dict[tuple[str, str], ProgramDocument] = {}
