@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import hashlib
 import hmac
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -295,29 +297,45 @@ async def lag_monitor(url: str) -> AsyncIterator[list[float]]:
 # --- proofs and the verifier ---------------------------------------------------------------
 
 
-async def proof_latency(stub: Any, samples: int) -> tuple[list[float], list[float], int]:
+def _proof_rounds(target: str, samples: int) -> tuple[list[float], list[float], int]:
+    """Runs in a process of its own (see :func:`proof_latency`): two rounds of ``samples``
+    proofs at the latest checkpoint, each call blocking on gRPC's synchronous API and each
+    proof verified against the checkpoint's root."""
+    with grpc.insecure_channel(target) as channel:
+        stub = service_pb2_grpc.LedgerServiceStub(channel)
+        checkpoint = stub.GetCheckpoint(service_pb2.GetCheckpointRequest()).checkpoint
+        size = checkpoint.tree_size
+        rng = random.Random(7)
+        rounds: list[list[float]] = [[], []]
+        for latencies in rounds:
+            for _ in range(samples):
+                index = rng.randrange(size)
+                started = time.perf_counter()
+                proof = stub.GetInclusionProof(
+                    service_pb2.GetInclusionProofRequest(leaf_index=index, tree_size=size)
+                )
+                latencies.append((time.perf_counter() - started) * 1000)
+                verify_inclusion(
+                    leaf_hash(proof.leaf), index, size, proof.hashes, checkpoint.root_hash
+                )
+    return rounds[0], rounds[1], size
+
+
+async def proof_latency(target: str, samples: int) -> tuple[list[float], list[float], int]:
     """Two rounds of ``samples`` inclusion proofs of random leaves at the latest checkpoint:
     the first right after the write scenarios (cold: the server's cache of the upper nodes
     proofs share is still filling, and it is cleaning up after the bursts), the second
-    after it (warm, as a long-running ledger answers). Returns (cold, warm, tree size)."""
+    after it (warm, as a long-running ledger answers). Returns (cold, warm, tree size).
+
+    The client runs in a fresh process with gRPC's synchronous API: this process carries
+    millions of objects from the scenarios before and an event loop, whose collections and
+    scheduling would otherwise be charged to the server."""
     await asyncio.sleep(2)
-    # The scenarios before left this process millions of objects; a collection in the
-    # middle of the samples would be charged to the server. Collect them first.
-    gc.collect()
-    checkpoint = (await stub.GetCheckpoint(service_pb2.GetCheckpointRequest())).checkpoint
-    size = checkpoint.tree_size
-    rng = random.Random(7)
-    rounds: list[list[float]] = [[], []]
-    for latencies in rounds:
-        for _ in range(samples):
-            index = rng.randrange(size)
-            started = time.perf_counter()
-            proof = await stub.GetInclusionProof(
-                service_pb2.GetInclusionProofRequest(leaf_index=index, tree_size=size)
-            )
-            latencies.append((time.perf_counter() - started) * 1000)
-            verify_inclusion(leaf_hash(proof.leaf), index, size, proof.hashes, checkpoint.root_hash)
-    return rounds[0], rounds[1], size
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, _proof_rounds, target, samples
+        )
 
 
 async def _vacuum(*urls: str) -> None:
@@ -542,7 +560,7 @@ async def _measure(
         # Proofs are a read path: measure them once the write bursts above have settled
         # (autovacuum would catch up within seconds in service; here it is done directly).
         await _vacuum(ledger_url, naive_url)
-        cold, proofs, size = await proof_latency(stub, args.proofs)
+        cold, proofs, size = await proof_latency(target, args.proofs)
         naive_proofs = await naive_proof_latency(ledger_url, size, 3)
         figures.append(
             Figure(
