@@ -432,7 +432,14 @@ async def bench(args: argparse.Namespace, workdir: Path) -> list[Figure]:
         with ledger_process(unbatched_url, workdir, unbatched=True) as target:
             unbatched = await _measure_unbatched(args, target)
         with ledger_process(ledger_url, workdir) as target:
-            figures = await _measure(args, target, ledger_url, naive_url, unbatched)
+            figures = await _measure(
+                args,
+                target,
+                ledger_url,
+                naive_url,
+                unbatched,
+                settled_urls=(unbatched_url, ceiling_url),
+            )
         return [*ceilings, *figures]
     finally:
         if postgres is not None:
@@ -483,6 +490,8 @@ async def _measure(
     ledger_url: str,
     naive_url: str,
     unbatched: tuple[float, float],
+    *,
+    settled_urls: tuple[str, ...],
 ) -> list[Figure]:
     figures: list[Figure] = []
     seconds = args.seconds
@@ -559,7 +568,9 @@ async def _measure(
         await naive.close()
         # Proofs are a read path: measure them once the write bursts above have settled
         # (autovacuum would catch up within seconds in service; here it is done directly).
-        await _vacuum(ledger_url, naive_url)
+        # Every database the scenarios wrote to: autovacuum catching up on one of them during
+        # the samples would take a core from the ledger on this two-core machine.
+        await _vacuum(ledger_url, naive_url, *settled_urls)
         cold, proofs, size = await proof_latency(target, args.proofs)
         naive_proofs = await naive_proof_latency(ledger_url, size, 3)
         figures.append(
