@@ -347,6 +347,22 @@ async def _vacuum(*urls: str) -> None:
             await conn.execute("CHECKPOINT")
         finally:
             await conn.close()
+    await _autovacuum_idle(urls[0])
+
+
+async def _autovacuum_idle(url: str, limit_seconds: float = 60.0) -> None:
+    """Wait (up to ``limit_seconds``) until no autovacuum worker runs on the server."""
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        for _ in range(int(limit_seconds / 0.5)):
+            running = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            )
+            if not running:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
 
 
 def _mth(leaves: list[bytes]) -> bytes:
