@@ -218,6 +218,31 @@ async def register_client_certificate(
     )
 
 
+async def _demo_citizen(identity: identity_grpc.IdentityServiceStub, layout: MeshLayout) -> str:
+    """The demo citizen, enrolled at bank A on the first seed. A later seed (``make up`` on a
+    kept ``.devstack``) finds it: enrolling again would need the very token that enrolled it,
+    and each seed mints a new one."""
+    try:
+        found = await identity.LookupCitizen(
+            identity_pb2.LookupCitizenRequest(citizen_id=DEMO_CITIZEN_ID)
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+    else:
+        return found.citizen.name
+    enrolled = await identity.EnrollCitizen(
+        identity_pb2.EnrollCitizenRequest(
+            request_id="seed-citizen-1",
+            citizen_id=DEMO_CITIZEN_ID,
+            home_district_code=HOME_DISTRICT,
+            hosting_participant="participants/bank-a",
+            **citizen_details(layout, DEMO_CITIZEN_ID),
+        )
+    )
+    return enrolled.citizen.name
+
+
 async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
     async with operator(layout) as op:
         identity = op.identity
@@ -237,17 +262,7 @@ async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
         for bank in ("bank-a", "bank-b"):
             await register_payment_key(identity, layout, bank)
             await register_client_certificate(identity, layout, bank)
-        citizen = (
-            await identity.EnrollCitizen(
-                identity_pb2.EnrollCitizenRequest(
-                    request_id="seed-citizen-1",
-                    citizen_id=DEMO_CITIZEN_ID,
-                    home_district_code=HOME_DISTRICT,
-                    hosting_participant="participants/bank-a",
-                    **citizen_details(layout, DEMO_CITIZEN_ID),
-                )
-            )
-        ).citizen.name
+        citizen = await _demo_citizen(identity, layout)
         merchants = {}
         for key, tax_id, display, district, size in (
             (
