@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+from google.protobuf.message import Message
 
 from openloop.ledger.v1 import resources_pb2, service_pb2
 from openloop_dev.ports import free_port
@@ -33,26 +34,21 @@ from openloop_ledger.model import Transfer, TransferSpec
 _OK = resources_pb2.CREATE_TRANSFER_RESULT_OK
 
 
-async def _do_nothing(
-    request: service_pb2.CreateTransfersRequest, context: Any
-) -> service_pb2.CreateTransfersResponse:
-    return service_pb2.CreateTransfersResponse(results=[_OK] * len(request.transfers))
+def _serve_constant(port: int, method: str, request_type: type[Message], reply: bytes) -> None:
+    """Serve ``method`` ("package.Service/Method") on ``port``: parse each request, answer
+    ``reply``. Runs in a process of its own."""
+    service, name = method.rsplit("/", 1)
 
+    async def answer(request: Message, context: Any) -> bytes:
+        return reply
 
-def _serve_do_nothing(port: int) -> None:
     async def serve() -> None:
         server = grpc.aio.server()
         handler = grpc.unary_unary_rpc_method_handler(
-            _do_nothing,
-            request_deserializer=service_pb2.CreateTransfersRequest.FromString,
-            response_serializer=service_pb2.CreateTransfersResponse.SerializeToString,
+            answer, request_deserializer=request_type.FromString
         )
         server.add_generic_rpc_handlers(
-            (
-                grpc.method_handlers_generic_handler(
-                    "openloop.ledger.v1.LedgerService", {"CreateTransfers": handler}
-                ),
-            )
+            (grpc.method_handlers_generic_handler(service, {name: handler}),)
         )
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
@@ -62,11 +58,21 @@ def _serve_do_nothing(port: int) -> None:
 
 
 @contextlib.contextmanager
-def do_nothing_server() -> Iterator[str]:
-    """A do-nothing ``LedgerService`` in its own process; yields its address."""
+def do_nothing_server(
+    method: str = "openloop.ledger.v1.LedgerService/CreateTransfers",
+    request_type: type[Message] = service_pb2.CreateTransfersRequest,
+    reply: Message | None = None,
+) -> Iterator[str]:
+    """A server that answers ``method`` with ``reply`` and does nothing else, in its own
+    process; yields its address. By default a ``LedgerService`` whose ``CreateTransfers``
+    answers one OK (the single-transfer scenario's floor)."""
+    if reply is None:
+        reply = service_pb2.CreateTransfersResponse(results=[_OK])
     port = free_port()
     process = multiprocessing.get_context("spawn").Process(
-        target=_serve_do_nothing, args=(port,), daemon=True
+        target=_serve_constant,
+        args=(port, method, request_type, reply.SerializeToString()),
+        daemon=True,
     )
     process.start()
     target = f"127.0.0.1:{port}"

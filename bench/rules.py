@@ -52,6 +52,7 @@ import cel
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.ceilings import do_nothing_server
 from openloop.common.v1 import money_pb2, party_pb2
 from openloop.rules.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_dev.ports import free_port
@@ -162,8 +163,9 @@ def rules_process(database_url: str, workdir: Path) -> Iterator[tuple[str, int]]
         log.close()
 
 
-def _serve_do_nothing(port: int) -> None:
-    answer = service_pb2.EvaluateResponse(
+def _constant_decision() -> service_pb2.EvaluateResponse:
+    """What the do-nothing baseline answers every Evaluate with."""
+    return service_pb2.EvaluateResponse(
         decision=resources_pb2.Decision(
             outcome=resources_pb2.OUTCOME_ALLOW,
             rule_set_version=VERSION,
@@ -171,46 +173,6 @@ def _serve_do_nothing(port: int) -> None:
             program="programs/digital-wallet",
         )
     )
-
-    async def evaluate(request: Any, context: Any) -> service_pb2.EvaluateResponse:
-        return answer
-
-    async def serve() -> None:
-        server = grpc.aio.server()
-        handler = grpc.unary_unary_rpc_method_handler(
-            evaluate,
-            request_deserializer=service_pb2.EvaluateRequest.FromString,
-            response_serializer=service_pb2.EvaluateResponse.SerializeToString,
-        )
-        server.add_generic_rpc_handlers(
-            (
-                grpc.method_handlers_generic_handler(
-                    "openloop.rules.v1.RulesService", {"Evaluate": handler}
-                ),
-            )
-        )
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        await server.start()
-        await server.wait_for_termination()
-
-    asyncio.run(serve())
-
-
-@contextlib.contextmanager
-def do_nothing_server() -> Iterator[str]:
-    port = free_port()
-    process = multiprocessing.get_context("spawn").Process(
-        target=_serve_do_nothing, args=(port,), daemon=True
-    )
-    process.start()
-    target = f"127.0.0.1:{port}"
-    try:
-        with grpc.insecure_channel(target) as channel:
-            grpc.channel_ready_future(channel).result(timeout=30)
-        yield target
-    finally:
-        process.terminate()
-        process.join(10)
 
 
 async def batch_throughput(
@@ -371,7 +333,11 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             latency = await paced_latency(target, args.rate, args.seconds)
     finally:
         postgres.stop()
-    with do_nothing_server() as target:
+    with do_nothing_server(
+        "openloop.rules.v1.RulesService/Evaluate",
+        service_pb2.EvaluateRequest,
+        _constant_decision(),
+    ) as target:
         floor = await paced_latency(target, args.rate, args.seconds)
     local = in_process(batch, min(args.seconds, 5.0))
     return {"batch": throughput, "latency": latency, "floor": floor, "in_process": local}
