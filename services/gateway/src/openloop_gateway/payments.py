@@ -18,6 +18,7 @@ moves and positions change exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import logging
@@ -101,17 +102,17 @@ class PaymentFlow:
             return await self._replay(existing, request_hash)
 
         participant = format_name("participants", participant_id)
-        parties = await self._upstreams.verify_parties(
-            participant, request.payer, request.payee, request.payer_authorization
+        # The payer's first use is read from our own database while identity answers, so
+        # the spending deadline adds no round trip to the payment's path.
+        parties, first_use = await asyncio.gather(
+            self._upstreams.verify_parties(
+                participant, request.payer, request.payee, request.payer_authorization
+            ),
+            self._store.first_use(request.payer),
         )
         decision = await self._upstreams.evaluate(
             rules_resources.Scope.SCOPE_ROUND1_PAYMENT,
-            round1_payment_facts(
-                parties.payer,
-                parties.payee,
-                request.amount,
-                await self._store.first_use(request.payer),
-            ),
+            round1_payment_facts(parties.payer, parties.payee, request.amount, first_use),
         )
         payment_id = "p" + secrets.token_hex(12)
         record = PaymentRecord(
