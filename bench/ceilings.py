@@ -30,6 +30,7 @@ from openloop.ledger.v1 import resources_pb2, service_pb2
 from openloop_dev.ports import free_port
 from openloop_ledger import pg
 from openloop_ledger.model import Transfer, TransferSpec
+from openloop_runtime.server import freeze_startup_heap
 
 _OK = resources_pb2.CREATE_TRANSFER_RESULT_OK
 
@@ -52,6 +53,7 @@ def _serve_constant(port: int, method: str, request_type: type[Message], reply: 
         )
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
+        freeze_startup_heap()  # as every service does once it serves
         await server.wait_for_termination()
 
     asyncio.run(serve())

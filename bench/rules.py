@@ -18,7 +18,11 @@ set, tracing interceptor, recorder), on this machine. Figures:
   time), for ``--seconds``: p50/p99/max. The client is a process of its own making
   blocking calls with gRPC's synchronous API from a few threads, each waking precisely
   when its call is due (see ``_paced_calls``). Baseline: a do-nothing Python gRPC server
-  that answers Evaluate with a constant decision, driven by the same client.
+  that answers Evaluate with a constant decision, driven by the same client. The two are
+  measured in ``--rounds`` interleaved rounds (rules, do-nothing, rules, ...), so both see
+  the machine in the same state; the figures are the medians of the rounds, and what the
+  service adds to the do-nothing server's p99 in each round. On this two-core machine the
+  do-nothing server's own p99 moves between 2 and 10 ms from one minute to the next.
 
 Prints a table and writes bench/reports/rules-<time>.json. The client shares the machine's
 two cores with the server: compare figures within a run and between runs on this machine.
@@ -38,6 +42,7 @@ import multiprocessing
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,6 +67,7 @@ from openloop_rules.compiler import compile_text
 from openloop_rules.facts import payment_facts
 from openloop_rules.ruleset import parse_rule_set
 from openloop_rules.shipped import shipped_programs, shipped_rule_set
+from openloop_rules.wire import Moment
 from openloop_runtime import migrations
 
 REPORT_DIR = Path(__file__).parent / "reports"
@@ -72,13 +78,20 @@ P99_TARGET_MS = 2.0
 
 
 def cases(count: int, seed: int = 7) -> list[service_pb2.EvaluateRequest]:
-    """Round-1 payments: about 70 % allowed, the rest broken in one or more ways."""
+    """Round-1 payments: about 70 % allowed, the rest broken in one or more ways.
+
+    Each payer is a different citizen of a population of millions, in one of 50 districts,
+    paying one of 100,000 merchants; half have a first use at any second of the last 200
+    days. So nothing the service may remember (well-formed names, deadlines) repeats more
+    than the program's own data would."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
+    districts = [f"{rng.randrange(1000, 9700):04d}" for _ in range(50)]
     requests = []
-    for index in range(count):
+    for _ in range(count):
         roll = rng.random()
-        payee_district = "1001" if roll > 0.15 else "2002"
+        home = rng.choice(districts)
+        payee_district = home if roll > 0.15 else rng.choice(districts)
         size = (
             party_pb2.MERCHANT_SIZE_CLASS_LARGE_CHAIN
             if 0.15 < roll < 0.2
@@ -87,18 +100,18 @@ def cases(count: int, seed: int = 7) -> list[service_pb2.EvaluateRequest]:
         category = "tobacco" if 0.2 < roll < 0.25 else "groceries"
         facts = resources_pb2.PaymentFacts(
             payer=party_pb2.PartyFacts(
-                party=f"citizens/c{index}",
+                party=f"citizens/c{rng.randrange(50_000_000)}",
                 kind=party_pb2.PARTY_KIND_CITIZEN,
-                hosting_participant="participants/bank-a",
-                district_code="1001",
-                age_years=18,
+                hosting_participant=f"participants/bank-{rng.choice('abcdefgh')}",
+                district_code=home,
+                age_years=rng.randint(16, 90),
                 identity_verified=True,
                 authentication_level="2.1",
             ),
             payee=party_pb2.PartyFacts(
-                party=f"merchants/m{index % 500}",
+                party=f"merchants/m{rng.randrange(100_000)}",
                 kind=party_pb2.PARTY_KIND_MERCHANT,
-                hosting_participant="participants/bank-b",
+                hosting_participant=f"participants/bank-{rng.choice('abcdefgh')}",
                 district_code=payee_district,
                 size_class=size,
                 category=category,
@@ -115,7 +128,10 @@ def cases(count: int, seed: int = 7) -> list[service_pb2.EvaluateRequest]:
             goods_category=category,
         )
         if rng.random() < 0.5:
-            facts.payer_first_use_time.FromDatetime(now - timedelta(days=rng.randint(1, 200)))
+            facts.payer_first_use_time.FromDatetime(
+                now
+                - timedelta(seconds=rng.randrange(200 * 86_400), microseconds=rng.randrange(10**6))
+            )
         requests.append(service_pb2.EvaluateRequest(scope=ROUND1, facts=facts))
     return requests
 
@@ -212,7 +228,7 @@ def _precise_sleep() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(29, 1000, 0, 0, 0)
 
 
-def _paced_calls(target: str, rate: float, seconds: float) -> dict[str, float]:
+def _paced_calls(target: str, rate: float, seconds: float, senders: int = 8) -> dict[str, float]:
     """Open loop from this (separate) process: call i is due at start + i/rate, and its
     latency counts from then, however late it is sent.
 
@@ -253,7 +269,7 @@ def _paced_calls(target: str, rate: float, seconds: float) -> dict[str, float]:
                     failed[index] = True
                 latencies[index] = time.perf_counter() - due
 
-        threads = [threading.Thread(target=sender) for _ in range(8)]
+        threads = [threading.Thread(target=sender) for _ in range(senders)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -287,11 +303,13 @@ def in_process(batch: list[service_pb2.EvaluateRequest], seconds: float) -> dict
     now = datetime.now(UTC)
 
     wanted = compiled.variables("round1_payment")
+    moment = Moment.of(now)
 
-    def ours() -> int:  # as the servicer does: only the facts the scope's rules read
+    def ours() -> int:  # as the servicer does: off the wire, else only the facts rules read
         for request in batch:
-            facts = payment_facts(request.facts, now, months, wanted=wanted)
-            compiled.evaluate("round1_payment", facts)
+            if compiled.evaluate_wire("round1_payment", request.facts, moment) is None:
+                facts = payment_facts(request.facts, now, months, wanted=wanted)
+                compiled.evaluate("round1_payment", facts)
         return len(batch)
 
     parsed = parse_rule_set(document)
@@ -321,6 +339,10 @@ def in_process(batch: list[service_pb2.EvaluateRequest], seconds: float) -> dict
     return figures
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     batch = cases(args.batch)
     postgres = EmbeddedPostgres(workdir / "pgdata")
@@ -328,19 +350,32 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         url = await postgres.create_database("rules_bench")
         await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
-        with rules_process(url, workdir) as (target, server):
+        with (
+            rules_process(url, workdir) as (target, server),
+            do_nothing_server(
+                "openloop.rules.v1.RulesService/Evaluate",
+                service_pb2.EvaluateRequest,
+                _constant_decision(),
+            ) as floor_target,
+        ):
             throughput = await batch_throughput(target, server, batch, args.seconds)
-            latency = await paced_latency(target, args.rate, args.seconds)
+            rounds = []
+            for _ in range(args.rounds):  # interleaved: both see the machine as it is then
+                rules = await paced_latency(target, args.rate, args.seconds)
+                floor = await paced_latency(floor_target, args.rate, args.seconds)
+                rounds.append({"rules": rules, "floor": floor})
     finally:
         postgres.stop()
-    with do_nothing_server(
-        "openloop.rules.v1.RulesService/Evaluate",
-        service_pb2.EvaluateRequest,
-        _constant_decision(),
-    ) as target:
-        floor = await paced_latency(target, args.rate, args.seconds)
+    latency = {
+        "rounds": rounds,
+        "p50_ms": _median([r["rules"]["p50_ms"] for r in rounds]),
+        "p99_ms": _median([r["rules"]["p99_ms"] for r in rounds]),
+        "floor_p50_ms": _median([r["floor"]["p50_ms"] for r in rounds]),
+        "floor_p99_ms": _median([r["floor"]["p99_ms"] for r in rounds]),
+        "added_p99_ms": _median([r["rules"]["p99_ms"] - r["floor"]["p99_ms"] for r in rounds]),
+    }
     local = in_process(batch, min(args.seconds, 5.0))
-    return {"batch": throughput, "latency": latency, "floor": floor, "in_process": local}
+    return {"batch": throughput, "latency": latency, "in_process": local}
 
 
 def main() -> None:
@@ -348,24 +383,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--rounds", type=int, default=3, help="latency rounds, interleaved")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="openloop-bench-rules-") as workdir:
         figures = asyncio.run(bench(args, Path(workdir)))
-    batch, latency, floor, local = (
-        figures["batch"],
-        figures["latency"],
-        figures["floor"],
-        figures["in_process"],
-    )
+    batch, latency, local = figures["batch"], figures["latency"], figures["in_process"]
     rows = [
         ("EvaluateBatch, decisions/s (wall)", f"{batch['per_second']:,.0f}",
          f"{local['naive']:,.0f} (naive, in process)", f">= {BATCH_TARGET:,.0f}"),
         ("EvaluateBatch, decisions per server CPU-second", f"{batch['per_server_cpu_second']:,.0f}",
          f"{local['compiled']:,.0f} (engine alone, in process)", f">= {BATCH_TARGET:,.0f}"),
-        (f"Evaluate at {args.rate:g}/s, p50 / p99 / max ms",
-         f"{latency['p50_ms']:.2f} / {latency['p99_ms']:.2f} / {latency['max_ms']:.2f}",
-         f"{floor['p50_ms']:.2f} / {floor['p99_ms']:.2f} / {floor['max_ms']:.2f} (do-nothing)",
+    ]  # fmt: skip
+    for number, both in enumerate(latency["rounds"], 1):
+        rules, floor = both["rules"], both["floor"]
+        rows.append(
+            (f"Evaluate at {args.rate:g}/s, round {number}, p50 / p99 / max ms",
+             f"{rules['p50_ms']:.2f} / {rules['p99_ms']:.2f} / {rules['max_ms']:.2f}",
+             f"{floor['p50_ms']:.2f} / {floor['p99_ms']:.2f} / {floor['max_ms']:.2f} (do-nothing)",
+             "")
+        )  # fmt: skip
+    rows += [
+        (f"Evaluate at {args.rate:g}/s, median of rounds, p50 / p99 ms",
+         f"{latency['p50_ms']:.2f} / {latency['p99_ms']:.2f}",
+         f"{latency['floor_p50_ms']:.2f} / {latency['floor_p99_ms']:.2f} (do-nothing)",
          f"p99 <= {P99_TARGET_MS:g}"),
+        ("  p99 the service adds to the do-nothing server's, median ms",
+         f"{latency['added_p99_ms']:.2f}", "", f"<= {P99_TARGET_MS:g}"),
     ]  # fmt: skip
     width = max(len(row[0]) for row in rows)
     print(f"{'figure':<{width}}  {'rules':>24}  {'baseline':>40}  target")
@@ -382,6 +425,8 @@ def main() -> None:
             "batch_met": batch["per_server_cpu_second"] >= BATCH_TARGET,
             "p99_ms": P99_TARGET_MS,
             "p99_met": latency["p99_ms"] <= P99_TARGET_MS,
+            "floor_p99_ms": latency["floor_p99_ms"],
+            "added_p99_met": latency["added_p99_ms"] <= P99_TARGET_MS,
         },
     }
     REPORT_DIR.mkdir(exist_ok=True)

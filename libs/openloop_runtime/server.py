@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -127,6 +128,19 @@ async def serve_until_signalled(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with running_server(domain, settings, factory) as running:
+        freeze_startup_heap()
         _log.info("serving", extra={"port": running.port, "address": settings.host})
         await stop.wait()
         _log.info("shutting down", extra={"grace_seconds": settings.grace_period_seconds})
+
+
+def freeze_startup_heap() -> None:
+    """Put everything built so far (modules, protobuf descriptors, servicers, pools) out of
+    the garbage collector's reach; what requests allocate later is collected as usual.
+
+    A full collection walks every tracked object. With the ~100,000 a service holds after
+    startup, one took about 90 ms on the 2-core machine, and every request in flight waited
+    for it: a stall of 110-140 ms every ~8,000 requests, the whole of a p99 at 500 calls/s
+    (``python -m bench.rules``). ``gc.freeze`` is CPython's tool for exactly this."""
+    gc.collect()
+    gc.freeze()

@@ -16,14 +16,18 @@ from typing import Any
 
 import cel
 
+from openloop.rules.v1 import resources_pb2
 from openloop_rules import decision, encoding, factschema
 from openloop_rules.decision import Decision, Violation
 from openloop_rules.program import ProgramDocument
 from openloop_rules.ruleset import Rule
+from openloop_rules.wire import Moment, WireInputs
 
 _log = logging.getLogger(__name__)
 
 _UNDEFINED = "Undefined variable or function: '"
+_DECIDED_MAX = 4096
+"""Bound on the decisions kept by results (at most two to the power of a scope's rules)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,15 @@ class CompiledRuleSet:
         self.spending_deadline_months = (
             program.spending_deadline.months_after_first_use if program is not None else None
         )
+        self._wire = {
+            scope: WireInputs(
+                c.inputs, c.codes, self._wanted[scope], c.required, self.spending_deadline_months
+            )
+            for scope, c in scopes.items()
+            if scope != factschema.ENROLMENT
+        }
+        self._decided: dict[tuple[str, tuple[object, ...]], Decision] = {}
+        """Decisions by the combined program's results: a scope has few distinct ones."""
 
     def rule_ids(self, scope: str) -> tuple[str, ...]:
         return self._rule_ids.get(scope, ())
@@ -140,9 +153,10 @@ class CompiledRuleSet:
             results = compiled.combined.execute(self._inputs[scope].context(facts))
         except Exception:
             results = None
-        complete = self._required[scope] <= facts.keys()
-        if complete and results == self._passing[scope]:
-            return self._allowed[scope]
+        if results is not None and self._required[scope] <= facts.keys():
+            known = self._of_results(scope, results)
+            if known is not None:
+                return known
         violations = [
             decision.missing_fact(factschema.dotted_name(name))
             for name in compiled.required
@@ -158,3 +172,46 @@ class CompiledRuleSet:
                 if violation is not None:
                     violations.append(violation)
         return decision.decide(tuple(violations), self.version, self._rule_ids[scope])
+
+    def evaluate_wire(
+        self, scope: str, message: resources_pb2.PaymentFacts, moment: Moment
+    ) -> Decision | None:
+        """The decision on a payment message as :meth:`evaluate` would give it on the message's
+        facts, read straight off the message (see :mod:`openloop_rules.wire`); None when the
+        message needs the general path (anything unusual, malformed or missing)."""
+        wire = self._wire.get(scope)
+        if wire is None:
+            return None
+        variables = wire.context(message, moment)
+        if variables is None:
+            return None
+        try:
+            results = self._scopes[scope].combined.execute(variables)
+        except Exception:
+            return None
+        return self._of_results(scope, results)
+
+    def _of_results(self, scope: str, results: list[object]) -> Decision | None:
+        """The decision when the combined program gave one bool per rule and every required
+        fact is present; None when a result is not a bool."""
+        if results == self._passing[scope]:
+            return self._allowed[scope]
+        key = (scope, tuple(results))
+        known = self._decided.get(key)
+        if known is not None:
+            return known
+        if not all(isinstance(result, bool) for result in results):
+            return None
+        rules = self._scopes[scope].rules
+        known = decision.decide(
+            tuple(
+                rule.violation()
+                for rule, result in zip(rules, results, strict=True)
+                if result is rule.violated_when
+            ),
+            self.version,
+            self._rule_ids[scope],
+        )
+        if len(self._decided) < _DECIDED_MAX:
+            self._decided[key] = known
+        return known

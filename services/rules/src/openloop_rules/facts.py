@@ -25,23 +25,23 @@ from openloop_runtime.errors import DomainError, invalid_field
 
 Facts = dict[str, Any]
 
-_KINDS = {party_pb2.PARTY_KIND_CITIZEN: "CITIZEN", party_pb2.PARTY_KIND_MERCHANT: "MERCHANT"}
-_SIZES = {
+KINDS = {party_pb2.PARTY_KIND_CITIZEN: "CITIZEN", party_pb2.PARTY_KIND_MERCHANT: "MERCHANT"}
+SIZES = {
     party_pb2.MERCHANT_SIZE_CLASS_SMALL_SHOP: "SMALL_SHOP",
     party_pb2.MERCHANT_SIZE_CLASS_LARGE_CHAIN: "LARGE_CHAIN",
 }
-_CHANNELS = {resources_pb2.CHANNEL_IN_PERSON: "IN_PERSON", resources_pb2.CHANNEL_ONLINE: "ONLINE"}
-_ROUNDS = {
+CHANNELS = {resources_pb2.CHANNEL_IN_PERSON: "IN_PERSON", resources_pb2.CHANNEL_ONLINE: "ONLINE"}
+ROUNDS = {
     resources_pb2.RECEIPTS_ROUND_ROUND1: "ROUND1",
     resources_pb2.RECEIPTS_ROUND_ROUND2: "ROUND2",
 }
-_DISTRICT = re.compile(r"\d{4}")
-_PARTY_NAME = re.compile(r"(citizens|merchants)/[a-z0-9][a-z0-9-]{0,62}")
-_PARTICIPANT_NAME = re.compile(r"participants/[a-z0-9][a-z0-9-]{0,62}")
-_CATEGORY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+DISTRICT = re.compile(r"\d{4}")
+PARTY_NAME = re.compile(r"(citizens|merchants)/[a-z0-9][a-z0-9-]{0,62}")
+PARTICIPANT_NAME = re.compile(r"participants/[a-z0-9][a-z0-9-]{0,62}")
+CATEGORY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LEVEL = re.compile(r"[0-9.]{1,8}")
-_MAX_TEXT = 64
+MAX_TEXT = 64
 
 
 def clock_facts(facts: Facts, now: datetime) -> None:
@@ -71,15 +71,22 @@ _VALID_MAX = 4096
 """Bound on each set; a full set is emptied and fills up again."""
 
 
-def _text(value: str, pattern: re.Pattern[str], field: str) -> str | None:
-    if not value:
-        return None
+def seen_well_formed(pattern: re.Pattern[str]) -> set[str]:
+    """The values already found to match ``pattern``: a value in it needs no match. The set
+    is this module's own and changes as values are checked; read it, never add to it."""
     valid = _VALID.get(pattern)
     if valid is None:
         valid = _VALID[pattern] = set()
-    elif value in valid:
+    return valid
+
+
+def _text(value: str, pattern: re.Pattern[str], field: str) -> str | None:
+    if not value:
+        return None
+    valid = seen_well_formed(pattern)
+    if value in valid:
         return value
-    if len(value) > _MAX_TEXT or pattern.fullmatch(value) is None:
+    if len(value) > MAX_TEXT or pattern.fullmatch(value) is None:
         raise invalid_field(field, f"{field} is malformed")
     if len(valid) >= _VALID_MAX:
         valid.clear()
@@ -87,22 +94,23 @@ def _text(value: str, pattern: re.Pattern[str], field: str) -> str | None:
     return value
 
 
-_TEXT, _ENUM, _AGE, _FLAG, _YEARS = range(5)
-_PARTY_FIELDS: tuple[tuple[str, int, Any], ...] = (
-    ("party", _TEXT, _PARTY_NAME),
-    ("kind", _ENUM, _KINDS),
-    ("hosting_participant", _TEXT, _PARTICIPANT_NAME),
-    ("district_code", _TEXT, _DISTRICT),
-    ("size_class", _ENUM, _SIZES),
-    ("category", _TEXT, _CATEGORY),
-    ("authentication_level", _TEXT, _LEVEL),
-    ("age_years", _AGE, None),
-    ("identity_verified", _FLAG, None),
-    ("sells_in_person", _FLAG, None),
-    ("tax_registered", _FLAG, None),
-    ("tax_years_filed", _YEARS, None),
+TEXT, ENUM, AGE, FLAG, YEARS = range(5)
+PARTY_FIELDS: tuple[tuple[str, int, Any], ...] = (
+    ("party", TEXT, PARTY_NAME),
+    ("kind", ENUM, KINDS),
+    ("hosting_participant", TEXT, PARTICIPANT_NAME),
+    ("district_code", TEXT, DISTRICT),
+    ("size_class", ENUM, SIZES),
+    ("category", TEXT, CATEGORY),
+    ("authentication_level", TEXT, _LEVEL),
+    ("age_years", AGE, None),
+    ("identity_verified", FLAG, None),
+    ("sells_in_person", FLAG, None),
+    ("tax_registered", FLAG, None),
+    ("tax_years_filed", YEARS, None),
 )
-"""A party's facts in the order they are checked (the first malformed one is reported)."""
+"""A party's facts in the order they are checked (the first malformed one is reported): the
+field, how it is read and what checks it (a pattern for text, the names for an enum)."""
 
 _Plan = tuple[tuple[str, str, int, Any], ...]
 
@@ -128,7 +136,7 @@ def _plan(group: str, wanted: Container[str]) -> _Plan:
     if plan is None:
         plan = tuple(
             (name, f"{group}__{name}", how, check)
-            for name, how, check in _PARTY_FIELDS
+            for name, how, check in PARTY_FIELDS
             if f"{group}__{name}" in wanted
         )
         with contextlib.suppress(TypeError):
@@ -144,44 +152,49 @@ def _party(
     """Adds the ``{group}__*`` facts of the party that are present and wanted."""
     for name, key, how, check in _plan(group, wanted):
         value = getattr(party, name)
-        if how == _TEXT:
+        if how == TEXT:
             if value:
                 valid = _VALID.get(check)
                 if valid is None or value not in valid:
                     _text(value, check, f"{field}.{name}")
                 facts[key] = value
-        elif how == _ENUM:
+        elif how == ENUM:
             if value:
                 facts[key] = _enum(value, check, f"{field}.{name}")
-        elif how == _AGE:
+        elif how == AGE:
             if value:
                 if value < 0:
                     raise invalid_field(
                         f"{field}.age_years", f"{field}.age_years must not be negative"
                     )
                 facts[key] = value
-        elif how == _FLAG:
+        elif how == FLAG:
             facts[key] = value
         else:
             facts[key] = list(value)
 
 
-_SECONDS_MIN = -62135596800
-_SECONDS_MAX = 253402300799
+SECONDS_MIN = -62135596800
+SECONDS_MAX = 253402300799
 """The range of a protobuf Timestamp (0001-01-01 to 9999-12-31), as ``ToDatetime`` checks."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _checked(stamp: timestamp_pb2.Timestamp, field: str) -> tuple[int, int]:
     seconds, nanos = stamp.seconds, stamp.nanos
-    if not (_SECONDS_MIN <= seconds <= _SECONDS_MAX and 0 <= nanos < 1_000_000_000):
+    if not (SECONDS_MIN <= seconds <= SECONDS_MAX and 0 <= nanos < 1_000_000_000):
         raise invalid_field(field, f"{field} is not a valid timestamp")
     return seconds, nanos
 
 
 def timestamp_fact(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
     """``stamp.ToDatetime(tzinfo=UTC)``: the same checks and value, without its detours."""
-    seconds, nanos = _checked(stamp, field)
+    return timestamp_at(*_checked(stamp, field))
+
+
+def timestamp_at(seconds: int, nanos: int) -> datetime:
+    """The UTC instant of a Timestamp's fields already checked to be in range (microseconds:
+    the nanoseconds below are cut, as ``ToDatetime`` cuts them)."""
     return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
@@ -213,7 +226,7 @@ def payment_facts(
         if amount.currency_code:
             facts["transaction__currency_code"] = amount.currency_code
     if message.channel:
-        facts["transaction__channel"] = _enum(message.channel, _CHANNELS, f"{field}.channel")
+        facts["transaction__channel"] = _enum(message.channel, CHANNELS, f"{field}.channel")
     if message.HasField("payment_time"):
         if "transaction__time" in wanted:
             facts["transaction__time"] = timestamp_fact(
@@ -223,10 +236,10 @@ def payment_facts(
             _checked(message.payment_time, f"{field}.payment_time")
     category = message.goods_category
     if category:
-        facts["transaction__goods_category"] = _text(category, _CATEGORY, f"{field}.goods_category")
+        facts["transaction__goods_category"] = _text(category, CATEGORY, f"{field}.goods_category")
     if message.receipts_round:
         facts["transaction__receipts_round"] = _enum(
-            message.receipts_round, _ROUNDS, f"{field}.receipts_round"
+            message.receipts_round, ROUNDS, f"{field}.receipts_round"
         )
     _first_use(message, facts, field, deadline_months, wanted)
     return facts
@@ -245,7 +258,13 @@ def _first_use(
         if "payer__first_use_time" in wanted:
             facts["payer__first_use_time"] = first_use
         if deadline_months is not None and "payer__spending_deadline" in wanted:
-            facts["payer__spending_deadline"] = add_months(first_use, deadline_months)
+            try:
+                facts["payer__spending_deadline"] = add_months(first_use, deadline_months)
+            except (ValueError, OverflowError):  # the deadline would fall after 9999
+                raise invalid_field(
+                    f"{field}.payer_first_use_time",
+                    f"{field}.payer_first_use_time is too late for the program's spending deadline",
+                ) from None
     else:
         facts["payer__has_first_use"] = False
 
@@ -272,7 +291,7 @@ def enrolment_facts(
     clock_facts(facts, now)
     if message.birth_date:
         facts["applicant__birth_date"] = _birth_date(message.birth_date, f"{field}.birth_date")
-    district = _text(message.district_code, _DISTRICT, f"{field}.district_code")
+    district = _text(message.district_code, DISTRICT, f"{field}.district_code")
     if district is not None:
         facts["applicant__district_code"] = district
     for descriptor, value in message.ListFields():

@@ -185,3 +185,22 @@ def add_months(moment: datetime, months: int) -> datetime:
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
     return local.replace(year=year, month=month, day=min(local.day, days)).astimezone(UTC)
+
+
+_MICROS_PER_DAY = 86_400_000_000
+_BANGKOK_MICROS = 7 * 3_600_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def add_months_micros(micros: int, months: int) -> int:
+    """:func:`add_months` on microseconds since the epoch, without building datetimes: the
+    same calendar arithmetic on the Bangkok day (UTC+7 all year), the time of day kept.
+    ValueError or OverflowError where :func:`add_months` fails (beyond year 9999)."""
+    days, time_of_day = divmod(micros + _BANGKOK_MICROS, _MICROS_PER_DAY)
+    day = date.fromordinal(_EPOCH_ORDINAL + days)
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    last = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[month - 1]
+    moved = date(year, month, min(day.day, last)).toordinal() - _EPOCH_ORDINAL
+    return moved * _MICROS_PER_DAY + time_of_day - _BANGKOK_MICROS

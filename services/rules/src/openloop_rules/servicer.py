@@ -38,6 +38,7 @@ from openloop_rules.schedule import RuleSchedule
 from openloop_rules.scopes import scope_name
 from openloop_rules.simulation import Simulation
 from openloop_rules.store import activations, catalog
+from openloop_rules.wire import Moment
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
 from openloop_runtime.timestamps import to_timestamp
 
@@ -80,12 +81,13 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         self,
         request: service_pb2.EvaluateRequest,
         rule_set: CompiledRuleSet | None,
-        now: datetime,
+        moment: Moment,
         prefix: str,
-    ) -> tuple[str, Decision, dict[str, Any]]:
+    ) -> tuple[str, Decision]:
         scope = scope_name(request.scope)
         if scope is None:
             raise invalid_field(f"{prefix}scope", f"{prefix}scope must be set to a known scope")
+        now = moment.now
         if scope == _ENROLMENT:
             if not request.HasField("enrolment_facts"):
                 raise invalid_field(
@@ -98,6 +100,9 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
             if rule_set is None:
                 values = facts.payment_facts(request.facts, now, None, f"{prefix}facts")
             else:
+                decided = rule_set.evaluate_wire(scope, request.facts, moment)
+                if decided is not None:
+                    return scope, decided
                 values = facts.payment_facts(
                     request.facts,
                     now,
@@ -106,8 +111,8 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
                     rule_set.variables(scope),
                 )
         if rule_set is None:
-            return scope, decision.no_active_rule_set(), values
-        return scope, rule_set.evaluate(scope, values), values
+            return scope, decision.no_active_rule_set()
+        return scope, rule_set.evaluate(scope, values)
 
     @override
     async def Evaluate(
@@ -116,7 +121,7 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         now = self._clock()
         program_id = self._program(request.program)
         rule_set = self._schedule.in_effect(program_id, now)
-        scope, result, _ = self._decide(request, rule_set, now, "")
+        scope, result = self._decide(request, rule_set, Moment.of(now), "")
         self._recorder.offer(now, program_id, scope, result, _payment_facts(request, scope))
         return service_pb2.EvaluateResponse(
             decision=cached_decision_proto(result, program_name(program_id))
@@ -145,17 +150,18 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
                 )
         rule_set = self._schedule.in_effect(program_id, now)
         program = program_name(program_id)
+        moment = Moment.of(now)
         decided = [
-            self._decide(item, rule_set, now, f"requests[{index}].")
+            self._decide(item, rule_set, moment, f"requests[{index}].")
             for index, item in enumerate(items)
         ]
         offer = self._recorder.offer
         skip = max(0, len(decided) - self._recorder.capacity)  # the rest would be dropped
         for index in range(skip, len(decided)):
-            scope, result, _ = decided[index]
+            scope, result = decided[index]
             offer(now, program_id, scope, result, _payment_facts(items[index], scope))
         return service_pb2.EvaluateBatchResponse(
-            decisions=[cached_decision_proto(result, program) for _, result, _ in decided]
+            decisions=[cached_decision_proto(result, program) for _, result in decided]
         )
 
     @override
