@@ -58,6 +58,13 @@ _Other = tuple[str, int, bool, _Outputs]
 """An age, flag or list of years: its name, how it is read, required, where it goes."""
 
 
+_TRANSACTION_ENUMS = (
+    ("channel", facts.CHANNELS, "transaction__channel"),
+    ("receipts_round", facts.ROUNDS, "transaction__receipts_round"),
+)
+"""The payment's enum fields: the field, its values' names and the fact it gives."""
+
+
 def _in_range(seconds: int, nanos: int) -> bool:
     return facts.SECONDS_MIN <= seconds <= facts.SECONDS_MAX and 0 <= nanos < 1_000_000_000
 
@@ -198,18 +205,13 @@ class WireInputs:
                 self._put(
                     wants["transaction__currency_code"], amount.currency_code, variables, others
                 )
-        channel = message.channel
-        if channel:
-            name = facts.CHANNELS.get(channel)
-            if name is None:
-                return False
-            self._put(wants["transaction__channel"], name, variables, others)
-        receipts = message.receipts_round
-        if receipts:
-            name = facts.ROUNDS.get(receipts)
-            if name is None:
-                return False
-            self._put(wants["transaction__receipts_round"], name, variables, others)
+        for field, names, fact in _TRANSACTION_ENUMS:
+            number = getattr(message, field)
+            if number:
+                name = names.get(number)
+                if name is None:
+                    return False
+                self._put(wants[fact], name, variables, others)
         category = message.goods_category
         if category:
             if category not in self._categories and (
