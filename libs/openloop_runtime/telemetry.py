@@ -33,7 +33,9 @@ def configure_tracing(
     span_file: IO[str] | None = None
     if trace_file is not None:
         trace_file.parent.mkdir(parents=True, exist_ok=True)
-        span_file = trace_file.open("a", encoding="utf-8", buffering=1)
+        # Block-buffered: the exporter writes a batch of spans and flushes once, so a batch
+        # is one write, not one per span (each a system call on the service's process).
+        span_file = trace_file.open("a", encoding="utf-8")
         provider.add_span_processor(
             BatchSpanProcessor(
                 ConsoleSpanExporter(out=span_file, formatter=_json_line),
