@@ -1,4 +1,4 @@
-"""The ledger's engine has no pre-ping: closed connections are replaced, not used."""
+"""Connections the database closed are replaced, not used; one that dies in use is dropped."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ async def test_connections_the_server_closed_are_replaced_before_use(
     fresh_database: Callable[[str], Awaitable[str]],
 ) -> None:
     url = await fresh_database("ledger_reconnect")
-    engine = create_engine(url, pool_size=3, pre_ping=False)
+    engine = create_engine(url, pool_size=3)
     try:
         # Fill the pool with three connections, then have the server close all of them.
         async with (
@@ -63,7 +63,7 @@ async def test_a_connection_that_dies_during_use_is_discarded(
     fresh_database: Callable[[str], Awaitable[str]],
 ) -> None:
     url = await fresh_database("ledger_dies_in_use")
-    engine = create_engine(url, pool_size=1, pre_ping=False)
+    engine = create_engine(url, pool_size=1)
     try:
         used: list[int] = []
 

@@ -103,14 +103,16 @@ async def _first(conn: AsyncConnection, statement: Executable) -> RowMapping | N
 class PaymentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        """For single-statement reads on a payment's path: no BEGIN and ROLLBACK around them."""
 
     async def get(self, payment_id: str) -> PaymentRecord | None:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = await _first(conn, _by_id(payment_id))
         return _record(row) if row else None
 
     async def find_by_key(self, participant_id: str, idempotency_key: str) -> PaymentRecord | None:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = await _first(conn, _by_key(participant_id, idempotency_key))
         return _record(row) if row else None
 
@@ -171,7 +173,7 @@ class PaymentStore:
 
     async def first_use(self, payer: str) -> datetime | None:
         """When ``payer`` first completed a payment; None before its first."""
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return await conn.scalar(
                 select(first_uses.c.first_use_time).where(first_uses.c.payer == payer)
             )

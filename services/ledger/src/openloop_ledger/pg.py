@@ -58,38 +58,26 @@ ACCOUNT_COLUMNS = (
 _POST_BIT = 1 << 2
 
 
-_CHECKOUT_ATTEMPTS = 64
-"""More than the pool can hold (size plus overflow): after a database restart every pooled
-connection is closed, and each is thrown away in turn."""
-
-
 @contextlib.asynccontextmanager
 async def connection(engine: AsyncEngine) -> AsyncIterator[Connection]:
     """An open asyncpg connection borrowed from the engine's pool for the block.
 
-    The ledger's engine has no pre-ping (three round trips per checkout through
-    SQLAlchemy). Instead a connection the server closed, as a restarted database does,
-    is seen by asyncpg as soon as its socket closes, and is replaced here before use; one
-    that fails during the block is discarded rather than returned to the pool.
+    The pool never hands out a connection the server closed (see
+    :func:`openloop_runtime.db.create_engine`); one that fails during the block because the
+    database went away is discarded rather than returned to the pool.
     """
-    for _ in range(_CHECKOUT_ATTEMPTS):
-        async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: Connection = raw.driver_connection
-            if driver.is_closed():
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Connection = raw.driver_connection
+        try:
+            yield driver
+        except BaseException as error:
+            if driver.is_closed() or is_database_unavailable(error):
                 await conn.invalidate()
-                continue
-            try:
-                yield driver
-            except BaseException as error:
-                if driver.is_closed() or is_database_unavailable(error):
-                    await conn.invalidate()
-                if driver.is_closed() and isinstance(error, asyncpg.InterfaceError):
-                    # "connection is closed": the database went away, not a bad query.
-                    raise ConnectionError("the ledger database closed the connection") from error
-                raise
-            return
-    raise ConnectionError("every pooled connection to the ledger database was closed")
+            if driver.is_closed() and isinstance(error, asyncpg.InterfaceError):
+                # "connection is closed": the database went away, not a bad query.
+                raise ConnectionError("the ledger database closed the connection") from error
+            raise
 
 
 def transfer_of(row: Record) -> Transfer:
