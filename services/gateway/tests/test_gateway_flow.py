@@ -186,6 +186,7 @@ async def test_a_transfer_id_applied_with_other_fields_is_never_marked_failed(
 async def test_insufficient_funds_is_final_and_replays_the_same_error(flow, store, upstreams):
     upstreams.ledger_result = Result.CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS
     request = _request()
+    request.payer = f"citizens/short-{next(_keys)}"
     errors = []
     for _ in range(2):
         with pytest.raises(DomainError) as caught:
@@ -195,6 +196,7 @@ async def test_insufficient_funds_is_final_and_replays_the_same_error(flow, stor
     assert errors[0].metadata == errors[1].metadata
     payment_id = errors[0].metadata["payment"].removeprefix("payments/")
     assert (await store.get(payment_id)).state is PaymentState.FAILED
+    assert await store.first_use(request.payer) is None  # a failed payment is not a use
 
 
 async def test_a_denial_without_a_rule_id_still_reads_cleanly(flow, upstreams):

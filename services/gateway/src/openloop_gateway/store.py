@@ -103,16 +103,17 @@ async def _first(conn: AsyncConnection, statement: Executable) -> RowMapping | N
 class PaymentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-        """For single-statement reads on a payment's path: no BEGIN and ROLLBACK around them."""
+        self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        """For a payment's statements, each atomic on its own: no BEGIN and COMMIT (or
+        ROLLBACK) round trips around them."""
 
     async def get(self, payment_id: str) -> PaymentRecord | None:
-        async with self._reader.connect() as conn:
+        async with self._single.connect() as conn:
             row = await _first(conn, _by_id(payment_id))
         return _record(row) if row else None
 
     async def find_by_key(self, participant_id: str, idempotency_key: str) -> PaymentRecord | None:
-        async with self._reader.connect() as conn:
+        async with self._single.connect() as conn:
             row = await _first(conn, _by_key(participant_id, idempotency_key))
         return _record(row) if row else None
 
@@ -130,7 +131,9 @@ class PaymentStore:
             .on_conflict_do_nothing(constraint="payments_idempotency_key")
             .returning(*payments.c)
         )
-        async with self._engine.begin() as conn:
+        async with self._single.connect() as conn:
+            # ON CONFLICT waits for a racing insert of the key to commit or roll back, so
+            # when ours inserted nothing, the other's row is there to read.
             row = await _first(conn, statement) or await _first(
                 conn, _by_key(record.participant_id, record.idempotency_key)
             )
@@ -138,8 +141,10 @@ class PaymentStore:
         return _record(row)
 
     async def finish(self, record: PaymentRecord) -> PaymentRecord:
-        """Move a pending payment to its final state (once: a final state never changes)."""
-        statement = (
+        """Move a pending payment to its final state (once: a final state never changes) and,
+        when it completes the payer's first payment, record their first use: one statement,
+        so both happen or neither does."""
+        finished = (
             payments.update()
             .where(
                 payments.c.payment_id == record.payment_id,
@@ -154,26 +159,28 @@ class PaymentStore:
                 update_time=func.now(),
             )
             .returning(*payments.c)
+            .cte("finished")
         )
-        async with self._engine.begin() as conn:
-            finished = await _first(conn, statement)
-            if finished is not None and finished["state"] == PaymentState.COMPLETED.value:
-                await conn.execute(
-                    insert(first_uses)
-                    .values(
-                        payer=finished["payer"],
-                        first_use_time=finished["update_time"],
-                        payment_id=finished["payment_id"],
-                    )
-                    .on_conflict_do_nothing(index_elements=[first_uses.c.payer])
-                )
-            row = finished or await _first(conn, _by_id(record.payment_id))
+        first_use = (
+            insert(first_uses)
+            .from_select(
+                ["payer", "first_use_time", "payment_id"],
+                select(finished.c.payer, finished.c.update_time, finished.c.payment_id).where(
+                    finished.c.state == PaymentState.COMPLETED.value
+                ),
+            )
+            .on_conflict_do_nothing(index_elements=[first_uses.c.payer])
+            .cte("first_use")
+        )
+        statement = select(finished).add_cte(first_use)
+        async with self._single.connect() as conn:
+            row = await _first(conn, statement) or await _first(conn, _by_id(record.payment_id))
         assert row is not None  # payments are never deleted
         return _record(row)
 
     async def first_use(self, payer: str) -> datetime | None:
         """When ``payer`` first completed a payment; None before its first."""
-        async with self._reader.connect() as conn:
+        async with self._single.connect() as conn:
             return await conn.scalar(
                 select(first_uses.c.first_use_time).where(first_uses.c.payer == payer)
             )
