@@ -82,9 +82,21 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         request: service_pb2.EvaluateRequest,
         rule_set: CompiledRuleSet | None,
         moment: Moment,
-        prefix: str,
+        index: int | None = None,
     ) -> tuple[str, Decision]:
+        """The request's scope and decision; ``index`` is its place in a batch, named in
+        errors (``requests[3].facts...``)."""
         scope = scope_name(request.scope)
+        if (
+            scope is not None
+            and scope != _ENROLMENT
+            and rule_set is not None
+            and request.HasField("facts")
+        ):
+            decided = rule_set.evaluate_wire(scope, request.facts, moment)
+            if decided is not None:
+                return scope, decided
+        prefix = "" if index is None else f"requests[{index}]."
         if scope is None:
             raise invalid_field(f"{prefix}scope", f"{prefix}scope must be set to a known scope")
         now = moment.now
@@ -97,19 +109,9 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         else:
             if not request.HasField("facts"):
                 raise invalid_field(f"{prefix}facts", f"{prefix}facts must be set")
-            if rule_set is None:
-                values = facts.payment_facts(request.facts, now, None, f"{prefix}facts")
-            else:
-                decided = rule_set.evaluate_wire(scope, request.facts, moment)
-                if decided is not None:
-                    return scope, decided
-                values = facts.payment_facts(
-                    request.facts,
-                    now,
-                    rule_set.spending_deadline_months,
-                    f"{prefix}facts",
-                    rule_set.variables(scope),
-                )
+            months = None if rule_set is None else rule_set.spending_deadline_months
+            wanted = facts.EVERYTHING if rule_set is None else rule_set.variables(scope)
+            values = facts.payment_facts(request.facts, now, months, f"{prefix}facts", wanted)
         if rule_set is None:
             return scope, decision.no_active_rule_set()
         return scope, rule_set.evaluate(scope, values)
@@ -121,7 +123,7 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         now = self._clock()
         program_id = self._program(request.program)
         rule_set = self._schedule.in_effect(program_id, now)
-        scope, result = self._decide(request, rule_set, Moment.of(now), "")
+        scope, result = self._decide(request, rule_set, Moment.of(now))
         self._recorder.offer(now, program_id, scope, result, _payment_facts(request, scope))
         return service_pb2.EvaluateResponse(
             decision=cached_decision_proto(result, program_name(program_id))
@@ -151,10 +153,8 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         rule_set = self._schedule.in_effect(program_id, now)
         program = program_name(program_id)
         moment = Moment.of(now)
-        decided = [
-            self._decide(item, rule_set, moment, f"requests[{index}].")
-            for index, item in enumerate(items)
-        ]
+        decide = self._decide
+        decided = [decide(item, rule_set, moment, index) for index, item in enumerate(items)]
         offer = self._recorder.offer
         skip = max(0, len(decided) - self._recorder.capacity)  # the rest would be dropped
         for index in range(skip, len(decided)):
