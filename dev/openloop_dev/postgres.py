@@ -153,3 +153,19 @@ async def create_database(server_url: str, name: str) -> None:
             await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
+
+
+async def terminate_connections(database_url: str) -> int:
+    """Close every other session on the database ``database_url`` names (its SQLAlchemy or
+    libpq URL), as a restart or a failover does; returns how many were closed."""
+    libpq = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(libpq)
+    try:
+        closed: int = await connection.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            libpq.rsplit("/", 1)[1],
+        )
+        return closed
+    finally:
+        await connection.close()

@@ -7,23 +7,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 from sqlalchemy import text
 
+from openloop_dev.postgres import terminate_connections
 from openloop_runtime.db import create_engine
-
-
-async def _terminate_others(url: str) -> int:
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        killed: int = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
-            url.rsplit("/", 1)[1],
-        )
-        return killed
-    finally:
-        await admin.close()
 
 
 async def test_connections_the_server_closed_are_replaced_at_checkout(
@@ -42,7 +29,7 @@ async def test_connections_the_server_closed_are_replaced_at_checkout(
     try:
         async with engine.connect() as a, engine.connect() as b:
             before = {await conn.scalar(text("SELECT pg_backend_pid()")) for conn in (a, b)}
-        assert await _terminate_others(url) == 2
+        assert await terminate_connections(url) == 2
         await asyncio.sleep(0.2)  # the event loop sees both sockets close
 
         for _ in range(4):  # both closed connections replaced, then the new ones reused

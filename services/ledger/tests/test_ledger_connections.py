@@ -5,25 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 import pytest
 
+from openloop_dev.postgres import terminate_connections
 from openloop_ledger import pg
 from openloop_runtime.db import create_engine
-
-
-async def _terminate_backends(url: str) -> int:
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        database = url.rsplit("/", 1)[1]
-        killed: int = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
-            database,
-        )
-        return killed
-    finally:
-        await admin.close()
 
 
 async def _wait_closed(conns: list[pg.Connection]) -> None:
@@ -49,7 +35,7 @@ async def test_connections_the_server_closed_are_replaced_before_use(
             pids = {await conn.fetchval("SELECT pg_backend_pid()") for conn in (a, b, c)}
             held = [a, b, c]
         assert len(pids) == 3
-        assert await _terminate_backends(url) == 3
+        assert await terminate_connections(url) == 3
         await _wait_closed(held)
 
         async with pg.connection(engine) as conn:
@@ -70,7 +56,7 @@ async def test_a_connection_that_dies_during_use_is_discarded(
         async def use_after_the_server_closed_it() -> None:
             async with pg.connection(engine) as conn:
                 used.append(await conn.fetchval("SELECT pg_backend_pid()"))
-                await _terminate_backends(url)
+                await terminate_connections(url)
                 await _wait_closed([conn])
                 await conn.fetchval("SELECT 1")
 
