@@ -37,7 +37,6 @@ def build(settings: LedgerSettings) -> ServiceFactory:
             )
         encoder = LeafEncoder(settings.leaf_key.get_secret_value().encode())
         signer = Signer.from_key(settings.log_signing_key.get_secret_value())
-        # No pre-ping: pg.connection checks each raw connection itself, at no round trip.
         async with engine_for(settings) as engine:
             await require_durable_commits(engine)
             batcher = Batcher(BatchWriter(engine), max_events=settings.batch_max_events)
