@@ -46,11 +46,11 @@ MAX_TEXT = 64
 
 def clock_facts(facts: Facts, now: datetime) -> None:
     facts["clock__now"] = now
-    facts["clock__year"] = _bangkok_year(now)
+    facts["clock__year"] = bangkok_year(now)
 
 
 @functools.lru_cache(maxsize=16)
-def _bangkok_year(now: datetime) -> int:
+def bangkok_year(now: datetime) -> int:
     """Every decision of a batch shares ``now``."""
     return now.astimezone(BANGKOK).year
 
@@ -80,13 +80,18 @@ def seen_well_formed(pattern: re.Pattern[str]) -> set[str]:
     return valid
 
 
+def matches(value: str, pattern: re.Pattern[str]) -> bool:
+    """Whether a text fact is well formed: not too long, and all of it matches ``pattern``."""
+    return len(value) <= MAX_TEXT and pattern.fullmatch(value) is not None
+
+
 def _text(value: str, pattern: re.Pattern[str], field: str) -> str | None:
     if not value:
         return None
     valid = seen_well_formed(pattern)
     if value in valid:
         return value
-    if len(value) > MAX_TEXT or pattern.fullmatch(value) is None:
+    if not matches(value, pattern):
         raise invalid_field(field, f"{field} is malformed")
     if len(valid) >= _VALID_MAX:
         valid.clear()
@@ -180,9 +185,14 @@ SECONDS_MAX = 253402300799
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def in_range(seconds: int, nanos: int) -> bool:
+    """Whether a Timestamp's fields are a valid instant (``ToDatetime`` accepts them)."""
+    return SECONDS_MIN <= seconds <= SECONDS_MAX and 0 <= nanos < 1_000_000_000
+
+
 def _checked(stamp: timestamp_pb2.Timestamp, field: str) -> tuple[int, int]:
     seconds, nanos = stamp.seconds, stamp.nanos
-    if not (SECONDS_MIN <= seconds <= SECONDS_MAX and 0 <= nanos < 1_000_000_000):
+    if not in_range(seconds, nanos):
         raise invalid_field(field, f"{field} is not a valid timestamp")
     return seconds, nanos
 

@@ -11,6 +11,7 @@ calendar days in Thailand (midnight, UTC+7).
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
@@ -182,8 +183,7 @@ def add_months(moment: datetime, months: int) -> datetime:
     local = moment.astimezone(BANGKOK)
     index = local.month - 1 + months
     year, month = local.year + index // 12, index % 12 + 1
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    days = calendar.monthrange(year, month)[1]
     return local.replace(year=year, month=month, day=min(local.day, days)).astimezone(UTC)
 
 
@@ -200,7 +200,6 @@ def add_months_micros(micros: int, months: int) -> int:
     day = date.fromordinal(_EPOCH_ORDINAL + days)
     index = day.month - 1 + months
     year, month = day.year + index // 12, index % 12 + 1
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    last = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[month - 1]
+    last = calendar.monthrange(year, month)[1]
     moved = date(year, month, min(day.day, last)).toordinal() - _EPOCH_ORDINAL
     return moved * _MICROS_PER_DAY + time_of_day - _BANGKOK_MICROS

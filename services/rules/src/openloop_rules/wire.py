@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 from openloop.rules.v1 import resources_pb2
@@ -28,7 +28,6 @@ from openloop_rules import encoding, facts
 from openloop_rules.program import add_months_micros
 
 _ONE_SECOND_US = 1_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _Party = Literal["payer", "payee"]
 _PARTIES: tuple[_Party, ...] = ("payer", "payee")
 
@@ -42,9 +41,7 @@ class Moment(NamedTuple):
 
     @classmethod
     def of(cls, now: datetime) -> Moment:
-        moment: dict[str, Any] = {}
-        facts.clock_facts(moment, now)
-        return cls(now, encoding.micros(now), moment["clock__year"])
+        return cls(now, encoding.micros(now), facts.bangkok_year(now))
 
 
 _Outputs = tuple[tuple[str, int], ...]
@@ -63,10 +60,6 @@ _TRANSACTION_ENUMS = (
     ("receipts_round", facts.ROUNDS, "transaction__receipts_round"),
 )
 """The payment's enum fields: the field, its values' names and the fact it gives."""
-
-
-def _in_range(seconds: int, nanos: int) -> bool:
-    return facts.SECONDS_MIN <= seconds <= facts.SECONDS_MAX and 0 <= nanos < 1_000_000_000
 
 
 class WireInputs:
@@ -161,9 +154,7 @@ class WireInputs:
                     if required:
                         return False
                     continue
-                if value not in seen and (
-                    len(value) > facts.MAX_TEXT or pattern.fullmatch(value) is None
-                ):
+                if value not in seen and not facts.matches(value, pattern):
                     return False
                 if outputs:
                     self._put(outputs, value, variables, others)
@@ -214,9 +205,7 @@ class WireInputs:
                 self._put(wants[fact], name, variables, others)
         category = message.goods_category
         if category:
-            if category not in self._categories and (
-                len(category) > facts.MAX_TEXT or facts.CATEGORY.fullmatch(category) is None
-            ):
+            if category not in self._categories and not facts.matches(category, facts.CATEGORY):
                 return False
             self._put(wants["transaction__goods_category"], category, variables, others)
         return True
@@ -227,7 +216,7 @@ class WireInputs:
         wants = self._transaction
         if message.HasField("payment_time"):
             stamp = message.payment_time
-            if not _in_range(stamp.seconds, stamp.nanos):
+            if not facts.in_range(stamp.seconds, stamp.nanos):
                 return False
             for variable, how in wants["transaction__time"]:
                 variables[variable] = _instant(stamp.seconds, stamp.nanos, how)
@@ -238,7 +227,7 @@ class WireInputs:
             return True
         stamp = message.payer_first_use_time
         seconds, nanos = stamp.seconds, stamp.nanos
-        if not _in_range(seconds, nanos):
+        if not facts.in_range(seconds, nanos):
             return False
         for variable, how in wants["payer__first_use_time"]:
             variables[variable] = _instant(seconds, nanos, how)
@@ -250,7 +239,9 @@ class WireInputs:
             except (ValueError, OverflowError):
                 return False
             for variable, how in deadline:
-                variables[variable] = end if how == encoding.MICROS else _from_micros(end)
+                variables[variable] = (
+                    end if how == encoding.MICROS else facts.timestamp_at(*_seconds_and_nanos(end))
+                )
         return True
 
     def _put(
@@ -292,5 +283,6 @@ def _read(how: int, value: Any) -> Any:
     return value
 
 
-def _from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
+def _seconds_and_nanos(micros: int) -> tuple[int, int]:
+    seconds, rest = divmod(micros, _ONE_SECOND_US)
+    return seconds, rest * 1000
