@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ import asyncpg
 import grpc
 from google.protobuf.message import Message
 
+from bench.cpu import CpuMeter
 from openloop.ledger.v1 import resources_pb2, service_pb2
 from openloop_dev.ports import free_port
 from openloop_ledger import pg
@@ -64,10 +66,10 @@ def do_nothing_server(
     method: str = "openloop.ledger.v1.LedgerService/CreateTransfers",
     request_type: type[Message] = service_pb2.CreateTransfersRequest,
     reply: Message | None = None,
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     """A server that answers ``method`` with ``reply`` and does nothing else, in its own
-    process; yields its address. By default a ``LedgerService`` whose ``CreateTransfers``
-    answers one OK (the single-transfer scenario's floor)."""
+    process; yields its address and process id. By default a ``LedgerService`` whose
+    ``CreateTransfers`` answers one OK (the single-transfer scenario's floor)."""
     if reply is None:
         reply = service_pb2.CreateTransfersResponse(results=[_OK])
     port = free_port()
@@ -81,15 +83,19 @@ def do_nothing_server(
     try:
         with grpc.insecure_channel(target) as channel:
             grpc.channel_ready_future(channel).result(timeout=30)
-        yield target
+        assert process.pid is not None
+        yield target, process.pid
     finally:
         process.terminate()
         process.join(10)
 
 
-async def database_ceiling(dsn: str, *, accounts: int, batch: int, batches: int) -> float:
+async def database_ceiling(
+    dsn: str, *, accounts: int, batch: int, batches: int
+) -> tuple[float, dict[str, float]]:
     """Transfers/s through the database half of a batch alone, on an empty migrated ledger
-    database at ``dsn``, with rows and account totals prepared up front."""
+    database at ``dsn``, with rows and account totals prepared up front; and the CPU it
+    cost per transfer, in PostgreSQL and in this process (see :class:`bench.cpu.CpuMeter`)."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(
@@ -100,6 +106,7 @@ async def database_ceiling(dsn: str, *, accounts: int, batch: int, batches: int)
             accounts,
         )
         prepared = _prepared_batches(accounts=accounts, batch=batch, batches=batches)
+        meter = CpuMeter(os.getpid())
         started = time.perf_counter()
         for transfers, totals in prepared:
             async with conn.transaction():
@@ -108,7 +115,10 @@ async def database_ceiling(dsn: str, *, accounts: int, batch: int, batches: int)
                 await pg.set_journal(conn, size + len(transfers), random.getrandbits(63))
                 await pg.copy_transfers(conn, transfers, size)
                 await pg.write_accounts(conn, totals)
-        return batch * batches / (time.perf_counter() - started)
+        rate = batch * batches / (time.perf_counter() - started)
+        cpu = meter.per_unit(rate)
+        del cpu["cpu_us_server"]  # no server: this process is the client, feeding PostgreSQL
+        return rate, cpu
     finally:
         await conn.close()
 

@@ -42,6 +42,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.ceilings import database_ceiling, do_nothing_server
+from bench.cpu import CpuMeter, budget_us
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_dev.ports import free_port
 from openloop_dev.postgres import EmbeddedPostgres
@@ -117,8 +118,11 @@ def _transfer(ids: Ids, rng: random.Random, *, hot: bool) -> resources_pb2.Trans
 
 
 @contextlib.contextmanager
-def ledger_process(database_url: str, workdir: Path, *, unbatched: bool = False) -> Iterator[str]:
-    """A ledger server; ``unbatched`` applies each request in its own transaction."""
+def ledger_process(
+    database_url: str, workdir: Path, *, unbatched: bool = False
+) -> Iterator[tuple[str, int]]:
+    """A ledger server, as its address and process id; ``unbatched`` applies each request
+    in its own transaction."""
     port = free_port()
     env = {
         **os.environ,
@@ -145,7 +149,7 @@ def ledger_process(database_url: str, workdir: Path, *, unbatched: bool = False)
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         break
                 time.sleep(0.1)
-        yield target
+        yield target, process.pid
     finally:
         process.terminate()
         process.wait(15)
@@ -445,15 +449,16 @@ async def bench(args: argparse.Namespace, workdir: Path) -> list[Figure]:
         for url in (ledger_url, naive_url, unbatched_url, ceiling_url):
             await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
         ceilings = await _measure_ceilings(args, ceiling_url)
-        with ledger_process(unbatched_url, workdir, unbatched=True) as target:
+        with ledger_process(unbatched_url, workdir, unbatched=True) as (target, _):
             unbatched = await _measure_unbatched(args, target)
-        with ledger_process(ledger_url, workdir) as target:
+        with ledger_process(ledger_url, workdir) as (target, pid):
             figures = await _measure(
                 args,
                 target,
                 ledger_url,
                 naive_url,
                 unbatched,
+                pid=pid,
                 settled_urls=(unbatched_url, ceiling_url),
             )
         return [*ceilings, *figures]
@@ -464,12 +469,14 @@ async def bench(args: argparse.Namespace, workdir: Path) -> list[Figure]:
 
 async def _measure_ceilings(args: argparse.Namespace, ceiling_url: str) -> list[Figure]:
     """This machine's limits for the two throughput targets (see :mod:`bench.ceilings`)."""
-    with do_nothing_server() as target:
+    with do_nothing_server() as (target, pid):
         async with grpc.aio.insecure_channel(target) as channel:
             stub = service_pb2_grpc.LedgerServiceStub(channel)
             await ledger_rate(stub, 1, args.clients, 1, hot=False)  # warm up
+            meter = CpuMeter(pid)
             floor, _ = await ledger_rate(stub, args.seconds, args.clients, 1, hot=False)
-    database = await database_ceiling(
+            floor_cpu = meter.per_unit(floor)
+    database, database_cpu = await database_ceiling(
         _dsn(ceiling_url), accounts=ACCOUNTS, batch=args.batch, batches=30
     )
     print("ceilings measured", flush=True)
@@ -479,12 +486,14 @@ async def _measure_ceilings(args: argparse.Namespace, ceiling_url: str) -> list[
             floor,
             "requests/s",
             target="bounds single-transfer requests (target 3000)",
+            detail={**floor_cpu, "cpu_us_budget_at_3000": budget_us(3_000)},
         ),
         Figure(
             f"ceiling: the database half of {args.batch}-transfer batches, rows prepared",
             database,
             "transfers/s",
             target="bounds batched transfers (target 30000)",
+            detail={**database_cpu, "cpu_us_budget_at_30000": budget_us(30_000)},
         ),
     ]
 
@@ -507,6 +516,7 @@ async def _measure(
     naive_url: str,
     unbatched: tuple[float, float],
     *,
+    pid: int,
     settled_urls: tuple[str, ...],
 ) -> list[Figure]:
     figures: list[Figure] = []
@@ -519,11 +529,15 @@ async def _measure(
         await ledger_rate(stub, 2, 2, args.batch, hot=False)  # warm up
 
         async with lag_monitor(ledger_url) as lags:
+            meter = CpuMeter(pid)
             batched, _ = await ledger_rate(stub, seconds, args.batch_clients, args.batch, hot=False)
+            batched_cpu = meter.per_unit(batched)
             hot_batched, _ = await ledger_rate(
                 stub, seconds, args.batch_clients, args.batch, hot=True
             )
+            meter.start()
             single, single_latency = await ledger_rate(stub, seconds, args.clients, 1, hot=False)
+            single_cpu = meter.per_unit(single)
             hot_single, _ = await ledger_rate(stub, seconds, args.clients, 1, hot=True)
         naive_plain, _ = await naive_rate(naive, seconds, args.clients, hot=False)
         naive_hot, _ = await naive_rate(naive, seconds, args.clients, hot=True)
@@ -537,6 +551,7 @@ async def _measure(
                 naive_plain,
                 ">= 30000",
                 batched >= 30_000,
+                {**batched_cpu, "cpu_us_budget_at_30000": budget_us(30_000)},
             ),
             Figure(
                 f"single-transfer requests, {args.clients} clients (naive: same server, "
@@ -550,6 +565,8 @@ async def _measure(
                     "p50_ms": _percentile(single_latency, 0.5),
                     "p99_ms": _percentile(single_latency, 0.99),
                     "naive_sql_transfers_per_s": naive_plain,
+                    **single_cpu,
+                    "cpu_us_budget_at_3000": budget_us(3_000),
                 },
             ),
             Figure(

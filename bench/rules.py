@@ -48,7 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.ceilings import do_nothing_server
+from bench.cpu import cpu_seconds
 from openloop.common.v1 import money_pb2, party_pb2
 from openloop.rules.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_dev.ports import free_port
@@ -134,12 +135,6 @@ def cases(count: int, seed: int = 7) -> list[service_pb2.EvaluateRequest]:
             )
         requests.append(service_pb2.EvaluateRequest(scope=ROUND1, facts=facts))
     return requests
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process ``pid`` so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -294,6 +289,17 @@ async def paced_latency(target: str, rate: float, seconds: float) -> dict[str, f
         )
 
 
+async def _metered(
+    server: int, scenario: Coroutine[Any, Any, dict[str, float]]
+) -> dict[str, float]:
+    """The scenario's figures, with the server's CPU time per call added as
+    ``server_cpu_us``."""
+    before = cpu_seconds(server)
+    figures = await scenario
+    spent = cpu_seconds(server) - before
+    return {**figures, "server_cpu_us": spent / max(figures["calls"], 1) * 1e6}
+
+
 def in_process(batch: list[service_pb2.EvaluateRequest], seconds: float) -> dict[str, float]:
     """Our compiled engine without gRPC, and the naive rule-by-rule baseline, in this process."""
     programs = {key: shipped.program for key, shipped in shipped_programs().items()}
@@ -356,13 +362,15 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "openloop.rules.v1.RulesService/Evaluate",
                 service_pb2.EvaluateRequest,
                 _constant_decision(),
-            ) as floor_target,
+            ) as (floor_target, floor_server),
         ):
             throughput = await batch_throughput(target, server, batch, args.seconds)
             rounds = []
             for _ in range(args.rounds):  # interleaved: both see the machine as it is then
-                rules = await paced_latency(target, args.rate, args.seconds)
-                floor = await paced_latency(floor_target, args.rate, args.seconds)
+                rules = await _metered(server, paced_latency(target, args.rate, args.seconds))
+                floor = await _metered(
+                    floor_server, paced_latency(floor_target, args.rate, args.seconds)
+                )
                 rounds.append({"rules": rules, "floor": floor})
     finally:
         postgres.stop()
@@ -373,6 +381,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "floor_p50_ms": _median([r["floor"]["p50_ms"] for r in rounds]),
         "floor_p99_ms": _median([r["floor"]["p99_ms"] for r in rounds]),
         "added_p99_ms": _median([r["rules"]["p99_ms"] - r["floor"]["p99_ms"] for r in rounds]),
+        "server_cpu_us": _median([r["rules"]["server_cpu_us"] for r in rounds]),
+        "floor_server_cpu_us": _median([r["floor"]["server_cpu_us"] for r in rounds]),
     }
     local = in_process(batch, min(args.seconds, 5.0))
     return {"batch": throughput, "latency": latency, "in_process": local}
@@ -407,6 +417,9 @@ def main() -> None:
          f"{latency['p50_ms']:.2f} / {latency['p99_ms']:.2f}",
          f"{latency['floor_p50_ms']:.2f} / {latency['floor_p99_ms']:.2f} (do-nothing)",
          f"p99 <= {P99_TARGET_MS:g}"),
+        ("  server CPU per Evaluate call, median µs",
+         f"{latency['server_cpu_us']:,.0f}",
+         f"{latency['floor_server_cpu_us']:,.0f} (do-nothing)", ""),
         ("  p99 the service adds to the do-nothing server's, median ms",
          f"{latency['added_p99_ms']:.2f}", "", f"<= {P99_TARGET_MS:g}"),
     ]  # fmt: skip
