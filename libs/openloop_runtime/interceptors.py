@@ -15,11 +15,15 @@ import asyncpg
 import grpc
 import sqlalchemy.exc
 from grpc_status import rpc_status
+from opentelemetry import trace
 
 from openloop_runtime.errors import DomainError, ErrorReason
 from openloop_runtime.telemetry import current_trace_id
 
 _log = logging.getLogger(__name__)
+
+REASON_ATTRIBUTE = "openloop.error.reason"
+"""Span attribute: the ErrorInfo reason a failed call was answered with."""
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
@@ -118,6 +122,9 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
     async def _abort(self, context: grpc.aio.ServicerContext, error: DomainError) -> None:
+        # The tracing interceptor around this one records the status code on the call's span;
+        # the reason goes beside it, so a trace says why a call failed.
+        trace.get_current_span().set_attribute(REASON_ATTRIBUTE, error.reason)
         status = rpc_status.to_status(error.to_status(self._domain))
         await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
 
