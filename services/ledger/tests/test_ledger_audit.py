@@ -188,6 +188,57 @@ async def test_an_edited_balance_is_named_by_account(copy: str) -> None:
     assert "wallet-" in report.findings[0].message
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # settlement would follow the shop's money to another bank
+        "UPDATE accounts SET participant_id = 'bank-z'"
+        " WHERE id = (SELECT min(id) FROM accounts WHERE id LIKE 'shop-%')",
+        "UPDATE accounts SET debits_must_not_exceed_credits = true"
+        " WHERE id = (SELECT min(id) FROM accounts WHERE id LIKE 'shop-%')",
+        "UPDATE accounts SET history = true"
+        " WHERE id = (SELECT min(id) FROM accounts WHERE id LIKE 'shop-%')",
+        "UPDATE accounts SET code = 2"
+        " WHERE id = (SELECT min(id) FROM accounts WHERE id LIKE 'shop-%')",
+        "UPDATE accounts SET user_data = 'someone else'"
+        " WHERE id = (SELECT min(id) FROM accounts WHERE id LIKE 'shop-%')",
+    ],
+)
+async def test_an_edited_account_is_named_by_its_mac(copy: str, statement: str) -> None:
+    await _tamper(copy, statement)
+    report = await _verify(copy)
+    assert [f.kind for f in report.findings] == ["account"]
+    assert "shop-" in report.findings[0].message
+    assert "no longer matches its MAC" in report.findings[0].message
+
+
+async def test_an_account_inserted_or_stripped_of_its_mac_is_named(copy: str) -> None:
+    await _tamper(
+        copy,
+        "INSERT INTO accounts (id, ledger, code, debits_must_not_exceed_credits,"
+        " credits_must_not_exceed_debits, user_data, participant_id)"
+        " VALUES ('forged-1', 764, 1, false, false, '', 'bank-a')",
+        "UPDATE accounts SET mac = NULL"
+        " WHERE id = (SELECT min(id) FROM accounts WHERE id LIKE 'shop-%')",
+    )
+    report = await _verify(copy)
+    assert [f.kind for f in report.findings] == ["account", "account"]
+    named = " ".join(f.message for f in report.findings)
+    assert "'forged-1' has no MAC" in named
+    assert "shop-" in named
+
+
+async def test_a_mac_copied_from_another_account_does_not_fit(copy: str) -> None:
+    await _tamper(
+        copy,
+        "UPDATE accounts SET mac = (SELECT mac FROM accounts WHERE id LIKE 'wallet-%'"
+        " ORDER BY id LIMIT 1) WHERE id = (SELECT min(id) FROM accounts WHERE id LIKE 'shop-%')",
+    )
+    report = await _verify(copy)
+    assert [f.kind for f in report.findings] == ["account"]
+    assert "shop-" in report.findings[0].message
+
+
 async def test_a_rewritten_row_and_tile_still_break_the_signed_root(copy: str) -> None:
     """An insider who also rewrites the sealed leaf hashes cannot re-sign the checkpoint."""
     await _tamper(

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from openloop_ledger.account_mac import mac_of_row
 from openloop_ledger.audit.verifier import LedgerVerifier, SignedCheckpoint
 from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_SIGNING_KEY
 from openloop_ledger.leaf import LeafEncoder
@@ -19,7 +20,8 @@ from openloop_ledger.merkle.tree import CompactTree
 from openloop_ledger.pg import leaf_of_row
 
 SIZE = 700
-ENCODER = LeafEncoder(DEVELOPMENT_LEAF_KEY.encode())
+KEY = DEVELOPMENT_LEAF_KEY.encode()
+ENCODER = LeafEncoder(KEY)
 SIGNER = Signer.from_key(DEVELOPMENT_LOG_SIGNING_KEY)
 AT = datetime(2026, 11, 26, tzinfo=UTC)
 
@@ -59,18 +61,26 @@ def _accounts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         totals.setdefault(row["debit_account_id"], [0, 0])[0] += row["amount"]
         totals.setdefault(row["credit_account_id"], [0, 0])[1] += row["amount"]
-    return [
+    accounts = [
         {
             "id": account,
+            "ledger": 764,
+            "code": 1,
+            "debits_must_not_exceed_credits": False,
+            "credits_must_not_exceed_debits": False,
+            "history": False,
+            "created_closed": False,
+            "closed": False,
+            "user_data": "",
+            "participant_id": "bank-a",
             "debits_pending": 0,
             "debits_posted": debits,
             "credits_pending": 0,
             "credits_posted": credits,
-            "created_closed": False,
-            "closed": False,
         }
         for account, (debits, credits) in totals.items()
     ]
+    return [{**a, "mac": mac_of_row(KEY, a)} for a in accounts]
 
 
 @pytest.mark.parametrize("chunk", [1, 100, 300, SIZE])
@@ -83,6 +93,7 @@ def test_a_changed_row_is_named_whatever_the_chunking(chunk: int) -> None:
         ENCODER,
         SIGNER.verifier(),
         [checkpoint],
+        mac_key=KEY,
         sealed_tiles={index: data for (level, index), data in tiles.items() if level == 0},
     )
     for start in range(0, SIZE, chunk):

@@ -35,7 +35,8 @@ def build(settings: LedgerSettings) -> ServiceFactory:
                 "the ledger runs with a development leaf or checkpoint key: set "
                 "OPENLOOP_LEDGER_LEAF_KEY and OPENLOOP_LEDGER_LOG_SIGNING_KEY in a deployment"
             )
-        encoder = LeafEncoder(settings.leaf_key.get_secret_value().encode())
+        leaf_key = settings.leaf_key.get_secret_value().encode()
+        encoder = LeafEncoder(leaf_key)
         signer = Signer.from_key(settings.log_signing_key.get_secret_value())
         async with engine_for(settings) as engine:
             await require_durable_commits(engine)
@@ -49,7 +50,7 @@ def build(settings: LedgerSettings) -> ServiceFactory:
             )
             expirer = Expirer(engine, batcher, interval=settings.expiry_interval_seconds)
             servicer = LedgerServicer(
-                LedgerStore(engine), batcher, LogReader(engine, encoder, signer.name)
+                LedgerStore(engine, leaf_key), batcher, LogReader(engine, encoder, signer.name)
             )
             async with batcher.running(), sealer.running(), expirer.running():
                 yield [Registration.of(service_pb2, service_pb2_grpc, "LedgerService", servicer)]

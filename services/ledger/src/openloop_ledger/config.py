@@ -30,8 +30,8 @@ class LedgerSettings(ServiceSettings):
     port: int = Field(default=50053, ge=0, le=65535)
     """The ledger's well-known port in the mesh; 0 picks a free one (tests)."""
     leaf_key: SecretStr = SecretStr(DEVELOPMENT_LEAF_KEY)
-    """HMAC key for the account ids and user data in Merkle leaves. Fixed for the life of
-    the log: the verifier needs it to recompute every leaf."""
+    """HMAC key for the account ids and user data in Merkle leaves and for the account rows'
+    MACs. Fixed for the life of the log: the verifier needs it to recompute both."""
     log_signing_key: SecretStr = SecretStr(DEVELOPMENT_LOG_SIGNING_KEY)
     """Ed25519 key that signs checkpoints, as a C2SP note signer key
     (``PRIVATE+KEY+<origin>+<hash>+<base64>``). Its name is the log's origin."""

@@ -18,6 +18,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_ledger import paging, pg
+from openloop_ledger.account_mac import account_mac
 from openloop_ledger.model import Account, AccountSpec, Balances, Transfer
 from openloop_ledger.planning import account_ids_named, plan_accounts
 from openloop_ledger.validation import AccountResult, is_lookup_id, is_well_formed_id
@@ -54,8 +55,10 @@ class Page(Generic[Item]):
 
 
 class LedgerStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, mac_key: bytes) -> None:
         self._engine = engine
+        self._mac_key = mac_key
+        """The leaf key: each new account row carries a MAC under it (:mod:`.account_mac`)."""
 
     async def create_accounts(self, specs: Sequence[AccountSpec]) -> list[AccountResult]:
         ids = account_ids_named(specs)
@@ -67,7 +70,7 @@ class LedgerStore:
                     return plan.results
                 savepoint = conn.transaction()
                 await savepoint.start()
-                if await _insert_accounts(conn, plan.created) == len(plan.created):
+                if await _insert_accounts(conn, plan.created, self._mac_key) == len(plan.created):
                     await savepoint.commit()
                     return plan.results
                 await savepoint.rollback()
@@ -205,17 +208,21 @@ async def _account_specs(conn: pg.Connection, ids: list[str]) -> dict[str, Accou
     return {row["id"]: pg.account_state_of(row).spec for row in rows}
 
 
-async def _insert_accounts(conn: pg.Connection, specs: Sequence[AccountSpec]) -> int:
-    """Insert in id order; returns how many went in (fewer when a racing request won an id)."""
+async def _insert_accounts(
+    conn: pg.Connection, specs: Sequence[AccountSpec], mac_key: bytes
+) -> int:
+    """Insert in id order, each with its MAC; returns how many went in (fewer when a racing
+    request won an id)."""
     ordered = sorted(specs, key=lambda spec: spec.id)
     rows = await conn.fetch(
         "INSERT INTO accounts (id, ledger, code, debits_must_not_exceed_credits,"
         " credits_must_not_exceed_debits, history, created_closed, closed, user_data,"
-        " participant_id)"
-        " SELECT id, ledger, code, dl, cl, history, closed, closed, user_data, participant_id"
+        " participant_id, mac)"
+        " SELECT id, ledger, code, dl, cl, history, closed, closed, user_data, participant_id,"
+        " mac"
         " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[], $5::bool[],"
-        " $6::bool[], $7::bool[], $8::text[], $9::text[])"
-        " AS u(id, ledger, code, dl, cl, history, closed, user_data, participant_id)"
+        " $6::bool[], $7::bool[], $8::text[], $9::text[], $10::bytea[])"
+        " AS u(id, ledger, code, dl, cl, history, closed, user_data, participant_id, mac)"
         " ON CONFLICT (id) DO NOTHING RETURNING id",
         [s.id for s in ordered],
         [s.ledger for s in ordered],
@@ -226,5 +233,6 @@ async def _insert_accounts(conn: pg.Connection, specs: Sequence[AccountSpec]) ->
         [s.flags.closed for s in ordered],
         [s.user_data for s in ordered],
         [s.participant_id for s in ordered],
+        [account_mac(mac_key, s) for s in ordered],
     )
     return len(rows)

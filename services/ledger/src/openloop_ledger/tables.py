@@ -54,6 +54,10 @@ accounts = Table(
     Column("credits_pending", BigInteger, nullable=False, server_default="0"),
     Column("credits_posted", BigInteger, nullable=False, server_default="0"),
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # HMAC over the immutable columns (openloop_ledger.account_mac), written at creation.
+    # Nullable only so the column could be added to existing rows: the verifier names any
+    # account without one.
+    Column("mac", LargeBinary, nullable=True),
     CheckConstraint(f"ledger BETWEEN 1 AND {MAX_UINT32}", name="ledger_range"),
     CheckConstraint(f"code BETWEEN 1 AND {MAX_UINT32}", name="code_range"),
     CheckConstraint(

@@ -28,7 +28,7 @@ from openloop_ledger.merkle.note import Verifier
 from openloop_ledger.pg import ACCOUNT_COLUMNS, CHECKPOINT_COLUMNS, TRANSFER_COLUMNS
 
 CHUNK = 50_000
-_BINARY = ("root_hash", "right_edge", "hashes")
+_BINARY = ("root_hash", "right_edge", "hashes", "mac")
 
 
 class LedgerSource(Protocol):
@@ -49,6 +49,7 @@ async def verifier_for(
         LeafEncoder(leaf_key.encode()),
         verifier,
         [*await source.checkpoints(), *trusted_checkpoints(trusted, verifier)],
+        mac_key=leaf_key.encode(),
         sealed_tiles=await source.leaf_tiles(),
     )
 
@@ -105,7 +106,9 @@ class DatabaseSource:
             last = rows[-1]["position"]
 
     async def accounts(self) -> list[Row]:
-        return list(await self.conn.fetch(f"SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"))
+        return list(
+            await self.conn.fetch(f"SELECT {ACCOUNT_COLUMNS}, mac FROM accounts ORDER BY id")
+        )
 
     async def rows_at(self, positions: list[int]) -> list[Row]:
         columns = ", ".join(TRANSFER_COLUMNS)

@@ -5,7 +5,9 @@ transfer rows in position order, recomputes each leaf and the tree, and checks
 every signed checkpoint's root at its size. The sealed leaf hashes (level-0
 tiles), when available, let it name the exact row that differs; a signed root
 that no longer matches proves tampering even if the tiles were rewritten too.
-Finally it replays every balance from the transfers and compares the accounts.
+Finally it replays every balance from the transfers and compares the accounts,
+and recomputes each account's MAC (:mod:`openloop_ledger.account_mac`) to name
+an account whose immutable columns were changed or that the ledger never created.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from openloop_ledger.account_mac import mac_of_row
 from openloop_ledger.audit.replay import TWO_PHASE, Replay
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.merkle.hashing import HASH_SIZE, leaf_hash
@@ -33,7 +36,7 @@ class Finding:
     rank: int
     """At one position, what a row shows (0) comes before the checkpoint it breaks (1)."""
     kind: str
-    """changed, deleted, inserted, reordered, checkpoint, balance."""
+    """changed, deleted, inserted, reordered, checkpoint, balance, account."""
     message: str
 
 
@@ -93,9 +96,12 @@ class LedgerVerifier:
         verifier: Verifier,
         checkpoints: Iterable[SignedCheckpoint],
         *,
+        mac_key: bytes,
         sealed_tiles: Mapping[int, bytes] | None = None,
     ) -> None:
         self._encoder = encoder
+        self._mac_key = mac_key
+        """The leaf key, under which every account row carries a MAC."""
         self._sealed_tiles = sealed_tiles or {}
         """Level-0 tiles by index: the leaf hashes the sealer recorded."""
         self._tree = CompactTree()
@@ -131,7 +137,7 @@ class LedgerVerifier:
         return opened
 
     def _find(self, position: int, kind: str, message: str) -> None:
-        rank = 1 if kind in {"checkpoint", "balance"} else 0
+        rank = 1 if kind in {"checkpoint", "balance", "account"} else 0
         self.report.findings.append(Finding(position, rank, kind, message))
 
     def feed(self, rows: Iterable[Row]) -> None:
@@ -264,7 +270,7 @@ class LedgerVerifier:
                 f"but the rows end at {size - 1}",
             )
         self.report.unsealed = max(0, size - sealed_size)
-        self._check_balances(accounts)
+        self._check_accounts(accounts)
         self.report.findings.sort()
         return self.report
 
@@ -294,7 +300,7 @@ class LedgerVerifier:
                     "sealed leaf: the row was changed",
                 )
 
-    def _check_balances(self, accounts: Iterable[Row]) -> None:
+    def _check_accounts(self, accounts: Iterable[Row]) -> None:
         replayed = self._replay.accounts
         for problem in self._replay.problems:
             self._find(_NOT_A_ROW, "balance", problem)
@@ -302,6 +308,7 @@ class LedgerVerifier:
         for account in accounts:
             account_id = account["id"]
             seen.add(account_id)
+            self._check_mac(account)
             totals = replayed.get(account_id)
             expected = (
                 (
@@ -334,6 +341,23 @@ class LedgerVerifier:
                 _NOT_A_ROW,
                 "balance",
                 f"the journal moves money on account {account_id!r}, which does not exist",
+            )
+
+    def _check_mac(self, account: Row) -> None:
+        mac = account["mac"]
+        if mac is None:
+            self._find(
+                _NOT_A_ROW,
+                "account",
+                f"account {account['id']!r} has no MAC: it was inserted, or its MAC removed, "
+                "outside the ledger",
+            )
+        elif bytes(mac) != mac_of_row(self._mac_key, account):
+            self._find(
+                _NOT_A_ROW,
+                "account",
+                f"account {account['id']!r} no longer matches its MAC: its ledger, code, "
+                "flags, hosting participant or user data was changed",
             )
 
 
