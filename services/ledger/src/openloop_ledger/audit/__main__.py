@@ -117,7 +117,7 @@ async def _main(argv: Sequence[str] | None) -> int:
         f"({report.leaves / elapsed:,.0f} leaves/s)"
     )
     if report.ok:
-        print("OK: every leaf, checkpoint, signature and balance verifies")
+        print("OK: every leaf, checkpoint, signature, balance and account MAC verifies")
         return 0
     first = report.first
     assert first is not None
