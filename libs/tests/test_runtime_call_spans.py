@@ -118,27 +118,25 @@ async def test_a_streamed_answer_is_one_span_ending_with_the_stream(probe):
     assert dict(span.attributes or {})["rpc.grpc.status_code"] == 0
 
 
-async def test_a_clients_mistake_carries_code_and_reason_but_is_no_server_error(probe):
+@pytest.mark.parametrize(
+    ("method", "code", "reason", "span_status"),
+    [
+        # A client's mistake is not a failure of the server: the span's status stays unset.
+        ("Missing", grpc.StatusCode.NOT_FOUND, "PAYMENT_NOT_FOUND", StatusCode.UNSET),
+        ("Defect", grpc.StatusCode.INTERNAL, "INTERNAL_ERROR", StatusCode.ERROR),
+    ],
+)
+async def test_a_failed_call_s_span_carries_its_code_and_reason_but_no_exception_text(
+    probe, method: str, code: grpc.StatusCode, reason: str, span_status: StatusCode
+):
     channel, exporter = probe
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await channel.unary_unary(f"/{SERVICE}/Missing")(b"")
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    span = _only_span(exporter, "Missing")
+        await channel.unary_unary(f"/{SERVICE}/{method}")(b"")
+    assert caught.value.code() == code
+    span = _only_span(exporter, method)
     attributes = dict(span.attributes or {})
-    assert attributes["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
-    assert attributes["openloop.error.reason"] == "PAYMENT_NOT_FOUND"
-    assert span.status.status_code is StatusCode.UNSET
-
-
-async def test_a_defect_is_a_server_error_without_the_exception_text(probe):
-    channel, exporter = probe
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await channel.unary_unary(f"/{SERVICE}/Defect")(b"")
-    assert caught.value.code() == grpc.StatusCode.INTERNAL
-    span = _only_span(exporter, "Defect")
-    attributes = dict(span.attributes or {})
-    assert attributes["rpc.grpc.status_code"] == grpc.StatusCode.INTERNAL.value[0]
-    assert attributes["openloop.error.reason"] == "INTERNAL_ERROR"
-    assert span.status.status_code is StatusCode.ERROR
+    assert attributes["rpc.grpc.status_code"] == code.value[0]
+    assert attributes["openloop.error.reason"] == reason
+    assert span.status.status_code is span_status
     recorded = repr(attributes) + repr(span.events) + (span.status.description or "")
     assert "1345951597671" not in recorded
