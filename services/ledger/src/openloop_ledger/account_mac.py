@@ -45,53 +45,57 @@ def account_mac(key: bytes, spec: AccountSpec) -> bytes:
         spec.id,
         spec.ledger,
         spec.code,
-        flags.debits_must_not_exceed_credits,
-        flags.credits_must_not_exceed_debits,
-        flags.history,
-        flags.closed,
+        _bits(
+            flags.debits_must_not_exceed_credits,
+            flags.credits_must_not_exceed_debits,
+            flags.history,
+            flags.closed,
+        ),
         spec.participant_id,
         spec.user_data,
     )
 
 
 def mac_of_row(key: bytes, row: Mapping[str, Any]) -> bytes:
-    """The MAC an ``accounts`` row should carry, from its columns."""
+    """The MAC an ``accounts`` row should carry, from its columns (the verifier calls this
+    for every account, so it reads them directly rather than building an AccountSpec)."""
     return _mac(
         key,
         row["id"],
         row["ledger"],
         row["code"],
-        row["debits_must_not_exceed_credits"],
-        row["credits_must_not_exceed_debits"],
-        row["history"],
-        row["created_closed"],
+        _bits(
+            row["debits_must_not_exceed_credits"],
+            row["credits_must_not_exceed_debits"],
+            row["history"],
+            row["created_closed"],
+        ),
         row["participant_id"],
         row["user_data"],
     )
 
 
-def _mac(  # noqa: PLR0917 - the canonical fields, in their order
-    key: bytes,
-    account_id: str,
-    ledger: int,
-    code: int,
+def _bits(
     debits_must_not_exceed_credits: bool,
     credits_must_not_exceed_debits: bool,
     history: bool,
     created_closed: bool,
-    participant_id: str,
-    user_data: str,
-) -> bytes:
-    flags = (
+) -> int:
+    return (
         debits_must_not_exceed_credits
         | credits_must_not_exceed_debits << 1
         | history << 2
         | created_closed << 3
     )
-    identifier, participant, data = (
+
+
+def _mac(  # noqa: PLR0917 - the canonical fields, in their order
+    key: bytes, account_id: str, ledger: int, code: int, flags: int, participant_id: str, data: str
+) -> bytes:
+    identifier, participant, user_data = (
         account_id.encode(),
         participant_id.encode(),
-        user_data.encode(),
+        data.encode(),
     )
     encoded = b"".join(
         (
@@ -101,8 +105,8 @@ def _mac(  # noqa: PLR0917 - the canonical fields, in their order
             _NUMBERS.pack(ledger, code, flags),
             len(participant).to_bytes(2, "big"),
             participant,
-            len(data).to_bytes(4, "big"),
-            data,
+            len(user_data).to_bytes(4, "big"),
+            user_data,
         )
     )
     return hmac.digest(key, encoded, hashlib.sha256)

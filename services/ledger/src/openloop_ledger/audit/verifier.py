@@ -344,7 +344,7 @@ class LedgerVerifier:
             )
 
     def _check_mac(self, account: Row) -> None:
-        mac = account["mac"]
+        mac = account.get("mac")  # an export made before accounts carried MACs has none
         if mac is None:
             self._find(
                 _NOT_A_ROW,
