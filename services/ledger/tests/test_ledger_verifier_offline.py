@@ -104,6 +104,24 @@ def test_a_changed_row_is_named_whatever_the_chunking(chunk: int) -> None:
     assert (first.kind, first.position) == ("changed", 400)
 
 
+def test_accounts_without_a_mac_are_named_not_a_crash() -> None:
+    """An export made before accounts carried MACs has no ``mac`` column at all."""
+    rows = _rows()
+    tiles, checkpoint = _sealed(rows)
+    verifier = LedgerVerifier(
+        ENCODER,
+        SIGNER.verifier(),
+        [checkpoint],
+        mac_key=KEY,
+        sealed_tiles={index: data for (level, index), data in tiles.items() if level == 0},
+    )
+    verifier.feed(rows)
+    accounts = [{k: v for k, v in a.items() if k != "mac"} for a in _accounts(rows)]
+    report = verifier.finish(accounts, SIZE)
+    assert [f.kind for f in report.findings] == ["account"] * len(accounts)
+    assert all("has no MAC" in f.message for f in report.findings)
+
+
 def test_proofs_stay_right_when_the_node_cache_keeps_evicting() -> None:
     tiles, checkpoint = _sealed(_rows())
     cache = NodeCache(max_nodes=3)
