@@ -350,7 +350,7 @@ class LedgerVerifier:
                 _NOT_A_ROW,
                 "account",
                 f"account {account['id']!r} has no MAC: it was inserted, or its MAC removed, "
-                "outside the ledger",
+                "outside the ledger (or created before the ledger's migration 0003)",
             )
         elif bytes(mac) != mac_of_row(self._mac_key, account):
             self._find(
