@@ -83,19 +83,23 @@ def _accounts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**a, "mac": mac_of_row(KEY, a)} for a in accounts]
 
 
-@pytest.mark.parametrize("chunk", [1, 100, 300, SIZE])
-def test_a_changed_row_is_named_whatever_the_chunking(chunk: int) -> None:
-    rows = _rows()
-    tiles, checkpoint = _sealed(rows)
-    accounts = _accounts(rows)
-    rows[400] = {**rows[400], "amount": rows[400]["amount"] + 1}
-    verifier = LedgerVerifier(
+def _verifier(tiles: dict[tuple[int, int], bytes], checkpoint: SignedCheckpoint) -> LedgerVerifier:
+    return LedgerVerifier(
         ENCODER,
         SIGNER.verifier(),
         [checkpoint],
         mac_key=KEY,
         sealed_tiles={index: data for (level, index), data in tiles.items() if level == 0},
     )
+
+
+@pytest.mark.parametrize("chunk", [1, 100, 300, SIZE])
+def test_a_changed_row_is_named_whatever_the_chunking(chunk: int) -> None:
+    rows = _rows()
+    tiles, checkpoint = _sealed(rows)
+    accounts = _accounts(rows)
+    rows[400] = {**rows[400], "amount": rows[400]["amount"] + 1}
+    verifier = _verifier(tiles, checkpoint)
     for start in range(0, SIZE, chunk):
         verifier.feed(rows[start : start + chunk])
     report = verifier.finish(accounts, SIZE)
@@ -108,13 +112,7 @@ def test_accounts_without_a_mac_are_named_not_a_crash() -> None:
     """An export made before accounts carried MACs has no ``mac`` column at all."""
     rows = _rows()
     tiles, checkpoint = _sealed(rows)
-    verifier = LedgerVerifier(
-        ENCODER,
-        SIGNER.verifier(),
-        [checkpoint],
-        mac_key=KEY,
-        sealed_tiles={index: data for (level, index), data in tiles.items() if level == 0},
-    )
+    verifier = _verifier(tiles, checkpoint)
     verifier.feed(rows)
     accounts = [{k: v for k, v in a.items() if k != "mac"} for a in _accounts(rows)]
     report = verifier.finish(accounts, SIZE)
