@@ -163,6 +163,31 @@ def test_node_from_tile_accepts_bytes_or_hashes_and_rejects_short_tiles() -> Non
         tiles.node_from_tile(tile0[:-1], 0, 0)
 
 
+def test_tile_levels_hold_every_node_a_full_tile_builds() -> None:
+    leaves = make_leaves(256 * 256 + 5, seed=11)
+    ref = RefTree(leaves)
+    store = grow(leaves, [])
+    for tile_level, tile_index in [(0, 0), (0, 255), (1, 0)]:
+        levels = tiles.tile_levels(store[tile_level, tile_index])
+        assert len(levels) == 255 * hashing.HASH_SIZE
+        for sublevel in range(1, 8):  # level 8 * (tile_level + 1) is a tile entry above
+            level = 8 * tile_level + sublevel
+            for index in range(tile_index << (8 - sublevel), (tile_index + 1) << (8 - sublevel)):
+                location = tiles.tile_of(level, index)
+                assert (location.tile_level, location.tile_index) == (tile_level, tile_index)
+                assert tiles.node_from_levels(levels, location) == ref.levels[level][index]
+
+
+def test_tile_levels_are_only_built_for_full_tiles_and_above_them() -> None:
+    leaves = make_leaves(300, seed=12)
+    store = grow(leaves, [])
+    with pytest.raises(ValueError, match="full tile"):
+        tiles.tile_levels(store[0, 1])  # 44 hashes: still growing
+    levels = tiles.tile_levels(store[0, 0])
+    with pytest.raises(ValueError, match="sublevel 0"):
+        tiles.node_from_levels(levels, tiles.tile_of(0, 3))
+
+
 def test_nodes_from_tiles_names_a_missing_tile() -> None:
     node = tiles.nodes_from_tiles({(0, 0): b"\x00" * 32})
     with pytest.raises(KeyError, match=r"tile \(0, 1\)"):

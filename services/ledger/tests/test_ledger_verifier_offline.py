@@ -15,7 +15,7 @@ from openloop_ledger.log import NodeCache
 from openloop_ledger.merkle.hashing import leaf_hash
 from openloop_ledger.merkle.note import Checkpoint, Signer, sign_checkpoint
 from openloop_ledger.merkle.proofs import inclusion_nodes, inclusion_proof, verify_inclusion
-from openloop_ledger.merkle.tiles import TileWriter, tiles_needed
+from openloop_ledger.merkle.tiles import TileWriter, tile_of, tiles_needed
 from openloop_ledger.merkle.tree import CompactTree
 from openloop_ledger.pg import leaf_of_row
 
@@ -124,6 +124,44 @@ def test_proofs_stay_right_when_the_node_cache_keeps_evicting() -> None:
     tiles, checkpoint = _sealed(_rows())
     cache = NodeCache(max_nodes=3)
     for index in (0, 1, 255, 256, 257, 400, SIZE - 1, 3, 400):
+        cached, missing = cache.split(inclusion_nodes(index, SIZE))
+        needed = {tile: tiles[tile] for tile in tiles_needed(missing)}
+        proof = inclusion_proof(cache.node_fn(cached, needed), index, SIZE)
+        leaf = leaf_hash(leaf_of_row(ENCODER, _rows()[index]))
+        verify_inclusion(leaf, index, SIZE, proof, checkpoint.root_hash)
+
+
+def test_a_full_tile_is_hashed_once_for_every_proof_of_its_leaves() -> None:
+    tiles, checkpoint = _sealed(_rows())
+    cache = NodeCache()
+    rows = _rows()
+
+    def prove(index: int) -> list[tuple[int, int]]:
+        cached, missing = cache.split(inclusion_nodes(index, SIZE))
+        needed = {tile: tiles[tile] for tile in tiles_needed(missing)}
+        proof = inclusion_proof(cache.node_fn(cached, needed), index, SIZE)
+        leaf = leaf_hash(leaf_of_row(ENCODER, rows[index]))
+        verify_inclusion(leaf, index, SIZE, proof, checkpoint.root_hash)
+        return missing
+
+    def in_tile(nodes: list[tuple[int, int]], tile: tuple[int, int]) -> list[int]:
+        """The levels of ``nodes`` that are rebuilt from ``tile``."""
+        return [level for level, index in nodes if tile_of(level, index)[:2] == tile]
+
+    assert in_tile(prove(3), (0, 0)) == list(range(8))
+    # Leaf 200 shares no sibling below level 7 with leaf 3, yet only the leaf-level
+    # sibling is read from the tile now: levels 1 to 6 come from the cached tile levels.
+    assert in_tile(prove(200), (0, 0)) == [0]
+    # The partial third tile (leaves 512..699) is not cached whole, only node by node:
+    # leaf 530 shares its siblings from level 5 up with leaf 520, and rebuilds the rest.
+    assert in_tile(prove(520), (0, 2)) == list(range(7))
+    assert in_tile(prove(530), (0, 2)) == [0, 1, 2, 3, 4]
+
+
+def test_proofs_stay_right_when_the_tile_cache_keeps_evicting() -> None:
+    tiles, checkpoint = _sealed(_rows())
+    cache = NodeCache(max_tiles=1)
+    for index in (0, 300, 5, 511, 256, 0, 699):
         cached, missing = cache.split(inclusion_nodes(index, SIZE))
         needed = {tile: tiles[tile] for tile in tiles_needed(missing)}
         proof = inclusion_proof(cache.node_fn(cached, needed), index, SIZE)

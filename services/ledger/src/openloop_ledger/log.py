@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openloop_ledger import pg
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.merkle import proofs
-from openloop_ledger.merkle.tiles import nodes_from_tiles, tiles_needed
+from openloop_ledger.merkle.tiles import (
+    FULL_TILE_BYTES,
+    TILE_HEIGHT,
+    TileLocation,
+    node_from_levels,
+    nodes_from_tiles,
+    tile_levels,
+    tile_of,
+    tiles_needed,
+)
 from openloop_ledger.validation import is_lookup_id
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
 
@@ -54,23 +63,39 @@ class NodeCache:
     and only the tiles near the leaf are fetched and hashed. A proof works from a snapshot
     of what was cached when it started, so eviction never takes a node from under it.
 
-    Nodes are stored under one int each (``index << 6 | level``), not a ``(level, index)``
-    tuple: ints and bytes are invisible to Python's cycle collector, whereas 200,000 cached
-    tuples made every full collection walk them, a pause proofs felt at p99.
+    Two stores, both keyed by one int (``index << 6 | level``), never a tuple: ints and
+    bytes are invisible to Python's cycle collector, whereas 200,000 cached tuples made
+    every full collection walk them, a pause proofs felt at p99.
+
+    - ``_nodes``: single nodes, from the tile levels (multiples of 8) and from partial
+      tiles.
+    - ``_levels``: for a full tile, every node it builds (:func:`tile_levels`, 255 hashes,
+      8 KiB). The eight lowest hashes of a proof are siblings inside the leaf's tile, and
+      rebuilding them takes about 250 SHA-256 calls, most of a proof's hashing; once the
+      tile's levels are cached, any proof of a leaf in it takes none. ``max_tiles`` of
+      2,048 hold about 16 MiB, the level-0 tiles of half a million leaves: recent
+      transfers, which are the ones banks ask about, stay cached on any ledger.
     """
 
-    def __init__(self, max_nodes: int = 200_000) -> None:
+    def __init__(self, max_nodes: int = 200_000, max_tiles: int = 2_048) -> None:
         self._nodes: dict[int, bytes] = {}
         self._max_nodes = max_nodes
+        self._levels: dict[int, bytes] = {}
+        self._max_tiles = max_tiles
 
     def split(
         self, nodes: list[tuple[int, int]]
     ) -> tuple[dict[tuple[int, int], bytes], list[tuple[int, int]]]:
         """The cached hashes among ``nodes``, and the nodes still to compute from tiles."""
-        stored = self._nodes
+        stored, levels = self._nodes, self._levels
         cached = {}
         for level, index in nodes:
             known = stored.get(index << _LEVEL_BITS | level)
+            if known is None and level % TILE_HEIGHT:
+                location = tile_of(level, index)
+                built = levels.get(location.tile_index << _LEVEL_BITS | location.tile_level)
+                if built is not None:
+                    known = node_from_levels(built, location)
             if known is not None:
                 cached[level, index] = known
         return cached, [node for node in nodes if node not in cached]
@@ -82,12 +107,27 @@ class NodeCache:
 
         def node(level: int, index: int) -> bytes:
             known = cached.get((level, index))
-            if known is None:
-                known = from_tiles(level, index)
-                self._remember((level, index), known)
+            if known is not None:
+                return known
+            location = tile_of(level, index)
+            data = tiles.get((location.tile_level, location.tile_index))
+            if location.sublevel and data is not None and len(data) == FULL_TILE_BYTES:
+                return node_from_levels(self._levels_of(location, data), location)
+            known = from_tiles(level, index)
+            self._remember((level, index), known)
             return known
 
         return node
+
+    def _levels_of(self, location: TileLocation, data: bytes) -> bytes:
+        key = location.tile_index << _LEVEL_BITS | location.tile_level
+        built = self._levels.get(key)
+        if built is None:
+            built = tile_levels(bytes(data))
+            if len(self._levels) >= self._max_tiles:
+                self._levels.clear()
+            self._levels[key] = built
+        return built
 
     def _remember(self, node: tuple[int, int], value: bytes) -> None:
         if len(self._nodes) >= self._max_nodes:

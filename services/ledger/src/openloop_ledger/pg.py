@@ -62,22 +62,27 @@ _POST_BIT = 1 << 2
 async def connection(engine: AsyncEngine) -> AsyncIterator[Connection]:
     """An open asyncpg connection borrowed from the engine's pool for the block.
 
-    The pool never hands out a connection the server closed (see
-    :func:`openloop_runtime.db.create_engine`); one that fails during the block because the
-    database went away is discarded rather than returned to the pool.
+    It is checked out with ``AsyncEngine.raw_connection``: one hop into SQLAlchemy's
+    synchronous pool instead of the three an ``AsyncConnection`` takes (connect, fetch the
+    raw connection, close), about 110 µs of CPU less per checkout on this machine, which a
+    proof or a lookup pays once per call. The same pool, the same checkout check (see
+    :func:`openloop_runtime.db.create_engine`): the pool never hands out a connection the
+    server closed, and one that fails during the block because the database went away is
+    discarded rather than returned to it.
     """
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        driver: Connection = raw.driver_connection
-        try:
-            yield driver
-        except BaseException as error:
-            if driver.is_closed() or is_database_unavailable(error):
-                await conn.invalidate()
-            if driver.is_closed() and isinstance(error, asyncpg.InterfaceError):
-                # "connection is closed": the database went away, not a bad query.
-                raise ConnectionError("the ledger database closed the connection") from error
-            raise
+    pooled = await engine.raw_connection()
+    driver: Connection = pooled.driver_connection
+    try:
+        yield driver
+    except BaseException as error:
+        if driver.is_closed() or is_database_unavailable(error):
+            pooled.invalidate()
+        if driver.is_closed() and isinstance(error, asyncpg.InterfaceError):
+            # "connection is closed": the database went away, not a bad query.
+            raise ConnectionError("the ledger database closed the connection") from error
+        raise
+    finally:
+        pooled.close()
 
 
 def transfer_of(row: Record) -> Transfer:

@@ -132,6 +132,30 @@ def node_from_tile(
     return hashes[0]
 
 
+def tile_levels(data: bytes) -> bytes:
+    """Every node a full tile builds above its own level, bottom up: 128 + 64 + ... + 1
+    = 255 hashes, concatenated. A full tile never changes, so neither does this."""
+    if len(data) != FULL_TILE_BYTES:
+        raise ValueError(f"a full tile is {FULL_TILE_BYTES} bytes, not {len(data)}")
+    level = [data[i : i + HASH_SIZE] for i in range(0, FULL_TILE_BYTES, HASH_SIZE)]
+    out: list[bytes] = []
+    while len(level) > 1:
+        level = [
+            sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)
+        ]
+        out += level
+    return b"".join(out)
+
+
+def node_from_levels(levels: bytes, location: TileLocation) -> bytes:
+    """Node ``location`` (``sublevel`` 1 to 7) from its tile's :func:`tile_levels`."""
+    if not 1 <= location.sublevel < TILE_HEIGHT:
+        raise ValueError(f"sublevel {location.sublevel} is not built above a tile")
+    before = TILE_WIDTH - (2 * TILE_WIDTH >> location.sublevel)  # 128 + 64 + ... below it
+    at = (before + (location.offset >> location.sublevel)) * HASH_SIZE
+    return levels[at : at + HASH_SIZE]
+
+
 def nodes_from_tiles(tiles: Mapping[TileRef, bytes]) -> NodeFn:
     """A ``NodeFn`` over fetched tiles, for ``proofs.inclusion_proof`` and friends."""
 
