@@ -13,7 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OPENLOOP_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="OPENLOOP_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     host: str = "127.0.0.1"
     """Address the gRPC server binds; 0.0.0.0 in containers."""

@@ -22,6 +22,8 @@ from openloop_ledger.merkle.note import (
     open_checkpoint,
     sign_checkpoint,
     sign_note,
+    signed_text,
+    verifiers_from_keys,
     verify_note,
 )
 
@@ -198,6 +200,57 @@ def test_a_forged_signature_under_the_right_key_id_rejects_the_note(
     forged = f"\u2014 {ORIGIN} {base64.b64encode(forged_blob).decode()}\n"
     with pytest.raises(NoteError, match="invalid signature"):
         open_checkpoint(good + forged, verifier)
+
+
+def test_a_rotated_log_verifies_under_its_old_and_new_keys(
+    signer: Signer, verifier: Verifier
+) -> None:
+    new = Signer.from_key(generate_signer_key(ORIGIN))
+    cp = Checkpoint(ORIGIN, 7, ROOT)
+    old_only, both, new_only = (
+        sign_checkpoint(cp, signer),
+        sign_checkpoint(cp, new, signer),
+        sign_checkpoint(cp, new),
+    )
+    keys = [verifier, new.verifier()]
+    for note in (old_only, both, new_only):
+        assert open_checkpoint(note, *keys) == cp
+    assert [v.key_hash for v in signed_text(both, keys)[1]] == [new.key_hash, signer.key_hash]
+    assert signed_text(new_only, keys)[1][0].key_hash == new.key_hash
+    # An auditor who has only one of the keys still needs a signature by that key.
+    with pytest.raises(NoteError, match=f"no signature by key '{ORIGIN}' \\({new.key_hash:08x}"):
+        open_checkpoint(old_only, new.verifier())
+    assert open_checkpoint(both, verifier) == cp
+
+
+def test_a_bad_signature_by_any_trusted_key_rejects_the_note(
+    signer: Signer, verifier: Verifier
+) -> None:
+    new = Signer.from_key(generate_signer_key(ORIGIN))
+    good = sign_checkpoint(Checkpoint(ORIGIN, 7, ROOT), new)
+    forged_blob = signer.key_hash.to_bytes(4, "big") + bytes(64)
+    forged = good + f"\u2014 {ORIGIN} {base64.b64encode(forged_blob).decode()}\n"
+    assert open_checkpoint(forged, new.verifier()) == Checkpoint(ORIGIN, 7, ROOT)
+    with pytest.raises(NoteError, match="invalid signature"):
+        open_checkpoint(forged, new.verifier(), verifier)
+    with pytest.raises(ValueError, match="at least one verifier"):
+        verify_note(good)
+
+
+def test_verifier_keys_come_one_by_one_or_in_one_list(verifier: Verifier) -> None:
+    other = Signer.from_key(generate_signer_key(ORIGIN)).verifier_key()
+    expected = [verifier.key(), other]
+    for given in (
+        [verifier.key(), other],
+        f"{verifier.key()},{other}",
+        f" {verifier.key()}\n {other} ,",
+        [f"{verifier.key()},{other}", other],
+    ):
+        assert [v.key() for v in verifiers_from_keys(given)] == expected
+    with pytest.raises(NoteError, match="no verifier key"):
+        verifiers_from_keys(" , ")
+    with pytest.raises(NoteError):
+        verifiers_from_keys(f"{verifier.key()},not-a-key")
 
 
 def test_checkpoint_with_extension_lines(signer: Signer, verifier: Verifier) -> None:

@@ -86,7 +86,7 @@ def _accounts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _verifier(tiles: dict[tuple[int, int], bytes], checkpoint: SignedCheckpoint) -> LedgerVerifier:
     return LedgerVerifier(
         ENCODER,
-        SIGNER.verifier(),
+        [SIGNER.verifier()],
         [checkpoint],
         mac_key=KEY,
         sealed_tiles={index: data for (level, index), data in tiles.items() if level == 0},

@@ -15,7 +15,6 @@ from openloop_ledger.durability import require_durable_commits
 from openloop_ledger.expirer import Expirer
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.log import LogReader
-from openloop_ledger.merkle.note import Signer
 from openloop_ledger.sealer import Sealer
 from openloop_ledger.servicer import LedgerServicer
 from openloop_ledger.store import LedgerStore
@@ -37,20 +36,20 @@ def build(settings: LedgerSettings) -> ServiceFactory:
             )
         leaf_key = settings.leaf_key.get_secret_value().encode()
         encoder = LeafEncoder(leaf_key)
-        signer = Signer.from_key(settings.log_signing_key.get_secret_value())
+        signers = settings.checkpoint_signers()
         async with engine_for(settings) as engine:
             await require_durable_commits(engine)
             batcher = Batcher(BatchWriter(engine), max_events=settings.batch_max_events)
             sealer = Sealer(
                 engine,
                 encoder,
-                signer,
+                signers,
                 batcher.committed,
                 interval=settings.checkpoint_interval_seconds,
             )
             expirer = Expirer(engine, batcher, interval=settings.expiry_interval_seconds)
             servicer = LedgerServicer(
-                LedgerStore(engine, leaf_key), batcher, LogReader(engine, encoder, signer.name)
+                LedgerStore(engine, leaf_key), batcher, LogReader(engine, encoder, signers[0].name)
             )
             async with batcher.running(), sealer.running(), expirer.running():
                 yield [Registration.of(service_pb2, service_pb2_grpc, "LedgerService", servicer)]

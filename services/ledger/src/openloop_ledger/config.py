@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from openloop_ledger.merkle.note import Signer
 from openloop_runtime.settings import ServiceSettings
 
 DEVELOPMENT_LEAF_KEY = "openloop-development-only-ledger-leaf-key-do-not-use-in-production"
@@ -35,6 +36,11 @@ class LedgerSettings(ServiceSettings):
     log_signing_key: SecretStr = SecretStr(DEVELOPMENT_LOG_SIGNING_KEY)
     """Ed25519 key that signs checkpoints, as a C2SP note signer key
     (``PRIVATE+KEY+<origin>+<hash>+<base64>``). Its name is the log's origin."""
+    log_cosigning_keys: tuple[SecretStr, ...] = ()
+    """More keys of the same name that sign every checkpoint too, for a key rotation: with
+    the new key as ``log_signing_key`` and the old one here, clients that still pin the old
+    verifier key keep verifying until they have the new one. A JSON list in the
+    environment."""
     batch_max_events: int = Field(default=16_384, ge=1)
     """Transfers applied in one database transaction, summed over the requests in it."""
     checkpoint_interval_seconds: float = Field(default=0.25, gt=0)
@@ -48,6 +54,24 @@ class LedgerSettings(ServiceSettings):
         if len(key.get_secret_value()) < MIN_KEY_LENGTH:
             raise ValueError(f"leaf_key must be at least {MIN_KEY_LENGTH} characters")
         return key
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> LedgerSettings:
+        """Every checkpoint key parses, and the co-signing keys carry the log's name."""
+        origin = Signer.from_key(self.log_signing_key.get_secret_value()).name
+        for key in self.log_cosigning_keys:
+            name = Signer.from_key(key.get_secret_value()).name
+            if name != origin:
+                raise ValueError(
+                    f"log_cosigning_keys: a key named {name!r} cannot co-sign the checkpoints "
+                    f"of log {origin!r}; a rotated key keeps the log's name"
+                )
+        return self
+
+    def checkpoint_signers(self) -> list[Signer]:
+        """The signing key, then the co-signing keys."""
+        keys = [self.log_signing_key, *self.log_cosigning_keys]
+        return [Signer.from_key(key.get_secret_value()) for key in keys]
 
     @property
     def uses_development_keys(self) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,17 +45,20 @@ class Sealer:
         self,
         engine: AsyncEngine,
         encoder: LeafEncoder,
-        signer: Signer,
+        signers: Sequence[Signer],
         committed: asyncio.Condition,
         *,
         interval: float,
     ) -> None:
         self._engine = engine
         self._encoder = encoder
-        self._signer = signer
+        if not signers:
+            raise ValueError("the sealer needs a key to sign checkpoints with")
+        self._signers = tuple(signers)
+        """The log's key first (its name is the origin), then any co-signing keys."""
         self._committed = committed
         self._interval = interval
-        self.origin = signer.name
+        self.origin = signers[0].name
 
     async def seal(self, conn: pg.Connection) -> Sealed:
         """Seal what the journal holds beyond the latest checkpoint (at most one chunk)."""
@@ -87,7 +90,7 @@ class Sealer:
         if tree.size != end:
             raise RuntimeError(f"journal positions {tree.size}..{end - 1} are missing")
         root = tree.root()
-        note = sign_checkpoint(Checkpoint(self.origin, end, root), self._signer)
+        note = sign_checkpoint(Checkpoint(self.origin, end, root), *self._signers)
         async with conn.transaction():
             await pg.upsert_tiles(
                 conn, [(r.tile_level, r.tile_index, r.data) for r in writer.flush()]

@@ -1,12 +1,14 @@
 """``python -m openloop_ledger.audit verify|export``: the auditor's command line.
 
-    verify --database-url URL | --export DIR   [--verifier-key KEY] [--leaf-key KEY] [--jobs N]
+    verify --database-url URL | --export DIR   [--verifier-key KEY]... [--leaf-key KEY] [--jobs N]
     export --database-url URL --out DIR
 
 Keys default to ``OPENLOOP_LEDGER_LOG_VERIFIER_KEY`` and ``OPENLOOP_LEDGER_LEAF_KEY``
-(the development keys when unset, with a warning). ``verify`` exits 1 when it
-finds anything, after naming the first row that was changed, deleted, inserted
-or reordered.
+(the development keys when unset, with a warning). A log that rotated its checkpoint key
+is verified with every key it has signed with: repeat ``--verifier-key``, or separate the
+keys in the variable with commas; the summary counts the checkpoints each key signed.
+``verify`` exits 1 when it finds anything, after naming the first row that was changed,
+deleted, inserted or reordered.
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIE
 
 async def verify(
     source: LedgerSource,
-    verifier_key: str,
+    verifier_keys: str | Sequence[str],
     leaf_key: str,
     *,
     trusted: Sequence[str] = (),
 ) -> Report:
     """Verify ``source``; ``trusted`` are signed checkpoint notes the auditor kept from
     earlier audits, which the journal must still match even if their rows were deleted."""
-    checker = await verifier_for(source, verifier_key, leaf_key, trusted)
+    checker = await verifier_for(source, verifier_keys, leaf_key, trusted)
     async for chunk in source.transfers():
         checker.feed(chunk)
     return checker.finish(await source.accounts(), await source.journal_size())
@@ -61,7 +63,12 @@ async def _main(argv: Sequence[str] | None) -> int:
     where = check.add_mutually_exclusive_group(required=True)
     where.add_argument("--database-url")
     where.add_argument("--export", type=Path)
-    check.add_argument("--verifier-key")
+    check.add_argument(
+        "--verifier-key",
+        action="append",
+        help="the log's checkpoint verifier key (repeatable: every key the log has signed "
+        "with, old and new, once it has rotated its key)",
+    )
     check.add_argument("--leaf-key")
     check.add_argument(
         "--trusted-checkpoint",
@@ -92,22 +99,22 @@ async def _main(argv: Sequence[str] | None) -> int:
         print(f"exported {count} transfers to {args.out}")
         return 0
 
-    verifier_key = _key(
-        args.verifier_key, "OPENLOOP_LEDGER_LOG_VERIFIER_KEY", DEVELOPMENT_LOG_VERIFIER_KEY
+    verifier_keys = args.verifier_key or _key(
+        None, "OPENLOOP_LEDGER_LOG_VERIFIER_KEY", DEVELOPMENT_LOG_VERIFIER_KEY
     )
     leaf_key = _key(args.leaf_key, "OPENLOOP_LEDGER_LEAF_KEY", DEVELOPMENT_LEAF_KEY)
     trusted = [path.read_text() for path in args.trusted_checkpoint]
     started = time.perf_counter()
     if args.export:
-        report = await verify(ExportSource(args.export), verifier_key, leaf_key, trusted=trusted)
+        report = await verify(ExportSource(args.export), verifier_keys, leaf_key, trusted=trusted)
     elif args.jobs > 1:
         report = await verify_database(
-            args.database_url, verifier_key, leaf_key, jobs=args.jobs, trusted=trusted
+            args.database_url, verifier_keys, leaf_key, jobs=args.jobs, trusted=trusted
         )
     else:
         db = await DatabaseSource.connect(args.database_url)
         try:
-            report = await verify(db, verifier_key, leaf_key, trusted=trusted)
+            report = await verify(db, verifier_keys, leaf_key, trusted=trusted)
         finally:
             await db.close()
     elapsed = time.perf_counter() - started
@@ -116,6 +123,8 @@ async def _main(argv: Sequence[str] | None) -> int:
         f"accounts verified: {report.accounts_verified}  unsealed: {report.unsealed}  "
         f"({report.leaves / elapsed:,.0f} leaves/s)"
     )
+    for key, count in sorted(report.checkpoints_by_key.items()):
+        print(f"  checkpoints signed by {key}: {count}")
     if report.ok:
         print("OK: every leaf, checkpoint, signature, balance and account MAC verifies")
         return 0

@@ -73,7 +73,7 @@ async def _digest(
 
 async def verify_database(
     database_url: str,
-    verifier_key: str,
+    verifier_keys: str | Sequence[str],
     leaf_key: str,
     *,
     jobs: int,
@@ -82,7 +82,7 @@ async def verify_database(
 ) -> Report:
     source = await DatabaseSource.connect(database_url)
     try:
-        checker = await verifier_for(source, verifier_key, leaf_key, trusted)
+        checker = await verifier_for(source, verifier_keys, leaf_key, trusted)
         last = await source.conn.fetchval("SELECT coalesce(max(position), -1) FROM transfers")
         loop = asyncio.get_running_loop()
         context = multiprocessing.get_context(_start_method())

@@ -24,7 +24,7 @@ from openloop_ledger.audit.verifier import (
     trusted_checkpoints,
 )
 from openloop_ledger.leaf import LeafEncoder, epoch_micros_codec
-from openloop_ledger.merkle.note import Verifier
+from openloop_ledger.merkle.note import verifiers_from_keys
 from openloop_ledger.pg import ACCOUNT_COLUMNS, CHECKPOINT_COLUMNS, TRANSFER_COLUMNS
 
 CHUNK = 50_000
@@ -40,15 +40,21 @@ class LedgerSource(Protocol):
 
 
 async def verifier_for(
-    source: LedgerSource, verifier_key: str, leaf_key: str, trusted: Sequence[str] = ()
+    source: LedgerSource,
+    verifier_keys: str | Sequence[str],
+    leaf_key: str,
+    trusted: Sequence[str] = (),
 ) -> LedgerVerifier:
     """A verifier primed with ``source``'s checkpoints (plus the auditor's ``trusted`` ones)
-    and its sealed leaf hashes, ready to be fed the journal."""
-    verifier = Verifier.from_key(verifier_key)
+    and its sealed leaf hashes, ready to be fed the journal.
+
+    ``verifier_keys`` are the log's checkpoint keys, old and new once it has rotated its
+    key (see :func:`openloop_ledger.merkle.note.verifiers_from_keys`)."""
+    verifiers = verifiers_from_keys(verifier_keys)
     return LedgerVerifier(
         LeafEncoder(leaf_key.encode()),
-        verifier,
-        [*await source.checkpoints(), *trusted_checkpoints(trusted, verifier)],
+        verifiers,
+        [*await source.checkpoints(), *trusted_checkpoints(trusted, verifiers)],
         mac_key=leaf_key.encode(),
         sealed_tiles=await source.leaf_tiles(),
     )

@@ -21,7 +21,13 @@ from openloop_ledger.account_mac import mac_of_row
 from openloop_ledger.audit.replay import TWO_PHASE, Replay
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.merkle.hashing import HASH_SIZE, leaf_hash
-from openloop_ledger.merkle.note import NoteError, Verifier, open_checkpoint
+from openloop_ledger.merkle.note import (
+    Checkpoint,
+    NoteError,
+    Verifier,
+    open_checkpoint,
+    signed_text,
+)
 from openloop_ledger.merkle.tiles import TILE_WIDTH
 from openloop_ledger.merkle.tree import CompactTree
 from openloop_ledger.pg import TRANSFER_COLUMNS, leaf_of_row
@@ -44,6 +50,9 @@ class Finding:
 class Report:
     leaves: int = 0
     checkpoints_verified: int = 0
+    checkpoints_by_key: dict[str, int] = field(default_factory=dict)
+    """Verified checkpoints per signing key (``name+keyhash``): a rotated log shows each
+    key and how many checkpoints it signed."""
     accounts_verified: int = 0
     unsealed: int = 0
     findings: list[Finding] = field(default_factory=list)
@@ -80,11 +89,13 @@ class SignedCheckpoint:
     signed_note: str
 
 
-def trusted_checkpoints(notes: Sequence[str], verifier: Verifier) -> list[SignedCheckpoint]:
-    """Checkpoints an auditor saved earlier (signed notes), checked against the log key."""
+def trusted_checkpoints(
+    notes: Sequence[str], verifiers: Sequence[Verifier]
+) -> list[SignedCheckpoint]:
+    """Checkpoints an auditor saved earlier (signed notes), checked against the log keys."""
     trusted = []
     for note in notes:
-        body = open_checkpoint(note, verifier)
+        body = open_checkpoint(note, *verifiers)
         trusted.append(SignedCheckpoint(body.size, body.root, note))
     return trusted
 
@@ -93,7 +104,7 @@ class LedgerVerifier:
     def __init__(
         self,
         encoder: LeafEncoder,
-        verifier: Verifier,
+        verifiers: Sequence[Verifier],
         checkpoints: Iterable[SignedCheckpoint],
         *,
         mac_key: bytes,
@@ -111,16 +122,19 @@ class LedgerVerifier:
         self._mismatched_positions: list[int] = []
         self._pending_rows_wanted: list[int] = []
         self.report = Report()
-        self._checkpoints = self._open(verifier, checkpoints)
+        self._checkpoints = self._open(verifiers, checkpoints)
         self._next = 0
 
     def _open(
-        self, verifier: Verifier, checkpoints: Iterable[SignedCheckpoint]
+        self, verifiers: Sequence[Verifier], checkpoints: Iterable[SignedCheckpoint]
     ) -> list[SignedCheckpoint]:
+        """The checkpoints signed by one of ``verifiers``' keys whose notes match their rows."""
         opened = []
+        by_key = self.report.checkpoints_by_key
         for checkpoint in sorted(checkpoints, key=lambda c: c.tree_size):
             try:
-                body = open_checkpoint(checkpoint.signed_note, verifier)
+                text, signers = signed_text(checkpoint.signed_note, verifiers)
+                body = Checkpoint.parse(text)
             except NoteError as error:
                 self._find(_NOT_A_ROW, "checkpoint", f"checkpoint {checkpoint.tree_size}: {error}")
                 continue
@@ -133,6 +147,9 @@ class LedgerVerifier:
                 )
                 continue
             opened.append(checkpoint)
+            for signer in signers:
+                label = f"{signer.name}+{signer.key_hash:08x}"
+                by_key[label] = by_key.get(label, 0) + 1
         self.report.checkpoints_verified = len(opened)
         return opened
 

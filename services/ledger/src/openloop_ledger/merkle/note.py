@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 
@@ -157,6 +158,24 @@ class Verifier:
         return f"Verifier({self.name!r}, key_hash={self.key_hash:08x})"
 
 
+def verifiers_from_keys(keys: str | Iterable[str]) -> list[Verifier]:
+    """Verifiers for verifier keys given one by one, or several in one string separated by
+    commas or whitespace (as an environment variable holds them); duplicates are dropped.
+    A key string holds neither, so the split is unambiguous."""
+    texts = [keys] if isinstance(keys, str) else list(keys)
+    parsed: dict[str, Verifier] = {}
+    for text in texts:
+        for key in _KEY_SEPARATORS.split(text.strip()):
+            if key and key not in parsed:
+                parsed[key] = Verifier.from_key(key)
+    if not parsed:
+        raise NoteError("no verifier key given")
+    return list(parsed.values())
+
+
+_KEY_SEPARATORS = re.compile(r"[\s,]+")
+
+
 def _parse_key_parts(name: str, hash_text: str, key_text: str) -> bytes:
     if not _is_valid_name(name):
         raise NoteError(f"invalid key name {name!r}")
@@ -239,13 +258,53 @@ def sign_checkpoint(checkpoint: Checkpoint, *signers: Signer) -> str:
     return sign_note(checkpoint.body(), *signers)
 
 
-def verify_note(note: str | bytes, verifier: Verifier) -> str:
-    """The text of ``note`` once a signature by ``verifier``'s key has verified.
+def verify_note(note: str | bytes, *verifiers: Verifier) -> str:
+    """The text of ``note`` once a signature by one of ``verifiers``' keys has verified.
 
     Signatures by other keys (another name, or the same name with another key hash) are
-    ignored. Raises ``NoteError`` if the note is malformed, a signature by this key fails,
-    or there is none.
+    ignored. Raises ``NoteError`` if the note is malformed, a signature by one of these
+    keys fails, or there is none.
     """
+    return signed_text(note, verifiers)[0]
+
+
+def signed_text(note: str | bytes, verifiers: Sequence[Verifier]) -> tuple[str, list[Verifier]]:
+    """The text of ``note`` and which of ``verifiers`` signed it (at least one), in the
+    order of its signature lines; raises ``NoteError`` as :func:`verify_note` does.
+
+    Several keys are how a log rotates its key: an auditor trusts the old and the new
+    key, and a note signed by either (or, during the switch, both) verifies.
+    """
+    if not verifiers:
+        raise ValueError("verifying a note needs at least one verifier key")
+    text, lines = _split_note(note)
+    known = {(verifier.name, verifier.key_hash): verifier for verifier in verifiers}
+    text_bytes = text.encode()
+    signers: list[Verifier] = []
+    for line in lines:
+        if not line.startswith(_SIG_PREFIX):
+            raise NoteError(f"malformed signature line {line!r}")
+        name, sep, sig_text = line[len(_SIG_PREFIX) :].partition(" ")
+        if not sep or not _is_valid_name(name) or not sig_text:
+            raise NoteError(f"malformed signature line {line!r}")
+        sig = _b64decode(sig_text)
+        if len(sig) < 5:
+            raise NoteError(f"signature in line {line!r} is too short")
+        verifier = known.get((name, int.from_bytes(sig[:4], "big")))
+        if verifier is None:
+            continue
+        if not verifier.verify(text_bytes, sig[4:]):
+            raise NoteError(f"invalid signature by key {name!r} ({verifier.key_hash:08x})")
+        if verifier not in signers:
+            signers.append(verifier)
+    if not signers:
+        names = ", ".join(f"{v.name!r} ({v.key_hash:08x})" for v in verifiers)
+        raise NoteError(f"note has no signature by key {names}")
+    return text, signers
+
+
+def _split_note(note: str | bytes) -> tuple[str, list[str]]:
+    """A note's text and its signature lines, unchecked."""
     if isinstance(note, bytes):
         try:
             note = note.decode("utf-8")
@@ -261,30 +320,15 @@ def verify_note(note: str | bytes, verifier: Verifier) -> str:
         raise NoteError("note has no signature lines")
     if len(lines) > MAX_SIGNATURES:
         raise NoteError(f"note has more than {MAX_SIGNATURES} signatures")
-    text_bytes = text.encode()
-    verified = False
-    for line in lines:
-        if not line.startswith(_SIG_PREFIX):
-            raise NoteError(f"malformed signature line {line!r}")
-        name, sep, sig_text = line[len(_SIG_PREFIX) :].partition(" ")
-        if not sep or not _is_valid_name(name) or not sig_text:
-            raise NoteError(f"malformed signature line {line!r}")
-        sig = _b64decode(sig_text)
-        if len(sig) < 5:
-            raise NoteError(f"signature in line {line!r} is too short")
-        if name != verifier.name or int.from_bytes(sig[:4], "big") != verifier.key_hash:
-            continue
-        if not verifier.verify(text_bytes, sig[4:]):
-            raise NoteError(f"invalid signature by key {name!r}")
-        verified = True
-    if not verified:
-        raise NoteError(f"note has no signature by key {verifier.name!r}")
-    return text
+    return text, lines
 
 
-def open_checkpoint(note: str | bytes, verifier: Verifier, origin: str | None = None) -> Checkpoint:
-    """Verify a signed checkpoint and parse it; if ``origin`` is given it must match too."""
-    checkpoint = Checkpoint.parse(verify_note(note, verifier))
+def open_checkpoint(
+    note: str | bytes, *verifiers: Verifier, origin: str | None = None
+) -> Checkpoint:
+    """Verify a signed checkpoint (by any of ``verifiers``) and parse it; if ``origin`` is
+    given it must match too."""
+    checkpoint = Checkpoint.parse(verify_note(note, *verifiers))
     if origin is not None and checkpoint.origin != origin:
         raise NoteError(f"checkpoint origin {checkpoint.origin!r} is not {origin!r}")
     return checkpoint
