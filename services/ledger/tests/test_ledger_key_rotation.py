@@ -106,7 +106,7 @@ def _signers(note: str) -> list[int]:
 
 
 def _label(signer: Signer) -> str:
-    return f"{ORIGIN}+{signer.key_hash:08x}"
+    return signer.verifier().key_id
 
 
 async def test_each_phase_signs_with_the_keys_it_was_given(rotated: Rotated) -> None:
@@ -114,6 +114,7 @@ async def test_each_phase_signs_with_the_keys_it_was_given(rotated: Rotated) -> 
     signatures = {tuple(_signers(note)) for note in rotated.notes}
     assert signatures == {(OLD.key_hash,), (NEW.key_hash, OLD.key_hash), (NEW.key_hash,)}
     assert _signers(rotated.notes[-1]) == [NEW.key_hash]
+    assert _label(NEW) == f"{ORIGIN}+{NEW.key_hash:08x}"
 
 
 async def test_an_auditor_with_both_keys_verifies_the_whole_log(

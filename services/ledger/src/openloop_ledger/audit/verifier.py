@@ -148,8 +148,7 @@ class LedgerVerifier:
                 continue
             opened.append(checkpoint)
             for signer in signers:
-                label = f"{signer.name}+{signer.key_hash:08x}"
-                by_key[label] = by_key.get(label, 0) + 1
+                by_key[signer.key_id] = by_key.get(signer.key_id, 0) + 1
         self.report.checkpoints_verified = len(opened)
         return opened
 

@@ -141,6 +141,11 @@ class Verifier:
             raise NoteError("verifier key hash does not match the key")
         return verifier
 
+    @property
+    def key_id(self) -> str:
+        """``name+keyhash``: which key this is, as a report names it (no key material)."""
+        return f"{self.name}+{self.key_hash:08x}"
+
     def key(self) -> str:
         """This verifier's key string (what ``Signer.verifier_key`` returns)."""
         data = bytes([ALG_ED25519]) + _raw_public(self._public)
