@@ -360,6 +360,13 @@ async def proof_latency(target: str, samples: int) -> ProofRounds:
 
 
 async def _vacuum(*urls: str) -> None:
+    """Bring the databases to the state autovacuum keeps a long-running ledger in.
+
+    Also before measuring: a server's connections keep the plans they made while
+    ``transfers`` was empty (PostgreSQL caches a prepared statement's generic plan until
+    ANALYZE invalidates it), and with such a plan each batch's duplicate lookup read the
+    whole table, about 1 µs a row, until autovacuum (every minute at most) analysed it.
+    """
     for url in urls:
         conn = await asyncpg.connect(_dsn(url))
         try:
@@ -467,7 +474,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> list[Figure]:
             await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
         ceilings = await _measure_ceilings(args, ceiling_url)
         with ledger_process(unbatched_url, workdir, unbatched=True) as (target, _):
-            unbatched = await _measure_unbatched(args, target)
+            unbatched = await _measure_unbatched(args, target, unbatched_url)
         with ledger_process(ledger_url, workdir) as (target, pid):
             figures = await _measure(
                 args,
@@ -515,11 +522,15 @@ async def _measure_ceilings(args: argparse.Namespace, ceiling_url: str) -> list[
     ]
 
 
-async def _measure_unbatched(args: argparse.Namespace, target: str) -> tuple[float, float]:
+async def _measure_unbatched(
+    args: argparse.Namespace, target: str, database_url: str
+) -> tuple[float, float]:
     """Single-transfer rates (plain, hot) of a ledger that commits each request alone."""
     async with grpc.aio.insecure_channel(target) as channel:
         stub = service_pb2_grpc.LedgerServiceStub(channel)
         await open_accounts(stub, None)
+        await ledger_rate(stub, 2, args.clients, 1, hot=False)  # warm up
+        await _vacuum(database_url)
         plain, _ = await ledger_rate(stub, args.seconds, args.clients, 1, hot=False)
         hot, _ = await ledger_rate(stub, args.seconds, args.clients, 1, hot=True)
     print("unbatched baseline measured", flush=True)
@@ -544,6 +555,7 @@ async def _measure(
         await open_accounts(stub, naive)
         print("accounts opened; measuring", flush=True)
         await ledger_rate(stub, 2, 2, args.batch, hot=False)  # warm up
+        await _vacuum(ledger_url, naive_url)
 
         async with lag_monitor(ledger_url) as lags:
             meter = CpuMeter(pid)
