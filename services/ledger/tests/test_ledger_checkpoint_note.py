@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -218,7 +219,7 @@ def test_a_rotated_log_verifies_under_its_old_and_new_keys(
     assert [v.key_hash for v in signed_text(both, keys)[1]] == [new.key_hash, signer.key_hash]
     assert signed_text(new_only, keys)[1][0].key_hash == new.key_hash
     # An auditor who has only one of the keys still needs a signature by that key.
-    with pytest.raises(NoteError, match=f"no signature by key '{ORIGIN}' \\({new.key_hash:08x}"):
+    with pytest.raises(NoteError, match=re.escape(f"no signature by key {new.verifier().key_id}")):
         open_checkpoint(old_only, new.verifier())
     assert open_checkpoint(both, verifier) == cp
 

@@ -299,12 +299,11 @@ def signed_text(note: str | bytes, verifiers: Sequence[Verifier]) -> tuple[str, 
         if verifier is None:
             continue
         if not verifier.verify(text_bytes, sig[4:]):
-            raise NoteError(f"invalid signature by key {name!r} ({verifier.key_hash:08x})")
+            raise NoteError(f"invalid signature by key {verifier.key_id}")
         if verifier not in signers:
             signers.append(verifier)
     if not signers:
-        names = ", ".join(f"{v.name!r} ({v.key_hash:08x})" for v in verifiers)
-        raise NoteError(f"note has no signature by key {names}")
+        raise NoteError(f"note has no signature by key {', '.join(v.key_id for v in verifiers)}")
     return text, signers
 
 
