@@ -73,8 +73,8 @@ class NodeCache:
       8 KiB). The eight lowest hashes of a proof are siblings inside the leaf's tile, and
       rebuilding them takes about 250 SHA-256 calls, most of a proof's hashing; once the
       tile's levels are cached, any proof of a leaf in it takes none. ``max_tiles`` of
-      2,048 hold about 16 MiB, the level-0 tiles of half a million leaves: recent
-      transfers, which are the ones banks ask about, stay cached on any ledger.
+      2,048 hold about 16 MiB, the level-0 tiles of half a million leaves; a full store
+      starts again, as the node store does.
     """
 
     def __init__(self, max_nodes: int = 200_000, max_tiles: int = 2_048) -> None:
@@ -93,7 +93,7 @@ class NodeCache:
             known = stored.get(index << _LEVEL_BITS | level)
             if known is None and level % TILE_HEIGHT:
                 location = tile_of(level, index)
-                built = levels.get(location.tile_index << _LEVEL_BITS | location.tile_level)
+                built = levels.get(_tile_key(location))
                 if built is not None:
                     known = node_from_levels(built, location)
             if known is not None:
@@ -120,7 +120,7 @@ class NodeCache:
         return node
 
     def _levels_of(self, location: TileLocation, data: bytes) -> bytes:
-        key = location.tile_index << _LEVEL_BITS | location.tile_level
+        key = _tile_key(location)
         built = self._levels.get(key)
         if built is None:
             built = tile_levels(bytes(data))
@@ -138,6 +138,11 @@ class NodeCache:
 
 _LEVEL_BITS = 6
 """Levels of a tree of at most 2^63 leaves fit in 6 bits."""
+
+
+def _tile_key(location: TileLocation) -> int:
+    """The tile holding ``location``, keyed as the node stores key their entries."""
+    return location.tile_index << _LEVEL_BITS | location.tile_level
 
 
 class LogReader:
