@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Executable, RowMapping, Select, func, select
+from sqlalchemy import Executable, RowMapping, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -85,19 +85,57 @@ def _record(row: RowMapping) -> PaymentRecord:
     return PaymentRecord(**values)
 
 
-def _by_id(payment_id: str) -> Select[Any]:
-    return select(payments).where(payments.c.payment_id == payment_id)
-
-
-def _by_key(participant_id: str, idempotency_key: str) -> Select[Any]:
-    return select(payments).where(
-        payments.c.participant_id == participant_id,
-        payments.c.idempotency_key == idempotency_key,
+# The payment path's statements, built once: SQLAlchemy then finds each one's compiled form
+# in its cache by a key it already holds, where a statement built per call had its columns,
+# CTEs and cache key worked out again on every payment.
+_BY_ID = select(payments).where(payments.c.payment_id == bindparam("payment_id"))
+_BY_KEY = select(payments).where(
+    payments.c.participant_id == bindparam("participant_id"),
+    payments.c.idempotency_key == bindparam("idempotency_key"),
+)
+_INSERT = (
+    insert(payments)
+    .on_conflict_do_nothing(constraint="payments_idempotency_key")
+    .returning(*payments.c)
+)
+_FINISHED = (
+    payments.update()
+    .where(
+        payments.c.payment_id == bindparam("finished_payment_id"),
+        payments.c.state == PaymentState.PENDING.value,
     )
+    .values(
+        state=bindparam("final_state"),
+        failure_reason=bindparam("final_failure_reason"),
+        failure_message=bindparam("final_failure_message"),
+        failure_rule_id=bindparam("final_failure_rule_id"),
+        failure_rule_reason=bindparam("final_failure_rule_reason"),
+        update_time=func.now(),
+    )
+    .returning(*payments.c)
+    .cte("finished")
+)
+_FIRST_USE = (
+    insert(first_uses)
+    .from_select(
+        ["payer", "first_use_time", "payment_id"],
+        select(_FINISHED.c.payer, _FINISHED.c.update_time, _FINISHED.c.payment_id).where(
+            _FINISHED.c.state == PaymentState.COMPLETED.value
+        ),
+    )
+    .on_conflict_do_nothing(index_elements=[first_uses.c.payer])
+    .cte("first_use")
+)
+_FINISH = select(_FINISHED).add_cte(_FIRST_USE)
+"""Moves a pending payment to its final state and, when that completes the payer's first
+payment, records their first use: one statement, so both happen or neither does."""
+_FIRST_USE_OF = select(first_uses.c.first_use_time).where(first_uses.c.payer == bindparam("payer"))
 
 
-async def _first(conn: AsyncConnection, statement: Executable) -> RowMapping | None:
-    return (await conn.execute(statement)).mappings().first()
+async def _first(
+    conn: AsyncConnection, statement: Executable, parameters: dict[str, Any]
+) -> RowMapping | None:
+    return (await conn.execute(statement, parameters)).mappings().first()
 
 
 class PaymentStore:
@@ -109,12 +147,13 @@ class PaymentStore:
 
     async def get(self, payment_id: str) -> PaymentRecord | None:
         async with self._single.connect() as conn:
-            row = await _first(conn, _by_id(payment_id))
+            row = await _first(conn, _BY_ID, {"payment_id": payment_id})
         return _record(row) if row else None
 
     async def find_by_key(self, participant_id: str, idempotency_key: str) -> PaymentRecord | None:
+        key = {"participant_id": participant_id, "idempotency_key": idempotency_key}
         async with self._single.connect() as conn:
-            row = await _first(conn, _by_key(participant_id, idempotency_key))
+            row = await _first(conn, _BY_KEY, key)
         return _record(row) if row else None
 
     async def insert(self, record: PaymentRecord) -> PaymentRecord:
@@ -125,65 +164,36 @@ class PaymentStore:
             for k, v in dataclasses.asdict(record).items()
             if k not in ("create_time", "update_time")
         }
-        statement = (
-            insert(payments)
-            .values(values)
-            .on_conflict_do_nothing(constraint="payments_idempotency_key")
-            .returning(*payments.c)
-        )
+        key = {"participant_id": record.participant_id, "idempotency_key": record.idempotency_key}
         async with self._single.connect() as conn:
             # ON CONFLICT waits for a racing insert of the key to commit or roll back, so
             # when ours inserted nothing, the other's row is there to read.
-            row = await _first(conn, statement) or await _first(
-                conn, _by_key(record.participant_id, record.idempotency_key)
-            )
+            row = await _first(conn, _INSERT, values) or await _first(conn, _BY_KEY, key)
         assert row is not None  # the key's row exists: ours, or the racing request's
         return _record(row)
 
     async def finish(self, record: PaymentRecord) -> PaymentRecord:
         """Move a pending payment to its final state (once: a final state never changes) and,
-        when it completes the payer's first payment, record their first use: one statement,
-        so both happen or neither does."""
-        finished = (
-            payments.update()
-            .where(
-                payments.c.payment_id == record.payment_id,
-                payments.c.state == PaymentState.PENDING.value,
-            )
-            .values(
-                state=record.state.value,
-                failure_reason=record.failure_reason,
-                failure_message=record.failure_message,
-                failure_rule_id=record.failure_rule_id,
-                failure_rule_reason=record.failure_rule_reason,
-                update_time=func.now(),
-            )
-            .returning(*payments.c)
-            .cte("finished")
-        )
-        first_use = (
-            insert(first_uses)
-            .from_select(
-                ["payer", "first_use_time", "payment_id"],
-                select(finished.c.payer, finished.c.update_time, finished.c.payment_id).where(
-                    finished.c.state == PaymentState.COMPLETED.value
-                ),
-            )
-            .on_conflict_do_nothing(index_elements=[first_uses.c.payer])
-            .cte("first_use")
-        )
-        statement = select(finished).add_cte(first_use)
+        when it completes the payer's first payment, record their first use (``_FINISH``)."""
+        final = {
+            "finished_payment_id": record.payment_id,
+            "final_state": record.state.value,
+            "final_failure_reason": record.failure_reason,
+            "final_failure_message": record.failure_message,
+            "final_failure_rule_id": record.failure_rule_id,
+            "final_failure_rule_reason": record.failure_rule_reason,
+        }
         async with self._single.connect() as conn:
-            row = await _first(conn, statement) or await _first(conn, _by_id(record.payment_id))
+            row = await _first(conn, _FINISH, final) or await _first(
+                conn, _BY_ID, {"payment_id": record.payment_id}
+            )
         assert row is not None  # payments are never deleted
         return _record(row)
 
     async def first_use(self, payer: str) -> datetime | None:
         """When ``payer`` first completed a payment; None before its first."""
         async with self._single.connect() as conn:
-            return await conn.scalar(
-                select(first_uses.c.first_use_time).where(first_uses.c.payer == payer)
-            )
+            return await conn.scalar(_FIRST_USE_OF, {"payer": payer})
 
     async def touch(self, payment_id: str) -> None:
         """Mark a pending payment as just tried, so others are tried before it again."""
