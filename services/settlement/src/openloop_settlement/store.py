@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +24,34 @@ from openloop_settlement.netting import position_changes
 from openloop_settlement.tables import obligations, positions
 
 _NUMERIC_VALUE_OUT_OF_RANGE = "22003"
+
+# A transfer's two statements, built once: SQLAlchemy finds each one's compiled form by a
+# key it already holds. (A multi-row VALUES built per call was compiled on every transfer.)
+_RECORD = (
+    insert(obligations)
+    .values(
+        transfer_id=bindparam("transfer_id"),
+        debit_participant_id=bindparam("debit_participant_id"),
+        credit_participant_id=bindparam("credit_participant_id"),
+        amount=bindparam("amount"),
+        inter_participant=bindparam("inter_participant"),
+    )
+    .on_conflict_do_nothing(index_elements=[obligations.c.transfer_id])
+    .returning(obligations.c.record_time)
+)
+_NEW_POSITION = insert(positions).values(
+    participant_id=bindparam("participant_id"),
+    net_position=bindparam("net_position"),
+    transfer_count=1,
+)
+_MOVE_POSITION = _NEW_POSITION.on_conflict_do_update(
+    index_elements=[positions.c.participant_id],
+    set_={
+        "net_position": positions.c.net_position + _NEW_POSITION.excluded.net_position,
+        "transfer_count": positions.c.transfer_count + 1,
+        "update_time": func.now(),
+    },
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +70,14 @@ class SettlementStore:
         try:
             async with self._engine.begin() as conn:
                 record_time = await conn.scalar(
-                    insert(obligations)
-                    .values(
-                        transfer_id=record.transfer_id,
-                        debit_participant_id=record.debit_participant_id,
-                        credit_participant_id=record.credit_participant_id,
-                        amount=record.amount,
-                        inter_participant=record.inter_participant,
-                    )
-                    .on_conflict_do_nothing(index_elements=[obligations.c.transfer_id])
-                    .returning(obligations.c.record_time)
+                    _RECORD,
+                    {
+                        "transfer_id": record.transfer_id,
+                        "debit_participant_id": record.debit_participant_id,
+                        "credit_participant_id": record.credit_participant_id,
+                        "amount": record.amount,
+                        "inter_participant": record.inter_participant,
+                    },
                 )
                 if record_time is None:
                     return Recorded(await _recorded_obligation(conn, record.transfer_id), False)
@@ -101,25 +127,13 @@ async def _recorded_obligation(conn: AsyncConnection, transfer_id: str) -> Oblig
 
 
 async def _move_positions(conn: AsyncConnection, record: TransferRecord) -> None:
+    """Upsert each changed position, in participant order (one executemany)."""
     changes = position_changes(record)
-    if not changes:
-        return
-    statement = insert(positions).values(
-        [
-            {"participant_id": c.participant_id, "net_position": c.delta, "transfer_count": 1}
-            for c in changes
-        ]
-    )
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[positions.c.participant_id],
-            set_={
-                "net_position": positions.c.net_position + statement.excluded.net_position,
-                "transfer_count": positions.c.transfer_count + 1,
-                "update_time": func.now(),
-            },
+    if changes:
+        await conn.execute(
+            _MOVE_POSITION,
+            [{"participant_id": c.participant_id, "net_position": c.delta} for c in changes],
         )
-    )
 
 
 def _position(row: Row[tuple[object, ...]]) -> Position:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import literal, select
+from sqlalchemy import bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_identity import errors
@@ -38,45 +38,57 @@ class PaymentPartiesRecord:
     payer_personal_data: bytes | None
 
 
+_acting_state = (
+    select(participants.c.state)
+    .where(participants.c.participant_id == bindparam("acting_participant_id"))
+    .scalar_subquery()
+)
+_anchor = select(literal(1).label("anchor")).subquery("anchor")
+_payee_host = participants.alias("payee_host")
+_PARTIES = select(
+    _acting_state.label("acting_state"),
+    citizens.c.citizen_id,
+    citizens.c.home_district_code,
+    citizens.c.hosting_participant_id.label("payer_host"),
+    citizens.c.erase_time,
+    citizens.c.wallet_generation,
+    citizens.c.wallet_move_id,
+    citizens.c.citizen_token,
+    citizens.c.personal_data,
+    citizens.c.identity_assurance_level,
+    merchants.c.merchant_id,
+    merchants.c.district_code,
+    merchants.c.size_class,
+    merchants.c.category,
+    merchants.c.channel,
+    merchants.c.vat_registered,
+    merchants.c.corporate_income_tax,
+    merchants.c.personal_income_tax_s40,
+    merchants.c.tax_years_filed,
+    merchants.c.hosting_participant_id.label("payee_host"),
+    _payee_host.c.state.label("payee_host_state"),
+).select_from(
+    _anchor.outerjoin(citizens, citizens.c.citizen_id == bindparam("payer_id"))
+    .outerjoin(merchants, merchants.c.merchant_id == bindparam("payee_id"))
+    .outerjoin(_payee_host, _payee_host.c.participant_id == merchants.c.hosting_participant_id)
+)
+"""Built once, with the three ids bound per call: every payment runs it."""
+
+
 async def verify_payment_parties(
     engine: AsyncEngine, *, acting_participant_id: str, payer_id: str, payee_id: str
 ) -> PaymentPartiesRecord:
-    acting_state = (
-        select(participants.c.state)
-        .where(participants.c.participant_id == acting_participant_id)
-        .scalar_subquery()
-    )
-    anchor = select(literal(1).label("anchor")).subquery("anchor")
-    payee_host = participants.alias("payee_host")
-    query = select(
-        acting_state.label("acting_state"),
-        citizens.c.citizen_id,
-        citizens.c.home_district_code,
-        citizens.c.hosting_participant_id.label("payer_host"),
-        citizens.c.erase_time,
-        citizens.c.wallet_generation,
-        citizens.c.wallet_move_id,
-        citizens.c.citizen_token,
-        citizens.c.personal_data,
-        citizens.c.identity_assurance_level,
-        merchants.c.merchant_id,
-        merchants.c.district_code,
-        merchants.c.size_class,
-        merchants.c.category,
-        merchants.c.channel,
-        merchants.c.vat_registered,
-        merchants.c.corporate_income_tax,
-        merchants.c.personal_income_tax_s40,
-        merchants.c.tax_years_filed,
-        merchants.c.hosting_participant_id.label("payee_host"),
-        payee_host.c.state.label("payee_host_state"),
-    ).select_from(
-        anchor.outerjoin(citizens, citizens.c.citizen_id == payer_id)
-        .outerjoin(merchants, merchants.c.merchant_id == payee_id)
-        .outerjoin(payee_host, payee_host.c.participant_id == merchants.c.hosting_participant_id)
-    )
     async with engine.connect() as conn:
-        row = (await conn.execute(query)).one()
+        row = (
+            await conn.execute(
+                _PARTIES,
+                {
+                    "acting_participant_id": acting_participant_id,
+                    "payer_id": payer_id,
+                    "payee_id": payee_id,
+                },
+            )
+        ).one()
 
     if row.acting_state is None:
         raise errors.participant_not_found(acting_participant_id)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,6 +25,16 @@ PRUNE_BATCH = 10_000
 """Expired claims deleted per statement: short transactions, whatever the backlog."""
 
 
+_CLAIM = (
+    insert(assertion_replays)
+    .values(issuer=bindparam("issuer"), jti=bindparam("jti"), expires_at=bindparam("expires_at"))
+    .on_conflict_do_nothing()
+    .returning(assertion_replays.c.jti)
+)
+"""Built once: every payment runs it, and SQLAlchemy finds its compiled form by a key it
+already holds."""
+
+
 class PostgresReplayGuard:
     """:class:`openloop_identity.assertions.ReplayGuard` on one transaction's connection."""
 
@@ -33,10 +43,7 @@ class PostgresReplayGuard:
 
     async def claim(self, issuer: str, jti: str, expires_at: datetime) -> bool:
         inserted = await self._conn.execute(
-            insert(assertion_replays)
-            .values(issuer=issuer, jti=jti, expires_at=expires_at)
-            .on_conflict_do_nothing()
-            .returning(assertion_replays.c.jti)
+            _CLAIM, {"issuer": issuer, "jti": jti, "expires_at": expires_at}
         )
         return inserted.first() is not None
 
