@@ -6,11 +6,16 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 from sqlalchemy import MetaData, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
+from openloop_runtime.interceptors import is_database_unavailable
 from openloop_runtime.settings import ServiceSettings
+
+DriverConnection = Any
+"""An ``asyncpg.Connection`` (asyncpg ships no type information)."""
 
 
 @contextlib.asynccontextmanager
@@ -45,6 +50,35 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     )
     event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
     return engine
+
+
+@contextlib.asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[DriverConnection]:
+    """An open asyncpg connection borrowed from the engine's pool for the block, for the
+    few paths where SQLAlchemy's per-statement work is the cost (a ledger batch, a proof,
+    the rules service's decision sample).
+
+    It is checked out with ``AsyncEngine.raw_connection``: one hop into SQLAlchemy's
+    synchronous pool instead of the three an ``AsyncConnection`` takes (connect, fetch the
+    raw connection, close), about 110 µs of CPU less per checkout on the 2-core machine.
+    The same pool and the same checkout check (see :func:`create_engine`): the pool never
+    hands out a connection the server closed, and one that fails during the block because
+    the database went away is discarded rather than returned to it. Statements outside a
+    ``transaction()`` block commit on their own.
+    """
+    pooled = await engine.raw_connection()
+    driver: DriverConnection = pooled.driver_connection
+    try:
+        yield driver
+    except BaseException as error:
+        if driver.is_closed() or is_database_unavailable(error):
+            pooled.invalidate()
+        if driver.is_closed() and isinstance(error, asyncpg.InterfaceError):
+            # "connection is closed": the database went away, not a bad query.
+            raise ConnectionError("the database closed the connection") from error
+        raise
+    finally:
+        pooled.close()
 
 
 def _refuse_closed(

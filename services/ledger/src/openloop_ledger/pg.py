@@ -9,13 +9,8 @@ and the migrations.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
-
-import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.model import (
@@ -29,10 +24,12 @@ from openloop_ledger.model import (
     TransferFlags,
     TransferSpec,
 )
-from openloop_runtime.interceptors import is_database_unavailable
+from openloop_runtime.db import DriverConnection, driver_connection
 
-Connection = Any
-"""An ``asyncpg.Connection`` (asyncpg ships no type information)."""
+Connection = DriverConnection
+connection = driver_connection
+"""An open asyncpg connection from the ledger engine's pool for a block (see
+:func:`openloop_runtime.db.driver_connection`)."""
 Record = Any
 
 TRANSFER_COLUMNS = (
@@ -56,33 +53,6 @@ ACCOUNT_COLUMNS = (
     " credits_pending, credits_posted, create_time"
 )
 _POST_BIT = 1 << 2
-
-
-@contextlib.asynccontextmanager
-async def connection(engine: AsyncEngine) -> AsyncIterator[Connection]:
-    """An open asyncpg connection borrowed from the engine's pool for the block.
-
-    It is checked out with ``AsyncEngine.raw_connection``: one hop into SQLAlchemy's
-    synchronous pool instead of the three an ``AsyncConnection`` takes (connect, fetch the
-    raw connection, close), about 110 µs of CPU less per checkout on this machine, which a
-    proof or a lookup pays once per call. The same pool, the same checkout check (see
-    :func:`openloop_runtime.db.create_engine`): the pool never hands out a connection the
-    server closed, and one that fails during the block because the database went away is
-    discarded rather than returned to it.
-    """
-    pooled = await engine.raw_connection()
-    driver: Connection = pooled.driver_connection
-    try:
-        yield driver
-    except BaseException as error:
-        if driver.is_closed() or is_database_unavailable(error):
-            pooled.invalidate()
-        if driver.is_closed() and isinstance(error, asyncpg.InterfaceError):
-            # "connection is closed": the database went away, not a bad query.
-            raise ConnectionError("the ledger database closed the connection") from error
-        raise
-    finally:
-        pooled.close()
 
 
 def transfer_of(row: Record) -> Transfer:

@@ -26,8 +26,11 @@ from openloop_rules.ruleset import RuleSetError
 from openloop_rules.shipped import shipped_programs
 from openloop_rules.store import activations, catalog
 from openloop_rules.store.activations import Activation
+from openloop_runtime.db import driver_connection
 
 _log = logging.getLogger(__name__)
+
+_LATEST_ACTIVATION = "SELECT coalesce(max(activation_id), 0) FROM activations"
 
 
 @dataclass
@@ -80,7 +83,8 @@ class ScheduleLoader:
     unknown program from one with nothing active yet): every 10 s at the default interval."""
 
     def __init__(self, engine: AsyncEngine, schedule: RuleSchedule) -> None:
-        # Polls are single reads: autocommit spares each a BEGIN and a ROLLBACK round trip.
+        self._raw = engine
+        # Refreshes are reads: autocommit spares each a BEGIN and a ROLLBACK round trip.
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._schedule = schedule
         self._polls = 0
@@ -90,8 +94,27 @@ class ScheduleLoader:
     def learn(self, program_id: str) -> None:
         self._schedule.learn(program_id)
 
-    async def refresh(self, *, strict: bool = False) -> int:
-        """Load activations this replica has not seen; returns how many.
+    async def poll(self) -> int:
+        """One poll: load what is new, if anything; returns how many activations.
+
+        Most polls find nothing new, so a poll first reads only the newest activation id,
+        one indexed statement on a raw connection (about 230 µs of CPU on the 2-core
+        machine), and refreshes only when it moved, or every ``KNOWN_PROGRAMS_EVERY`` polls
+        for the known programs. A full refresh through SQLAlchemy took about 940 µs twice
+        a second, on the event loop that answers Evaluate, which its p99 felt.
+        """
+        self._polls += 1
+        programs_due = self._polls % self.KNOWN_PROGRAMS_EVERY == 0
+        if not programs_due:
+            async with driver_connection(self._raw) as conn:
+                latest = await conn.fetchval(_LATEST_ACTIVATION)
+            if latest <= self._schedule.last_activation_id:
+                return 0
+        return await self.refresh(programs=programs_due)
+
+    async def refresh(self, *, strict: bool = False, programs: bool = False) -> int:
+        """Load activations this replica has not seen; returns how many. The known programs
+        are read again when there are new activations, or when ``programs`` is set.
 
         A version that no longer compiles is logged and skipped, the replica going on with
         what it has; with ``strict`` (at startup) it stops the service instead.
@@ -99,22 +122,23 @@ class ScheduleLoader:
         async with self._lock:
             async with self._engine.connect() as conn:
                 new = await activations.since(conn, self._schedule.last_activation_id)
-                if new or strict or self._polls % self.KNOWN_PROGRAMS_EVERY == 0:
+                if new or strict or programs:
                     self._schedule.set_known(await catalog.known_programs(conn))
-                self._polls += 1
                 missing = sorted({a.version for a in new} - self._compiled.keys())
                 documents = {}
-                programs: dict[tuple[str, str], ProgramDocument] = {}
+                stored_programs: dict[tuple[str, str], ProgramDocument] = {}
                 if missing:
-                    programs = {k: p.program for k, p in shipped_programs().items()}
-                    programs.update(await catalog.load_programs(conn))
+                    stored_programs = {k: p.program for k, p in shipped_programs().items()}
+                    stored_programs.update(await catalog.load_programs(conn))
                     for version in missing:
                         stored = await catalog.get_rule_set(conn, version)
                         assert stored is not None, "an activation names a stored rule set"
                         documents[version] = stored
             for version, stored in documents.items():
                 try:
-                    self._compiled[version] = compile_text(stored.document, programs, stored.sha256)
+                    self._compiled[version] = compile_text(
+                        stored.document, stored_programs, stored.sha256
+                    )
                 except RuleSetError:
                     _log.exception("rule set does not compile", extra={"version": version})
                     if strict:
@@ -139,6 +163,6 @@ class ScheduleLoader:
         while True:
             await asyncio.sleep(interval_seconds)
             try:
-                await self.refresh()
+                await self.poll()
             except Exception as error:
                 _log.warning("activations not refreshed", extra={"error": type(error).__name__})
