@@ -100,8 +100,8 @@ class ScheduleLoader:
         Most polls find nothing new, so a poll first reads only the newest activation id,
         one indexed statement on a raw connection (about 230 µs of CPU on the 2-core
         machine), and refreshes only when it moved, or every ``KNOWN_PROGRAMS_EVERY`` polls
-        for the known programs. A full refresh through SQLAlchemy took about 940 µs twice
-        a second, on the event loop that answers Evaluate, which its p99 felt.
+        for the known programs. A full refresh through SQLAlchemy costs about 940 µs, and
+        it ran twice a second on the event loop that answers Evaluate.
         """
         self._polls += 1
         programs_due = self._polls % self.KNOWN_PROGRAMS_EVERY == 0
