@@ -83,8 +83,7 @@ class ScheduleLoader:
     unknown program from one with nothing active yet): every 10 s at the default interval."""
 
     def __init__(self, engine: AsyncEngine, schedule: RuleSchedule) -> None:
-        self._raw = engine
-        # Refreshes are reads: autocommit spares each a BEGIN and a ROLLBACK round trip.
+        # Polls and refreshes are reads: autocommit spares each a BEGIN and a ROLLBACK round trip.
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._schedule = schedule
         self._polls = 0
@@ -106,7 +105,7 @@ class ScheduleLoader:
         self._polls += 1
         programs_due = self._polls % self.KNOWN_PROGRAMS_EVERY == 0
         if not programs_due:
-            async with driver_connection(self._raw) as conn:
+            async with driver_connection(self._engine) as conn:
                 latest = await conn.fetchval(_LATEST_ACTIVATION)
             if latest <= self._schedule.last_activation_id:
                 return 0
