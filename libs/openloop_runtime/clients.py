@@ -1,16 +1,17 @@
 """Channels to upstream services, and the translation of their failures.
 
-One channel per upstream per process, created inside the event loop; the
-OpenTelemetry client interceptors inject W3C trace context into every call.
+One channel per upstream per process, created inside the event loop; its tracing
+interceptors (:mod:`openloop_runtime.tracing`) make a CLIENT span of every call and send
+its W3C trace context with it.
 """
 
 from __future__ import annotations
 
 import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from openloop_runtime.errors import DomainError, ErrorReason, error_info_of
 from openloop_runtime.telemetry import current_trace_id
+from openloop_runtime.tracing import client_interceptors
 
 _CLIENT_STATUS_PASSTHROUGH = frozenset(
     {
@@ -36,7 +37,7 @@ _RETRYABLE = frozenset(
 def open_channel(target: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
         target,
-        interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
+        interceptors=client_interceptors(),
         options=[
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),

@@ -8,7 +8,7 @@ id to quote, never the exception text (which may hold data it must not see).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -19,57 +19,20 @@ from opentelemetry import trace
 
 from openloop_runtime.errors import DomainError, ErrorReason
 from openloop_runtime.telemetry import current_trace_id
+from openloop_runtime.wrapping import Behavior, MethodWrappingInterceptor, StreamBehavior
 
 _log = logging.getLogger(__name__)
 
 REASON_ATTRIBUTE = "openloop.error.reason"
 """Span attribute: the ErrorInfo reason a failed call was answered with."""
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
-
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ErrorMappingInterceptor(MethodWrappingInterceptor):
     def __init__(self, domain: str) -> None:
+        super().__init__()
         self._domain = domain
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._guard(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._guard_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        # Client-streaming methods receive the request iterator where a request would be;
-        # the guards pass it through unchanged.
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                self._guard(handler.stream_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                self._guard_stream(handler.stream_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-    def _guard(self, behavior: Behavior) -> Behavior:
+    def wrap_unary(self, method: str, behavior: Behavior) -> Behavior:
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
                 return await behavior(request, context)
@@ -82,7 +45,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return guarded
 
-    def _guard_stream(self, behavior: StreamBehavior) -> StreamBehavior:
+    def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
                 async for response in behavior(request, context):

@@ -1,7 +1,7 @@
 """A grpc.aio server with the platform's standard parts.
 
-Every service gets: the OpenTelemetry server interceptor (W3C context in, spans
-out), the error-mapping interceptor, the standard health service, reflection,
+Every service gets: the tracing interceptor (W3C context in, one span per call out),
+the error-mapping interceptor, the standard health service, reflection,
 keepalive and a maximum connection age, and a graceful shutdown on SIGTERM that
 first reports NOT_SERVING so load balancers drain it.
 """
@@ -22,10 +22,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from openloop_runtime.interceptors import ErrorMappingInterceptor
 from openloop_runtime.settings import ServiceSettings
+from openloop_runtime.tracing import TracingInterceptor
 
 _log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ async def start_server(
 ) -> RunningServer:
     """Start serving ``registrations`` on ``settings.host:settings.port`` (0: a free port)."""
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), ErrorMappingInterceptor(domain)],  # type: ignore[no-untyped-call]
+        # Tracing outermost, so the span covers the error mapping and records its outcome.
+        interceptors=[TracingInterceptor(), ErrorMappingInterceptor(domain)],
         options=_server_options(settings),
     )
     health_servicer = health.aio.HealthServicer()
