@@ -23,6 +23,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextvars import Token
 from typing import Any
+from urllib.parse import unquote
 
 import grpc
 from opentelemetry import context as otel_context
@@ -120,9 +121,14 @@ def _attach_callers_context(context: grpc.aio.ServicerContext) -> Token[Context]
 
 def _peer_attributes(context: grpc.aio.ServicerContext) -> dict[str, str | int]:
     """``network.peer.address`` and ``.port`` from gRPC's ``ipv4:10.0.0.1:5000`` or
-    ``ipv6:[::1]:5000``; nothing for a Unix socket or an address it cannot read."""
-    kind, _, address = context.peer().partition(":")
-    host, _, port = address.partition(",")[0].rpartition(":")
+    ``ipv6:%5B::1%5D:5000`` (the brackets URL-encoded); nothing for a Unix socket or an
+    address it cannot read."""
+    return peer_attributes(context.peer())
+
+
+def peer_attributes(peer: str) -> dict[str, str | int]:
+    kind, _, address = peer.partition(":")
+    host, _, port = unquote(address.partition(",")[0]).rpartition(":")
     if kind not in ("ipv4", "ipv6") or not host or not port.isdigit():
         return {}
     return {"network.peer.address": host.strip("[]"), "network.peer.port": int(port)}
