@@ -180,8 +180,9 @@ def test_a_cosigning_key_of_another_log_is_refused_without_echoing_it() -> None:
         LedgerSettings(log_signing_key=SecretStr(NEW_KEY), log_cosigning_keys=(SecretStr(foreign),))
     message = str(refused.value)
     assert "a rotated key keeps the log's name" in message
-    assert foreign.rsplit("+", 1)[1] not in message
-    assert NEW_KEY.rsplit("+", 1)[1] not in message
+    # The key data is everything after the fourth "+": base64 may itself hold a "+".
+    assert foreign.split("+", 4)[4] not in message
+    assert NEW_KEY.split("+", 4)[4] not in message
 
 
 def test_cosigning_keys_are_read_from_the_environment_as_json(
