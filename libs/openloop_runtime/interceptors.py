@@ -7,8 +7,9 @@ id to quote, never the exception text (which may hold data it must not see).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import asyncpg
@@ -46,10 +47,13 @@ class ErrorMappingInterceptor(MethodWrappingInterceptor):
         return guarded
 
     def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def guarded(
+            request: Any, context: grpc.aio.ServicerContext
+        ) -> AsyncGenerator[Any, None]:
             try:
-                async for response in behavior(request, context):
-                    yield response
+                async with contextlib.aclosing(behavior(request, context)) as responses:
+                    async for response in responses:
+                        yield response
             except DomainError as error:
                 await self._abort(context, error)
             except grpc.aio.AbortError:

@@ -12,28 +12,34 @@ These replace ``opentelemetry-instrumentation-grpc``'s interceptors, which cost 
 250 µs of CPU per call on each side on the two-core benchmark machine (the README's
 "Tracing a call" gives the figures): the server one rebuilt its wrapper and handler on
 every call, wrapped the servicer context in a proxy, and read the call's metadata and peer
-several times over. These use the same OpenTelemetry SDK and propagators, build the
-server's wrapper once per method (:mod:`openloop_runtime.wrapping`) and read each thing
-once.
+several times over. These use the same OpenTelemetry SDK and its W3C trace-context
+propagator, build the server's wrapper once per method (:mod:`openloop_runtime.wrapping`)
+and read each thing once. Calls made with a streamed request (none today) get no CLIENT
+span.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextvars import Token
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
 import grpc
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from openloop_runtime.wrapping import Behavior, MethodWrappingInterceptor, StreamBehavior
 
 STATUS_CODE_ATTRIBUTE = "rpc.grpc.status_code"
+
+_W3C = TraceContextTextMapPropagator()
+"""Trace context only: a caller's ``baggage`` is neither read nor passed on, so a bank
+cannot push its own entries into the mesh's internal calls."""
 
 _SERVER_FAULTS = frozenset(
     {
@@ -57,51 +63,57 @@ class TracingInterceptor(MethodWrappingInterceptor):
         tracer, attributes = self._tracer, _method_attributes(method)
 
         async def traced(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            token = _attach_callers_context(context)
-            try:
-                with tracer.start_as_current_span(
-                    method,
-                    kind=SpanKind.SERVER,
-                    attributes={**attributes, **_peer_attributes(context)},
-                    record_exception=False,
-                    set_status_on_exception=False,
-                ) as span:
-                    try:
-                        response = await behavior(request, context)
-                    except BaseException as error:
-                        _record_outcome(span, context, error)
-                        raise
-                    _record_outcome(span, context, None)
-                    return response
-            finally:
-                if token is not None:
-                    otel_context.detach(token)
+            with tracer.start_as_current_span(
+                method,
+                context=_callers_context(context),
+                kind=SpanKind.SERVER,
+                attributes={**attributes, **_peer_attributes(context)},
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                try:
+                    response = await behavior(request, context)
+                except BaseException as error:
+                    _record_outcome(span, context, error)
+                    raise
+                _record_outcome(span, context, None)
+                return response
 
         return traced
 
     def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
         tracer, attributes = self._tracer, _method_attributes(method)
 
-        async def traced(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            token = _attach_callers_context(context)
+        async def traced(
+            request: Any, context: grpc.aio.ServicerContext
+        ) -> AsyncGenerator[Any, None]:
+            span = tracer.start_span(
+                method,
+                context=_callers_context(context),
+                kind=SpanKind.SERVER,
+                attributes={**attributes, **_peer_attributes(context)},
+            )
+            current = trace.set_span_in_context(span)
+            error: BaseException | None = None
             try:
-                with tracer.start_as_current_span(
-                    method,
-                    kind=SpanKind.SERVER,
-                    attributes={**attributes, **_peer_attributes(context)},
-                    record_exception=False,
-                    set_status_on_exception=False,
-                ) as span:
-                    try:
-                        async for response in behavior(request, context):
-                            yield response
-                    except BaseException as error:
-                        _record_outcome(span, context, error)
-                        raise
-                    _record_outcome(span, context, None)
+                async with contextlib.aclosing(behavior(request, context)) as responses:
+                    while True:
+                        # Current while the servicer works, never across a yield: a stream the
+                        # client left is finished in another task, where no token detaches.
+                        token = otel_context.attach(current)
+                        try:
+                            response = await anext(responses)
+                        except StopAsyncIteration:
+                            break
+                        finally:
+                            otel_context.detach(token)
+                        yield response
+            except BaseException as caught:
+                error = caught
+                raise
             finally:
-                if token is not None:
-                    otel_context.detach(token)
+                _record_outcome(span, context, error)
+                span.end()
 
         return traced
 
@@ -111,22 +123,20 @@ def _method_attributes(method: str) -> dict[str, str]:
     return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 
 
-def _attach_callers_context(context: grpc.aio.ServicerContext) -> Token[Context] | None:
-    """Make the trace context (and baggage) the caller sent current; None if it sent none."""
-    metadata = context.invocation_metadata()
-    if not metadata:
-        return None
-    return otel_context.attach(propagate.extract(dict(metadata)))
+def _callers_context(context: grpc.aio.ServicerContext) -> Context:
+    """The caller's trace, from its ``traceparent``; with none, an empty context, so the
+    span starts a trace of its own."""
+    return _W3C.extract(dict(context.invocation_metadata() or ()))
 
 
 def _peer_attributes(context: grpc.aio.ServicerContext) -> dict[str, str | int]:
-    """``network.peer.address`` and ``.port`` from gRPC's ``ipv4:10.0.0.1:5000`` or
-    ``ipv6:%5B::1%5D:5000`` (the brackets URL-encoded); nothing for a Unix socket or an
-    address it cannot read."""
     return peer_attributes(context.peer())
 
 
 def peer_attributes(peer: str) -> dict[str, str | int]:
+    """``network.peer.address`` and ``.port`` from gRPC's ``ipv4:10.0.0.1:5000`` or
+    ``ipv6:%5B::1%5D:5000`` (the brackets URL-encoded); nothing for a Unix socket or an
+    address it cannot read."""
     kind, _, address = peer.partition(":")
     host, _, port = unquote(address.partition(",")[0]).rpartition(":")
     if kind not in ("ipv4", "ipv6") or not host or not port.isdigit():
@@ -142,7 +152,9 @@ def _record_outcome(
         if error is None:
             code = grpc.StatusCode.OK
         elif isinstance(error, asyncio.CancelledError | GeneratorExit):
-            code = grpc.StatusCode.CANCELLED
+            remaining = context.time_remaining()  # None: the call had no deadline
+            expired = remaining is not None and remaining <= 0
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
         else:
             code = grpc.StatusCode.UNKNOWN
     span.set_attribute(STATUS_CODE_ATTRIBUTE, code.value[0])
@@ -168,7 +180,7 @@ class _ClientTracing:
             attributes = self._attributes[method] = _method_attributes(method)
         span = self._tracer.start_span(method, kind=SpanKind.CLIENT, attributes=attributes)
         metadata = grpc.aio.Metadata(*details.metadata) if details.metadata else grpc.aio.Metadata()
-        propagate.inject(metadata, context=trace.set_span_in_context(span))
+        _W3C.inject(metadata, context=trace.set_span_in_context(span))
         return span, details._replace(metadata=metadata)
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
 import pytest_asyncio
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -49,6 +53,20 @@ async def _stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
 async def _broken_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
     yield b"a"
     raise RuntimeError("citizen 1345951597671 must not reach a trace")
+
+
+async def _endless(request: bytes, context: Any) -> AsyncIterator[bytes]:
+    while True:
+        yield b"x" * 1000
+
+
+async def _written(request: bytes, context: Any) -> None:
+    await context.write(b"a")
+    await context.write(b"b")
+
+
+async def _headers(request: bytes, context: Any) -> bytes:
+    return ",".join(sorted(key for key, _ in context.invocation_metadata())).encode()
 
 
 async def _slow(request: bytes, context: Any) -> bytes:
@@ -101,6 +119,9 @@ async def _probe_server() -> AsyncIterator[tuple[int, InMemorySpanExporter, Trac
                     "Stream": grpc.unary_stream_rpc_method_handler(_stream),
                     "BrokenStream": grpc.unary_stream_rpc_method_handler(_broken_stream),
                     "Slow": grpc.unary_unary_rpc_method_handler(_slow),
+                    "Endless": grpc.unary_stream_rpc_method_handler(_endless),
+                    "Written": grpc.unary_stream_rpc_method_handler(_written),
+                    "Headers": grpc.unary_unary_rpc_method_handler(_headers),
                 },
             ),
         )
@@ -306,3 +327,58 @@ async def test_a_call_made_and_given_up_on_is_a_cancelled_client_span(traced_cli
     assert dict(client.attributes or {})["rpc.grpc.status_code"] == 1
     assert client.status.status_code is StatusCode.ERROR
     assert client.status.description == "CANCELLED"
+
+
+async def test_a_stream_the_client_leaves_midway_ends_its_span_cleanly(probe, caplog):
+    channel, exporter = probe
+    exporter.clear()
+    call = channel.unary_stream(f"/{SERVICE}/Endless")(b"")
+    for _ in range(3):
+        await call.read()
+    call.cancel()
+    for _ in range(100):
+        if any(s.name == f"/{SERVICE}/Endless" for s in exporter.get_finished_spans()):
+            break
+        await asyncio.sleep(0.02)
+    gc.collect()  # a stream left unfinished is closed by the loop's finaliser, in another task
+    await asyncio.sleep(0.1)
+    span = _only_span(exporter, "Endless")
+    assert dict(span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def test_a_stream_written_through_its_context_is_served_and_traced(probe):
+    channel, exporter = probe
+    exporter.clear()
+    parts = [part async for part in channel.unary_stream(f"/{SERVICE}/Written")(b"")]
+    assert parts == [b"a", b"b"]
+    assert dict(_only_span(exporter, "Written").attributes or {})["rpc.grpc.status_code"] == 0
+
+
+async def test_a_call_past_its_deadline_is_a_server_fault_on_its_span(probe):
+    channel, exporter = probe
+    exporter.clear()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await channel.unary_unary(f"/{SERVICE}/Slow")(b"", timeout=0.2)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    for _ in range(100):
+        if any(s.name == f"/{SERVICE}/Slow" for s in exporter.get_finished_spans()):
+            break
+        await asyncio.sleep(0.02)
+    span = _only_span(exporter, "Slow")
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    assert dict(span.attributes or {})["rpc.grpc.status_code"] == code.value[0]
+    assert span.status.status_code is StatusCode.ERROR
+
+
+async def test_a_callers_baggage_goes_no_further_than_its_trace_context(traced_client):
+    channel, exporter = traced_client
+    exporter.clear()
+    with TracerProvider().get_tracer("test").start_as_current_span("payment"):
+        token = otel_context.attach(baggage.set_baggage("bank.note", "pushed"))
+        try:
+            headers = await channel.unary_unary(f"/{SERVICE}/Headers")(b"")
+        finally:
+            otel_context.detach(token)
+    assert b"traceparent" in headers.split(b",")
+    assert b"baggage" not in headers.split(b",")

@@ -70,6 +70,15 @@ async def test_health_reports_serving(channel):
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+async def test_health_can_be_watched(channel):
+    """Watch streams by writing to its context, not by yielding: the interceptors keep it so."""
+    stub = health_pb2_grpc.HealthStub(channel)
+    call = stub.Watch(health_pb2.HealthCheckRequest(service=""))
+    first = await call.read()
+    call.cancel()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+
+
 async def test_domain_error_becomes_status_with_error_info(channel):
     stub = service_pb2_grpc.GatewayServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as caught:

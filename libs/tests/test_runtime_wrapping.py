@@ -107,3 +107,13 @@ async def test_each_kind_of_method_keeps_its_kind_and_codecs():
         assert [k for k in makers if getattr(wrapped, k) is not None] == [kind]
         assert wrapped.request_deserializer is decode
         assert wrapped.response_serializer is encode
+
+
+async def test_beyond_the_cap_methods_are_wrapped_per_call_not_kept(monkeypatch):
+    monkeypatch.setattr("openloop_runtime.wrapping.MAX_CACHED_METHODS", 2)
+    handlers = {f"/t.S/M{i}": grpc.unary_unary_rpc_method_handler(_echo) for i in range(3)}
+    interceptor = _Counting()
+    for _ in range(2):
+        for method in handlers:
+            await interceptor.intercept_service(_continuation(handlers), _Details(method))
+    assert interceptor.wrapped == ["/t.S/M0", "/t.S/M1", "/t.S/M2", "/t.S/M2"]
