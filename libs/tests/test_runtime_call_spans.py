@@ -146,6 +146,15 @@ def _only_span(
     return spans[0]
 
 
+async def _span_ended(exporter: InMemorySpanExporter, method: str) -> None:
+    """Wait up to two seconds for a span of ``method``: a server learns a moment after its
+    client that a call was given up."""
+    for _ in range(100):
+        if any(s.name == f"/{SERVICE}/{method}" for s in exporter.get_finished_spans()):
+            return
+        await asyncio.sleep(0.02)
+
+
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
@@ -225,10 +234,7 @@ async def test_a_call_the_client_gives_up_on_ends_its_span_as_cancelled(probe):
     call = channel.unary_unary(f"/{SERVICE}/Slow")(b"")
     await asyncio.sleep(0.2)
     call.cancel()
-    for _ in range(100):  # the server learns of the cancellation a moment later
-        if any(s.name == f"/{SERVICE}/Slow" for s in exporter.get_finished_spans()):
-            break
-        await asyncio.sleep(0.02)
+    await _span_ended(exporter, "Slow")
     span = _only_span(exporter, "Slow")
     assert dict(span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
     assert span.status.status_code is StatusCode.UNSET
@@ -336,10 +342,7 @@ async def test_a_stream_the_client_leaves_midway_ends_its_span_cleanly(probe, ca
     for _ in range(3):
         await call.read()
     call.cancel()
-    for _ in range(100):
-        if any(s.name == f"/{SERVICE}/Endless" for s in exporter.get_finished_spans()):
-            break
-        await asyncio.sleep(0.02)
+    await _span_ended(exporter, "Endless")
     gc.collect()  # a stream left unfinished is closed by the loop's finaliser, in another task
     await asyncio.sleep(0.1)
     span = _only_span(exporter, "Endless")
@@ -361,10 +364,7 @@ async def test_a_call_past_its_deadline_is_a_server_fault_on_its_span(probe):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await channel.unary_unary(f"/{SERVICE}/Slow")(b"", timeout=0.2)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    for _ in range(100):
-        if any(s.name == f"/{SERVICE}/Slow" for s in exporter.get_finished_spans()):
-            break
-        await asyncio.sleep(0.02)
+    await _span_ended(exporter, "Slow")
     span = _only_span(exporter, "Slow")
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     assert dict(span.attributes or {})["rpc.grpc.status_code"] == code.value[0]
