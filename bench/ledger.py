@@ -6,7 +6,10 @@ inclusion proofs and the verifier, each beside a naive baseline measured in the 
 Starts its own PostgreSQL (fsync and synchronous_commit on) and one ledger server
 process, on this machine. The naive baseline is what a ledger without batching
 does: one database transaction per transfer, locking both accounts' rows, from
-as many connections as there are clients. Prints a table and writes
+as many connections as there are clients. The two throughput figures are also
+measured against this machine's ceilings (:mod:`bench.ceilings`) in ``--rounds``
+alternating rounds, ceiling then scenario, and reported as medians with the median
+of the rounds' ratios, since the machine's speed drifts. Prints a table and writes
 bench/reports/ledger-<time>.json. Figures are for comparison within one run and
 between runs on this machine: the clients share its two cores with the server
 and the database.
@@ -26,6 +29,7 @@ import multiprocessing
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -466,60 +470,102 @@ async def bench(args: argparse.Namespace, workdir: Path) -> list[Figure]:
     try:
         if postgres is None:
             raise SystemExit("unset OPENLOOP_POSTGRES_URL: the benchmark starts its own server")
-        ledger_url = await postgres.create_database("bench_ledger")
-        naive_url = await postgres.create_database("bench_naive")
-        unbatched_url = await postgres.create_database("bench_unbatched")
-        ceiling_url = await postgres.create_database("bench_ceiling")
-        for url in (ledger_url, naive_url, unbatched_url, ceiling_url):
+        server = postgres
+        ledger_url = await server.create_database("bench_ledger")
+        naive_url = await server.create_database("bench_naive")
+        unbatched_url = await server.create_database("bench_unbatched")
+        for url in (ledger_url, naive_url, unbatched_url):
             await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
-        ceilings = await _measure_ceilings(args, ceiling_url)
-        with ledger_process(unbatched_url, workdir, unbatched=True) as (target, _):
-            unbatched = await _measure_unbatched(args, target, unbatched_url)
-        with ledger_process(ledger_url, workdir) as (target, pid):
-            figures = await _measure(
-                args,
-                target,
-                ledger_url,
-                naive_url,
-                unbatched,
-                pid=pid,
-                settled_urls=(unbatched_url, ceiling_url),
-            )
-        return [*ceilings, *figures]
+        settled_urls = [unbatched_url]
+
+        async def ceiling_database() -> str:
+            """An empty migrated database for one round of the database ceiling."""
+            url = await server.create_database(f"bench_ceiling_{len(settled_urls)}")
+            await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
+            settled_urls.append(url)
+            return url
+
+        with do_nothing_server() as floor:
+            with ledger_process(unbatched_url, workdir, unbatched=True) as (target, _):
+                unbatched = await _measure_unbatched(args, target, unbatched_url)
+            with ledger_process(ledger_url, workdir) as (target, pid):
+                return await _measure(
+                    args,
+                    target,
+                    ledger_url,
+                    naive_url,
+                    unbatched,
+                    pid=pid,
+                    ceilings=Ceilings(floor, ceiling_database),
+                    settled_urls=settled_urls,
+                )
     finally:
         if postgres is not None:
             postgres.stop()
 
 
-async def _measure_ceilings(args: argparse.Namespace, ceiling_url: str) -> list[Figure]:
-    """This machine's limits for the two throughput targets (see :mod:`bench.ceilings`)."""
-    with do_nothing_server() as (target, pid):
-        async with grpc.aio.insecure_channel(target) as channel:
-            stub = service_pb2_grpc.LedgerServiceStub(channel)
-            await ledger_rate(stub, 1, args.clients, 1, hot=False)  # warm up
-            meter = CpuMeter(pid)
-            floor, _ = await ledger_rate(stub, args.seconds, args.clients, 1, hot=False)
-            floor_cpu = meter.per_unit(floor)
-    database, database_cpu = await database_ceiling(
-        _dsn(ceiling_url), accounts=ACCOUNTS, batch=args.batch, batches=30
-    )
-    print("ceilings measured", flush=True)
-    return [
-        Figure(
-            f"ceiling: do-nothing Python gRPC server, {args.clients} clients, 1 transfer/request",
-            floor,
-            "requests/s",
-            target="bounds single-transfer requests (target 3000)",
-            detail={**floor_cpu, "cpu_us_budget_at_3000": budget_us(3_000)},
-        ),
-        Figure(
-            f"ceiling: the database half of {args.batch}-transfer batches, rows prepared",
-            database,
-            "transfers/s",
-            target="bounds batched transfers (target 30000)",
-            detail={**database_cpu, "cpu_us_budget_at_30000": budget_us(30_000)},
-        ),
-    ]
+@dataclass(frozen=True)
+class Ceilings:
+    """Where the two throughput ceilings (:mod:`bench.ceilings`) are measured."""
+
+    floor: tuple[str, int]
+    """The do-nothing gRPC server's address and process id."""
+    database: Callable[[], Awaitable[str]]
+    """Makes an empty migrated database for one round of the database ceiling."""
+
+
+@dataclass
+class Rounds:
+    """A throughput scenario and its ceiling, measured in alternating rounds (ceiling,
+    scenario, ceiling, ...) so that each pair sees the machine in the same state: this
+    machine's speed moves by half within minutes, so a ratio between figures measured
+    minutes apart says little."""
+
+    values: list[float] = field(default_factory=list)
+    ceilings: list[float] = field(default_factory=list)
+    cpu: list[dict[str, float]] = field(default_factory=list)
+    ceiling_cpu: list[dict[str, float]] = field(default_factory=list)
+    latencies: list[list[float]] = field(default_factory=list)
+
+    def add(
+        self,
+        value: float,
+        ceiling: float,
+        cpu: dict[str, float],
+        ceiling_cpu: dict[str, float],
+        latencies: list[float] | None = None,
+    ) -> None:
+        self.values.append(value)
+        self.ceilings.append(ceiling)
+        self.cpu.append(cpu)
+        self.ceiling_cpu.append(ceiling_cpu)
+        self.latencies.append(latencies or [])
+
+    @property
+    def value(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def ceiling(self) -> float:
+        return statistics.median(self.ceilings)
+
+    def middle(self) -> int:
+        """The round whose rate is the median (the lower middle for an even count)."""
+        return sorted(range(len(self.values)), key=self.values.__getitem__)[
+            (len(self.values) - 1) // 2
+        ]
+
+    def detail(self) -> dict[str, float]:
+        """The ceiling, the median of the rounds' ratios to it, and every round."""
+        pairs = list(zip(self.values, self.ceilings, strict=True))
+        out = {
+            "ceiling_median": self.ceiling,
+            "ratio_to_ceiling_median": statistics.median(value / top for value, top in pairs),
+        }
+        for number, (value, ceiling) in enumerate(pairs, 1):
+            out[f"round_{number}"] = value
+            out[f"round_{number}_ceiling"] = ceiling
+        return out
 
 
 async def _measure_unbatched(
@@ -537,6 +583,38 @@ async def _measure_unbatched(
     return plain, hot
 
 
+async def _batched_rounds(
+    args: argparse.Namespace, stub: Any, pid: int, ceilings: Ceilings
+) -> Rounds:
+    """Batched transfers, each round after the database ceiling on a fresh database."""
+    rounds = Rounds()
+    for _ in range(args.rounds):
+        database = _dsn(await ceilings.database())
+        ceiling, ceiling_cpu = await database_ceiling(
+            database, accounts=ACCOUNTS, batch=args.batch, batches=30
+        )
+        meter = CpuMeter(pid)
+        rate, _ = await ledger_rate(stub, args.seconds, args.batch_clients, args.batch, hot=False)
+        rounds.add(rate, ceiling, meter.per_unit(rate), ceiling_cpu)
+    return rounds
+
+
+async def _single_rounds(
+    args: argparse.Namespace, stub: Any, pid: int, floor_stub: Any, floor_pid: int
+) -> Rounds:
+    """Single-transfer requests, each round after the do-nothing server, same clients."""
+    await ledger_rate(floor_stub, 1, args.clients, 1, hot=False)  # warm up
+    rounds = Rounds()
+    for _ in range(args.rounds):
+        meter = CpuMeter(floor_pid)
+        ceiling, _ = await ledger_rate(floor_stub, args.seconds, args.clients, 1, hot=False)
+        ceiling_cpu = meter.per_unit(ceiling)
+        meter = CpuMeter(pid)
+        rate, latencies = await ledger_rate(stub, args.seconds, args.clients, 1, hot=False)
+        rounds.add(rate, ceiling, meter.per_unit(rate), ceiling_cpu, latencies)
+    return rounds
+
+
 async def _measure(
     args: argparse.Namespace,
     target: str,
@@ -545,10 +623,12 @@ async def _measure(
     unbatched: tuple[float, float],
     *,
     pid: int,
-    settled_urls: tuple[str, ...],
+    ceilings: Ceilings,
+    settled_urls: list[str],
 ) -> list[Figure]:
     figures: list[Figure] = []
     seconds = args.seconds
+    floor_target, floor_pid = ceilings.floor
     naive = await asyncpg.create_pool(_dsn(naive_url), min_size=4, max_size=args.clients)
     async with grpc.aio.insecure_channel(target) as channel:
         stub = service_pb2_grpc.LedgerServiceStub(channel)
@@ -557,44 +637,75 @@ async def _measure(
         await ledger_rate(stub, 2, 2, args.batch, hot=False)  # warm up
         await _vacuum(ledger_url, naive_url)
 
-        async with lag_monitor(ledger_url) as lags:
-            meter = CpuMeter(pid)
-            batched, _ = await ledger_rate(stub, seconds, args.batch_clients, args.batch, hot=False)
-            batched_cpu = meter.per_unit(batched)
+        async with (
+            lag_monitor(ledger_url) as lags,
+            grpc.aio.insecure_channel(floor_target) as floor_channel,
+        ):
+            floor_stub = service_pb2_grpc.LedgerServiceStub(floor_channel)
+            batched = await _batched_rounds(args, stub, pid, ceilings)
             hot_batched, _ = await ledger_rate(
                 stub, seconds, args.batch_clients, args.batch, hot=True
             )
-            meter.start()
-            single, single_latency = await ledger_rate(stub, seconds, args.clients, 1, hot=False)
-            single_cpu = meter.per_unit(single)
+            single = await _single_rounds(args, stub, pid, floor_stub, floor_pid)
             hot_single, _ = await ledger_rate(stub, seconds, args.clients, 1, hot=True)
         naive_plain, _ = await naive_rate(naive, seconds, args.clients, hot=False)
         naive_hot, _ = await naive_rate(naive, seconds, args.clients, hot=True)
         print("transfers measured; proofs next", flush=True)
 
+        # CPU figures and latencies are those of each scenario's median round.
+        middle, single_middle = batched.middle(), single.middle()
+        single_latency = single.latencies[single_middle]
         figures += [
             Figure(
-                f"batched transfers ({args.batch}/request, {args.batch_clients} clients)",
-                batched,
+                f"ceiling: do-nothing Python gRPC server, {args.clients} clients, "
+                f"1 transfer/request, median of {args.rounds} rounds",
+                single.ceiling,
+                "requests/s",
+                target="bounds single-transfer requests (target 3000)",
+                detail={
+                    **single.ceiling_cpu[single_middle],
+                    "cpu_us_budget_at_3000": budget_us(3_000),
+                },
+            ),
+            Figure(
+                f"ceiling: the database half of {args.batch}-transfer batches, rows prepared, "
+                f"median of {args.rounds} rounds",
+                batched.ceiling,
+                "transfers/s",
+                target="bounds batched transfers (target 30000)",
+                detail={
+                    **batched.ceiling_cpu[middle],
+                    "cpu_us_budget_at_30000": budget_us(30_000),
+                },
+            ),
+            Figure(
+                f"batched transfers ({args.batch}/request, {args.batch_clients} clients), "
+                f"median of {args.rounds} rounds",
+                batched.value,
                 "transfers/s",
                 naive_plain,
                 ">= 30000",
-                batched >= 30_000,
-                {**batched_cpu, "cpu_us_budget_at_30000": budget_us(30_000)},
+                batched.value >= 30_000,
+                {
+                    **batched.detail(),
+                    **batched.cpu[middle],
+                    "cpu_us_budget_at_30000": budget_us(30_000),
+                },
             ),
             Figure(
-                f"single-transfer requests, {args.clients} clients (naive: same server, "
-                "one transaction per request)",
-                single,
+                f"single-transfer requests, {args.clients} clients, median of {args.rounds} "
+                "rounds (naive: same server, one transaction per request)",
+                single.value,
                 "transfers/s",
                 unbatched[0],
                 ">= 3000",
-                single >= 3_000,
+                single.value >= 3_000,
                 {
+                    **single.detail(),
                     "p50_ms": _percentile(single_latency, 0.5),
                     "p99_ms": _percentile(single_latency, 0.99),
                     "naive_sql_transfers_per_s": naive_plain,
-                    **single_cpu,
+                    **single.cpu[single_middle],
                     "cpu_us_budget_at_3000": budget_us(3_000),
                 },
             ),
@@ -604,8 +715,8 @@ async def _measure(
                 "transfers/s",
                 naive_hot,
                 "within 2x of non-hot",
-                hot_batched * 2 >= batched,
-                {"ratio_to_non_hot": hot_batched / batched},
+                hot_batched * 2 >= batched.value,
+                {"ratio_to_non_hot": hot_batched / batched.value},
             ),
             Figure(
                 f"hot account, single-transfer requests, {args.clients} clients",
@@ -613,8 +724,8 @@ async def _measure(
                 "transfers/s",
                 unbatched[1],
                 "within 2x of non-hot",
-                hot_single * 2 >= single,
-                {"ratio_to_non_hot": hot_single / single},
+                hot_single * 2 >= single.value,
+                {"ratio_to_non_hot": hot_single / single.value},
             ),
             Figure(
                 "checkpoint lag p99 (under the loads above)",
@@ -703,6 +814,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2000, help="transfers per batched request")
     parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--proofs", type=int, default=1000)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="ceiling/scenario pairs for the two throughputs"
+    )
     args = parser.parse_args()
     started_at = datetime.now(UTC).isoformat()
     with tempfile.TemporaryDirectory(prefix="openloop-bench-ledger-") as workdir:
