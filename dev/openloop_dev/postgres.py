@@ -83,13 +83,16 @@ class EmbeddedPostgres:
         self._user = _run_as_user()
 
     def _pg(self, tool: str, *args: str) -> None:
+        command = [str(self._bin / tool), *args]
+        if self._user is not None:
+            # runuser rather than subprocess's ``user=``: to switch users in the child,
+            # Python forks with fork() instead of vfork(), which runs gRPC's fork handlers
+            # when this process has started gRPC (the tests, the mesh); they start gRPC
+            # threads in the child, and now and then the child died of SIGSEGV before
+            # pg_ctl ran (3 of 13 runs of the ledger crash tests).
+            command = ["runuser", "-u", self._user, "--", *command]
         subprocess.run(
-            [str(self._bin / tool), *args],
-            check=True,
-            user=self._user,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd="/",
+            command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/"
         )
 
     def start(self) -> None:
@@ -141,10 +144,8 @@ class EmbeddedPostgres:
         """Stop at once, as a power cut would leave the server: no shutdown checkpoint, and
         the next ``start`` recovers from the write-ahead log (``pg_ctl -m immediate``).
         Files the operating system had not yet written survive, so this shows recovery,
-        not that the disk honours fsync.
-
-        Sends the postmaster SIGQUIT itself, as ``pg_ctl -m immediate`` would: run from a
-        test process that also runs gRPC, that pg_ctl died of SIGSEGV in 4 runs of 5."""
+        not that the disk honours fsync. Sends the postmaster SIGQUIT, as ``pg_ctl -m
+        immediate`` does, and waits until it has gone."""
         pid_file = self.data_dir / "postmaster.pid"
         pid = int(pid_file.read_text().split()[0])
         os.kill(pid, signal.SIGQUIT)

@@ -239,7 +239,7 @@ async def _assert_recorded_exactly_once(database_url: str, run: str, load: Load)
         expected[debit, "debits"] += amount
         expected[credit, "credits"] += amount
 
-    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    conn = await asyncpg.connect(_libpq(database_url))
     try:
         rows = await conn.fetch(
             "SELECT id, position, amount FROM transfers WHERE id LIKE $1 || '-%'", run
@@ -312,28 +312,36 @@ async def _migrated(postgres: EmbeddedPostgres, name: str) -> str:
     return url
 
 
+def _libpq(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
 async def _admin(postgres: EmbeddedPostgres) -> asyncpg.Connection:
     return await asyncpg.connect(postgres.url("postgres", driver="postgresql"))
 
 
-async def _hold_commits(postgres: EmbeddedPostgres) -> None:
+async def _hold_commits(postgres: EmbeddedPostgres, database_url: str) -> None:
     """Make every commit wait, once it is on disk, for a standby that does not exist; return
-    when a transaction of the ledger is waiting so. It is committed, and its client has no
-    answer: the window a crash between commit and reply hits."""
+    when a batch of transfers is waiting so. It is committed, and its clients have no answer:
+    the window a crash between commit and reply hits. (A transaction waiting for its standby
+    still holds its locks: the batch is the waiter holding the journal's row lock, not the
+    sealer publishing a checkpoint.)"""
     admin = await _admin(postgres)
+    ledger = await asyncpg.connect(_libpq(database_url))
     try:
         await admin.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{GHOST_STANDBY}'")
         await admin.execute("SELECT pg_reload_conf()")
         for _ in range(200):
-            waiting = await admin.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
-                " AND datname LIKE 'ledger_crash_%'"
+            waiting = await ledger.fetchval(
+                "SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid"
+                " WHERE a.wait_event = 'SyncRep' AND l.relation = 'journal'::regclass"
             )
             if waiting:
                 return
             await asyncio.sleep(0.05)
-        raise AssertionError("no commit of the ledger waited within 10 s")
+        raise AssertionError("no batch of the ledger waited within 10 s")
     finally:
+        await ledger.close()
         await admin.close()
 
 
@@ -359,7 +367,7 @@ async def test_a_killed_ledger_loses_no_acknowledged_transfer_and_applies_none_t
             # Killed right after a commit, before the reply ...
             await _after(load, 30)
             try:
-                await _hold_commits(postgres)
+                await _hold_commits(postgres, url)
                 await ledger.kill()
             finally:
                 await _release_commits(postgres)
@@ -389,7 +397,7 @@ async def test_acknowledged_transfers_survive_a_database_crash(
             paying = asyncio.create_task(_pay(stub, "crash", load))
             await _after(load, 30)
             try:
-                await _hold_commits(postgres)
+                await _hold_commits(postgres, url)
                 postgres.crash()
                 await asyncio.sleep(0.5)  # requests meanwhile get UNAVAILABLE, and are retried
                 postgres.start()
