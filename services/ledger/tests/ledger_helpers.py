@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import TYPE_CHECKING
 
@@ -63,3 +64,15 @@ async def balances(ledger: Stub, account_id: str) -> tuple[int, int, int, int]:
     response = await ledger.LookupAccounts(service_pb2.LookupAccountsRequest(ids=[account_id]))
     [a] = response.accounts
     return a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
+
+
+async def checkpoint_covering(
+    ledger: Stub, size: int, *, seconds: float = 4.0
+) -> resources_pb2.Checkpoint:
+    """The latest checkpoint, once the sealer has covered at least ``size`` journal entries."""
+    for _ in range(int(seconds / 0.02)):
+        response = await ledger.GetCheckpoint(service_pb2.GetCheckpointRequest())
+        if response.checkpoint.tree_size >= size:
+            return response.checkpoint
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no checkpoint reached size {size} within {seconds:g} s")

@@ -18,7 +18,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop.ledger.v1 import resources_pb2, service_pb2_grpc
 from openloop_ledger.app import MIGRATIONS_DIR, build
 from openloop_ledger.audit.__main__ import main as audit_main
 from openloop_ledger.audit.__main__ import verify
@@ -34,7 +34,13 @@ from openloop_ledger.config import (
 from openloop_ledger.merkle.note import Checkpoint, Signer, generate_signer_key, sign_checkpoint
 from openloop_runtime import migrations
 from openloop_runtime.server import running_server
-from services.ledger.tests.ledger_helpers import T, open_account, submit, transfer
+from services.ledger.tests.ledger_helpers import (
+    T,
+    checkpoint_covering,
+    open_account,
+    submit,
+    transfer,
+)
 
 PENDING = resources_pb2.TransferFlags(pending=True)
 
@@ -92,12 +98,7 @@ async def sealed_database(fresh_database: Callable[[str], Awaitable[str]]) -> st
             "service_pb2_grpc.LedgerServiceAsyncStub", service_pb2_grpc.LedgerServiceStub(channel)
         )
         size = await _write_journal(stub)
-        for _ in range(200):
-            response = await stub.GetCheckpoint(service_pb2.GetCheckpointRequest())
-            if response.checkpoint.tree_size == size:
-                break
-            await asyncio.sleep(0.02)
-        assert response.checkpoint.tree_size == size
+        assert (await checkpoint_covering(stub, size)).tree_size == size
     return url
 
 

@@ -36,7 +36,7 @@ from openloop_ledger.audit.__main__ import verify
 from openloop_ledger.audit.sources import DatabaseSource
 from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
 from openloop_runtime import migrations
-from services.ledger.tests.ledger_helpers import WALLET, transfer
+from services.ledger.tests.ledger_helpers import WALLET, checkpoint_covering, transfer
 
 if TYPE_CHECKING:
     Stub = service_pb2_grpc.LedgerServiceAsyncStub
@@ -280,12 +280,7 @@ async def _assert_recorded_exactly_once(database_url: str, run: str, load: Load)
 
 async def _assert_log_verifies(stub: Stub, database_url: str, size: int) -> None:
     """The restarted sealer covers the whole journal, and the auditor's verifier passes."""
-    for _ in range(300):
-        reply = await stub.GetCheckpoint(service_pb2.GetCheckpointRequest())
-        if reply.checkpoint.tree_size == size:
-            break
-        await asyncio.sleep(0.1)
-    assert reply.checkpoint.tree_size == size
+    assert (await checkpoint_covering(stub, size, seconds=30)).tree_size == size
     source = await DatabaseSource.connect(database_url)
     try:
         report = await verify(source, DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY)

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr, ValidationError
 
-from openloop.ledger.v1 import service_pb2, service_pb2_grpc
+from openloop.ledger.v1 import service_pb2_grpc
 from openloop_ledger.app import MIGRATIONS_DIR, build
 from openloop_ledger.audit.__main__ import main as audit_main
 from openloop_ledger.audit.__main__ import verify
@@ -28,7 +28,13 @@ from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, LedgerSettings
 from openloop_ledger.merkle.note import Signer, generate_signer_key, signed_text
 from openloop_runtime import migrations
 from openloop_runtime.server import running_server
-from services.ledger.tests.ledger_helpers import T, open_account, submit, transfer
+from services.ledger.tests.ledger_helpers import (
+    T,
+    checkpoint_covering,
+    open_account,
+    submit,
+    transfer,
+)
 
 ORIGIN = "rotation.openloop.test/ledger"
 OLD_KEY = generate_signer_key(ORIGIN)
@@ -69,12 +75,8 @@ async def _phase(url: str, signing: str, cosigning: tuple[str, ...], sealed: int
                 T.CREATE_TRANSFER_RESULT_OK
             ]
             await asyncio.sleep(0.1)
-        for _ in range(200):
-            reply = await stub.GetCheckpoint(service_pb2.GetCheckpointRequest())
-            if reply.checkpoint.tree_size == sealed + 3:
-                break
-            await asyncio.sleep(0.02)
-        size: int = reply.checkpoint.tree_size
+        checkpoint = await checkpoint_covering(stub, sealed + 3)
+        size: int = checkpoint.tree_size
         return size
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC
 from typing import TYPE_CHECKING
 
@@ -17,21 +16,19 @@ from openloop_ledger.merkle.note import Verifier, open_checkpoint
 from openloop_ledger.merkle.proofs import ProofError, verify_consistency, verify_inclusion
 from openloop_ledger.model import Transfer, TransferFlags, TransferSpec
 from openloop_runtime.errors import error_info_of
-from services.ledger.tests.ledger_helpers import T, new_id, open_account, submit, transfer
+from services.ledger.tests.ledger_helpers import (
+    T,
+    checkpoint_covering,
+    new_id,
+    open_account,
+    submit,
+    transfer,
+)
 
 if TYPE_CHECKING:
     from services.ledger.tests.ledger_helpers import Stub
 
 VERIFIER = Verifier.from_key(DEVELOPMENT_LOG_VERIFIER_KEY)
-
-
-async def _checkpoint_covering(ledger: Stub, size: int) -> resources_pb2.Checkpoint:
-    for _ in range(200):
-        response = await ledger.GetCheckpoint(service_pb2.GetCheckpointRequest())
-        if response.checkpoint.tree_size >= size:
-            return response.checkpoint
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no checkpoint reached size {size}")
 
 
 async def _committed(ledger: Stub, count: int) -> list[resources_pb2.Transfer]:
@@ -46,7 +43,7 @@ async def _committed(ledger: Stub, count: int) -> list[resources_pb2.Transfer]:
 
 async def test_a_checkpoint_is_signed_by_the_log_key(ledger: Stub) -> None:
     [recorded] = await _committed(ledger, 1)
-    checkpoint = await _checkpoint_covering(ledger, recorded.position + 1)
+    checkpoint = await checkpoint_covering(ledger, recorded.position + 1)
     body = open_checkpoint(checkpoint.signed_note, VERIFIER, origin="openloop.dev/ledger")
     assert (body.size, body.root) == (checkpoint.tree_size, checkpoint.root_hash)
     forged = checkpoint.signed_note.replace(
@@ -60,7 +57,7 @@ async def test_a_checkpoint_is_signed_by_the_log_key(ledger: Stub) -> None:
 async def test_an_inclusion_proof_ties_a_transfer_to_the_signed_root(ledger: Stub) -> None:
     recorded = await _committed(ledger, 5)
     target = recorded[2]
-    checkpoint = await _checkpoint_covering(ledger, recorded[-1].position + 1)
+    checkpoint = await checkpoint_covering(ledger, recorded[-1].position + 1)
     proof = await ledger.GetInclusionProof(
         service_pb2.GetInclusionProofRequest(transfer_id=target.id)
     )
@@ -108,9 +105,9 @@ async def test_an_inclusion_proof_ties_a_transfer_to_the_signed_root(ledger: Stu
 
 async def test_a_consistency_proof_links_two_checkpoints(ledger: Stub) -> None:
     first_batch = await _committed(ledger, 3)
-    first = await _checkpoint_covering(ledger, first_batch[-1].position + 1)
+    first = await checkpoint_covering(ledger, first_batch[-1].position + 1)
     second_batch = await _committed(ledger, 4)
-    second = await _checkpoint_covering(ledger, second_batch[-1].position + 1)
+    second = await checkpoint_covering(ledger, second_batch[-1].position + 1)
     proof = await ledger.GetConsistencyProof(
         service_pb2.GetConsistencyProofRequest(
             first_tree_size=first.tree_size, second_tree_size=second.tree_size
@@ -132,7 +129,7 @@ async def _error(call: object) -> tuple[grpc.StatusCode, str]:
 
 async def test_proof_requests_that_cannot_be_answered_say_why(ledger: Stub) -> None:
     [recorded] = await _committed(ledger, 1)
-    checkpoint = await _checkpoint_covering(ledger, recorded.position + 1)
+    checkpoint = await checkpoint_covering(ledger, recorded.position + 1)
     unknown = ledger.GetInclusionProof(
         service_pb2.GetInclusionProofRequest(transfer_id=new_id("never"))
     )
