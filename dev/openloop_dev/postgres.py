@@ -86,8 +86,8 @@ class EmbeddedPostgres:
             # runuser rather than subprocess's ``user=``: to switch users in the child,
             # Python forks with fork() instead of vfork(), which runs gRPC's fork handlers
             # when this process has started gRPC (the tests, the mesh); they start gRPC
-            # threads in the child, and now and then the child died of SIGSEGV before
-            # pg_ctl ran (3 of 13 runs of the ledger crash tests).
+            # threads in the child, and the child often died of SIGSEGV before
+            # pg_ctl ran (8 times in a day of running the ledger crash tests).
             command = ["runuser", "-u", self._user, "--", *command]
         subprocess.run(
             command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/"
