@@ -11,6 +11,7 @@ the checkpoint checks and the balance replay, exactly as the serial path does.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import re
 from collections.abc import Sequence
@@ -86,7 +87,15 @@ async def verify_database(
         last = await source.conn.fetchval("SELECT coalesce(max(position), -1) FROM transfers")
         loop = asyncio.get_running_loop()
         context = multiprocessing.get_context(_start_method())
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        # A forked worker inherits every object here, including garbage not yet collected.
+        # Collected in the worker, a gRPC channel's finaliser waits for threads only this
+        # process has, and the worker hangs (seen in the test suite, whose process holds
+        # channels). So collect here first, and let workers, which live for one
+        # verification, never collect at all.
+        gc.collect()
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=context, initializer=gc.disable
+        ) as pool:
             futures = [
                 loop.run_in_executor(
                     pool,
