@@ -157,14 +157,25 @@ class LogReader:
 
     async def checkpoint(self, tree_size: int) -> CheckpointRecord:
         """The checkpoint for ``tree_size``; 0 means the latest."""
+        known = self._known_checkpoint(tree_size)
+        if known is not None:  # answered from memory, without taking a connection
+            return known
         async with pg.connection(self._engine) as conn:
             return await self._checkpoint(conn, tree_size, "tree_size")
 
     async def inclusion_proof(
         self, *, transfer_id: str | None, leaf_index: int | None, tree_size: int
     ) -> InclusionProof:
+        """The proof for a leaf named by index, or by transfer id (a bank knows its ids, not
+        their positions). By index, the leaf's row comes with the tiles in one query; by id,
+        the row comes first, as it gives the index, and then only the tiles."""
         async with pg.connection(self._engine) as conn:
-            index = await self._leaf_index(conn, transfer_id, leaf_index)
+            row = None
+            if leaf_index is None:
+                row = await self._row_of(conn, transfer_id)
+                index = int(row["position"])
+            else:
+                index = leaf_index
             checkpoint = await self._checkpoint(conn, tree_size, "tree_size")
             if index >= checkpoint.tree_size:
                 if tree_size:
@@ -178,7 +189,11 @@ class LogReader:
                     {"leaf_index": str(index), "tree_size": str(checkpoint.tree_size)},
                 )
             cached, needed = self._nodes.split(proofs.inclusion_nodes(index, checkpoint.tree_size))
-            row, found = await pg.row_and_tiles(conn, index, sorted(tiles_needed(needed)))
+            refs = sorted(tiles_needed(needed))
+            if row is None:
+                row, found = await pg.row_and_tiles(conn, index, refs)
+            else:
+                found = await pg.tiles(conn, refs)
         node = self._nodes.node_fn(cached, found)
         hashes = proofs.inclusion_proof(node, index, checkpoint.tree_size)
         leaf = pg.leaf_of_row(self._encoder, row)
@@ -203,29 +218,27 @@ class LogReader:
         hashes = proofs.consistency_proof(node, first_size, second.tree_size)
         return ConsistencyProof(hashes, first, second)
 
-    async def _leaf_index(
-        self, conn: pg.Connection, transfer_id: str | None, leaf_index: int | None
-    ) -> int:
-        if leaf_index is not None:
-            return leaf_index
+    async def _row_of(self, conn: pg.Connection, transfer_id: str | None) -> pg.Record:
         if not transfer_id:
             raise invalid_field("leaf", "set transfer_id or leaf_index")
-        position = is_lookup_id(transfer_id) and await conn.fetchval(
-            "SELECT position FROM transfers WHERE id = $1", transfer_id
-        )
-        if position is None or position is False:
+        row = await pg.transfer_row(conn, transfer_id) if is_lookup_id(transfer_id) else None
+        if row is None:
             raise DomainError(
                 grpc.StatusCode.NOT_FOUND,
                 ErrorReason.ERROR_REASON_TRANSFER_NOT_FOUND,
                 f"transfer {transfer_id!r} does not exist",
                 {"resource": transfer_id},
             )
-        return int(position)
+        return row
+
+    def _known_checkpoint(self, tree_size: int) -> CheckpointRecord | None:
+        """A checkpoint already read; never "the latest" (0), which moves."""
+        return self._checkpoints.get(tree_size) if tree_size else None
 
     async def _checkpoint(
         self, conn: pg.Connection, tree_size: int, field: str
     ) -> CheckpointRecord:
-        known = self._checkpoints.get(tree_size) if tree_size else None
+        known = self._known_checkpoint(tree_size)
         if known is not None:
             return known
         row = await (pg.checkpoint_at(conn, tree_size) if tree_size else pg.latest_checkpoint(conn))

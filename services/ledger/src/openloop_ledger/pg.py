@@ -299,6 +299,13 @@ async def journal_rows(conn: Connection, start: int, end: int) -> list[Record]:
     )
 
 
+async def transfer_row(conn: Connection, transfer_id: str) -> Record | None:
+    """The raw row of one recorded transfer, by id (an inclusion proof's leaf)."""
+    return await conn.fetchrow(
+        f"SELECT {SELECT_TRANSFER} FROM transfers t WHERE t.id = $1", transfer_id
+    )
+
+
 CHECKPOINT_COLUMNS = "tree_size, root_hash, right_edge, signed_note, create_time"
 
 
