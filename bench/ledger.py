@@ -305,12 +305,13 @@ async def lag_monitor(url: str) -> AsyncIterator[list[float]]:
 # --- proofs and the verifier ---------------------------------------------------------------
 
 
-def _proof_rounds(target: str, samples: int) -> ProofRounds:
+def _proof_rounds(target: str, samples: int, transfer_ids: list[str]) -> ProofRounds:
     """Runs in a process of its own (see :func:`proof_latency`): two rounds of ``samples``
-    proofs at the latest checkpoint, each call blocking on gRPC's synchronous API and each
-    proof verified against the checkpoint's root. The second round alternates each proof
-    with a ``GetCheckpoint`` for the same size, which the server answers from memory: the
-    same server, client and moment doing everything but the proof."""
+    proofs by leaf index at the latest checkpoint, each call blocking on gRPC's synchronous
+    API and each proof verified against the checkpoint's root. The second round alternates
+    each proof with a ``GetCheckpoint`` for the same size, which the server answers from
+    memory: the same server, client and moment doing everything but the proof. Then a round
+    the way a bank asks: by transfer id, against whatever checkpoint is the latest."""
     with grpc.insecure_channel(target) as channel:
         stub = service_pb2_grpc.LedgerServiceStub(channel)
         checkpoint = stub.GetCheckpoint(service_pb2.GetCheckpointRequest()).checkpoint
@@ -334,7 +335,21 @@ def _proof_rounds(target: str, samples: int) -> ProofRounds:
                     started = time.perf_counter()
                     stub.GetCheckpoint(service_pb2.GetCheckpointRequest(tree_size=size))
                     floor.append((time.perf_counter() - started) * 1000)
-    return ProofRounds(cold, warm, floor, size)
+        by_id: list[float] = []
+        for transfer_id in transfer_ids:
+            started = time.perf_counter()
+            proof = stub.GetInclusionProof(
+                service_pb2.GetInclusionProofRequest(transfer_id=transfer_id)
+            )
+            by_id.append((time.perf_counter() - started) * 1000)
+            verify_inclusion(
+                leaf_hash(proof.leaf),
+                proof.leaf_index,
+                proof.checkpoint.tree_size,
+                proof.hashes,
+                proof.checkpoint.root_hash,
+            )
+    return ProofRounds(cold, warm, floor, by_id, size)
 
 
 @dataclass(frozen=True)
@@ -343,14 +358,17 @@ class ProofRounds:
     warm: list[float]
     checkpoint: list[float]
     """``GetCheckpoint`` latencies, interleaved with the warm proofs."""
+    by_id: list[float]
+    """Proofs by transfer id against the latest checkpoint, after the warm round."""
     size: int
 
 
-async def proof_latency(target: str, samples: int) -> ProofRounds:
+async def proof_latency(target: str, samples: int, transfer_ids: list[str]) -> ProofRounds:
     """Two rounds of ``samples`` inclusion proofs of random leaves at the latest checkpoint:
     the first right after the write scenarios (cold: the server's cache of the upper nodes
     proofs share is still filling, and it is cleaning up after the bursts), the second
-    after it (warm, as a long-running ledger answers).
+    after it (warm, as a long-running ledger answers); then one proof for each of
+    ``transfer_ids``, asked by id.
 
     The client runs in a fresh process with gRPC's synchronous API: this process carries
     millions of objects from the scenarios before and an event loop, whose collections and
@@ -359,7 +377,7 @@ async def proof_latency(target: str, samples: int) -> ProofRounds:
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
         return await asyncio.get_running_loop().run_in_executor(
-            pool, _proof_rounds, target, samples
+            pool, _proof_rounds, target, samples, transfer_ids
         )
 
 
@@ -412,6 +430,16 @@ def _naive_path(leaves: list[bytes], index: int) -> list[bytes]:
     if index < split:
         return [*_naive_path(leaves[:split], index), _mth(leaves[split:])]
     return [*_naive_path(leaves[split:], index - split), _mth(leaves[:split])]
+
+
+async def _sample_ids(url: str, count: int) -> list[str]:
+    """``count`` transfer ids of the journal, drawn at random."""
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        rows = await conn.fetch("SELECT id FROM transfers ORDER BY random() LIMIT $1", count)
+    finally:
+        await conn.close()
+    return [row["id"] for row in rows]
 
 
 async def naive_proof_latency(url: str, size: int, samples: int) -> list[float]:
@@ -744,7 +772,8 @@ async def _measure(
         # Every database the scenarios wrote to: autovacuum catching up on one of them during
         # the samples would take a core from the ledger on this two-core machine.
         await _vacuum(ledger_url, naive_url, *settled_urls)
-        rounds = await proof_latency(target, args.proofs)
+        sample = await _sample_ids(ledger_url, args.proofs)
+        rounds = await proof_latency(target, args.proofs, sample)
         proofs, size = rounds.warm, rounds.size
         naive_proofs = await naive_proof_latency(ledger_url, size, 3)
         figures.append(
@@ -762,6 +791,9 @@ async def _measure(
                     # The floor: GetCheckpoint, answered from memory, between the warm proofs.
                     "get_checkpoint_p50_ms": _percentile(rounds.checkpoint, 0.5),
                     "get_checkpoint_p99_ms": _percentile(rounds.checkpoint, 0.99),
+                    # As a bank asks: by transfer id, against the latest checkpoint.
+                    "by_transfer_id_p50_ms": _percentile(rounds.by_id, 0.5),
+                    "by_transfer_id_p99_ms": _percentile(rounds.by_id, 0.99),
                 },
             )
         )
