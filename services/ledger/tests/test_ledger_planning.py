@@ -38,6 +38,7 @@ POST = TransferFlags(post_pending_transfer=True)
 VOID = TransferFlags(void_pending_transfer=True)
 OK = T.CREATE_TRANSFER_RESULT_OK
 FAILED = T.CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED
+CHAIN_OPEN = T.CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN
 
 
 def _tx(
@@ -314,6 +315,31 @@ def test_a_closing_transfer_closes_and_its_void_reopens() -> None:
     assert not ledger.accounts["wallet"].closed
 
 
+def test_an_emptied_wallet_closes_by_tigerbeetles_recipe_with_a_zero_closing_transfer() -> None:
+    """docs.tigerbeetle.com/coding/recipes/close-account: a balancing transfer empties the
+    account, linked to a pending closing transfer of 0. A wallet that may not go below zero
+    can only close that way: a closing transfer of 1 would exceed its credits."""
+    ledger = _ledger()
+    sweep = TransferFlags(linked=True, balancing_debit=True)
+    close = TransferFlags(pending=True, closing_debit=True)
+    assert ledger.run(
+        _linked(_tx("sweep", "wallet", "bank", 1_000_000, flags=sweep)),
+        _tx("close-1", "wallet", "bank", 1, flags=close),
+    ) == [FAILED, T.CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS]
+    assert ledger.run(
+        _tx("sweep", "wallet", "bank", 1_000_000, flags=sweep),
+        _tx("close", "wallet", "bank", 0, flags=close),
+    ) == [OK, OK]
+    assert ledger.transfers["sweep"].spec.amount == 1_000
+    assert ledger.accounts["wallet"].closed
+    assert ledger.balances("wallet") == Balances(debits_posted=1_000, credits_posted=1_000)
+    assert ledger.run(_tx("spend", "wallet", "shop", 1)) == [
+        T.CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_ALREADY_CLOSED
+    ]
+    assert ledger.run(_void("reopen", "close")) == [OK]
+    assert not ledger.accounts["wallet"].closed
+
+
 def test_posting_a_closing_transfer_keeps_the_account_closed() -> None:
     ledger = _ledger()
     ledger.run(_closing("close"))
@@ -421,18 +447,26 @@ def test_a_chain_sees_its_own_earlier_events() -> None:
     assert ledger.balances("wallet") == Balances(debits_posted=1_500, credits_posted=1_500)
 
 
-def test_a_chain_left_open_fails_without_being_tried() -> None:
+def test_a_chain_left_open_is_tried_in_order_and_fails_whole() -> None:
+    """As in TigerBeetle: the open chain's events are checked in order, one failing for a
+    reason of its own answers with it, the last answers CHAIN_OPEN, nothing is applied."""
     ledger = _ledger()
+    before = ledger.balances("wallet")
     assert ledger.run(
         _tx("alone", "wallet", "shop", 1),
         _linked(_tx("a", "wallet", "shop", 1)),
         _linked(_tx("", "wallet", "shop", 1)),
         _linked(_tx("c", "wallet", "shop", 1)),
-    ) == [OK, FAILED, FAILED, T.CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN]
+    ) == [OK, FAILED, T.CREATE_TRANSFER_RESULT_ID_MUST_NOT_BE_EMPTY, CHAIN_OPEN]
+    assert ledger.run(
+        _linked(_tx("d", "wallet", "shop", 1)), _linked(_tx("e", "wallet", "shop", 1))
+    ) == [FAILED, CHAIN_OPEN]
+    assert ledger.run(
+        _linked(_tx("f", "nobody", "shop", 1)), _linked(_tx("g", "wallet", "shop", 1))
+    ) == [T.CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_NOT_FOUND, CHAIN_OPEN]
     assert set(ledger.transfers) == {"alone"}
-    assert ledger.run(_linked(_tx("solo", "wallet", "shop", 1))) == [
-        T.CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN
-    ]
+    assert ledger.balances("wallet") == replace(before, debits_posted=before.debits_posted + 1)
+    assert ledger.run(_linked(_tx("solo", "wallet", "shop", 1))) == [CHAIN_OPEN]
 
 
 def test_an_exists_inside_a_chain_fails_the_chain() -> None:
@@ -472,8 +506,15 @@ def test_a_replay_in_the_same_batch_or_a_later_one_moves_nothing() -> None:
     assert len(batch.accepted) == 3
     ledger.commit(batch)
     later = ledger.batch(NOW + timedelta(seconds=30))
+    assert later.apply(request) == [T.CREATE_TRANSFER_RESULT_EXISTS] * 3
+    # A capture of 20 of the 50, retried as a capture of all of it (amount 0), is not the
+    # same transfer: TigerBeetle answers EXISTS_WITH_DIFFERENT_AMOUNT, and so do we.
     bare_replay = [*request[:2], _post("capture", "hold", 0)]
-    assert later.apply(bare_replay) == [T.CREATE_TRANSFER_RESULT_EXISTS] * 3
+    assert later.apply(bare_replay) == [
+        T.CREATE_TRANSFER_RESULT_EXISTS,
+        T.CREATE_TRANSFER_RESULT_EXISTS,
+        T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT,
+    ]
     assert later.accepted == []
     assert later.changed_accounts() == []
 
@@ -574,3 +615,12 @@ def test_a_linked_account_chain_is_created_whole_or_not_at_all() -> None:
         A.CREATE_ACCOUNT_RESULT_LINKED_EVENT_CHAIN_OPEN,
     ]
     assert [spec.id for spec in open_chain.created] == ["x"]
+    # The open chain is still checked in order: an account failing on its own says why.
+    failing = plan_accounts(
+        [replace(_account(""), linked=True), replace(_account("w"), linked=True)], existing={}
+    )
+    assert failing.results == [
+        A.CREATE_ACCOUNT_RESULT_ID_MUST_NOT_BE_EMPTY,
+        A.CREATE_ACCOUNT_RESULT_LINKED_EVENT_CHAIN_OPEN,
+    ]
+    assert failing.created == []

@@ -291,6 +291,16 @@ TRANSFER_CASES: list[tuple[str, list[TransferSpec], list[TransferResult]]] = [
     ),
     ("zero amount", [_tx("new", amount=0)], [T.CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO]),
     (
+        "zero amount, pending but not closing",
+        [_tx("new", amount=0, flags=TransferFlags(pending=True))],
+        [T.CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO],
+    ),
+    (
+        "zero amount closing transfer",
+        [_tx("new", amount=0, flags=TransferFlags(pending=True, closing_credit=True))],
+        [T.CREATE_TRANSFER_RESULT_OK],
+    ),
+    (
         "zero balancing amount",
         [_tx("new", amount=0, flags=TransferFlags(balancing_debit=True))],
         [T.CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO],
@@ -360,7 +370,7 @@ TRANSFER_CASES: list[tuple[str, list[TransferSpec], list[TransferResult]]] = [
     (
         "void of more than pending",
         [_resolving("new", "held", VOID, amount=101)],
-        [T.CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT],
+        [T.CREATE_TRANSFER_RESULT_EXCEEDS_PENDING_TRANSFER_AMOUNT],
     ),
     (
         "post after post",
@@ -768,23 +778,38 @@ def test_limits_count_pending_debits_and_credits() -> None:
 def test_a_post_or_void_replayed_with_empty_fields_exists() -> None:
     recorded = _tx("p-1", "bank", "merchant", 60, flags=POST, pending_id="held", user_data="x")
     bare = _resolving("p-1", "held", POST, user_data="x")
-    assert compare_transfer(bare, recorded) == T.CREATE_TRANSFER_RESULT_EXISTS
+    # Amount 0 is the pending transfer's full amount: the same as a post of all 60 ...
+    assert compare_transfer(bare, recorded, 60) == T.CREATE_TRANSFER_RESULT_EXISTS
+    # ... but not as a post of 60 of a pending 100 (TigerBeetle's
+    # post_or_void_pending_transfer_exists).
+    assert (
+        compare_transfer(bare, recorded, 100)
+        == T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT
+    )
     assert compare_transfer(replace(bare, amount=60), recorded) == T.CREATE_TRANSFER_RESULT_EXISTS
     assert (
         compare_transfer(replace(bare, amount=59), recorded)
         == T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT
     )
     assert (
-        compare_transfer(replace(bare, debit_account_id="wallet"), recorded)
+        compare_transfer(replace(bare, debit_account_id="wallet"), recorded, 60)
         == T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID
     )
     assert (
-        compare_transfer(replace(bare, user_data=""), recorded)
+        compare_transfer(replace(bare, user_data=""), recorded, 60)
         == T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA
     )
+
+
+def test_the_flags_are_compared_whole_linked_included() -> None:
+    recorded = _tx("t-1", flags=TransferFlags(linked=True))
     assert (
-        compare_transfer(replace(bare, flags=replace(POST, linked=True)), recorded)
+        compare_transfer(_tx("t-1", flags=TransferFlags(linked=True)), recorded)
         == T.CREATE_TRANSFER_RESULT_EXISTS
+    )
+    assert (
+        compare_transfer(_tx("t-1"), recorded)
+        == T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_FLAGS
     )
 
 

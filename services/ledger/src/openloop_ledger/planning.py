@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from openloop_ledger.model import (
     AccountSpec,
@@ -52,7 +51,6 @@ from openloop_ledger.validation import (
 
 _OK = T.CREATE_TRANSFER_RESULT_OK
 _VOID = TransferFlags(void_pending_transfer=True)
-_R = TypeVar("_R")
 
 
 # Linked chains ----------------------------------------------------------------------------
@@ -61,28 +59,22 @@ _R = TypeVar("_R")
 def _runs(linked: Sequence[bool]) -> tuple[list[tuple[int, int]], int]:
     """Split a request into runs that succeed or fail as one: single events and linked chains.
 
-    Returns the runs as ``(start, stop)`` slices, and where the open chain starts: the
-    trailing events that all have ``linked`` (``len(linked)`` when the last one has not).
+    Returns the runs as ``(start, stop)`` slices, and the index of the event that answers
+    LINKED_EVENT_CHAIN_OPEN: the request's last event when it has ``linked`` (its chain never
+    closes), else -1. As in TigerBeetle, that open chain is still tried event by event, so an
+    event in it that fails for a reason of its own is answered with that reason; the chain
+    then fails as a whole, its last event always with CHAIN_OPEN.
     """
-    stop = len(linked)
-    open_start = stop
-    while open_start > 0 and linked[open_start - 1]:
-        open_start -= 1
     runs: list[tuple[int, int]] = []
     start = 0
-    for index in range(open_start):
-        if not linked[index]:
+    for index, is_linked in enumerate(linked):
+        if not is_linked:
             runs.append((start, index + 1))
             start = index + 1
-    return runs, open_start
-
-
-def _fail_open_chain(results: list[_R], open_start: int, failed: _R, chain_open: _R) -> None:
-    """The open chain's last event is CHAIN_OPEN, the others LINKED_EVENT_FAILED."""
-    if open_start < len(results):
-        for index in range(open_start, len(results) - 1):
-            results[index] = failed
-        results[-1] = chain_open
+    if start < len(linked):
+        runs.append((start, len(linked)))
+        return runs, len(linked) - 1
+    return runs, -1
 
 
 # Accounts ---------------------------------------------------------------------------------
@@ -105,12 +97,15 @@ def plan_accounts(specs: Sequence[AccountSpec], existing: Mapping[str, AccountSp
     known = dict(existing)
     results: list[AccountResult] = [A.CREATE_ACCOUNT_RESULT_UNSPECIFIED] * len(specs)
     created: list[AccountSpec] = []
-    runs, open_start = _runs([spec.linked for spec in specs])
+    runs, chain_open_at = _runs([spec.linked for spec in specs])
     for start, stop in runs:
         mark = len(created)
         for index in range(start, stop):
             spec = specs[index]
-            outcome = check_account(spec, known.get(spec.id))
+            if index == chain_open_at:
+                outcome = A.CREATE_ACCOUNT_RESULT_LINKED_EVENT_CHAIN_OPEN
+            else:
+                outcome = check_account(spec, known.get(spec.id))
             results[index] = outcome
             if outcome != A.CREATE_ACCOUNT_RESULT_OK:
                 for undone in created[mark:]:
@@ -119,15 +114,11 @@ def plan_accounts(specs: Sequence[AccountSpec], existing: Mapping[str, AccountSp
                 for other in range(start, stop):
                     if other != index:
                         results[other] = A.CREATE_ACCOUNT_RESULT_LINKED_EVENT_FAILED
+                if chain_open_at == stop - 1:
+                    results[chain_open_at] = A.CREATE_ACCOUNT_RESULT_LINKED_EVENT_CHAIN_OPEN
                 break
             known[spec.id] = spec
             created.append(spec)
-    _fail_open_chain(
-        results,
-        open_start,
-        A.CREATE_ACCOUNT_RESULT_LINKED_EVENT_FAILED,
-        A.CREATE_ACCOUNT_RESULT_LINKED_EVENT_CHAIN_OPEN,
-    )
     return AccountPlan(results, created)
 
 
@@ -303,19 +294,13 @@ class TransferBatch:
         A linked chain ends within its request: one whose last event has ``linked`` fails.
         """
         results: list[TransferResult] = [T.CREATE_TRANSFER_RESULT_UNSPECIFIED] * len(specs)
-        runs, open_start = _runs([spec.flags.linked for spec in specs])
+        runs, chain_open_at = _runs([spec.flags.linked for spec in specs])
         create = self._create
         for start, stop in runs:
-            if stop - start == 1:
+            if stop - start == 1 and start != chain_open_at:
                 results[start] = create(specs[start])
             else:
-                self._apply_chain(specs, start, stop, results)
-        _fail_open_chain(
-            results,
-            open_start,
-            T.CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED,
-            T.CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN,
-        )
+                self._apply_chain(specs, start, stop, results, chain_open_at)
         return results
 
     def expire(self, pending_ids: Sequence[str]) -> int:
@@ -396,7 +381,7 @@ class TransferBatch:
             return result
         recorded = self._added.get(spec.id) or self.view.transfers.get(spec.id)
         if recorded is not None:
-            return compare_transfer(spec, recorded.spec)
+            return self._compare(spec, recorded.spec)
         result = check_transfer_fields(spec)
         if result is not None:
             return result
@@ -444,6 +429,15 @@ class TransferBatch:
             debit.debits_posted += amount
             credit.credits_posted += amount
         self._record(spec, debit, credit)
+
+    def _compare(self, spec: TransferSpec, recorded: TransferSpec) -> TransferResult:
+        """EXISTS or EXISTS_WITH_DIFFERENT_*: a post that leaves its amount 0 (the full
+        pending amount) is compared with the amount of the transfer it resolved."""
+        pending_amount = None
+        if recorded.pending_id and not spec.amount:
+            pending = self._recorded(recorded.pending_id)
+            pending_amount = None if pending is None else pending.spec.amount
+        return compare_transfer(spec, recorded, pending_amount)
 
     def _post_or_void(self, spec: TransferSpec) -> TransferResult:
         pending_id = spec.pending_id
@@ -520,18 +514,28 @@ class TransferBatch:
     # Linked chains ----------------------------------------------------------------------
 
     def _apply_chain(
-        self, specs: Sequence[TransferSpec], start: int, stop: int, results: list[TransferResult]
+        self,
+        specs: Sequence[TransferSpec],
+        start: int,
+        stop: int,
+        results: list[TransferResult],
+        chain_open_at: int,
     ) -> None:
         undo = _Undo(len(self.accepted), len(self.history), len(self.timeouts))
         self._undo = undo
         try:
             for index in range(start, stop):
-                outcome = self._create(specs[index])
+                if index == chain_open_at:
+                    outcome = T.CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN
+                else:
+                    outcome = self._create(specs[index])
                 if outcome != _OK:
                     self._rollback(undo)
                     for other in range(start, stop):
                         results[other] = T.CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED
                     results[index] = outcome
+                    if chain_open_at == stop - 1:
+                        results[chain_open_at] = T.CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN
                     return
                 results[index] = outcome
         finally:

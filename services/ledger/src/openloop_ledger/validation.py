@@ -36,8 +36,6 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 """Client-chosen account and transfer ids: printable, URL- and log-safe, bounded."""
 
 _is_id = ID_PATTERN.fullmatch
-_LINKED = 1
-"""``TransferFlags.bits()`` of ``linked``: request structure, never compared."""
 
 
 def is_well_formed_id(value: str) -> bool:
@@ -110,14 +108,19 @@ def resolves_pending(flags: TransferFlags) -> bool:
     return flags.post_pending_transfer or flags.void_pending_transfer
 
 
-def compare_transfer(new: TransferSpec, recorded: TransferSpec) -> TransferResult:
+def compare_transfer(
+    new: TransferSpec, recorded: TransferSpec, pending_amount: int | None = None
+) -> TransferResult:
     """EXISTS, or the first field in which ``new`` differs from the transfer recorded under its id.
 
-    Fields in the order of the EXISTS_* codes. ``linked`` is not compared. For a post or
-    void, an empty account id, a zero amount, ledger or code matches what was recorded;
-    for a balancing transfer the amount matches when it is at least what moved.
+    Fields in the order of the EXISTS_* codes; the flags are compared whole, ``linked``
+    included, as TigerBeetle does. For a post or void, an empty account id, a zero ledger or
+    code matches what was recorded, and a zero amount means the full amount of the pending
+    transfer (``pending_amount``): a post of part of it, retried as a post of all of it, has
+    a different amount. For a balancing transfer the amount matches when it is at least what
+    moved.
     """
-    if new.flags.bits() | _LINKED != recorded.flags.bits() | _LINKED:
+    if new.flags.bits() != recorded.flags.bits():
         return T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_FLAGS
     if new.pending_id != recorded.pending_id:
         return T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_PENDING_ID
@@ -134,7 +137,8 @@ def compare_transfer(new: TransferSpec, recorded: TransferSpec) -> TransferResul
     ):
         return T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID
     if resolving:
-        amount_differs = new.amount not in (0, recorded.amount)
+        wanted = new.amount or pending_amount
+        amount_differs = wanted is not None and wanted != recorded.amount
     elif flags.balancing_debit or flags.balancing_credit:
         amount_differs = new.amount < recorded.amount
     else:
@@ -213,7 +217,7 @@ def _check_new_fields(spec: TransferSpec) -> TransferResult | None:
         return T.CREATE_TRANSFER_RESULT_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
     if (flags.closing_debit or flags.closing_credit) and not flags.pending:
         return T.CREATE_TRANSFER_RESULT_CLOSING_TRANSFER_MUST_BE_PENDING
-    if spec.amount == 0:
+    if spec.amount == 0 and not (flags.closing_debit or flags.closing_credit):
         return T.CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO
     if spec.ledger == 0:
         return T.CREATE_TRANSFER_RESULT_LEDGER_MUST_NOT_BE_ZERO
@@ -330,11 +334,10 @@ def check_pending_reference(spec: TransferSpec, pending: TransferSpec) -> Transf
         return T.CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER
     if spec.code and spec.code != pending.code:
         return T.CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_CODE
-    if spec.flags.void_pending_transfer:
-        if spec.amount and spec.amount != pending.amount:
-            return T.CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT
-    elif spec.amount > pending.amount:
+    if spec.amount > pending.amount:
         return T.CREATE_TRANSFER_RESULT_EXCEEDS_PENDING_TRANSFER_AMOUNT
+    if spec.flags.void_pending_transfer and 0 < spec.amount < pending.amount:
+        return T.CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT
     return None
 
 

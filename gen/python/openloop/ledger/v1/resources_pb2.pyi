@@ -29,7 +29,10 @@ class _CreateAccountResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_C
     CREATE_ACCOUNT_RESULT_LINKED_EVENT_FAILED: _CreateAccountResult.ValueType  # 2
     """Another account in the same linked chain failed, so this one was not created."""
     CREATE_ACCOUNT_RESULT_LINKED_EVENT_CHAIN_OPEN: _CreateAccountResult.ValueType  # 3
-    """The last account of the request has `linked` set: the chain never closes."""
+    """The last account of the request has `linked` set: the chain never closes. The chain's
+    other accounts are still checked in order: one that fails for a reason of its own gets
+    that reason, the others LINKED_EVENT_FAILED.
+    """
     CREATE_ACCOUNT_RESULT_ID_MUST_NOT_BE_EMPTY: _CreateAccountResult.ValueType  # 4
     CREATE_ACCOUNT_RESULT_ID_IS_MALFORMED: _CreateAccountResult.ValueType  # 5
     """The id is not 1-64 characters of [A-Za-z0-9._:-]."""
@@ -57,7 +60,10 @@ CREATE_ACCOUNT_RESULT_OK: CreateAccountResult.ValueType  # 1
 CREATE_ACCOUNT_RESULT_LINKED_EVENT_FAILED: CreateAccountResult.ValueType  # 2
 """Another account in the same linked chain failed, so this one was not created."""
 CREATE_ACCOUNT_RESULT_LINKED_EVENT_CHAIN_OPEN: CreateAccountResult.ValueType  # 3
-"""The last account of the request has `linked` set: the chain never closes."""
+"""The last account of the request has `linked` set: the chain never closes. The chain's
+other accounts are still checked in order: one that fails for a reason of its own gets
+that reason, the others LINKED_EVENT_FAILED.
+"""
 CREATE_ACCOUNT_RESULT_ID_MUST_NOT_BE_EMPTY: CreateAccountResult.ValueType  # 4
 CREATE_ACCOUNT_RESULT_ID_IS_MALFORMED: CreateAccountResult.ValueType  # 5
 """The id is not 1-64 characters of [A-Za-z0-9._:-]."""
@@ -86,14 +92,20 @@ class _CreateTransferResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED: _CreateTransferResult.ValueType  # 2
     """Another transfer in the same linked chain failed, so this one was not applied."""
     CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN: _CreateTransferResult.ValueType  # 3
-    """The last transfer of the request has `linked` set: the chain never closes."""
+    """The last transfer of the request has `linked` set: the chain never closes. The chain's
+    other transfers are still checked in order: one that fails for a reason of its own gets
+    that reason, the others LINKED_EVENT_FAILED.
+    """
     CREATE_TRANSFER_RESULT_ID_MUST_NOT_BE_EMPTY: _CreateTransferResult.ValueType  # 4
     CREATE_TRANSFER_RESULT_ID_IS_MALFORMED: _CreateTransferResult.ValueType  # 5
     """The id is not 1-64 characters of [A-Za-z0-9._:-]."""
     CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_FLAGS: _CreateTransferResult.ValueType  # 6
     """The EXISTS_* codes compare the new transfer with the recorded one, field by field in
-    this order. For a post or void, fields left empty or 0 match what was recorded; for a
-    balancing transfer, the amount matches when it is at least the amount that moved.
+    this order; the flags are compared whole, `linked` included. For a post or void, account
+    ids, ledger and code left empty or 0 match what was recorded, and an amount of 0 means
+    the pending transfer's full amount (so a post of part of it, retried under the same id
+    as a post of all of it, is EXISTS_WITH_DIFFERENT_AMOUNT). For a balancing transfer, the
+    amount matches when it is at least the amount that moved.
     """
     CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_PENDING_ID: _CreateTransferResult.ValueType  # 7
     CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_TIMEOUT: _CreateTransferResult.ValueType  # 8
@@ -120,7 +132,9 @@ class _CreateTransferResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     CREATE_TRANSFER_RESULT_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER: _CreateTransferResult.ValueType  # 26
     CREATE_TRANSFER_RESULT_CLOSING_TRANSFER_MUST_BE_PENDING: _CreateTransferResult.ValueType  # 27
     CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO: _CreateTransferResult.ValueType  # 28
-    """Zero amounts are refused except on posts and voids (where 0 means the full amount):
+    """Zero amounts are refused except on posts and voids (where 0 means the full amount) and
+    on closing transfers (a pending transfer of 0 with closing_debit or closing_credit
+    closes an account without moving money, as in TigerBeetle's close-account recipe):
     a stricter rule than TigerBeetle's, since a zero payment means nothing in the program.
     """
     CREATE_TRANSFER_RESULT_LEDGER_MUST_NOT_BE_ZERO: _CreateTransferResult.ValueType  # 29
@@ -136,8 +150,9 @@ class _CreateTransferResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER: _CreateTransferResult.ValueType  # 39
     CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_CODE: _CreateTransferResult.ValueType  # 40
     CREATE_TRANSFER_RESULT_EXCEEDS_PENDING_TRANSFER_AMOUNT: _CreateTransferResult.ValueType  # 41
+    """A post or void names more than the pending amount."""
     CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT: _CreateTransferResult.ValueType  # 42
-    """A void names an amount other than 0 or the pending amount."""
+    """A void names an amount below the pending amount (0 means all of it)."""
     CREATE_TRANSFER_RESULT_PENDING_TRANSFER_ALREADY_POSTED: _CreateTransferResult.ValueType  # 43
     CREATE_TRANSFER_RESULT_PENDING_TRANSFER_ALREADY_VOIDED: _CreateTransferResult.ValueType  # 44
     CREATE_TRANSFER_RESULT_PENDING_TRANSFER_EXPIRED: _CreateTransferResult.ValueType  # 45
@@ -172,14 +187,20 @@ CREATE_TRANSFER_RESULT_OK: CreateTransferResult.ValueType  # 1
 CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED: CreateTransferResult.ValueType  # 2
 """Another transfer in the same linked chain failed, so this one was not applied."""
 CREATE_TRANSFER_RESULT_LINKED_EVENT_CHAIN_OPEN: CreateTransferResult.ValueType  # 3
-"""The last transfer of the request has `linked` set: the chain never closes."""
+"""The last transfer of the request has `linked` set: the chain never closes. The chain's
+other transfers are still checked in order: one that fails for a reason of its own gets
+that reason, the others LINKED_EVENT_FAILED.
+"""
 CREATE_TRANSFER_RESULT_ID_MUST_NOT_BE_EMPTY: CreateTransferResult.ValueType  # 4
 CREATE_TRANSFER_RESULT_ID_IS_MALFORMED: CreateTransferResult.ValueType  # 5
 """The id is not 1-64 characters of [A-Za-z0-9._:-]."""
 CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_FLAGS: CreateTransferResult.ValueType  # 6
 """The EXISTS_* codes compare the new transfer with the recorded one, field by field in
-this order. For a post or void, fields left empty or 0 match what was recorded; for a
-balancing transfer, the amount matches when it is at least the amount that moved.
+this order; the flags are compared whole, `linked` included. For a post or void, account
+ids, ledger and code left empty or 0 match what was recorded, and an amount of 0 means
+the pending transfer's full amount (so a post of part of it, retried under the same id
+as a post of all of it, is EXISTS_WITH_DIFFERENT_AMOUNT). For a balancing transfer, the
+amount matches when it is at least the amount that moved.
 """
 CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_PENDING_ID: CreateTransferResult.ValueType  # 7
 CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_TIMEOUT: CreateTransferResult.ValueType  # 8
@@ -206,7 +227,9 @@ CREATE_TRANSFER_RESULT_PENDING_ID_MUST_BE_DIFFERENT: CreateTransferResult.ValueT
 CREATE_TRANSFER_RESULT_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER: CreateTransferResult.ValueType  # 26
 CREATE_TRANSFER_RESULT_CLOSING_TRANSFER_MUST_BE_PENDING: CreateTransferResult.ValueType  # 27
 CREATE_TRANSFER_RESULT_AMOUNT_MUST_NOT_BE_ZERO: CreateTransferResult.ValueType  # 28
-"""Zero amounts are refused except on posts and voids (where 0 means the full amount):
+"""Zero amounts are refused except on posts and voids (where 0 means the full amount) and
+on closing transfers (a pending transfer of 0 with closing_debit or closing_credit
+closes an account without moving money, as in TigerBeetle's close-account recipe):
 a stricter rule than TigerBeetle's, since a zero payment means nothing in the program.
 """
 CREATE_TRANSFER_RESULT_LEDGER_MUST_NOT_BE_ZERO: CreateTransferResult.ValueType  # 29
@@ -222,8 +245,9 @@ CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID: CreateT
 CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER: CreateTransferResult.ValueType  # 39
 CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_CODE: CreateTransferResult.ValueType  # 40
 CREATE_TRANSFER_RESULT_EXCEEDS_PENDING_TRANSFER_AMOUNT: CreateTransferResult.ValueType  # 41
+"""A post or void names more than the pending amount."""
 CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT: CreateTransferResult.ValueType  # 42
-"""A void names an amount other than 0 or the pending amount."""
+"""A void names an amount below the pending amount (0 means all of it)."""
 CREATE_TRANSFER_RESULT_PENDING_TRANSFER_ALREADY_POSTED: CreateTransferResult.ValueType  # 43
 CREATE_TRANSFER_RESULT_PENDING_TRANSFER_ALREADY_VOIDED: CreateTransferResult.ValueType  # 44
 CREATE_TRANSFER_RESULT_PENDING_TRANSFER_EXPIRED: CreateTransferResult.ValueType  # 45
