@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,28 @@ async def test_publish_activate_and_list(
         assert [r["version"] for r in listed["ruleSets"]][:1] == ["cli-1"]
         assert await asyncio.to_thread(run, "activate", "nope-1", "--reason", "go") == 1
         assert "RULE_SET_NOT_FOUND" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["activate", "v-1"], ["rollback"]])
+@pytest.mark.parametrize("at", ["2025-08-01T00:00", "2025-08-01", "1 August"])
+def test_a_time_without_an_offset_is_refused(
+    command: list[str], at: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2025-08-01T00:00 would otherwise be taken as UTC: 07:00 in Bangkok, not midnight."""
+    with pytest.raises(SystemExit) as caught:
+        admin._parser().parse_args([*command, "--at", at, "--reason", "x"])
+    assert caught.value.code == 2
+    assert "--at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        ("2025-08-01T00:00:00+07:00", datetime(2025, 7, 31, 17, tzinfo=UTC)),
+        ("2025-08-01T00:00Z", datetime(2025, 8, 1, tzinfo=UTC)),
+    ],
+)
+def test_a_time_with_an_offset_is_taken(at: str, expected: datetime) -> None:
+    for command in (["activate", "v-1"], ["rollback"]):
+        args = admin._parser().parse_args([*command, "--at", at, "--reason", "x"])
+        assert args.at == expected

@@ -22,11 +22,11 @@ PROGRAM = "digital-wallet"
 def servicer(recorder: DecisionRecorder) -> RulesServicer:
     programs = {key: shipped.program for key, shipped in shipped_programs().items()}
     schedule = RuleSchedule()
-    schedule.add(
-        Activation(1, PROGRAM, DEFAULT_VERSION, NOW, NOW, "test", "test",
-                   ActivationKind.BOOTSTRAP, None),
-        compile_text(shipped_rule_set(DEFAULT_VERSION).document, programs),
-    )  # fmt: skip
+    activation = Activation(
+        1, PROGRAM, DEFAULT_VERSION, NOW, NOW, "test", "test", ActivationKind.BOOTSTRAP, None
+    )
+    compiled = compile_text(shipped_rule_set(DEFAULT_VERSION).document, programs)
+    schedule.replace([activation], [(activation, compiled)])
     nothing: Any = None
     return RulesServicer(
         engine=nothing,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
-from openloop_rules.compiler import compile_rule
-from openloop_rules.ruleset import Effect, Rule, RuleSetError
+from openloop_rules import errors
+from openloop_rules.compiler import compile_rule, compile_rule_set
+from openloop_rules.program import ProgramError, parse_program
+from openloop_rules.ruleset import Effect, Rule, RuleSetError, parse_rule_set
 from openloop_rules.shipped import shipped_programs
 
-PROGRAM = next(iter(shipped_programs().values())).program.constants(3)
+PROGRAM_DOCUMENT = next(iter(shipped_programs().values())).program
+PROGRAM = PROGRAM_DOCUMENT.constants(3)
 
 
 def rule(condition: str, scopes: tuple[str, ...] = ("round1_payment",)) -> Rule:
@@ -81,3 +85,106 @@ def test_accepted(condition: str) -> None:
 def test_program_facts_need_a_program_version() -> None:
     with pytest.raises(RuleSetError, match="program version"):
         compile_rule(rule("transaction.amount_satang <= program.entitlement_satang"), None)
+
+
+def _document(condition: str, explanation: str = "p") -> str:
+    return f"""version: "probe-1"
+program: digital-wallet
+program_version: "2025.1"
+phase: 3
+rules:
+  - id: R0
+    title_en: Fine
+    title_th: ปกติ
+    scopes: [round1_payment]
+    condition: transaction.amount_satang > 0
+    reason_code: FINE
+    explanation_en: Fine.
+    explanation_th: ปกติ
+  - id: RX
+    title_en: Test
+    title_th: ทดสอบ
+    scopes: [round1_payment]
+    condition: '{condition}'
+    reason_code: TEST
+    explanation_en: "{explanation}"
+    explanation_th: ทดสอบ
+"""
+
+
+def _districts(count: int) -> str:
+    return " || ".join(f'payee.district_code == "{1000 + i}"' for i in range(count))
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ("!" * 2000 + "true", "nested too deeply"),
+        ("-" * 2000 + "1 < 0", "nested too deeply"),
+        ("!" * 400 + "true", "nested too deeply"),  # parsed here, refused by CEL once rewritten
+        (_districts(100), "nested too deeply"),  # the rewritten rule alone
+        (_districts(95), "nested too deeply"),  # the rule alone compiles, its scope's list not
+    ],
+)
+def test_pathological_conditions_are_refused_naming_the_rule(condition: str, message: str) -> None:
+    """CEL itself accepts these sources: what fails is this service's parser (Python
+    recursion) or CEL's nesting limit on the rewritten text; both are the document's fault."""
+    document = parse_rule_set(_document(condition))
+    with pytest.raises(RuleSetError) as caught:
+        compile_rule_set(document, PROGRAM_DOCUMENT)
+    error = caught.value
+    assert message in str(error)
+    assert (error.rule_id, error.field, error.line, error.column) == ("RX", "condition", 1, 1)
+
+
+def test_the_smallest_int_is_a_literal_the_rewrite_keeps() -> None:
+    """-9223372036854775808 is an int literal in CEL; rewritten as -(9223372036854775808)
+    it would not be (9223372036854775808 overflows)."""
+    compiled = compile_rule(rule("payer.age_years > -9223372036854775808"), PROGRAM)
+    assert compiled.program.execute({"payer__age_years": -9223372036854775807}) is True
+    assert compiled.program.execute({"payer__age_years": -9223372036854775808}) is False
+    negated = compile_rule(rule("-(payer.age_years) < -5 && -1.5 < 0.0"), PROGRAM)
+    assert negated.program.execute({"payer__age_years": 6}) is True
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("rules: " + "[" * 20000 + "]" * 20000, "document"),  # RecursionError in the YAML parser
+        ('version: "x"\nrules: [{a: 2025-02-30}]', "document"),  # ValueError: no such day
+        ("version: !!int '-'", "document"),  # IndexError
+        ("version: !!bool 'x'", "document"),  # KeyError
+        ("version: !!timestamp 'x'", "document"),  # AttributeError
+        ('version: "\\U0011FFFF"', "document"),  # ValueError: no such code point
+    ],
+)
+def test_documents_the_yaml_parser_chokes_on_are_refused(text: str, field: str) -> None:
+    with pytest.raises(RuleSetError) as caught:
+        parse_rule_set(text)
+    assert caught.value.field == field
+    assert "not valid YAML" in str(caught.value)
+
+
+def test_a_lone_surrogate_in_a_rule_text_is_refused() -> None:
+    """YAML's escape "\\ud800" makes a string that no protobuf message can carry: the
+    rule's explanation would fail every decision it denies. (Pydantic's str refuses it.)"""
+    with pytest.raises(RuleSetError) as caught:
+        parse_rule_set(_document("transaction.amount_satang > 0", explanation="\\ud800"))
+    error = caught.value
+    assert (error.rule_id, error.field) == ("RX", "rules.1.explanation_en")
+    assert "string_unicode" in str(error)
+
+
+@pytest.mark.parametrize(
+    "text", ["a: " + "[" * 20000 + "]" * 20000, "id: !!int '-'", "cutoff_date: 2025-02-30"]
+)
+def test_programs_the_yaml_parser_chokes_on_are_refused(text: str) -> None:
+    with pytest.raises(ProgramError) as caught:
+        parse_program(text)
+    assert "not valid YAML" in str(caught.value)
+    refusal = errors.program_invalid(caught.value)
+    assert (refusal.code, refusal.reason, refusal.metadata) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "PROGRAM_INVALID",
+        {"field": "program_document"},
+    )

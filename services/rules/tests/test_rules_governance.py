@@ -4,8 +4,10 @@ immutable versions, activation at a time on every replica, and rollback."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -16,10 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from openloop.rules.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_rules.governance import _rollback_target
 from openloop_rules.operators import Role, mint
 from openloop_rules.shipped import shipped_rule_set
+from openloop_rules.store.activations import Activation, ActivationKind
 from openloop_rules.tables import audit_events, rule_sets
-from openloop_runtime.errors import error_info_of
+from openloop_runtime.errors import DomainError, error_info_of
 from openloop_runtime.timestamps import to_timestamp, utc_now
 from services.rules.tests.conftest import (
     OPERATOR_KID,
@@ -177,6 +181,49 @@ async def test_a_broken_rule_set_is_refused_with_where_and_nothing_stored(
     _, info, _ = await refused(publish(running.stub, document))
     assert {key: info.get(key) for key in expected} == expected
     assert await count(engine, rule_sets) == before
+
+
+def _r3(version: str, condition: str) -> str:
+    """The default rule set with R3's condition replaced (quoted for YAML)."""
+    return version_of(DEFAULT, version).replace(
+        'condition: payee.size_class == "SMALL_SHOP"', f"condition: '{condition}'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        # CEL accepts each condition; this service's parser or rewrite could not, and the
+        # publish answered INTERNAL.
+        (_r3("deep-1", "!" * 2000 + "true"),
+         {"reason": "RULE_SET_INVALID", "rule_id": "R3", "field": "condition", "line": "1"}),
+        (_r3("deep-2", " || ".join(f'payee.district_code == "{1000 + i}"' for i in range(100))),
+         {"reason": "RULE_SET_INVALID", "rule_id": "R3", "field": "condition", "line": "1"}),
+        (_r3("deep-3", " || ".join(f'payee.district_code == "{1000 + i}"' for i in range(95))),
+         {"reason": "RULE_SET_INVALID", "rule_id": "R3", "field": "condition", "line": "1"}),
+        ("version: deep-4\nrules: " + "[" * 20000 + "]" * 20000,
+         {"reason": "RULE_SET_INVALID", "field": "document"}),
+        ("version: deep-5\nrules: [{id: 2025-02-30}]",
+         {"reason": "RULE_SET_INVALID", "field": "document"}),
+    ],
+)  # fmt: skip
+async def test_a_pathological_rule_set_is_invalid_not_an_internal_error(
+    world, document: str, expected: dict[str, str]
+) -> None:
+    running, _, engine = world
+    before = await count(engine, rule_sets)
+    code, info, _ = await refused(publish(running.stub, document))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert {key: info.get(key) for key in expected} == expected
+    assert await count(engine, rule_sets) == before
+
+
+async def test_the_smallest_int_literal_is_accepted(world) -> None:
+    running, _, _ = world
+    document = _r3("int-min-1", 'payee.size_class == "SMALL_SHOP" && '
+                   "transaction.amount_satang > -9223372036854775808")  # fmt: skip
+    published = (await publish(running.stub, document)).rule_set
+    assert published.name == "ruleSets/int-min-1"
 
 
 async def test_a_reason_is_required(world) -> None:
@@ -409,3 +456,116 @@ async def test_concurrent_activations_under_one_request_id_make_one(
             metadata=operator_token(),
         )
         assert [a.reason for a in history.activations].count("raced") == 1
+
+
+def _token(position: object) -> str:
+    """``position`` as the service encodes one; bytes are taken as the JSON text itself."""
+    text = position if isinstance(position, bytes) else json.dumps(position).encode()
+    return base64.urlsafe_b64encode(text).decode()
+
+
+@pytest.mark.parametrize(
+    ("method", "position"),
+    [
+        ("ListRuleSets", {"c": "2025-01-01T00:00:00+00:00"}),  # no "v"
+        ("ListRuleSets", {"a": 5}),  # a ListActivations token
+        ("ListRuleSets", {"zzz": 1}),
+        ("ListRuleSets", {"c": "2025-01-01T00:00:00", "v": "x"}),  # no offset
+        ("ListRuleSets", {"c": "2025-01-01T00:00:00+00:00", "v": 7}),
+        ("ListRuleSets", [1, 2]),
+        ("ListRuleSets", {"c": "0001-01-01T00:00:00+07:00", "v": "x"}),  # before year 1 in UTC
+        ("ListRuleSets", {"c": "2025-01-01T00:00:00+00:00", "v": "a\u0000"}),  # not a version
+        ("ListRuleSets", b"[" * 100_000),  # JSON nested past the recursion limit
+        ("ListActivations", {"c": "2025-01-01T00:00:00+00:00", "v": "x"}),  # a ListRuleSets one
+        ("ListActivations", {"a": 10**30}),  # beyond bigint
+        ("ListActivations", {"a": -1}),
+        ("ListActivations", {"a": "5"}),
+        ("ListActivations", {"a": True}),
+        ("ListActivations", {"a": 5, "zzz": 1}),
+        ("ListActivations", {"zzz": 1}),
+    ],
+)
+async def test_a_page_token_this_service_did_not_give_is_refused(
+    world, method: str, position: object
+) -> None:
+    running, _, _ = world
+    token = operator_token(role=Role.AUDITOR)
+    if method == "ListRuleSets":
+        call = running.stub.ListRuleSets(
+            service_pb2.ListRuleSetsRequest(page_token=_token(position)), metadata=token
+        )
+    else:
+        call = running.stub.ListActivations(
+            service_pb2.ListActivationsRequest(program=PROGRAM, page_token=_token(position)),
+            metadata=token,
+        )
+    code, info, _ = await refused(call)
+    assert (code, info["reason"], info["field"]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        "page_token",
+    )
+
+
+async def test_list_activations_pages_through_the_history(world) -> None:
+    running, clock, _ = world
+    await publish(running.stub, without_district_rule("page-1"))
+    for n in range(3):
+        await running.stub.ActivateRuleSet(
+            service_pb2.ActivateRuleSetRequest(
+                name="ruleSets/page-1",
+                effective_time=to_timestamp(clock.now + timedelta(minutes=10 + n)),
+                reason=f"page {n}",
+            ),
+            metadata=operator_token(),
+        )
+    names: list[str] = []
+    reasons: list[str] = []
+    page_token = ""
+    while True:
+        page = await running.stub.ListActivations(
+            service_pb2.ListActivationsRequest(program=PROGRAM, page_size=2, page_token=page_token),
+            metadata=operator_token(role=Role.AUDITOR),
+        )
+        assert len(page.activations) <= 2
+        names.extend(a.name for a in page.activations)
+        reasons.extend(a.reason for a in page.activations)
+        page_token = page.next_page_token
+        if not page_token:
+            break
+    assert reasons[:3] == ["page 2", "page 1", "page 0"]
+    assert reasons[-1] == "default rule set activated on first start"
+    assert len(names) == len(set(names))
+
+
+def _activation(activation_id: int, version: str, effective_at: datetime) -> Activation:
+    return Activation(
+        activation_id, "digital-wallet", version, effective_at, effective_at, "operator:alice",
+        "test", ActivationKind.ACTIVATE, None,
+    )  # fmt: skip
+
+
+def test_rollback_goes_back_to_a_version_that_decided() -> None:
+    """B and C take effect at the same time; C, the later activation, wins: B never
+    decided. Rolling back from C restores A, and B cannot be named as a target."""
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+    history = [
+        _activation(1, "v-a", start),
+        _activation(2, "v-b", start + timedelta(hours=1)),
+        _activation(3, "v-c", start + timedelta(hours=1)),
+    ]
+    now = start + timedelta(hours=2)
+    assert _rollback_target(history, now, None) == "v-a"
+    assert _rollback_target(history, now, "v-a") == "v-a"
+    with pytest.raises(DomainError) as caught:
+        _rollback_target(history, now, "v-b")
+    assert (caught.value.code, caught.value.reason, caught.value.metadata) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ACTIVATION_CONFLICT",
+        {"field": "rule_set"},
+    )
+    # An activation taking effect later has not decided yet either.
+    scheduled = [*history, _activation(4, "v-d", now + timedelta(hours=1))]
+    assert _rollback_target(scheduled, now, None) == "v-a"
+    with pytest.raises(DomainError):
+        _rollback_target(scheduled, now, "v-d")

@@ -18,6 +18,7 @@ from services.rules.tests.conftest import FreshDatabase, migrated
 from services.rules.tests.rules_cases import DEFAULT_VERSION
 
 PROGRAM = "digital-wallet"
+OLDER_VERSION = "digital-wallet-2024.1"
 
 
 async def test_a_poll_loads_new_activations_and_newly_known_programs(
@@ -48,7 +49,7 @@ async def test_a_poll_loads_new_activations_and_newly_known_programs(
             )
         assert made is not None
         assert await loader.poll() == 1
-        assert schedule.last_activation_id == made.activation_id
+        assert made.activation_id in schedule.loaded
         assert schedule.in_effect(PROGRAM, now + timedelta(minutes=2)) is seeded  # compiled once
         assert await loader.poll() == 0
 
@@ -64,5 +65,73 @@ async def test_a_poll_loads_new_activations_and_newly_known_programs(
         for _ in range(ScheduleLoader.KNOWN_PROGRAMS_EVERY):
             assert await loader.poll() == 0
         assert schedule.knows("other-program")
+    finally:
+        await engine.dispose()
+
+
+async def test_an_activation_committed_after_a_later_one_is_still_loaded(
+    fresh_database: FreshDatabase,
+) -> None:
+    """Ids are taken at insert, rows become visible at commit: activation A (smaller id) may
+    commit after B (larger id) and after a poll that saw B. The replica still loads A, and
+    decides as a freshly started replica and ListActivations' history do."""
+    engine = create_engine(await migrated(fresh_database))
+    try:
+        now = utc_now()
+        await seed(engine, shipped_rule_set(DEFAULT_VERSION), now)
+        await seed(engine, shipped_rule_set(OLDER_VERSION), now)  # stored, not activated
+        schedule = RuleSchedule()
+        loader = ScheduleLoader(engine, schedule)
+        await loader.refresh(strict=True)
+
+        slow = await engine.connect()
+        slow_transaction = await slow.begin()
+        first = await activations.insert(
+            slow,
+            program_id=PROGRAM,
+            version=OLDER_VERSION,
+            effective_at=now + timedelta(minutes=10),
+            actor="alice",
+            reason="A: slow to commit",
+            kind=ActivationKind.ACTIVATE,
+            request_id=None,
+        )
+        async with engine.begin() as conn:
+            second = await activations.insert(
+                conn,
+                program_id=PROGRAM,
+                version=DEFAULT_VERSION,
+                effective_at=now + timedelta(minutes=5),
+                actor="bob",
+                reason="B: commits first",
+                kind=ActivationKind.ACTIVATE,
+                request_id=None,
+            )
+        assert first is not None
+        assert second is not None
+        assert first.activation_id < second.activation_id
+        assert await loader.poll() == 1  # B
+        await slow_transaction.commit()
+        await slow.close()
+        assert await loader.poll() == 1  # A, although its id is below B's
+        assert await loader.poll() == 0
+
+        later = now + timedelta(minutes=11)
+        decides = schedule.in_effect(PROGRAM, later)
+        assert decides is not None
+        assert decides.version == OLDER_VERSION
+        fresh = RuleSchedule()
+        await ScheduleLoader(engine, fresh).refresh(strict=True)
+        restarted = fresh.in_effect(PROGRAM, later)
+        assert restarted is not None
+        assert restarted.version == OLDER_VERSION
+        async with engine.connect() as conn:
+            history = await activations.of_program(conn, PROGRAM)
+        in_history = activations.in_effect(history, later)
+        assert in_history is not None
+        assert in_history.version == OLDER_VERSION
+        between = schedule.in_effect(PROGRAM, now + timedelta(minutes=6))
+        assert between is not None
+        assert between.version == DEFAULT_VERSION
     finally:
         await engine.dispose()

@@ -15,7 +15,7 @@ from openloop_rules.shipped import shipped_programs, shipped_rule_set
 from openloop_runtime.errors import error_info_of
 from openloop_runtime.timestamps import to_timestamp
 from services.rules.tests.conftest import Clock, FreshDatabase, migrated, operator_token, replica
-from services.rules.tests.rules_cases import DEFAULT_VERSION, payment
+from services.rules.tests.rules_cases import DEFAULT_VERSION, citizen, payment
 
 ROUND1 = resources_pb2.SCOPE_ROUND1_PAYMENT
 PROGRAM_2025_1 = next(iter(shipped_programs().values())).document
@@ -109,6 +109,14 @@ async def test_recent_decisions_are_simulated_again(fresh_database: FreshDatabas
         (service_pb2.SimulateRuleSetRequest(document=DRAFT, program_document="id: [",
                                             recent_decisions=1),
          grpc.StatusCode.INVALID_ARGUMENT, "PROGRAM_INVALID"),
+        (service_pb2.SimulateRuleSetRequest(document=DRAFT, recent_decisions=1,
+                                            program_document="a: " + "[" * 20000 + "]" * 20000),
+         grpc.StatusCode.INVALID_ARGUMENT, "PROGRAM_INVALID"),
+        (service_pb2.SimulateRuleSetRequest(
+            document=DRAFT.replace("condition: payee.size_class", "condition: !!!!payee.size_class"
+                                   ).replace("!!!!", "!" * 2000), recent_decisions=1,
+            program_document=PHONES_FROM_AUGUST),
+         grpc.StatusCode.INVALID_ARGUMENT, "RULE_SET_INVALID"),
         (service_pb2.SimulateRuleSetRequest(document=DRAFT, recent_decisions=10_001),
          grpc.StatusCode.INVALID_ARGUMENT, "BATCH_TOO_LARGE"),
         (service_pb2.SimulateRuleSetRequest(document=DRAFT),
@@ -132,3 +140,52 @@ async def test_bad_simulations_are_refused(
     assert info is not None
     assert (caught.value.code(), info.reason) == (code, reason)
     assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+READS_PAYER_CATEGORY = DRAFT.replace(
+    'condition: payee.size_class == "SMALL_SHOP"',
+    'condition: payee.size_class == "SMALL_SHOP" && payer.category != "blocked"',
+)
+
+
+async def test_a_recorded_fact_no_rule_read_does_not_block_a_simulation(
+    fresh_database: FreshDatabase,
+) -> None:
+    """Evaluate checks only the facts its rules read, so it decided (and recorded) a payment
+    whose payer.category is malformed. Simulating recent decisions decides it again as
+    Evaluate would; a side whose rules do read the malformed fact cannot decide it, and the
+    case is left out and counted rather than failing the whole simulation."""
+    url = await migrated(fresh_database)
+    clock = Clock(datetime(2025, 8, 15, 5, tzinfo=UTC))
+    malformed = payment(payer=citizen(category="NOT valid!"))
+    async with replica(url, clock) as running:
+        decided = await running.stub.Evaluate(
+            service_pb2.EvaluateRequest(scope=ROUND1, facts=malformed)
+        )
+        assert decided.decision.outcome == resources_pb2.OUTCOME_ALLOW
+        await running.stub.Evaluate(service_pb2.EvaluateRequest(scope=ROUND1, facts=payment()))
+
+        async def simulate(document: str) -> service_pb2.SimulateRuleSetResponse:
+            return await running.stub.SimulateRuleSet(
+                service_pb2.SimulateRuleSetRequest(
+                    document=document, program_document=PHONES_FROM_AUGUST, recent_decisions=10
+                ),
+                metadata=operator_token(role=Role.AUDITOR, now=clock.now),
+            )
+
+        same = service_pb2.SimulateRuleSetResponse()
+        for _ in range(200):
+            same = await simulate(DRAFT)
+            if len(same.results) == 2:
+                break
+            await asyncio.sleep(0.025)
+        assert len(same.results) == 2
+        assert [r.changed for r in same.results] == [False, False]
+        assert same.skipped_count == 0
+
+        stricter = await simulate(
+            READS_PAYER_CATEGORY.replace("digital-wallet-2025.2", "digital-wallet-2025.3")
+        )
+    assert len(stricter.results) == 1
+    assert stricter.results[0].recorded_outcome == resources_pb2.OUTCOME_ALLOW
+    assert stricter.skipped_count == 1

@@ -13,7 +13,8 @@
 Each call signs a five-minute operator token (EdDSA) with the private key in
 ``--key-file``; the service must trust its public key under ``--kid``
 (``OPENLOOP_RULES_OPERATOR_KEYS``). Exit status: 0 done, 1 refused (the reason is printed),
-2 the service could not be reached.
+2 the service could not be reached, or the command line is wrong (a time given to ``--at``
+must carry its UTC offset).
 """
 
 from __future__ import annotations
@@ -37,6 +38,20 @@ from openloop_runtime.errors import error_info_of
 from openloop_runtime.timestamps import to_timestamp
 
 
+def _time_with_offset(text: str) -> datetime:
+    """An ``--at`` value: an ISO time with its UTC offset. Without one the moment would be
+    a guess (2025-08-01T00:00 taken as UTC is 07:00 in Bangkok), so it is refused."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time") from error
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no UTC offset; write one, e.g. 2025-08-01T00:00:00+07:00"
+        )
+    return moment
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m openloop_rules.admin")
     parser.add_argument("--target", default="127.0.0.1:50052")
@@ -51,13 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--reason", required=True)
     activate = commands.add_parser("activate")
     activate.add_argument("version")
-    activate.add_argument("--at", type=datetime.fromisoformat, help="ISO time with offset")
+    activate.add_argument("--at", type=_time_with_offset, help="ISO time with offset")
     activate.add_argument("--reason", required=True)
     activate.add_argument("--request-id", default="")
     rollback = commands.add_parser("rollback")
     rollback.add_argument("--program", default="digital-wallet")
     rollback.add_argument("--to", default="")
-    rollback.add_argument("--at", type=datetime.fromisoformat)
+    rollback.add_argument("--at", type=_time_with_offset, help="ISO time with offset")
     rollback.add_argument("--reason", required=True)
     rollback.add_argument("--request-id", default="")
     listing = commands.add_parser("list")

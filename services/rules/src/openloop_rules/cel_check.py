@@ -295,6 +295,10 @@ class _Checker:
             return _Checked(BOOL, f"!({operand.text})")
         if operand.type not in (INT, DOUBLE, DURATION, DYN):
             raise CelCheckError(f"cannot negate a {operand.type}", node.offset)
+        if isinstance(node.operand, Literal):
+            # A negative literal stays one: -(9223372036854775808) overflows, -9223372036854775808
+            # is the smallest int.
+            return _Checked(operand.type, f"-{operand.text}")
         return _Checked(operand.type, f"-({operand.text})")
 
     def _binary(self, node: Binary, env: Mapping[str, CelType]) -> _Checked:

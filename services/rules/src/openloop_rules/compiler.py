@@ -31,6 +31,11 @@ _POSITION = re.compile(r"<input>:(\d+):(\d+):")
 _UNDEFINED = "Undefined variable or function"
 _PROBE_TIME = datetime(2025, 6, 1, 3, 0, tzinfo=UTC)
 _PROBE_TEXT = {"district_code": "1001", "kind": "MERCHANT", "party": "merchants/probe"}
+_TOO_DEEP = (
+    "the condition is nested too deeply for the evaluator (a long chain of || or && is "
+    "better written as `x in [...]`)"
+)
+_UNCOMPILABLE = object()
 
 
 def _probe_value(field: str, kind: CelType) -> Any:
@@ -79,9 +84,8 @@ def compile_rule(
     except ValueError as error:
         found = _POSITION.search(str(error))
         line, column = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
-        detail = str(error).split("ERROR: ", 1)[-1].split("\n", 1)[0]
         raise RuleSetError(
-            f"rule {rule.id}: syntax error: {detail}",
+            f"rule {rule.id}: syntax error: {_cel_detail(error)}",
             rule_id=rule.id,
             line=line,
             column=column,
@@ -91,7 +95,12 @@ def compile_rule(
         checked = check_condition(parse(source), frozenset(rule.scopes), constants, codes)
     except (CelSyntaxError, CelCheckError) as error:
         raise _refuse(rule, str(error), source, error.offset) from error
-    program = cel.compile(checked.text)
+    except RecursionError as error:  # CEL takes 2000 '!' in a row; this parser recurses
+        raise _refuse(rule, _TOO_DEEP, source, 0) from error
+    try:
+        program = cel.compile(checked.text)
+    except ValueError as error:  # the rewrite's parentheses pass CEL's nesting limit
+        raise _refuse(rule, f"{_TOO_DEEP} ({_cel_detail(error)})", source, 0) from error
     try:
         probe = program.execute({name: PROBE_FACTS[name] for name in checked.variables})
     except RuntimeError as error:
@@ -118,9 +127,39 @@ def compile_rule(
 
 def _probe_fast(text: str, inputs: tuple[encoding.Input, ...], codes: Mapping[str, int]) -> object:
     try:
-        return cel.compile(text).execute(encoding.context(inputs, codes, PROBE_FACTS))
+        program = cel.compile(text)
+    except ValueError:
+        return _UNCOMPILABLE  # never expected, the fast text nests as the plain one: keep that
+    try:
+        return program.execute(encoding.context(inputs, codes, PROBE_FACTS))
     except Exception:  # a data-dependent failure, as for the plain form
         return True
+
+
+def _cel_detail(error: ValueError) -> str:
+    """The first line of what ``cel.compile`` said, without the expression it repeats."""
+    return str(error).split("ERROR: ", 1)[-1].split("\n", 1)[0][:300]
+
+
+def _combined(scope: str, members: tuple[CompiledRule, ...]) -> Any:
+    """The scope's rules compiled as one list expression; a rule that compiles alone can
+    still be one level too deep as an item of the list, and is then refused by name."""
+    try:
+        return cel.compile("[" + ", ".join(rule.fast_source for rule in members) + "]")
+    except ValueError as error:
+        combined_error = error
+    for member in members:
+        try:
+            cel.compile(f"[{member.fast_source}]")
+        except ValueError as error:
+            refused = _refuse(
+                member.rule, f"{_TOO_DEEP} ({_cel_detail(error)})", member.rule.condition, 0
+            )
+            raise refused from error
+    raise RuleSetError(
+        f"the rules of scope {scope} do not compile together: {_cel_detail(combined_error)}",
+        field="rules",
+    ) from combined_error
 
 
 def compile_rule_set(
@@ -146,7 +185,7 @@ def compile_rule_set(
     scopes: dict[str, CompiledScope] = {}
     for scope in sorted({scope for rule in rules for scope in rule.rule.scopes}):
         members = tuple(rule for rule in rules if scope in rule.rule.scopes)
-        combined = cel.compile("[" + ", ".join(rule.fast_source for rule in members) + "]")
+        combined = _combined(scope, members)
         required = tuple(
             factschema.flat_name(*path.split(".", 1)) for path in factschema.REQUIRED[scope]
         )

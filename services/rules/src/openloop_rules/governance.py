@@ -304,21 +304,30 @@ class Governance:
 
 def _rollback_target(history: list[Activation], now: datetime, version: str | None) -> str:
     """The version to re-activate: ``version`` if it was ever in effect for the program,
-    else the version in effect before the current one."""
+    else the version in effect before the current one.
+
+    "In effect" as a decision sees it: of activations taking effect at the same moment only
+    the later one ever decided, and one taking effect after ``now`` has not decided yet.
+    """
     past = sorted(
         (a for a in history if a.effective_at <= now),
         key=lambda a: (a.effective_at, a.activation_id),
     )
+    decided = [
+        activation
+        for activation, following in zip(past, [*past[1:], None], strict=True)
+        if following is None or following.effective_at != activation.effective_at
+    ]
     if version is not None:
-        if any(a.version == version for a in past):
+        if any(a.version == version for a in decided):
             return version
         raise errors.activation_conflict(
-            f"ruleSets/{version} was never active for this program", field="rule_set"
+            f"ruleSets/{version} was never in effect for this program", field="rule_set"
         )
-    if not past:
+    if not decided:
         raise errors.activation_conflict("nothing is active, so nothing can be rolled back")
-    current = past[-1].version
-    for activation in reversed(past):
+    current = decided[-1].version
+    for activation in reversed(decided):
         if activation.version != current:
             return activation.version
     raise errors.activation_conflict(

@@ -159,14 +159,34 @@ def sha256_of(document: str) -> str:
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
 
+YAML_FAILURES: tuple[type[BaseException], ...] = (
+    yaml.YAMLError,
+    ValueError,  # !!int '0x', a date 2025-02-30, "\U0011FFFF", an int of 5000 digits
+    LookupError,  # !!int '-' (IndexError), !!bool 'x' (KeyError)
+    AttributeError,  # !!timestamp 'x'
+    TypeError,
+    OverflowError,
+    RecursionError,  # nesting deeper than Python's recursion limit
+)
+"""What ``yaml.safe_load`` raises for a document it cannot read: besides its own errors,
+its constructors let the conversion's exceptions through."""
+
+
+def yaml_problem(error: BaseException) -> str:
+    """What is wrong with a document ``yaml.safe_load`` raised ``error`` for."""
+    if isinstance(error, RecursionError):
+        return "it is nested too deeply"
+    return str(error) or type(error).__name__
+
+
 def parse_program(document: str) -> ProgramDocument:
     """The checked program, or :class:`ProgramError` saying what is wrong and where."""
     try:
         data = yaml.safe_load(document)
-    except yaml.YAMLError as error:
-        raise ProgramError(f"program is not valid YAML: {error}", "program_document") from error
+    except YAML_FAILURES as error:
+        raise ProgramError(f"program is not valid YAML: {yaml_problem(error)}") from error
     if not isinstance(data, dict):
-        raise ProgramError("program must be a YAML mapping", "program_document")
+        raise ProgramError("program must be a YAML mapping")
     try:
         return ProgramDocument.model_validate(data)
     except ValueError as error:

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from openloop_rules.program import PROGRAM_VERSION, sha256_of
+from openloop_rules.program import PROGRAM_VERSION, YAML_FAILURES, sha256_of, yaml_problem
 from openloop_rules.scopes import KNOWN_SCOPES
 
 _DOCUMENT = ConfigDict(extra="forbid", frozen=True)
@@ -115,10 +115,10 @@ def parse_rule_set(document: str) -> RuleSetDocument:
     """The checked document, or :class:`RuleSetError` saying what is wrong and where."""
     try:
         data = yaml.safe_load(document)
-    except yaml.YAMLError as error:
+    except YAML_FAILURES as error:
         mark = getattr(error, "problem_mark", None)
         raise RuleSetError(
-            f"rule set is not valid YAML: {error}",
+            f"rule set is not valid YAML: {yaml_problem(error)}",
             line=mark.line + 1 if mark is not None else 0,
             column=mark.column + 1 if mark is not None else 0,
             field="document",

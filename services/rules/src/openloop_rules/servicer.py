@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,7 @@ from openloop_rules.evaluator import CompiledRuleSet
 from openloop_rules.governance import Governance, page_size
 from openloop_rules.operators import READERS, WRITERS, OperatorVerifier
 from openloop_rules.recorder import DecisionRecorder
+from openloop_rules.ruleset import RULE_SET_VERSION
 from openloop_rules.schedule import RuleSchedule
 from openloop_rules.scopes import scope_name
 from openloop_rules.simulation import Simulation
@@ -251,8 +253,7 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         self._operators.require(context.invocation_metadata(), READERS)
         program_id = parse_program_name(request.program) if request.program else None
         limit = page_size(request.page_size)
-        after = _decode_token(request.page_token)
-        position = (datetime.fromisoformat(after["c"]), str(after["v"])) if after else None
+        position = _rule_sets_after(request.page_token)
         async with self._engine.connect() as conn:
             rows = await catalog.list_rule_sets(
                 conn, program_id=program_id, after=position, limit=limit + 1
@@ -282,8 +283,7 @@ class RulesServicer(service_pb2_grpc.RulesServiceServicer):
         self._operators.require(context.invocation_metadata(), READERS)
         program_id = parse_program_name(request.program)
         limit = page_size(request.page_size)
-        after = _decode_token(request.page_token)
-        before_id = int(after["a"]) if after else None
+        before_id = _activations_before(request.page_token)
         now = self._clock()
         async with self._engine.connect() as conn:
             page = await activations.of_program(
@@ -313,19 +313,53 @@ def _encode_token(position: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
 
 
-def _decode_token(token: str) -> dict[str, Any] | None:
+_MAX_ACTIVATION_ID = 2**63 - 1
+"""activation_id is a bigint."""
+
+
+def _decode_token(token: str, keys: frozenset[str]) -> dict[str, Any] | None:
+    """The position in ``token``, a JSON object with exactly ``keys``; refused with
+    INVALID_ARGUMENT (field page_token) when it is not one this method gave."""
     if not token:
         return None
-    refused = invalid_field("page_token", "page_token is not one this service gave")
     try:
         position = json.loads(base64.urlsafe_b64decode(token.encode()))
-        valid = isinstance(position, dict)
-        if valid and "c" in position:
-            datetime.fromisoformat(position["c"]).astimezone(UTC)
-        if valid and "a" in position:
-            int(position["a"])
-    except (ValueError, TypeError, binascii.Error) as error:
-        raise refused from error
-    if not valid:
-        raise refused
+    except (ValueError, TypeError, binascii.Error, RecursionError) as error:
+        raise _bad_token() from error
+    if not isinstance(position, dict) or position.keys() != keys:
+        raise _bad_token()
     return position
+
+
+def _bad_token() -> DomainError:
+    return invalid_field("page_token", "page_token is not one this service gave")
+
+
+def _rule_sets_after(token: str) -> tuple[datetime, str] | None:
+    """The (created_at, version) of the last rule set a ListRuleSets page listed."""
+    position = _decode_token(token, frozenset({"c", "v"}))
+    if position is None:
+        return None
+    created, version = position["c"], position["v"]
+    if not isinstance(created, str) or not isinstance(version, str):
+        raise _bad_token()
+    if re.fullmatch(RULE_SET_VERSION, version) is None:
+        raise _bad_token()
+    try:
+        created_at = datetime.fromisoformat(created)
+        if created_at.utcoffset() is None:
+            raise _bad_token()
+        return created_at.astimezone(UTC), version
+    except (ValueError, OverflowError) as error:  # not a time; before year 1 in UTC
+        raise _bad_token() from error
+
+
+def _activations_before(token: str) -> int | None:
+    """The activation_id below which the next ListActivations page starts."""
+    position = _decode_token(token, frozenset({"a"}))
+    if position is None:
+        return None
+    before = position["a"]
+    if type(before) is not int or not 0 < before <= _MAX_ACTIVATION_ID:
+        raise _bad_token()
+    return before

@@ -2,8 +2,11 @@
 
 The cases are the caller's (each with its own moment, default now) or the most recently
 recorded decisions of the draft's program (each decided again at its recorded moment, from
-the facts recorded then). The "active" side is the rule set in effect now, one snapshot
-for the whole simulation. Nothing is stored; the draft need not be published.
+the facts recorded then). Each side checks only the recorded facts its rules read, as
+Evaluate does: a recorded request with a malformed fact that one side reads cannot be
+decided again, and is left out and counted (``skipped_count``). The "active" side is the
+rule set in effect now, one snapshot for the whole simulation. Nothing is stored; the
+draft need not be published.
 """
 
 from __future__ import annotations
@@ -47,9 +50,19 @@ def case_facts(
     return facts.payment_facts(case.payment_facts, at, months, f"{field}.payment_facts")
 
 
-def _facts(row: RecordedDecision, rule_set: CompiledRuleSet | None) -> dict[str, Any]:
-    months = rule_set.spending_deadline_months if rule_set is not None else None
-    return facts.payment_facts(row.payment_facts, row.decided_at, months)
+def _recorded_decision(row: RecordedDecision, rule_set: CompiledRuleSet | None) -> Decision:
+    """``rule_set``'s decision on a recorded request, from the recorded facts its rules read
+    (only those are checked, as Evaluate checks them); :class:`DomainError` when one of
+    them is malformed."""
+    if rule_set is None:
+        return decision.no_active_rule_set()
+    values = facts.payment_facts(
+        row.payment_facts,
+        row.decided_at,
+        rule_set.spending_deadline_months,
+        wanted=rule_set.variables(row.scope),
+    )
+    return rule_set.evaluate(row.scope, values)
 
 
 def decide(rule_set: CompiledRuleSet | None, scope: str, values: Mapping[str, Any]) -> Decision:
@@ -93,6 +106,7 @@ class Simulation:
         active = self._schedule.in_effect(draft.program_id, now)
         program = program_name(draft.program_id)
         results: list[resources_pb2.SimulationResult] = []
+        skipped = 0
         if request.cases:
             for index, case in enumerate(request.cases):
                 results.append(
@@ -107,8 +121,12 @@ class Simulation:
                 )
         else:
             for row in await recent(self._engine, draft.program_id, request.recent_decisions):
-                active_decision = decide(active, row.scope, _facts(row, active))
-                draft_decision = decide(draft, row.scope, _facts(row, draft))
+                try:
+                    active_decision = _recorded_decision(row, active)
+                    draft_decision = _recorded_decision(row, draft)
+                except DomainError:  # a fact one side reads was malformed when recorded
+                    skipped += 1
+                    continue
                 results.append(
                     resources_pb2.SimulationResult(
                         case_id=f"recorded:{row.decided_at.isoformat()}",
@@ -119,7 +137,7 @@ class Simulation:
                         decide_time=to_timestamp(row.decided_at),
                     )
                 )
-        return _summary(results, active)
+        return _summary(results, active, skipped)
 
     def _case(
         self,
@@ -150,7 +168,9 @@ class Simulation:
 
 
 def _summary(
-    results: Sequence[resources_pb2.SimulationResult], active: CompiledRuleSet | None
+    results: Sequence[resources_pb2.SimulationResult],
+    active: CompiledRuleSet | None,
+    skipped: int = 0,
 ) -> service_pb2.SimulateRuleSetResponse:
     allow, deny = resources_pb2.OUTCOME_ALLOW, resources_pb2.OUTCOME_DENY
     return service_pb2.SimulateRuleSetResponse(
@@ -163,4 +183,5 @@ def _summary(
         newly_allowed_count=sum(
             r.active.outcome == deny and r.draft.outcome == allow for r in results
         ),
+        skipped_count=skipped,
     )

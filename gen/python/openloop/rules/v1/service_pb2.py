@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from openloop.rules.v1 import resources_pb2 as openloop_dot_rules_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fopenloop/rules/v1/service.proto\x12\x11openloop.rules.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!openloop/rules/v1/resources.proto\"\xb7\x01\n\x0f\x45valuateRequest\x12\'\n\x05scope\x18\x01 \x01(\x0e\x32\x18.openloop.rules.v1.Scope\x12.\n\x05\x66\x61\x63ts\x18\x02 \x01(\x0b\x32\x1f.openloop.rules.v1.PaymentFacts\x12:\n\x0f\x65nrolment_facts\x18\x03 \x01(\x0b\x32!.openloop.rules.v1.EnrolmentFacts\x12\x0f\n\x07program\x18\x04 \x01(\t\"A\n\x10\x45valuateResponse\x12-\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x1b.openloop.rules.v1.Decision\"L\n\x14\x45valuateBatchRequest\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\".openloop.rules.v1.EvaluateRequest\"G\n\x15\x45valuateBatchResponse\x12.\n\tdecisions\x18\x01 \x03(\x0b\x32\x1b.openloop.rules.v1.Decision\"\x90\x01\n\x16SimulateRuleSetRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\t\x12\x18\n\x10program_document\x18\x02 \x01(\t\x12\x30\n\x05\x63\x61ses\x18\x03 \x03(\x0b\x32!.openloop.rules.v1.SimulationCase\x12\x18\n\x10recent_decisions\x18\x04 \x01(\x05\"\xc0\x01\n\x17SimulateRuleSetResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.openloop.rules.v1.SimulationResult\x12\x1f\n\x17\x61\x63tive_rule_set_version\x18\x02 \x01(\t\x12\x15\n\rchanged_count\x18\x03 \x01(\x05\x12\x1a\n\x12newly_denied_count\x18\x04 \x01(\x05\x12\x1b\n\x13newly_allowed_count\x18\x05 \x01(\x05\"S\n\x15PublishRuleSetRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\t\x12\x18\n\x10program_document\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"F\n\x16PublishRuleSetResponse\x12,\n\x08rule_set\x18\x01 \x01(\x0b\x32\x1a.openloop.rules.v1.RuleSet\"~\n\x16\x41\x63tivateRuleSetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"L\n\x17\x41\x63tivateRuleSetResponse\x12\x31\n\nactivation\x18\x01 \x01(\x0b\x32\x1d.openloop.rules.v1.Activation\"\x93\x01\n\x16RollbackRuleSetRequest\x12\x0f\n\x07program\x18\x01 \x01(\t\x12\x10\n\x08rule_set\x18\x02 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"L\n\x17RollbackRuleSetResponse\x12\x31\n\nactivation\x18\x01 \x01(\x0b\x32\x1d.openloop.rules.v1.Activation\"!\n\x11GetRuleSetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"B\n\x12GetRuleSetResponse\x12,\n\x08rule_set\x18\x01 \x01(\x0b\x32\x1a.openloop.rules.v1.RuleSet\"M\n\x13ListRuleSetsRequest\x12\x0f\n\x07program\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x14ListRuleSetsResponse\x12-\n\trule_sets\x18\x01 \x03(\x0b\x32\x1a.openloop.rules.v1.RuleSet\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x16ListActivationsRequest\x12\x0f\n\x07program\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xa6\x01\n\x17ListActivationsResponse\x12\x32\n\x0b\x61\x63tivations\x18\x01 \x03(\x0b\x32\x1d.openloop.rules.v1.Activation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x03 \x01(\t\x12-\n\tread_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x92\x07\n\x0cRulesService\x12S\n\x08\x45valuate\x12\".openloop.rules.v1.EvaluateRequest\x1a#.openloop.rules.v1.EvaluateResponse\x12\x62\n\rEvaluateBatch\x12\'.openloop.rules.v1.EvaluateBatchRequest\x1a(.openloop.rules.v1.EvaluateBatchResponse\x12h\n\x0fSimulateRuleSet\x12).openloop.rules.v1.SimulateRuleSetRequest\x1a*.openloop.rules.v1.SimulateRuleSetResponse\x12\x65\n\x0ePublishRuleSet\x12(.openloop.rules.v1.PublishRuleSetRequest\x1a).openloop.rules.v1.PublishRuleSetResponse\x12h\n\x0f\x41\x63tivateRuleSet\x12).openloop.rules.v1.ActivateRuleSetRequest\x1a*.openloop.rules.v1.ActivateRuleSetResponse\x12h\n\x0fRollbackRuleSet\x12).openloop.rules.v1.RollbackRuleSetRequest\x1a*.openloop.rules.v1.RollbackRuleSetResponse\x12Y\n\nGetRuleSet\x12$.openloop.rules.v1.GetRuleSetRequest\x1a%.openloop.rules.v1.GetRuleSetResponse\x12_\n\x0cListRuleSets\x12&.openloop.rules.v1.ListRuleSetsRequest\x1a\'.openloop.rules.v1.ListRuleSetsResponse\x12h\n\x0fListActivations\x12).openloop.rules.v1.ListActivationsRequest\x1a*.openloop.rules.v1.ListActivationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fopenloop/rules/v1/service.proto\x12\x11openloop.rules.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!openloop/rules/v1/resources.proto\"\xb7\x01\n\x0f\x45valuateRequest\x12\'\n\x05scope\x18\x01 \x01(\x0e\x32\x18.openloop.rules.v1.Scope\x12.\n\x05\x66\x61\x63ts\x18\x02 \x01(\x0b\x32\x1f.openloop.rules.v1.PaymentFacts\x12:\n\x0f\x65nrolment_facts\x18\x03 \x01(\x0b\x32!.openloop.rules.v1.EnrolmentFacts\x12\x0f\n\x07program\x18\x04 \x01(\t\"A\n\x10\x45valuateResponse\x12-\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x1b.openloop.rules.v1.Decision\"L\n\x14\x45valuateBatchRequest\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\".openloop.rules.v1.EvaluateRequest\"G\n\x15\x45valuateBatchResponse\x12.\n\tdecisions\x18\x01 \x03(\x0b\x32\x1b.openloop.rules.v1.Decision\"\x90\x01\n\x16SimulateRuleSetRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\t\x12\x18\n\x10program_document\x18\x02 \x01(\t\x12\x30\n\x05\x63\x61ses\x18\x03 \x03(\x0b\x32!.openloop.rules.v1.SimulationCase\x12\x18\n\x10recent_decisions\x18\x04 \x01(\x05\"\xd7\x01\n\x17SimulateRuleSetResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.openloop.rules.v1.SimulationResult\x12\x1f\n\x17\x61\x63tive_rule_set_version\x18\x02 \x01(\t\x12\x15\n\rchanged_count\x18\x03 \x01(\x05\x12\x1a\n\x12newly_denied_count\x18\x04 \x01(\x05\x12\x1b\n\x13newly_allowed_count\x18\x05 \x01(\x05\x12\x15\n\rskipped_count\x18\x06 \x01(\x05\"S\n\x15PublishRuleSetRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\t\x12\x18\n\x10program_document\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"F\n\x16PublishRuleSetResponse\x12,\n\x08rule_set\x18\x01 \x01(\x0b\x32\x1a.openloop.rules.v1.RuleSet\"~\n\x16\x41\x63tivateRuleSetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"L\n\x17\x41\x63tivateRuleSetResponse\x12\x31\n\nactivation\x18\x01 \x01(\x0b\x32\x1d.openloop.rules.v1.Activation\"\x93\x01\n\x16RollbackRuleSetRequest\x12\x0f\n\x07program\x18\x01 \x01(\t\x12\x10\n\x08rule_set\x18\x02 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"L\n\x17RollbackRuleSetResponse\x12\x31\n\nactivation\x18\x01 \x01(\x0b\x32\x1d.openloop.rules.v1.Activation\"!\n\x11GetRuleSetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"B\n\x12GetRuleSetResponse\x12,\n\x08rule_set\x18\x01 \x01(\x0b\x32\x1a.openloop.rules.v1.RuleSet\"M\n\x13ListRuleSetsRequest\x12\x0f\n\x07program\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x14ListRuleSetsResponse\x12-\n\trule_sets\x18\x01 \x03(\x0b\x32\x1a.openloop.rules.v1.RuleSet\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x16ListActivationsRequest\x12\x0f\n\x07program\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xa6\x01\n\x17ListActivationsResponse\x12\x32\n\x0b\x61\x63tivations\x18\x01 \x03(\x0b\x32\x1d.openloop.rules.v1.Activation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x03 \x01(\t\x12-\n\tread_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x92\x07\n\x0cRulesService\x12S\n\x08\x45valuate\x12\".openloop.rules.v1.EvaluateRequest\x1a#.openloop.rules.v1.EvaluateResponse\x12\x62\n\rEvaluateBatch\x12\'.openloop.rules.v1.EvaluateBatchRequest\x1a(.openloop.rules.v1.EvaluateBatchResponse\x12h\n\x0fSimulateRuleSet\x12).openloop.rules.v1.SimulateRuleSetRequest\x1a*.openloop.rules.v1.SimulateRuleSetResponse\x12\x65\n\x0ePublishRuleSet\x12(.openloop.rules.v1.PublishRuleSetRequest\x1a).openloop.rules.v1.PublishRuleSetResponse\x12h\n\x0f\x41\x63tivateRuleSet\x12).openloop.rules.v1.ActivateRuleSetRequest\x1a*.openloop.rules.v1.ActivateRuleSetResponse\x12h\n\x0fRollbackRuleSet\x12).openloop.rules.v1.RollbackRuleSetRequest\x1a*.openloop.rules.v1.RollbackRuleSetResponse\x12Y\n\nGetRuleSet\x12$.openloop.rules.v1.GetRuleSetRequest\x1a%.openloop.rules.v1.GetRuleSetResponse\x12_\n\x0cListRuleSets\x12&.openloop.rules.v1.ListRuleSetsRequest\x1a\'.openloop.rules.v1.ListRuleSetsResponse\x12h\n\x0fListActivations\x12).openloop.rules.v1.ListActivationsRequest\x1a*.openloop.rules.v1.ListActivationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,31 +44,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIMULATERULESETREQUEST']._serialized_start=527
   _globals['_SIMULATERULESETREQUEST']._serialized_end=671
   _globals['_SIMULATERULESETRESPONSE']._serialized_start=674
-  _globals['_SIMULATERULESETRESPONSE']._serialized_end=866
-  _globals['_PUBLISHRULESETREQUEST']._serialized_start=868
-  _globals['_PUBLISHRULESETREQUEST']._serialized_end=951
-  _globals['_PUBLISHRULESETRESPONSE']._serialized_start=953
-  _globals['_PUBLISHRULESETRESPONSE']._serialized_end=1023
-  _globals['_ACTIVATERULESETREQUEST']._serialized_start=1025
-  _globals['_ACTIVATERULESETREQUEST']._serialized_end=1151
-  _globals['_ACTIVATERULESETRESPONSE']._serialized_start=1153
-  _globals['_ACTIVATERULESETRESPONSE']._serialized_end=1229
-  _globals['_ROLLBACKRULESETREQUEST']._serialized_start=1232
-  _globals['_ROLLBACKRULESETREQUEST']._serialized_end=1379
-  _globals['_ROLLBACKRULESETRESPONSE']._serialized_start=1381
-  _globals['_ROLLBACKRULESETRESPONSE']._serialized_end=1457
-  _globals['_GETRULESETREQUEST']._serialized_start=1459
-  _globals['_GETRULESETREQUEST']._serialized_end=1492
-  _globals['_GETRULESETRESPONSE']._serialized_start=1494
-  _globals['_GETRULESETRESPONSE']._serialized_end=1560
-  _globals['_LISTRULESETSREQUEST']._serialized_start=1562
-  _globals['_LISTRULESETSREQUEST']._serialized_end=1639
-  _globals['_LISTRULESETSRESPONSE']._serialized_start=1641
-  _globals['_LISTRULESETSRESPONSE']._serialized_end=1735
-  _globals['_LISTACTIVATIONSREQUEST']._serialized_start=1737
-  _globals['_LISTACTIVATIONSREQUEST']._serialized_end=1817
-  _globals['_LISTACTIVATIONSRESPONSE']._serialized_start=1820
-  _globals['_LISTACTIVATIONSRESPONSE']._serialized_end=1986
-  _globals['_RULESSERVICE']._serialized_start=1989
-  _globals['_RULESSERVICE']._serialized_end=2903
+  _globals['_SIMULATERULESETRESPONSE']._serialized_end=889
+  _globals['_PUBLISHRULESETREQUEST']._serialized_start=891
+  _globals['_PUBLISHRULESETREQUEST']._serialized_end=974
+  _globals['_PUBLISHRULESETRESPONSE']._serialized_start=976
+  _globals['_PUBLISHRULESETRESPONSE']._serialized_end=1046
+  _globals['_ACTIVATERULESETREQUEST']._serialized_start=1048
+  _globals['_ACTIVATERULESETREQUEST']._serialized_end=1174
+  _globals['_ACTIVATERULESETRESPONSE']._serialized_start=1176
+  _globals['_ACTIVATERULESETRESPONSE']._serialized_end=1252
+  _globals['_ROLLBACKRULESETREQUEST']._serialized_start=1255
+  _globals['_ROLLBACKRULESETREQUEST']._serialized_end=1402
+  _globals['_ROLLBACKRULESETRESPONSE']._serialized_start=1404
+  _globals['_ROLLBACKRULESETRESPONSE']._serialized_end=1480
+  _globals['_GETRULESETREQUEST']._serialized_start=1482
+  _globals['_GETRULESETREQUEST']._serialized_end=1515
+  _globals['_GETRULESETRESPONSE']._serialized_start=1517
+  _globals['_GETRULESETRESPONSE']._serialized_end=1583
+  _globals['_LISTRULESETSREQUEST']._serialized_start=1585
+  _globals['_LISTRULESETSREQUEST']._serialized_end=1662
+  _globals['_LISTRULESETSRESPONSE']._serialized_start=1664
+  _globals['_LISTRULESETSRESPONSE']._serialized_end=1758
+  _globals['_LISTACTIVATIONSREQUEST']._serialized_start=1760
+  _globals['_LISTACTIVATIONSREQUEST']._serialized_end=1840
+  _globals['_LISTACTIVATIONSRESPONSE']._serialized_start=1843
+  _globals['_LISTACTIVATIONSRESPONSE']._serialized_end=2009
+  _globals['_RULESSERVICE']._serialized_start=2012
+  _globals['_RULESSERVICE']._serialized_end=2926
 # @@protoc_insertion_point(module_scope)

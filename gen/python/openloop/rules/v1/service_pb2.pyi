@@ -133,7 +133,9 @@ class SimulateRuleSetRequest(_message.Message):
     """A draft program version (YAML) the document may name; optional."""
     recent_decisions: _builtins.int
     """... or, when no case is given, this many of the most recently recorded decisions of
-    the draft's program (at most 10,000).
+    the draft's program (at most 10,000). Each side checks only the recorded facts its
+    rules read, as Evaluate does; a recorded decision one side cannot decide again (a fact
+    its rules read was malformed when recorded) is left out and counted in skipped_count.
     """
     @_builtins.property
     def cases(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.SimulationCase]:
@@ -164,6 +166,7 @@ class SimulateRuleSetResponse(_message.Message):
     CHANGED_COUNT_FIELD_NUMBER: _builtins.int
     NEWLY_DENIED_COUNT_FIELD_NUMBER: _builtins.int
     NEWLY_ALLOWED_COUNT_FIELD_NUMBER: _builtins.int
+    SKIPPED_COUNT_FIELD_NUMBER: _builtins.int
     active_rule_set_version: _builtins.str
     """The version that decided the "active" side; empty when none is active."""
     changed_count: _builtins.int
@@ -171,6 +174,10 @@ class SimulateRuleSetResponse(_message.Message):
     """Allowed by the active rule set, denied by the draft."""
     newly_allowed_count: _builtins.int
     """Denied by the active rule set, allowed by the draft."""
+    skipped_count: _builtins.int
+    """Recorded decisions left out (recent_decisions only): a fact the active or the draft
+    rule set reads was malformed in the recorded request, so it cannot be decided again.
+    """
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.SimulationResult]: ...
     def __init__(
@@ -181,10 +188,11 @@ class SimulateRuleSetResponse(_message.Message):
         changed_count: _builtins.int = ...,
         newly_denied_count: _builtins.int = ...,
         newly_allowed_count: _builtins.int = ...,
+        skipped_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_rule_set_version", b"active_rule_set_version", "changed_count", b"changed_count", "newly_allowed_count", b"newly_allowed_count", "newly_denied_count", b"newly_denied_count", "results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_rule_set_version", b"active_rule_set_version", "changed_count", b"changed_count", "newly_allowed_count", b"newly_allowed_count", "newly_denied_count", b"newly_denied_count", "results", b"results", "skipped_count", b"skipped_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -94,13 +94,14 @@ async def by_request_id(conn: AsyncConnection, request_id: str) -> Activation | 
     return _activation(row) if row is not None else None
 
 
-async def since(conn: AsyncConnection, after_id: int) -> list[Activation]:
-    """Every activation added after ``after_id``, oldest first: what a replica has not seen."""
-    query = (
-        select(*_COLUMNS)
-        .where(activations.c.activation_id > after_id)
-        .order_by(activations.c.activation_id)
-    )
+async def every(conn: AsyncConnection) -> list[Activation]:
+    """Every committed activation, oldest id first: what a replica's schedule is made of.
+
+    A replica reads them all rather than those after the highest id it has seen: ids are
+    taken at insert and rows appear at commit, so a smaller id can appear after a larger
+    one (see :mod:`openloop_rules.schedule`). The table holds one row per operator change.
+    """
+    query = select(*_COLUMNS).order_by(activations.c.activation_id)
     return [_activation(row) for row in await conn.execute(query)]
 
 
