@@ -72,7 +72,7 @@ from openloop_rules.wire import Moment
 from openloop_runtime import migrations
 
 REPORT_DIR = Path(__file__).parent / "reports"
-VERSION = "digital-wallet-2025.1"
+VERSION = "digital-wallet-2025.2"
 ROUND1 = resources_pb2.SCOPE_ROUND1_PAYMENT
 BATCH_TARGET = 20_000.0
 P99_TARGET_MS = 2.0

@@ -18,8 +18,8 @@ from openloop_dev.rules_operator import operator_token
 from openloop_rules.shipped import shipped_rule_set
 from tests.e2e.journeys import metadata_of, new_key, pay_request, reason_of
 
-BASE = "digital-wallet-2025.1"
-DRAFT = "digital-wallet-2025.1-e2e"
+BASE = "digital-wallet-2025.2"
+DRAFT = "digital-wallet-2025.2-e2e"
 
 
 def _without_small_shop_rule(document: str) -> str:

@@ -14,7 +14,7 @@ from google.protobuf import timestamp_pb2
 from openloop.common.v1 import money_pb2, party_pb2
 from openloop.rules.v1 import resources_pb2
 
-DEFAULT_VERSION = "digital-wallet-2025.1"
+DEFAULT_VERSION = "digital-wallet-2025.2"
 NOW = datetime(2025, 6, 1, 3, 0, tzinfo=UTC)
 """10:00 in Bangkok, 1 June 2025: phase 3 is running, electronics are on the negative list."""
 

@@ -1,5 +1,5 @@
-"""The program's real rules (digital-wallet-2025.1): one passing and one failing case per
-rule, each failing case asserting the rule's reason code."""
+"""The program's real rules (the default, digital-wallet-2025.2): one passing and one failing
+case per rule, each failing case asserting the rule's reason code."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ from openloop_rules.decision import Decision, Outcome
 from openloop_rules.evaluator import CompiledRuleSet
 from openloop_rules.facts import enrolment_facts, payment_facts
 from openloop_rules.shipped import shipped_programs, shipped_rule_set
-from services.rules.tests.rules_cases import NOW, citizen, enrolment, merchant, payment, stamp
+from services.rules.tests.rules_cases import (
+    DEFAULT_VERSION,
+    NOW,
+    citizen,
+    enrolment,
+    merchant,
+    payment,
+    stamp,
+)
 
 LARGE = party_pb2.MERCHANT_SIZE_CLASS_LARGE_CHAIN
 
@@ -23,7 +31,7 @@ LARGE = party_pb2.MERCHANT_SIZE_CLASS_LARGE_CHAIN
 @pytest.fixture(scope="module")
 def rules() -> CompiledRuleSet:
     programs = {key: shipped.program for key, shipped in shipped_programs().items()}
-    return compile_text(shipped_rule_set("digital-wallet-2025.1").document, programs)
+    return compile_text(shipped_rule_set(DEFAULT_VERSION).document, programs)
 
 
 def decide(rules: CompiledRuleSet, scope: str, facts: Any, now: datetime = NOW) -> Decision:
@@ -59,6 +67,8 @@ CASES = [
      enrolment(earlier_phase_recipient=True), "EARLIER_PHASE_RECIPIENT"),
     ("E8", "enrolment", enrolment(entitlement_already_granted=False),
      enrolment(entitlement_already_granted=True), "ENTITLEMENT_ALREADY_GRANTED"),
+    ("E9", "enrolment", enrolment(identity_verified=True), enrolment(identity_verified=False),
+     "IDENTITY_NOT_VERIFIED"),
     ("R1", "round1_payment", payment(), payment(payee=merchant(district_code="1002")),
      "DISTRICT_MISMATCH"),
     ("R2", "round1_payment", payment(channel=resources_pb2.CHANNEL_IN_PERSON),
@@ -72,6 +82,9 @@ CASES = [
     ("R6", "cash_out", payment("cash_out", receipts_round=resources_pb2.RECEIPTS_ROUND_ROUND2),
      payment("cash_out", receipts_round=resources_pb2.RECEIPTS_ROUND_ROUND1),
      "ROUND1_RECEIPTS_NOT_CASHABLE"),
+    # A merchant paying itself would turn round-1 receipts into cashable round-2 ones.
+    ("R6-SELF", "round2_payment", payment("round2_payment"),
+     payment("round2_payment", payee=merchant()), "PAYEE_IS_PAYER"),
     ("R7", "cash_out", payment("cash_out", payer=merchant(tax_years_filed=[2022, 2023, 2024])),
      payment("cash_out", payer=merchant(tax_years_filed=[2024])), "MERCHANT_NOT_IN_TAX_SYSTEM"),
     ("R7", "cash_out", payment("cash_out", payer=merchant(tax_registered=True)),
@@ -88,6 +101,8 @@ CASES = [
      payment(goods_category="tobacco"), "CATEGORY_ON_NEGATIVE_LIST"),
     ("R11", "round2_payment", payment("round2_payment", goods_category="rice"),
      payment("round2_payment", goods_category="electronics"), "CATEGORY_ON_NEGATIVE_LIST"),
+    ("R11-ONLINE", "round2_payment", payment("round2_payment"),
+     payment("round2_payment", channel=resources_pb2.CHANNEL_ONLINE), "ONLINE_PURCHASE_EXCLUDED"),
     ("RF1", "refund", payment("refund"), payment("refund", payee=merchant(party="merchants/m2")),
      "REFUND_NOT_MERCHANT_TO_CITIZEN"),
 ]  # fmt: skip
@@ -105,7 +120,7 @@ def test_rule_passes(
     assert rule_id in decision.evaluated_rule_ids
     assert reason not in [v.reason_code for v in decision.violations]
     assert decision.outcome is Outcome.ALLOW, decision.violations
-    assert decision.rule_set_version == "digital-wallet-2025.1"
+    assert decision.rule_set_version == DEFAULT_VERSION
 
 
 @pytest.mark.parametrize(
@@ -128,6 +143,24 @@ def test_every_rule_has_a_passing_and_a_failing_case(rules: CompiledRuleSet) -> 
     covered = {case[0] for case in CASES}
     every = {rule for scope in rules.scopes for rule in rules.rule_ids(scope)}
     assert covered == every
+
+
+def test_the_default_differs_from_2025_1_only_by_three_rules(rules: CompiledRuleSet) -> None:
+    """2025.1 stays as published (a version never changes); 2025.2 adds E9, R6-SELF and
+    R11-ONLINE and is the default a fresh environment activates."""
+    programs = {key: shipped.program for key, shipped in shipped_programs().items()}
+    before = compile_text(shipped_rule_set("digital-wallet-2025.1").document, programs)
+    added = {
+        scope: set(rules.rule_ids(scope)) - set(before.rule_ids(scope)) for scope in rules.scopes
+    }
+    assert {scope: ids for scope, ids in added.items() if ids} == {
+        "enrolment": {"E9"},
+        "round2_payment": {"R6-SELF", "R11-ONLINE"},
+    }
+    assert all(set(before.rule_ids(s)) <= set(rules.rule_ids(s)) for s in before.scopes)
+    self_payment = payment("round2_payment", payee=merchant())
+    assert decide(before, "round2_payment", self_payment).outcome is Outcome.ALLOW
+    assert decide(rules, "round2_payment", self_payment).outcome is Outcome.DENY
 
 
 def test_the_negative_list_is_dated(rules: CompiledRuleSet) -> None:

@@ -125,9 +125,9 @@ async def test_operator_methods_need_a_valid_operator_token(world) -> None:
 
 async def test_publish_stores_an_immutable_version_with_its_audit_row(world) -> None:
     running, _, engine = world
-    document = without_district_rule("digital-wallet-2025.2")
+    document = without_district_rule("digital-wallet-2025.3")
     published = (await publish(running.stub, document)).rule_set
-    assert published.name == "ruleSets/digital-wallet-2025.2"
+    assert published.name == "ruleSets/digital-wallet-2025.3"
     assert published.program == PROGRAM
     assert published.program_version == "2025.1"
     assert published.published_by == "operator:alice"
@@ -141,7 +141,7 @@ async def test_publish_stores_an_immutable_version_with_its_audit_row(world) -> 
         audit = (
             await conn.execute(
                 select(audit_events.c.actor, audit_events.c.action, audit_events.c.reason).where(
-                    audit_events.c.rule_set_version == "digital-wallet-2025.2"
+                    audit_events.c.rule_set_version == "digital-wallet-2025.3"
                 )
             )
         ).all()
@@ -151,25 +151,25 @@ async def test_publish_stores_an_immutable_version_with_its_audit_row(world) -> 
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
-        (DEFAULT.replace("digital-wallet-2025.1", "bad-1").replace(
+        (DEFAULT.replace(DEFAULT_VERSION, "bad-1").replace(
             "condition: payee.size_class == \"SMALL_SHOP\"", "condition: payee.size_class =="),
          {"reason": "RULE_SET_INVALID", "rule_id": "R3", "line": "1", "column": "20"}),
-        (DEFAULT.replace("digital-wallet-2025.1", "bad-2").replace(
+        (DEFAULT.replace(DEFAULT_VERSION, "bad-2").replace(
             "condition: payee.size_class == \"SMALL_SHOP\"", "condition: payee.size == \"SMALL\""),
          {"reason": "RULE_SET_INVALID", "rule_id": "R3", "line": "1", "column": "7"}),
-        (DEFAULT.replace("digital-wallet-2025.1", "bad-3").replace(
+        (DEFAULT.replace(DEFAULT_VERSION, "bad-3").replace(
             "applicant.deposits_satang <= program.max_deposits_satang",
             "applicant.deposits_satang <= \"500000\""),
          {"reason": "RULE_SET_INVALID", "rule_id": "E4", "line": "1", "column": "27"}),
-        (DEFAULT.replace("digital-wallet-2025.1", "bad-4").replace(
+        (DEFAULT.replace(DEFAULT_VERSION, "bad-4").replace(
             "scopes: [cash_out]\n    condition: payer.kind",
             "scopes: [cash_in]\n    condition: payer.kind"),
-         {"reason": "RULE_SET_INVALID", "rule_id": "R8-CASH", "field": "rules.15.scopes"}),
+         {"reason": "RULE_SET_INVALID", "rule_id": "R8-CASH", "field": "rules.18.scopes"}),
         ("version: [", {"reason": "RULE_SET_INVALID", "field": "document"}),
-        (DEFAULT.replace("digital-wallet-2025.1", "bad-5").replace(
+        (DEFAULT.replace(DEFAULT_VERSION, "bad-5").replace(
             'program_version: "2025.1"', 'program_version: "2030.1"'),
          {"reason": "PROGRAM_NOT_FOUND", "program_version": "2030.1"}),
-        (DEFAULT.replace("digital-wallet-2025.1", "bad-6").replace("phase: 3", "phase: 9"),
+        (DEFAULT.replace(DEFAULT_VERSION, "bad-6").replace("phase: 3", "phase: 9"),
          {"reason": "RULE_SET_INVALID", "field": "phase"}),
     ],
 )  # fmt: skip
@@ -279,15 +279,15 @@ async def test_every_replica_switches_at_the_effective_time_and_rollback_restore
     url = await migrated(fresh_database)
     clock = Clock(utc_now())
     async with replica(url, clock) as first, replica(url, clock) as second:
-        await publish(first.stub, without_district_rule("digital-wallet-2025.2"))
+        await publish(first.stub, without_district_rule("digital-wallet-2025.3"))
         effective = clock.now + timedelta(seconds=30)
         activation = (
             await first.stub.ActivateRuleSet(
                 service_pb2.ActivateRuleSetRequest(
-                    name="ruleSets/digital-wallet-2025.2",
+                    name="ruleSets/digital-wallet-2025.3",
                     effective_time=to_timestamp(effective),
                     reason="district rule lifted",
-                    request_id="activate-2025.2",
+                    request_id="activate-2025.3",
                 ),
                 metadata=operator_token(),
             )
@@ -296,10 +296,10 @@ async def test_every_replica_switches_at_the_effective_time_and_rollback_restore
         assert activation.actor == "operator:alice"
         retried = await first.stub.ActivateRuleSet(
             service_pb2.ActivateRuleSetRequest(
-                name="ruleSets/digital-wallet-2025.2",
+                name="ruleSets/digital-wallet-2025.3",
                 effective_time=to_timestamp(effective + timedelta(seconds=5)),
                 reason="district rule lifted",
-                request_id="activate-2025.2",
+                request_id="activate-2025.3",
             ),
             metadata=operator_token(),
         )
@@ -312,7 +312,7 @@ async def test_every_replica_switches_at_the_effective_time_and_rollback_restore
             response = await stub.Evaluate(
                 service_pb2.EvaluateRequest(scope=ROUND1, facts=OTHER_DISTRICT)
             )
-            assert response.decision.rule_set_version == "digital-wallet-2025.2"
+            assert response.decision.rule_set_version == "digital-wallet-2025.3"
             assert response.decision.outcome == resources_pb2.OUTCOME_ALLOW
 
         rollback = (
@@ -366,11 +366,11 @@ async def test_a_batch_is_decided_by_one_version_across_an_activation(
     url = await migrated(fresh_database)
     clock = Clock(utc_now())
     async with replica(url, clock) as running:
-        await publish(running.stub, without_district_rule("digital-wallet-2025.2"))
+        await publish(running.stub, without_district_rule("digital-wallet-2025.3"))
         effective = clock.now + timedelta(seconds=5)
         await running.stub.ActivateRuleSet(
             service_pb2.ActivateRuleSetRequest(
-                name="ruleSets/digital-wallet-2025.2",
+                name="ruleSets/digital-wallet-2025.3",
                 effective_time=to_timestamp(effective),
                 reason="switch",
             ),
@@ -386,7 +386,7 @@ async def test_a_batch_is_decided_by_one_version_across_an_activation(
             service_pb2.EvaluateBatchRequest(requests=[request] * 50)
         )
     assert {d.rule_set_version for d in before.decisions} == {DEFAULT_VERSION}
-    assert {d.rule_set_version for d in after.decisions} == {"digital-wallet-2025.2"}
+    assert {d.rule_set_version for d in after.decisions} == {"digital-wallet-2025.3"}
 
 
 async def test_get_and_list_rule_sets(world) -> None:

@@ -13,7 +13,7 @@ class RulesSettings(ServiceSettings):
 
     port: int = Field(default=50052, ge=0, le=65535)
     """The rules service's well-known port in the mesh."""
-    default_rule_set_version: str = "digital-wallet-2025.1"
+    default_rule_set_version: str = "digital-wallet-2025.2"
     """The shipped rule set (``rulesets/<version>.yaml``) stored at startup when absent and
     activated when its program has no activation yet, so a fresh environment decides from
     its first call. An environment with activations is left as it is."""
