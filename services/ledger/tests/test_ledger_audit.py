@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 import grpc
@@ -135,6 +135,44 @@ async def _tamper(url: str, *statements: str) -> None:
                 await conn.execute(statement)
     finally:
         await conn.close()
+
+
+_NO_POSITION_CHECK = "ALTER TABLE transfers DROP CONSTRAINT ck_transfers_position_nonnegative"
+_NO_FLAGS_CHECK = "ALTER TABLE transfers DROP CONSTRAINT IF EXISTS ck_transfers_flags_range"
+_INSERT_AT_MINUS_ONE = (
+    "INSERT INTO transfers (id, position, debit_account_id, credit_account_id, amount,"
+    " ledger, code, user_data, create_time) SELECT 'forged-neg', -1, debit_account_id,"
+    " credit_account_id, 777, ledger, code, '', create_time FROM transfers WHERE position = 0"
+)
+_FIRST_HISTORY_ROW = (
+    "(SELECT min(position) FROM account_balances WHERE account_id ="
+    " (SELECT min(account_id) FROM account_balances))"
+)
+"""Where the history of the first history account (by id) starts."""
+_EDIT_HISTORY_ROW = (
+    "UPDATE account_balances SET credits_posted = credits_posted + 500"
+    " WHERE account_id = (SELECT min(account_id) FROM account_balances)"
+    " AND position = (SELECT min(position) FROM account_balances WHERE account_id ="
+    " (SELECT min(account_id) FROM account_balances))"
+)
+
+
+async def _fetchval(url: str, query: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
+async def _both(url: str) -> Report:
+    """The serial and the parallel verifier's report, which must agree."""
+    serial = await _verify(url)
+    parallel = await verify_database(
+        url, DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY, jobs=2, range_size=5
+    )
+    assert parallel.findings == serial.findings
+    return serial
 
 
 async def test_an_untouched_ledger_verifies(copy: str) -> None:
@@ -341,8 +379,11 @@ async def test_an_export_verifies_offline_and_the_command_reports(
             "UPDATE transfers SET position = 20 WHERE position = 21",
             "UPDATE transfers SET position = 21 WHERE position = -1",
         ),
+        (_NO_POSITION_CHECK, _INSERT_AT_MINUS_ONE),
+        (_NO_FLAGS_CHECK, "UPDATE transfers SET flags = flags + 65536 WHERE position = 5"),
+        (_EDIT_HISTORY_ROW,),
     ],
-    ids=["clean", "changed", "deleted", "reordered"],
+    ids=["clean", "changed", "deleted", "reordered", "negative", "flags", "history"],
 )
 async def test_worker_processes_find_exactly_what_the_serial_verifier_finds(
     copy: str, tamper: tuple[str, ...]
@@ -382,6 +423,13 @@ async def test_a_trusted_checkpoint_exposes_rewrites_hidden_by_deleting_newer_on
         " debit_account_id FROM transfers WHERE flags = 0 ORDER BY position DESC LIMIT 1)",
         "UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = (SELECT"
         " credit_account_id FROM transfers WHERE flags = 0 ORDER BY position DESC LIMIT 1)",
+        # ... and the balance history from that transfer on, which the verifier checks too.
+        "UPDATE account_balances b SET debits_posted = debits_posted + 1 FROM (SELECT position,"
+        " debit_account_id FROM transfers WHERE flags = 0 ORDER BY position DESC LIMIT 1) t"
+        " WHERE b.account_id = t.debit_account_id AND b.position >= t.position",
+        "UPDATE account_balances b SET credits_posted = credits_posted + 1 FROM (SELECT position,"
+        " credit_account_id FROM transfers WHERE flags = 0 ORDER BY position DESC LIMIT 1) t"
+        " WHERE b.account_id = t.credit_account_id AND b.position >= t.position",
     )
     alone = await _verify(copy)
     assert alone.ok, alone.findings
@@ -405,3 +453,179 @@ def test_the_replay_refuses_a_post_that_takes_more_than_was_reserved() -> None:
     assert len(replay.problems) == 2
     assert "reserved 50" in replay.problems[0]
     assert "other accounts" in replay.problems[1]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        (_NO_FLAGS_CHECK, "UPDATE transfers SET flags = flags + 65536 WHERE position = 5"),
+        (
+            "ALTER TABLE transfers DROP CONSTRAINT ck_transfers_amount_nonnegative",
+            "UPDATE transfers SET amount = -5 WHERE position = 5",
+        ),
+    ],
+    ids=["flags-beyond-16-bits", "negative-amount"],
+)
+async def test_a_value_that_cannot_be_a_leaf_is_a_changed_row_not_a_crash(
+    copy: str, tamper: tuple[str, ...]
+) -> None:
+    await _tamper(copy, *tamper)
+    report = await _both(copy)
+    first = report.first
+    assert first is not None
+    assert (first.kind, first.position) == ("changed", 5)
+    assert "cannot be a leaf" in first.message
+    assert [f.position for f in report.findings if f.kind == "changed"] == [5]
+
+
+@pytest.mark.parametrize(
+    ("statement", "constraint"),
+    [
+        ("UPDATE transfers SET flags = 65536 WHERE position = 5", "ck_transfers_flags_range"),
+        ("UPDATE transfers SET flags = -1 WHERE position = 5", "ck_transfers_flags_range"),
+        (
+            "UPDATE transfers SET pending_id = '' WHERE position = 5",
+            "ck_transfers_pending_id_not_empty",
+        ),
+    ],
+)
+async def test_the_database_keeps_flags_and_pending_ids_within_their_leaf_fields(
+    copy: str, statement: str, constraint: str
+) -> None:
+    with pytest.raises(asyncpg.CheckViolationError, match=constraint):
+        await _tamper(copy, statement)
+
+
+async def test_an_empty_pending_id_is_a_changed_row(copy: str) -> None:
+    """NULL and '' encode to the same leaf; the ledger only ever writes NULL."""
+    await _tamper(
+        copy,
+        "ALTER TABLE transfers DROP CONSTRAINT IF EXISTS ck_transfers_pending_id_not_empty",
+        "UPDATE transfers SET pending_id = '' WHERE position = 5",
+    )
+    report = await _verify(copy)
+    assert [(f.kind, f.position) for f in report.findings] == [("changed", 5)]
+    assert "pending_id ''" in report.findings[0].message
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        # The last row and every checkpoint covering it: no signed root says it existed.
+        (
+            "DELETE FROM transfers WHERE position = 27",
+            "DELETE FROM checkpoints WHERE tree_size > 27",
+        ),
+        # Committed rows the sealer has not reached yet look just the same.
+        ("UPDATE journal SET size = size + 3",),
+    ],
+    ids=["tail-and-checkpoints", "unsealed-tail"],
+)
+async def test_rows_missing_below_the_journal_size_are_named_deleted(
+    copy: str, tamper: tuple[str, ...]
+) -> None:
+    size = await _fetchval(copy, "SELECT max(position) + 1 FROM transfers")
+    await _tamper(copy, *tamper)
+    report = await _both(copy)
+    first = report.first
+    assert first is not None
+    end = min(size, 27) if len(tamper) == 2 else size
+    assert (first.kind, first.position) == ("deleted", end)
+    assert [f.position for f in report.findings if f.kind == "deleted"] == [end]
+
+
+async def test_a_row_at_a_negative_position_is_named_inserted(copy: str) -> None:
+    await _tamper(copy, _NO_POSITION_CHECK, _INSERT_AT_MINUS_ONE)
+    report = await _both(copy)
+    assert [(f.kind, f.position) for f in report.findings] == [("inserted", -1)]
+    assert "'forged-neg'" in report.findings[0].message
+
+
+@pytest.mark.parametrize(
+    ("tamper", "word"),
+    [
+        ((_EDIT_HISTORY_ROW,), "changed"),
+        (
+            (
+                "DELETE FROM account_balances WHERE account_id ="
+                " (SELECT min(account_id) FROM account_balances) AND position ="
+                " (SELECT min(position) FROM account_balances WHERE account_id ="
+                " (SELECT min(account_id) FROM account_balances))",
+            ),
+            "deleted",
+        ),
+        (
+            (
+                # A history row of the account at a transfer of two other accounts.
+                "INSERT INTO account_balances SELECT b.account_id, t.position, t.id,"
+                " b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted,"
+                " b.create_time FROM account_balances b, transfers t"
+                " WHERE b.account_id = (SELECT min(account_id) FROM account_balances)"
+                " AND b.position = (SELECT min(position) FROM account_balances WHERE"
+                " account_id = b.account_id) AND t.position ="
+                " (SELECT min(position) FROM transfers WHERE debit_account_id <> b.account_id"
+                " AND credit_account_id <> b.account_id)",
+            ),
+            "inserted",
+        ),
+    ],
+    ids=["changed", "deleted", "inserted"],
+)
+async def test_a_tampered_balance_history_row_is_named_by_its_position(
+    copy: str, tamper: tuple[str, ...], word: str
+) -> None:
+    account = await _fetchval(copy, "SELECT min(account_id) FROM account_balances")
+    if word == "inserted":
+        position = await _fetchval(
+            copy,
+            "SELECT min(position) FROM transfers WHERE debit_account_id <> $1"
+            " AND credit_account_id <> $1",
+            account,
+        )
+    else:
+        position = await _fetchval(copy, _FIRST_HISTORY_ROW)
+    await _tamper(copy, *tamper)
+    report = await _both(copy)
+    assert [(f.kind, f.position) for f in report.findings] == [("balance", position)]
+    assert f"history row of account {account!r} at position {position}" in (
+        report.findings[0].message
+    )
+    assert f"the row was {word}" in report.findings[0].message
+
+
+async def test_a_changed_transfer_of_a_history_account_is_one_history_finding(copy: str) -> None:
+    """Every later history row of the account is off by as much: one finding, not one per row."""
+    position = await _fetchval(copy, _FIRST_HISTORY_ROW)
+    await _tamper(
+        copy,
+        "UPDATE transfers SET amount = amount + 1 WHERE position = (SELECT min(position)"
+        " FROM account_balances WHERE account_id = (SELECT min(account_id) FROM account_balances))",
+    )
+    report = await _verify(copy)
+    assert (report.findings[0].kind, report.findings[0].position) == ("changed", position)
+    history = [f for f in report.findings if "history row" in f.message]
+    assert [f.position for f in history] == [position]
+
+
+async def test_a_right_edge_that_does_not_give_its_signed_root_is_named(copy: str) -> None:
+    """The sealer resumes from the stored right edge, and stalls on a wrong one."""
+    await _tamper(
+        copy,
+        "UPDATE checkpoints SET right_edge = sha256(right_edge)"
+        " WHERE tree_size = (SELECT max(tree_size) FROM checkpoints)",
+    )
+    report = await _verify(copy)
+    assert [f.kind for f in report.findings] == ["checkpoint"]
+    assert "right edge does not give its signed root" in report.findings[0].message
+
+
+async def test_a_rewritten_leaf_hash_is_named_as_a_tile_not_a_changed_row(copy: str) -> None:
+    """The row at 3 still hashes to the signed root: the sealed leaf hash is what changed."""
+    await _tamper(
+        copy,
+        "UPDATE merkle_tiles SET hashes = overlay(hashes placing sha256('x'::bytea)"
+        " from 3 * 32 + 1 for 32) WHERE tile_level = 0 AND tile_index = 0",
+    )
+    report = await _both(copy)
+    assert [(f.kind, f.position) for f in report.findings] == [("tile", 3)]
+    assert "level-0 tile 0, entry 3" in report.findings[0].message

@@ -132,6 +132,20 @@ class LeafEncoder:
         )
 
 
+_POSITION = slice(1, 9)
+"""Where ``position`` lies in a v1 leaf (after the version byte)."""
+
+
+def leaf_at(leaf: bytes, position: int) -> bytes:
+    """The same v1 leaf as if its row stood at ``position``.
+
+    Everything else in a leaf is independent of where the row stands, so the verifier
+    asks "was this row sealed at another position?" by patching eight bytes instead of
+    encoding the row again (keyed hashes included) for each position it tries.
+    """
+    return b"".join((leaf[: _POSITION.start], position.to_bytes(8, "big"), leaf[_POSITION.stop :]))
+
+
 _POSTGRES_EPOCH_MICROS = 946_684_800_000_000
 """PostgreSQL counts timestamps from 2000-01-01 UTC."""
 

@@ -33,6 +33,7 @@ from openloop_runtime.db import service_metadata
 metadata = service_metadata()
 
 MAX_UINT32 = 2**32 - 1
+MAX_UINT16 = 2**16 - 1
 ID_LENGTH = 80
 """Client ids are at most 64 characters; the ledger's own expiry ids add a prefix."""
 
@@ -96,6 +97,9 @@ transfers = Table(
     CheckConstraint("amount >= 0", name="amount_nonnegative"),
     CheckConstraint("position >= 0", name="position_nonnegative"),
     CheckConstraint(f"timeout BETWEEN 0 AND {MAX_UINT32}", name="timeout_range"),
+    # The leaf's flags field is 16 bits; '' would encode like NULL (migration 0004).
+    CheckConstraint(f"flags BETWEEN 0 AND {MAX_UINT16}", name="flags_range"),
+    CheckConstraint("pending_id <> ''", name="pending_id_not_empty"),
     CheckConstraint("debit_account_id <> credit_account_id", name="accounts_different"),
     CheckConstraint(f"ledger BETWEEN 1 AND {MAX_UINT32}", name="ledger_range"),
     CheckConstraint(f"code BETWEEN 1 AND {MAX_UINT32}", name="code_range"),

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from openloop_ledger.audit.history import StoredHistory
 from openloop_ledger.audit.parallel import verify_database
 from openloop_ledger.audit.sources import (
     DatabaseSource,
@@ -28,7 +29,7 @@ from openloop_ledger.audit.sources import (
     LedgerSource,
     verifier_for,
 )
-from openloop_ledger.audit.verifier import Report
+from openloop_ledger.audit.verifier import Report, collection_paused
 from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
 
 
@@ -41,10 +42,15 @@ async def verify(
 ) -> Report:
     """Verify ``source``; ``trusted`` are signed checkpoint notes the auditor kept from
     earlier audits, which the journal must still match even if their rows were deleted."""
-    checker = await verifier_for(source, verifier_keys, leaf_key, trusted)
-    async for chunk in source.transfers():
-        checker.feed(chunk)
-    return checker.finish(await source.accounts(), await source.journal_size())
+    with collection_paused():
+        checker = await verifier_for(source, verifier_keys, leaf_key, trusted)
+        history = StoredHistory(source.balance_history())
+        async for chunk in source.transfers():
+            checker.feed(chunk)
+            upto = checker.replayed_to
+            checker.check_history(await history.until(upto), upto)
+        checker.check_history(await history.until(None), None)
+        return checker.finish(await source.accounts(), await source.journal_size())
 
 
 def _key(given: str | None, variable: str, development: str) -> str:

@@ -5,7 +5,10 @@ its own row, so worker processes each read a range of positions straight from
 PostgreSQL and return a :class:`RangeDigest`: the leaf hashes, the plain
 transfers' totals per account, and the two-phase rows whose effect depends on
 order. The main process stitches the digests in position order into the tree,
-the checkpoint checks and the balance replay, exactly as the serial path does.
+the checkpoint checks and the balance replay, exactly as the serial path does: it
+reads the rows at negative positions itself, fetches the rows that differ from
+their sealed leaves range by range, and checks the balance history as the replay
+reaches it, so that its memory stays bounded by a few ranges.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import asyncio
 import gc
 import multiprocessing
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import asyncpg
 
+from openloop_ledger.audit.history import StoredHistory
 from openloop_ledger.audit.sources import DatabaseSource, dsn, verifier_for
 from openloop_ledger.audit.verifier import (
     RangeDigest,
     Report,
+    collection_paused,
     digest_rows,
 )
 from openloop_ledger.leaf import LeafEncoder, epoch_micros_codec
@@ -40,6 +45,18 @@ def _start_method() -> str:
     hashing a few hundred thousand leaves). The forked child starts its own event loop and
     connection and leaves with ``os._exit``, never touching the parent's connection."""
     return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+_history_accounts: frozenset[str] = frozenset()
+"""The main verifier's history accounts, set once in each worker (see :func:`_start`)."""
+
+
+def _start(history_accounts: Collection[str]) -> None:
+    """A worker's initializer: the history accounts every range digest needs, and no
+    garbage collection (see :func:`verify_database`)."""
+    global _history_accounts  # noqa: PLW0603 - one worker process, one verification
+    _history_accounts = frozenset(history_accounts)
+    gc.disable()
 
 
 def _digest_range(
@@ -69,7 +86,10 @@ async def _digest(
             )
     finally:
         await conn.close()
-    return digest_rows(encoder, rows)
+    digest = digest_rows(encoder, rows, _history_accounts)
+    # Records do not pickle: the rows the main process replays in order go back as tuples.
+    digest.ordered[:] = [tuple(row) for row in digest.ordered]
+    return digest
 
 
 async def verify_database(
@@ -83,36 +103,61 @@ async def verify_database(
 ) -> Report:
     source = await DatabaseSource.connect(database_url)
     try:
-        checker = await verifier_for(source, verifier_keys, leaf_key, trusted)
-        last = await source.conn.fetchval("SELECT coalesce(max(position), -1) FROM transfers")
-        loop = asyncio.get_running_loop()
-        context = multiprocessing.get_context(_start_method())
-        # A forked worker inherits every object here, including garbage not yet collected.
-        # Collected in the worker, a gRPC channel's finaliser waits for threads only this
-        # process has, and the worker hangs (seen in the test suite, whose process holds
-        # channels). So collect here first, and let workers, which live for one
-        # verification, never collect at all.
-        gc.collect()
-        with ProcessPoolExecutor(
-            max_workers=jobs, mp_context=context, initializer=gc.disable
-        ) as pool:
-            futures = [
-                loop.run_in_executor(
-                    pool,
-                    _digest_range,
-                    database_url,
-                    source.snapshot,
-                    leaf_key.encode(),
-                    start,
-                    start + range_size,
-                )
-                for start in range(0, last + 1, range_size)
-            ]
-            for future in futures:
-                checker.feed_digest(await future)
-        mismatched = checker.mismatched_positions
-        if mismatched:
-            checker.add_mismatched_rows(await source.rows_at(mismatched))
-        return checker.finish(await source.accounts(), await source.journal_size())
+        with collection_paused():  # as in the workers (see gc.collect below)
+            return await _verify(
+                source, database_url, leaf_key, verifier_keys, jobs, range_size, trusted
+            )
     finally:
         await source.close()
+
+
+async def _verify(  # noqa: PLR0917 - verify_database's arguments, passed on
+    source: DatabaseSource,
+    database_url: str,
+    leaf_key: str,
+    verifier_keys: str | Sequence[str],
+    jobs: int,
+    range_size: int,
+    trusted: Sequence[str],
+) -> Report:
+    checker = await verifier_for(source, verifier_keys, leaf_key, trusted)
+    history = StoredHistory(source.balance_history())
+    # Rows at negative positions (none unless inserted around the CHECK): no range
+    # starts below 0, so they are read and reported here.
+    checker.feed(await source.negative_transfers())
+    last = await source.conn.fetchval("SELECT coalesce(max(position), -1) FROM transfers")
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context(_start_method())
+    # A forked worker inherits every object here, including garbage not yet collected.
+    # Collected in the worker, a gRPC channel's finaliser waits for threads only this
+    # process has, and the worker hangs (seen in the test suite, whose process holds
+    # channels). So collect here first, and let workers, which live for one
+    # verification, never collect at all.
+    gc.collect()
+    with ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=context,
+        initializer=_start,
+        initargs=(checker.history_accounts,),
+    ) as pool:
+        futures = [
+            loop.run_in_executor(
+                pool,
+                _digest_range,
+                database_url,
+                source.snapshot,
+                leaf_key.encode(),
+                start,
+                start + range_size,
+            )
+            for start in range(0, last + 1, range_size)
+        ]
+        for future in futures:
+            checker.feed_digest(await future)
+            wanted = checker.take_rows_wanted()
+            if wanted:
+                checker.add_mismatched_rows(await source.rows_at(wanted))
+            upto = checker.replayed_to
+            checker.check_history(await history.until(upto), upto)
+    checker.check_history(await history.until(None), None)
+    return checker.finish(await source.accounts(), await source.journal_size())

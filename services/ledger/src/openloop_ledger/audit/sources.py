@@ -2,7 +2,9 @@
 
 An export is what an auditor takes away: ``transfers.jsonl`` (in position order),
 ``accounts.jsonl``, ``checkpoints.jsonl``, ``leaf_tiles.jsonl`` (the sealed leaf
-hashes) and ``journal.json``. Binary values are base64, times ISO 8601.
+hashes), ``account_balances.jsonl`` (the balance history, in position order) and
+``journal.json``. Binary values are base64, times ISO 8601. An export made before
+the history was exported has no ``account_balances.jsonl``: its history is not checked.
 """
 
 from __future__ import annotations
@@ -29,14 +31,33 @@ from openloop_ledger.pg import ACCOUNT_COLUMNS, CHECKPOINT_COLUMNS, TRANSFER_COL
 
 CHUNK = 50_000
 _BINARY = ("root_hash", "right_edge", "hashes", "mac")
+_HISTORY_COLUMNS = (
+    "account_id, position, transfer_id, debits_pending, debits_posted, credits_pending,"
+    " credits_posted, create_time"
+)
+_HISTORY_ORDER = "account_balances ORDER BY position, account_id"
 
 
 class LedgerSource(Protocol):
     async def checkpoints(self) -> list[SignedCheckpoint]: ...
     async def journal_size(self) -> int: ...
     def transfers(self) -> AsyncIterator[list[Row]]: ...
+
+    """Every transfer row in position order, negative positions included."""
+
     async def accounts(self) -> list[Row]: ...
     async def leaf_tiles(self) -> dict[int, bytes]: ...
+    async def upper_tiles(self) -> dict[tuple[int, int], bytes]: ...
+
+    """Tiles above level 0, by (tile level, tile index): what proofs are served from."""
+
+    async def history_accounts(self) -> list[Row]: ...
+
+    """The accounts (rows, with their MACs) whose balance history is checked."""
+
+    def balance_history(self) -> AsyncIterator[list[Row]]: ...
+
+    """Every ``account_balances`` row, in (position, account) order."""
 
 
 async def verifier_for(
@@ -57,6 +78,8 @@ async def verifier_for(
         [*await source.checkpoints(), *trusted_checkpoints(trusted, verifiers)],
         mac_key=leaf_key.encode(),
         sealed_tiles=await source.leaf_tiles(),
+        upper_tiles=await source.upper_tiles(),
+        history_accounts=await source.history_accounts(),
     )
 
 
@@ -90,7 +113,10 @@ class DatabaseSource:
     async def checkpoints(self) -> list[SignedCheckpoint]:
         rows = await self.conn.fetch(f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints")
         return [
-            SignedCheckpoint(r["tree_size"], bytes(r["root_hash"]), r["signed_note"]) for r in rows
+            SignedCheckpoint(
+                r["tree_size"], bytes(r["root_hash"]), r["signed_note"], bytes(r["right_edge"])
+            )
+            for r in rows
         ]
 
     async def journal_size(self) -> int:
@@ -99,17 +125,27 @@ class DatabaseSource:
 
     async def transfers(self) -> AsyncIterator[list[Row]]:
         columns = ", ".join(TRANSFER_COLUMNS)
-        last = -1
-        while True:
+        # From the lowest position there is, not from 0: a row inserted at a negative
+        # position (its CHECK dropped) is no leaf, and must be reported, not skipped.
+        rows = await self.conn.fetch(
+            f"SELECT {columns} FROM transfers ORDER BY position LIMIT $1", CHUNK
+        )
+        while rows:
+            yield rows
             rows = await self.conn.fetch(
                 f"SELECT {columns} FROM transfers WHERE position > $1 ORDER BY position LIMIT $2",
-                last,
+                rows[-1]["position"],
                 CHUNK,
             )
-            if not rows:
-                return
-            yield rows
-            last = rows[-1]["position"]
+
+    async def negative_transfers(self) -> list[Row]:
+        """The rows at negative positions (none unless inserted around the CHECK)."""
+        columns = ", ".join(TRANSFER_COLUMNS)
+        return list(
+            await self.conn.fetch(
+                f"SELECT {columns} FROM transfers WHERE position < 0 ORDER BY position"
+            )
+        )
 
     async def accounts(self) -> list[Row]:
         return list(
@@ -132,6 +168,24 @@ class DatabaseSource:
         )
         return {r["tile_index"]: bytes(r["hashes"]) for r in rows}
 
+    async def upper_tiles(self) -> dict[tuple[int, int], bytes]:
+        rows = await self.conn.fetch(
+            "SELECT tile_level, tile_index, hashes FROM merkle_tiles WHERE tile_level > 0"
+        )
+        return {(r["tile_level"], r["tile_index"]): bytes(r["hashes"]) for r in rows}
+
+    async def history_accounts(self) -> list[Row]:
+        return list(
+            await self.conn.fetch(f"SELECT {ACCOUNT_COLUMNS}, mac FROM accounts WHERE history")
+        )
+
+    async def balance_history(self) -> AsyncIterator[list[Row]]:
+        # One sorted scan through a cursor (the primary key leads with the account, so
+        # position ranges would each scan the table), read as the replay advances.
+        cursor = await self.conn.cursor(f"SELECT {_HISTORY_COLUMNS} FROM {_HISTORY_ORDER}")
+        while rows := await cursor.fetch(CHUNK):
+            yield rows
+
     async def export(self, out: Path) -> int:
         """Write this database as an export directory; returns the transfers written."""
         out.mkdir(parents=True, exist_ok=True)
@@ -149,6 +203,10 @@ class DatabaseSource:
             out / "leaf_tiles.jsonl",
             [{"tile_index": index, "hashes": data} for index, data in sorted(tiles.items())],
         )
+        with (out / "account_balances.jsonl").open("w") as f:
+            async for history in self.balance_history():
+                for row in history:
+                    f.write(_json_line(row))
         (out / "journal.json").write_text(json.dumps({"size": await self.journal_size()}))
         return count
 
@@ -192,7 +250,7 @@ class ExportSource:
 
     async def checkpoints(self) -> list[SignedCheckpoint]:
         return [
-            SignedCheckpoint(r["tree_size"], r["root_hash"], r["signed_note"])
+            SignedCheckpoint(r["tree_size"], r["root_hash"], r["signed_note"], r.get("right_edge"))
             for r in _read_lines(self.directory / "checkpoints.jsonl")
         ]
 
@@ -219,3 +277,25 @@ class ExportSource:
         if not path.exists():
             return {}
         return {r["tile_index"]: r["hashes"] for r in _read_lines(path)}
+
+    async def upper_tiles(self) -> dict[tuple[int, int], bytes]:
+        return {}  # an export holds the leaf hashes only: no proofs are served from it
+
+    async def history_accounts(self) -> list[Row]:
+        if not (self.directory / "account_balances.jsonl").exists():
+            return []  # exported before the history was: nothing to check it against
+        return [a for a in await self.accounts() if a.get("history")]
+
+    async def balance_history(self) -> AsyncIterator[list[Row]]:
+        path = self.directory / "account_balances.jsonl"
+        if not path.exists():
+            return
+        chunk: list[Row] = []
+        with path.open() as f:
+            for line in f:
+                chunk.append(_decode(json.loads(line)))
+                if len(chunk) == CHUNK:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
