@@ -334,6 +334,44 @@ async def test_a_checkpoint_re_signed_by_another_key_is_refused(copy: str) -> No
     assert "no signature" in report.findings[0].message
 
 
+async def test_a_trusted_checkpoint_that_is_not_one_stops_the_command_with_a_reason(
+    copy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file that is no signed checkpoint, or one signed by another key, is the auditor's
+    mistake: exit 2 with what is wrong, not a traceback and not a verdict on the ledger."""
+    source = await DatabaseSource.connect(copy)
+    try:
+        await source.export(tmp_path / "export")
+    finally:
+        await source.close()
+    stranger = Signer.from_key(generate_signer_key("openloop.dev/ledger"))
+    notes = {
+        "garbage": "not a checkpoint\n",
+        "foreign": sign_checkpoint(Checkpoint("openloop.dev/ledger", 1, bytes(32)), stranger),
+    }
+    for name, note in notes.items():
+        (tmp_path / name).write_text(note)
+        code = await asyncio.to_thread(
+            audit_main,
+            [
+                "verify",
+                "--export",
+                str(tmp_path / "export"),
+                "--verifier-key",
+                DEVELOPMENT_LOG_VERIFIER_KEY,
+                "--leaf-key",
+                DEVELOPMENT_LEAF_KEY,
+                "--trusted-checkpoint",
+                str(tmp_path / name),
+            ],
+        )
+        captured = capsys.readouterr()
+        assert code == 2, name
+        assert captured.err.startswith("cannot verify: "), name
+        assert "FAILED" not in captured.out
+        assert "OK" not in captured.out
+
+
 async def test_an_export_verifies_offline_and_the_command_reports(
     copy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,7 +8,8 @@ Keys default to ``OPENLOOP_LEDGER_LOG_VERIFIER_KEY`` and ``OPENLOOP_LEDGER_LEAF_
 is verified with every key it has signed with: repeat ``--verifier-key``, or separate the
 keys in the variable with commas; the summary counts the checkpoints each key signed.
 ``verify`` exits 1 when it finds anything, after naming the first row that was changed,
-deleted, inserted or reordered.
+deleted, inserted or reordered, and 2 when it cannot start: a verifier key or a
+``--trusted-checkpoint`` that is malformed or not signed by the keys given.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from openloop_ledger.audit.sources import (
 )
 from openloop_ledger.audit.verifier import Report, collection_paused
 from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
+from openloop_ledger.merkle.note import NoteError
 
 
 async def verify(
@@ -111,18 +113,14 @@ async def _main(argv: Sequence[str] | None) -> int:
     leaf_key = _key(args.leaf_key, "OPENLOOP_LEDGER_LEAF_KEY", DEVELOPMENT_LEAF_KEY)
     trusted = [path.read_text() for path in args.trusted_checkpoint]
     started = time.perf_counter()
-    if args.export:
-        report = await verify(ExportSource(args.export), verifier_keys, leaf_key, trusted=trusted)
-    elif args.jobs > 1:
-        report = await verify_database(
-            args.database_url, verifier_keys, leaf_key, jobs=args.jobs, trusted=trusted
+    try:
+        report = await _verify_as_asked(args, verifier_keys, leaf_key, trusted)
+    except NoteError as error:
+        print(
+            f"cannot verify: {error} (check --verifier-key and --trusted-checkpoint)",
+            file=sys.stderr,
         )
-    else:
-        db = await DatabaseSource.connect(args.database_url)
-        try:
-            report = await verify(db, verifier_keys, leaf_key, trusted=trusted)
-        finally:
-            await db.close()
+        return 2
     elapsed = time.perf_counter() - started
     print(
         f"leaves: {report.leaves}  checkpoints verified: {report.checkpoints_verified}  "
@@ -140,6 +138,23 @@ async def _main(argv: Sequence[str] | None) -> int:
     for finding in report.findings[1:20]:
         print(f"  [{finding.kind}] {finding.message}")
     return 1
+
+
+async def _verify_as_asked(
+    args: argparse.Namespace, verifier_keys: str | Sequence[str], leaf_key: str, trusted: list[str]
+) -> Report:
+    if args.export:
+        return await verify(ExportSource(args.export), verifier_keys, leaf_key, trusted=trusted)
+    elif args.jobs > 1:
+        return await verify_database(
+            args.database_url, verifier_keys, leaf_key, jobs=args.jobs, trusted=trusted
+        )
+    else:
+        db = await DatabaseSource.connect(args.database_url)
+        try:
+            return await verify(db, verifier_keys, leaf_key, trusted=trusted)
+        finally:
+            await db.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
