@@ -110,9 +110,11 @@ async def database_ceiling(
         started = time.perf_counter()
         for transfers, totals in prepared:
             async with conn.transaction():
-                size, _ = await pg.lock_journal(conn)
+                size, _, _ = await pg.lock_journal(conn)
                 await pg.transfers_with_resolutions(conn, [t.spec.id for t in transfers])
-                await pg.set_journal(conn, size + len(transfers), random.getrandbits(63))
+                await pg.set_journal(
+                    conn, size + len(transfers), random.getrandbits(63), datetime.now(UTC)
+                )
                 await pg.copy_transfers(conn, transfers, size)
                 await pg.write_accounts(conn, totals)
         rate = batch * batches / (time.perf_counter() - started)

@@ -156,20 +156,25 @@ async def read_accounts(
     return {row["id"]: account_state_of(row, specs) for row in rows}
 
 
-async def lock_journal(conn: Connection) -> tuple[int, int]:
-    """Take the journal's row lock until commit; returns its size (the next position) and
-    the token the last batch left.
+async def lock_journal(conn: Connection) -> tuple[int, int, datetime | None]:
+    """Take the journal's row lock until commit; returns its size (the next position), the
+    token the last batch left and the last batch's time (None for an empty journal).
 
     Every batch that changes balances takes it first, so batches apply one at a time, in the
     order their positions say.
     """
-    row = await conn.fetchrow("SELECT size, batch_token FROM journal WHERE id = 1 FOR UPDATE")
-    return row["size"], row["batch_token"]
+    row = await conn.fetchrow(
+        "SELECT size, batch_token, last_time FROM journal WHERE id = 1 FOR UPDATE"
+    )
+    return row["size"], row["batch_token"], row["last_time"]
 
 
-async def set_journal(conn: Connection, size: int, batch_token: int) -> None:
+async def set_journal(conn: Connection, size: int, batch_token: int, last_time: datetime) -> None:
     await conn.execute(
-        "UPDATE journal SET size = $1, batch_token = $2 WHERE id = 1", size, batch_token
+        "UPDATE journal SET size = $1, batch_token = $2, last_time = $3 WHERE id = 1",
+        size,
+        batch_token,
+        last_time,
     )
 
 

@@ -125,12 +125,13 @@ journal = Table(
     Column("id", SmallInteger, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("batch_token", BigInteger, nullable=False, server_default="0"),
+    Column("last_time", DateTime(timezone=True), nullable=True),
     CheckConstraint("id = 1", name="single_row"),
     CheckConstraint("size >= 0", name="size_nonnegative"),
 )
-"""One row: how many transfers the journal holds, and a random token the last batch wrote
-(a replica's balance cache is valid only while both are what it left). Its row lock
-orders every batch."""
+"""One row: how many transfers the journal holds, a random token the last batch wrote
+(a replica's balance cache is valid only while both are what it left), and the last
+batch's time (no batch takes an earlier one). Its row lock orders every batch."""
 
 account_balances = Table(
     "account_balances",

@@ -26,7 +26,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -135,6 +135,29 @@ class BatchWriter:
         raise RuntimeError(f"batch kept losing id races after {MAX_ATTEMPTS} attempts")
 
 
+CLOCK_BEHIND_WARNING = timedelta(seconds=1)
+"""A clock this far behind the journal's last batch is worth an operator's look."""
+
+
+def batch_time(clock: datetime, last_time: datetime | None) -> datetime:
+    """A batch's time: its replica's clock, but never before the journal's last batch.
+
+    Every accepted transfer's create_time, and the moment expiry is judged at. Taken under
+    the journal's lock, it never decreases along the journal whatever the replicas' clocks
+    do, so time order is journal order (TigerBeetle's timestamps do not decrease either).
+    A clock behind by more than :data:`CLOCK_BEHIND_WARNING` is logged: another replica's
+    clock runs ahead, or this one stepped back.
+    """
+    if last_time is None or clock >= last_time:
+        return clock
+    if last_time - clock > CLOCK_BEHIND_WARNING:
+        _log.warning(
+            "clock behind the journal's last batch; using the journal's time",
+            extra={"behind_seconds": round((last_time - clock).total_seconds(), 3)},
+        )
+    return last_time
+
+
 def _named(requests: Sequence[Request]) -> tuple[list[str], list[str]]:
     """Transfer ids the batch may find recorded, and account ids it names directly."""
     transfer_ids: set[str] = set()
@@ -155,7 +178,7 @@ async def _apply(
     cache: AccountCache,
 ) -> tuple[Applied, tuple[tuple[int, int], list[AccountState]]]:
     """Plan and write one batch; also returns what the cache learns once it commits."""
-    size, token = await pg.lock_journal(conn)
+    size, token, last_time = await pg.lock_journal(conn)
     known = cache.valid_at((size, token))
     transfer_ids, account_ids = _named(requests)
     transfers, resolutions = await pg.transfers_with_resolutions(conn, transfer_ids)
@@ -163,7 +186,7 @@ async def _apply(
     accounts = {i: known[i] for i in wanted if i in known}
     unknown = sorted(wanted - accounts.keys())
     accounts.update(await pg.read_accounts(conn, unknown, specs))
-    now = datetime.now(UTC)
+    now = batch_time(datetime.now(UTC), last_time)
     batch = TransferBatch(LedgerView(accounts, transfers, resolutions), now)
     outcomes: list[Outcome] = []
     for request in requests:
@@ -193,7 +216,7 @@ async def _write(
     batch_token: int,
 ) -> None:
     accepted = batch.accepted
-    await pg.set_journal(conn, start + len(accepted), batch_token)
+    await pg.set_journal(conn, start + len(accepted), batch_token, now)
     await pg.copy_transfers(conn, accepted, start)
     await pg.write_accounts(conn, changed)
     if batch.history:
