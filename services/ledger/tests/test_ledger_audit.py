@@ -3,13 +3,16 @@
 A ledger server writes a realistic journal (plain, pending, posted, voided and
 history-keeping transfers) and seals it; each test then copies that database,
 tampers with the copy the way an insider with SQL access could, and runs the
-auditor's verifier on it.
+auditor's verifier on it. A second journal holds pending transfers with timeouts
+(posted, voided, expired and still pending) for the ``pending_timeouts`` checks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,7 +21,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from openloop.ledger.v1 import resources_pb2, service_pb2_grpc
+from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_ledger.app import MIGRATIONS_DIR, build
 from openloop_ledger.audit.__main__ import main as audit_main
 from openloop_ledger.audit.__main__ import verify
@@ -105,18 +108,23 @@ async def sealed_database(fresh_database: Callable[[str], Awaitable[str]]) -> st
 _copies = iter(range(1_000_000))
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def copy(sealed_database: str) -> AsyncIterator[str]:
-    """A fresh copy of the sealed database for one test to tamper with."""
+async def _copy_of(url: str) -> str:
+    """A fresh copy of the database at ``url`` for one test to tamper with."""
     name = f"tampered_{next(_copies)}"
-    admin_url = sealed_database.rsplit("/", 1)[0] + "/postgres"
-    source = sealed_database.rsplit("/", 1)[1]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    source = url.rsplit("/", 1)[1]
     admin = await asyncpg.connect(_dsn(admin_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
     finally:
         await admin.close()
-    yield sealed_database.rsplit("/", 1)[0] + "/" + name
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def copy(sealed_database: str) -> AsyncIterator[str]:
+    """A fresh copy of the sealed database for one test to tamper with."""
+    yield await _copy_of(sealed_database)
 
 
 async def _verify(url: str) -> Report:
@@ -667,3 +675,242 @@ async def test_a_rewritten_leaf_hash_is_named_as_a_tile_not_a_changed_row(copy: 
     report = await _both(copy)
     assert [(f.kind, f.position) for f in report.findings] == [("tile", 3)]
     assert "level-0 tile 0, entry 3" in report.findings[0].message
+
+
+# pending_timeouts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Timed:
+    """A sealed ledger whose pending transfers have timeouts, and where each one stands."""
+
+    url: str
+    positions: dict[str, int]
+    """By role: ``posted``, ``voided``, ``expired`` (each resolved), ``waiting`` and
+    ``later`` (still pending, with a timeout) and ``untimed`` (pending, no timeout)."""
+
+
+async def _write_timed_journal(stub: service_pb2_grpc.LedgerServiceAsyncStub) -> dict[str, str]:
+    funding = await open_account(stub, "funding")
+    wallet = await open_account(stub, "wallet", flags=resources_pb2.AccountFlags(history=True))
+    shop = await open_account(stub, "shop")
+    assert await submit(stub, transfer(funding, wallet, 10_000)) == [T.CREATE_TRANSFER_RESULT_OK]
+    holds = {
+        role: transfer(wallet, shop, amount, flags=PENDING, timeout=timeout)
+        for role, amount, timeout in [
+            ("expired", 10, 1),
+            ("posted", 20, 3_600),
+            ("voided", 30, 3_600),
+            ("waiting", 40, 3_600),
+            ("later", 50, 7_200),
+            ("untimed", 60, 0),
+        ]
+    }
+    # The expiring hold first, so that its second runs while the rest is written.
+    assert await submit(stub, holds["expired"]) == [T.CREATE_TRANSFER_RESULT_OK]
+    # Posted in the hold's own batch: its timeout row is added and removed at once.
+    post = transfer(
+        wallet,
+        shop,
+        15,
+        flags=resources_pb2.TransferFlags(post_pending_transfer=True),
+        pending_id=holds["posted"].id,
+    )
+    assert await submit(stub, holds["posted"], post) == [T.CREATE_TRANSFER_RESULT_OK] * 2
+    rest = [holds[role] for role in ("voided", "waiting", "later", "untimed")]
+    assert await submit(stub, *rest) == [T.CREATE_TRANSFER_RESULT_OK] * 4
+    void = transfer(
+        wallet,
+        shop,
+        0,
+        flags=resources_pb2.TransferFlags(void_pending_transfer=True),
+        pending_id=holds["voided"].id,
+    )
+    assert await submit(stub, void) == [T.CREATE_TRANSFER_RESULT_OK]
+    expiry = service_pb2.LookupTransfersRequest(ids=[f"@expiry:{holds['expired'].id}"])
+    for _ in range(200):
+        if (await stub.LookupTransfers(expiry)).transfers:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the expirer did not void the timed-out hold")
+    return {role: hold.id for role, hold in holds.items()}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def timed_database(fresh_database: Callable[[str], Awaitable[str]]) -> _Timed:
+    url = await fresh_database("timed")
+    await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
+    settings = LedgerSettings(
+        port=0, database_url=url, checkpoint_interval_seconds=0.05, expiry_interval_seconds=0.1
+    )
+    async with (
+        running_server("ledger.openloop.dev", settings, build(settings)) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        stub = cast(
+            "service_pb2_grpc.LedgerServiceAsyncStub", service_pb2_grpc.LedgerServiceStub(channel)
+        )
+        ids = await _write_timed_journal(stub)
+        size = await _fetchval(url, "SELECT size FROM journal")
+        assert (await checkpoint_covering(stub, size)).tree_size == size
+    positions = {
+        role: await _fetchval(url, "SELECT position FROM transfers WHERE id = $1", transfer_id)
+        for role, transfer_id in ids.items()
+    }
+    return _Timed(url, positions)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def timed_copy(timed_database: _Timed) -> _Timed:
+    return _Timed(await _copy_of(timed_database.url), timed_database.positions)
+
+
+async def _export(url: str, out: Path) -> Path:
+    source = await DatabaseSource.connect(url)
+    try:
+        await source.export(out)
+    finally:
+        await source.close()
+    return out
+
+
+async def _every_path(url: str, out: Path) -> Report:
+    """The serial report, once the parallel verifier and an export's agree with it."""
+    serial = await _both(url)
+    exported = await verify(
+        ExportSource(await _export(url, out)), DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY
+    )
+    assert exported.findings == serial.findings
+    return serial
+
+
+async def test_timed_holds_resolved_or_pending_verify_on_every_path(
+    timed_copy: _Timed, tmp_path: Path
+) -> None:
+    stored = await _fetchval(
+        timed_copy.url, "SELECT array_agg(transfer_id ORDER BY transfer_id) FROM pending_timeouts"
+    )
+    assert len(stored) == 2  # waiting and later: resolved holds and untimed ones have none
+    report = await _every_path(timed_copy.url, tmp_path / "export")
+    assert report.ok, report.findings
+    lines = (tmp_path / "export" / "pending_timeouts.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["transfer_id"] for line in lines) == stored
+
+
+@pytest.mark.parametrize(
+    ("tamper", "role", "word"),
+    [
+        # amount 40: the hold still pending with a timeout of an hour (_write_timed_journal)
+        (
+            (
+                "DELETE FROM pending_timeouts"
+                " WHERE transfer_id = (SELECT id FROM transfers WHERE flags = 2 AND amount = 40)",
+            ),
+            "waiting",
+            "deleted",
+        ),
+        (
+            (
+                "UPDATE pending_timeouts SET expires_at = expires_at + interval '30 days'"
+                " WHERE transfer_id = (SELECT id FROM transfers WHERE flags = 2 AND amount = 40)",
+            ),
+            "waiting",
+            "changed",
+        ),
+        (
+            (
+                "UPDATE pending_timeouts SET expires_at = expires_at - interval '1 microsecond'"
+                " WHERE transfer_id = (SELECT id FROM transfers WHERE flags = 2 AND amount = 40)",
+            ),
+            "waiting",
+            "changed",
+        ),
+        (
+            (
+                "INSERT INTO pending_timeouts SELECT id, create_time + interval '1 hour'"
+                " FROM transfers WHERE flags = 2 AND amount = 20",
+            ),
+            "posted",
+            "inserted",
+        ),
+        (
+            (
+                "INSERT INTO pending_timeouts SELECT id, now() FROM transfers"
+                " WHERE flags = 2 AND timeout = 0",
+            ),
+            "untimed",
+            "inserted",
+        ),
+    ],
+    ids=["deleted", "later", "earlier", "resolved-hold", "untimed-hold"],
+)
+async def test_a_tampered_timeout_row_is_named_at_its_pending_transfer(
+    timed_copy: _Timed, tmp_path: Path, tamper: tuple[str, ...], role: str, word: str
+) -> None:
+    await _tamper(timed_copy.url, *tamper)
+    report = await _every_path(timed_copy.url, tmp_path / "export")
+    position = timed_copy.positions[role]
+    assert [(f.kind, f.position) for f in report.findings] == [("timeout", position)]
+    assert f"at position {position}" in report.findings[0].message
+    assert f"the row was {word}" in report.findings[0].message
+
+
+async def test_a_timeout_row_naming_no_transfer_is_named_inserted(
+    timed_copy: _Timed, tmp_path: Path
+) -> None:
+    await _tamper(
+        timed_copy.url,
+        "ALTER TABLE pending_timeouts DROP CONSTRAINT fk_pending_timeouts_transfer_id_transfers",
+        "INSERT INTO pending_timeouts VALUES ('forged-hold', now())",
+    )
+    report = await _every_path(timed_copy.url, tmp_path / "export")
+    assert [f.kind for f in report.findings] == ["timeout"]
+    assert "'forged-hold', which is no transfer in the journal" in report.findings[0].message
+
+
+async def test_a_deleted_timeout_row_is_the_first_finding_of_the_command(
+    timed_copy: _Timed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _tamper(timed_copy.url, "DELETE FROM pending_timeouts")
+    code = await asyncio.to_thread(
+        audit_main,
+        [
+            "verify",
+            "--database-url",
+            timed_copy.url,
+            "--verifier-key",
+            DEVELOPMENT_LOG_VERIFIER_KEY,
+            "--leaf-key",
+            DEVELOPMENT_LEAF_KEY,
+            "--jobs",
+            "2",
+        ],
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    waiting = timed_copy.positions["waiting"]
+    assert "first: [timeout] pending transfer" in out
+    assert f"at position {waiting} is unresolved" in out
+
+
+async def test_an_export_without_timeouts_leaves_them_unchecked(
+    timed_copy: _Timed, tmp_path: Path
+) -> None:
+    """As an export made before ``pending_timeouts.jsonl`` was."""
+    await _tamper(timed_copy.url, "DELETE FROM pending_timeouts")
+    out = await _export(timed_copy.url, tmp_path / "export")
+    (out / "pending_timeouts.jsonl").unlink()
+    report = await verify(ExportSource(out), DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY)
+    assert report.ok, report.findings
+
+
+def test_the_replay_knows_the_holds_left_with_a_timeout() -> None:
+    replay = Replay()
+    for name, timeout in (("a", 60), ("b", 60), ("c", 0), ("d", 30)):
+        replay.apply(name, "w", "s", 10, 1 << 1, None, ord(name), timeout, 1_000_000)
+    replay.apply("post-a", "w", "s", 5, 1 << 2, "a")
+    replay.apply("void-b", "w", "s", 10, 1 << 3, "b")
+    assert [(u.transfer_id, u.position, u.timeout) for u in replay.unresolved_with_timeout()] == [
+        ("d", ord("d"), 30)
+    ]

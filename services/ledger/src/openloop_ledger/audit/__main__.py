@@ -28,6 +28,7 @@ from openloop_ledger.audit.sources import (
     DatabaseSource,
     ExportSource,
     LedgerSource,
+    check_timeouts,
     verifier_for,
 )
 from openloop_ledger.audit.verifier import Report, collection_paused
@@ -52,6 +53,7 @@ async def verify(
             upto = checker.replayed_to
             checker.check_history(await history.until(upto), upto)
         checker.check_history(await history.until(None), None)
+        await check_timeouts(checker, source)
         return checker.finish(await source.accounts(), await source.journal_size())
 
 

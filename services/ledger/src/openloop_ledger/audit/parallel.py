@@ -8,7 +8,8 @@ order. The main process stitches the digests in position order into the tree,
 the checkpoint checks and the balance replay, exactly as the serial path does: it
 reads the rows at negative positions itself, fetches the rows that differ from
 their sealed leaves range by range, and checks the balance history as the replay
-reaches it, so that its memory stays bounded by a few ranges.
+reaches it, so that its memory stays bounded by a few ranges. The ``pending_timeouts``
+table is checked at the end against the pending transfers the replay left unresolved.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 import asyncpg
 
 from openloop_ledger.audit.history import StoredHistory
-from openloop_ledger.audit.sources import DatabaseSource, dsn, verifier_for
+from openloop_ledger.audit.sources import DatabaseSource, check_timeouts, dsn, verifier_for
 from openloop_ledger.audit.verifier import (
     RangeDigest,
     Report,
@@ -160,4 +161,5 @@ async def _verify(  # noqa: PLR0917 - verify_database's arguments, passed on
             upto = checker.replayed_to
             checker.check_history(await history.until(upto), upto)
     checker.check_history(await history.until(None), None)
+    await check_timeouts(checker, source)
     return checker.finish(await source.accounts(), await source.journal_size())

@@ -2,12 +2,16 @@
 
 Independent of :mod:`openloop_ledger.planning`: it trusts nothing but the
 recorded transfers (whose amounts, accounts and flags are already resolved) and
-applies each one's effect in journal order.
+applies each one's effect in journal order. The pending transfers it holds at the
+end are the unresolved ones: :mod:`openloop_ledger.audit.timeouts` checks the
+``pending_timeouts`` rows against them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 _PENDING = 1 << 1
 _POST = 1 << 2
@@ -34,6 +38,20 @@ class _Pending:
     debit: str
     credit: str
     flags: int
+    position: int
+    timeout: int
+    create_time: int | datetime
+    """As the source gives it: microseconds since the Unix epoch, or a datetime."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """A pending transfer with a timeout that nothing has posted, voided or expired."""
+
+    transfer_id: str
+    position: int
+    timeout: int
+    create_time: int | datetime
 
 
 class Replay:
@@ -56,7 +74,12 @@ class Replay:
         amount: int,
         flags: int,
         pending_id: str | None,
+        position: int = -1,
+        timeout: int = 0,
+        create_time: int | datetime = 0,
     ) -> None:
+        """Apply one transfer; ``position``, ``timeout`` and ``create_time`` matter only for
+        a pending transfer (see :meth:`unresolved_with_timeout`)."""
         accounts = self.accounts
         d = accounts.get(debit) or self.totals(debit)
         c = accounts.get(credit) or self.totals(credit)
@@ -86,7 +109,9 @@ class Replay:
                 c.closed_by.discard(pending_id)
             return
         if flags & _PENDING:
-            self._pending[transfer_id] = _Pending(amount, debit, credit, flags)
+            self._pending[transfer_id] = _Pending(
+                amount, debit, credit, flags, position, timeout, create_time
+            )
             d.debits_pending += amount
             c.credits_pending += amount
             if flags & _CLOSING_DEBIT:
@@ -96,3 +121,12 @@ class Replay:
             return
         d.debits_posted += amount
         c.credits_posted += amount
+
+    def unresolved_with_timeout(self) -> Iterator[Unresolved]:
+        """The pending transfers replayed so far that have a timeout and that no post or
+        void (an expiry is a void) has resolved, in journal order: once the whole journal
+        is replayed, each must have its ``pending_timeouts`` row, or its hold never ends."""
+        for transfer_id, pending in self._pending.items():
+            timeout = pending.timeout
+            if type(timeout) is int and timeout > 0:  # an export's row may hold anything
+                yield Unresolved(transfer_id, pending.position, timeout, pending.create_time)

@@ -6,8 +6,10 @@ every signed checkpoint's root at its size. The sealed leaf hashes (level-0
 tiles), when available, let it name the exact row that differs; a signed root
 that no longer matches proves tampering even if the tiles were rewritten too.
 Finally it replays every balance from the transfers and compares the accounts and
-the history accounts' balance rows (:mod:`openloop_ledger.audit.history`), and
-recomputes each account's MAC (:mod:`openloop_ledger.account_mac`) to name an
+the history accounts' balance rows (:mod:`openloop_ledger.audit.history`), checks
+that exactly the unresolved pending transfers with a timeout have their
+``pending_timeouts`` row, due when the journal says (:mod:`openloop_ledger.audit.timeouts`),
+and recomputes each account's MAC (:mod:`openloop_ledger.account_mac`) to name an
 account whose immutable columns were changed or that the ledger never created.
 
 A tampered row must become a finding, never an error: a row whose values do not fit
@@ -31,6 +33,7 @@ from openloop_ledger.audit.classify import MismatchClassifier
 from openloop_ledger.audit.history import HistoryCheck
 from openloop_ledger.audit.replay import TWO_PHASE, Replay
 from openloop_ledger.audit.tiles import TileCheck
+from openloop_ledger.audit.timeouts import TimeoutCheck
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.merkle.hashing import HASH_SIZE
 from openloop_ledger.merkle.note import (
@@ -54,10 +57,11 @@ class Finding:
     rank: int
     """At one position, what a row shows (0) comes before the checkpoint it breaks (1)."""
     kind: str
-    """changed, deleted, inserted, reordered, checkpoint, balance, account, tile.
+    """changed, deleted, inserted, reordered, checkpoint, balance, account, tile, timeout.
 
     A history row (``account_balances``) that differs from the replay is a ``balance``
-    finding at its position."""
+    finding at its position; a ``pending_timeouts`` row missing, changed or extra is a
+    ``timeout`` finding at its pending transfer's position."""
     message: str
 
 
@@ -103,7 +107,7 @@ def collection_paused() -> Iterator[None]:
 
 
 def _finding(position: int, kind: str, message: str) -> Finding:
-    rank = 1 if kind in {"checkpoint", "balance", "account", "tile"} else 0
+    rank = 1 if kind in {"checkpoint", "balance", "account", "tile", "timeout"} else 0
     return Finding(position, rank, kind, message)
 
 
@@ -199,6 +203,7 @@ class LedgerVerifier:
         self._roots_hold: list[bool] = []
         """Per checkpoint size the rows reached, in order: whether they hash to its root."""
         self._history = HistoryCheck(self._find, self.history_accounts, self._find_unexpected)
+        self._timeouts = TimeoutCheck(self._find)
         self._checkpoints = self._open(verifiers, checkpoints)
         self._next = 0
 
@@ -309,10 +314,12 @@ class LedgerVerifier:
         history = self._history
         apply = replay.apply
         # TRANSFER_COLUMNS order: id, position, debit, credit, amount, pending_id, timeout,
-        # flags, ... (by index: unpacking the rest would build a list per row).
+        # flags, ledger, code, user_data, create_time (by index: unpacking the rest would
+        # build a list per row). Position, timeout and create_time say when a pending
+        # transfer's hold expires (see check_timeouts).
         for row in digest.ordered:
             transfer_id, debit, credit = row[0], row[2], row[3]
-            apply(transfer_id, debit, credit, row[4], row[7], row[5])
+            apply(transfer_id, debit, credit, row[4], row[7], row[5], row[1], row[6], row[11])
             if debit in tracked:
                 history.expect(row[1], debit, transfer_id, replay.accounts[debit])
             if credit in tracked:
@@ -328,6 +335,17 @@ class LedgerVerifier:
         """Stored history rows at positions below ``upto`` (all that remain when ``None``),
         in position order; call after feeding the journal up to ``upto``."""
         self._history.compare(stored, upto)
+
+    def expect_timeouts(self) -> None:
+        """Check the ``pending_timeouts`` table: call once the whole journal is fed, then
+        pass its rows to :meth:`check_timeouts`; :meth:`finish` names the rows missing.
+        Not called (an export made before the table was exported), it is not checked."""
+        self._timeouts.expect(self._replay.unresolved_with_timeout())
+
+    def check_timeouts(self, stored: Iterable[Row]) -> None:
+        """Stored ``pending_timeouts`` rows (any order and chunking), each with the journal
+        position of the transfer it names (``None`` if none), after :meth:`expect_timeouts`."""
+        self._timeouts.compare(stored)
 
     def _compare_with_sealed(self, start: int, hashes: bytes) -> None:
         """Compare a run's leaf hashes with the sealed ones, a tile segment at a time, and
@@ -420,6 +438,7 @@ class LedgerVerifier:
         self.classifier.finish()
         self._attribute_differing()
         self._history.compare((), None)
+        self._timeouts.finish()
         size = self._tree.size
         if size > journal_size:
             self._find(
