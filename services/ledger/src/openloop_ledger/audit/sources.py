@@ -302,14 +302,7 @@ class ExportSource:
         return size
 
     async def transfers(self) -> AsyncIterator[list[Row]]:
-        chunk: list[Row] = []
-        with (self.directory / "transfers.jsonl").open() as f:
-            for line in f:
-                chunk.append(_decode(json.loads(line)))
-                if len(chunk) == CHUNK:
-                    yield chunk
-                    chunk = []
-        if chunk:
+        async for chunk in _chunks(self.directory / "transfers.jsonl"):
             yield chunk
 
     async def accounts(self) -> list[Row]:
