@@ -493,6 +493,32 @@ def test_replaying_a_chain_reports_the_first_exists_only() -> None:
 # Idempotent replay -------------------------------------------------------------------------
 
 
+def test_a_post_or_void_without_user_data_records_the_pending_transfers() -> None:
+    """As TigerBeetle: an empty user_data on a post or void (or an expiry) inherits the
+    pending transfer's, so the journal ties the resolution to what was reserved; a retry
+    that leaves it empty is the same transfer."""
+    ledger = _ledger()
+    ledger.run(
+        replace(_tx("hold-1", "wallet", "shop", 10, flags=PENDING), user_data="orders/1"),
+        replace(_tx("hold-2", "wallet", "shop", 10, flags=PENDING), user_data="orders/2"),
+        replace(_tx("hold-3", "wallet", "shop", 10, flags=PENDING, timeout=60), user_data="o/3"),
+    )
+    assert ledger.run(_post("capture", "hold-1"), _void("release", "hold-2")) == [OK, OK]
+    assert ledger.transfers["capture"].spec.user_data == "orders/1"
+    assert ledger.transfers["release"].spec.user_data == "orders/2"
+    assert ledger.run(_post("capture", "hold-1"), _void("release", "hold-2")) == [
+        T.CREATE_TRANSFER_RESULT_EXISTS,
+        T.CREATE_TRANSFER_RESULT_EXISTS,
+    ]
+    assert ledger.run(_post("capture", "hold-1", user_data="orders/9")) == [
+        T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA
+    ]
+    batch = ledger.batch(NOW + timedelta(minutes=5))
+    assert batch.expire(["hold-3"]) == 1
+    (expiry,) = batch.accepted
+    assert expiry.spec.user_data == "o/3"
+
+
 def test_a_replay_in_the_same_batch_or_a_later_one_moves_nothing() -> None:
     ledger = _ledger()
     request = [

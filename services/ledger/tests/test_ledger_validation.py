@@ -777,13 +777,15 @@ def test_limits_count_pending_debits_and_credits() -> None:
 
 def test_a_post_or_void_replayed_with_empty_fields_exists() -> None:
     recorded = _tx("p-1", "bank", "merchant", 60, flags=POST, pending_id="held", user_data="x")
-    bare = _resolving("p-1", "held", POST, user_data="x")
-    # Amount 0 is the pending transfer's full amount: the same as a post of all 60 ...
-    assert compare_transfer(bare, recorded, 60) == T.CREATE_TRANSFER_RESULT_EXISTS
+    held = _tx("held", "bank", "merchant", 60, flags=TransferFlags(pending=True), user_data="x")
+    bare = _resolving("p-1", "held", POST)
+    # Amount 0 is the pending transfer's full amount and an empty user_data its user_data:
+    # the same as this post of all 60 ...
+    assert compare_transfer(bare, recorded, held) == T.CREATE_TRANSFER_RESULT_EXISTS
     # ... but not as a post of 60 of a pending 100 (TigerBeetle's
     # post_or_void_pending_transfer_exists).
     assert (
-        compare_transfer(bare, recorded, 100)
+        compare_transfer(bare, recorded, replace(held, amount=100))
         == T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT
     )
     assert compare_transfer(replace(bare, amount=60), recorded) == T.CREATE_TRANSFER_RESULT_EXISTS
@@ -792,12 +794,22 @@ def test_a_post_or_void_replayed_with_empty_fields_exists() -> None:
         == T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT
     )
     assert (
-        compare_transfer(replace(bare, debit_account_id="wallet"), recorded, 60)
+        compare_transfer(replace(bare, debit_account_id="wallet"), recorded, held)
         == T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID
     )
     assert (
-        compare_transfer(replace(bare, user_data=""), recorded, 60)
+        compare_transfer(replace(bare, user_data="y"), recorded, held)
         == T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA
+    )
+    # A post given its own user_data, retried without it: the pending's is not that one.
+    assert (
+        compare_transfer(bare, replace(recorded, user_data="own"), held)
+        == T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA
+    )
+    # Recorded empty, before posts inherited the pending transfer's: still the same post.
+    assert (
+        compare_transfer(bare, replace(recorded, user_data=""), held)
+        == T.CREATE_TRANSFER_RESULT_EXISTS
     )
 
 

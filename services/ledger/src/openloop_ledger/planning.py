@@ -431,13 +431,14 @@ class TransferBatch:
         self._record(spec, debit, credit)
 
     def _compare(self, spec: TransferSpec, recorded: TransferSpec) -> TransferResult:
-        """EXISTS or EXISTS_WITH_DIFFERENT_*: a post that leaves its amount 0 (the full
-        pending amount) is compared with the amount of the transfer it resolved."""
-        pending_amount = None
-        if recorded.pending_id and not spec.amount:
-            pending = self._recorded(recorded.pending_id)
-            pending_amount = None if pending is None else pending.spec.amount
-        return compare_transfer(spec, recorded, pending_amount)
+        """EXISTS or EXISTS_WITH_DIFFERENT_*: a post or void that leaves its amount 0 or
+        its user_data empty (the pending transfer's) is compared with the pending transfer
+        it resolved."""
+        pending = None
+        if recorded.pending_id and not (spec.amount and spec.user_data):
+            found = self._recorded(recorded.pending_id)
+            pending = None if found is None else found.spec
+        return compare_transfer(spec, recorded, pending)
 
     def _post_or_void(self, spec: TransferSpec) -> TransferResult:
         pending_id = spec.pending_id
@@ -496,7 +497,7 @@ class TransferBatch:
             amount,
             pending.ledger,
             pending.code,
-            spec.user_data,
+            spec.user_data or pending.user_data,
             spec.flags,
             spec.pending_id,
         )

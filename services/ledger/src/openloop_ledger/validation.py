@@ -109,16 +109,17 @@ def resolves_pending(flags: TransferFlags) -> bool:
 
 
 def compare_transfer(
-    new: TransferSpec, recorded: TransferSpec, pending_amount: int | None = None
+    new: TransferSpec, recorded: TransferSpec, pending: TransferSpec | None = None
 ) -> TransferResult:
     """EXISTS, or the first field in which ``new`` differs from the transfer recorded under its id.
 
     Fields in the order of the EXISTS_* codes; the flags are compared whole, ``linked``
     included, as TigerBeetle does. For a post or void, an empty account id, a zero ledger or
-    code matches what was recorded, and a zero amount means the full amount of the pending
-    transfer (``pending_amount``): a post of part of it, retried as a post of all of it, has
-    a different amount. For a balancing transfer the amount matches when it is at least what
-    moved.
+    code matches what was recorded; a zero amount means the full amount of ``pending`` (the
+    transfer it resolved), so a post of part of it, retried as a post of all of it, has a
+    different amount; and an empty user_data means the pending transfer's (a post recorded
+    before posts inherited it, with an empty one, matches too). For a balancing transfer the
+    amount matches when it is at least what moved.
     """
     if new.flags.bits() != recorded.flags.bits():
         return T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_FLAGS
@@ -137,7 +138,7 @@ def compare_transfer(
     ):
         return T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID
     if resolving:
-        wanted = new.amount or pending_amount
+        wanted = new.amount or (None if pending is None else pending.amount)
         amount_differs = wanted is not None and wanted != recorded.amount
     elif flags.balancing_debit or flags.balancing_credit:
         amount_differs = new.amount < recorded.amount
@@ -145,7 +146,11 @@ def compare_transfer(
         amount_differs = new.amount != recorded.amount
     if amount_differs:
         return T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT
-    if new.user_data != recorded.user_data:
+    if new.user_data != recorded.user_data and not (
+        resolving
+        and not new.user_data
+        and (pending is None or recorded.user_data in ("", pending.user_data))
+    ):
         return T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_USER_DATA
     if new.ledger != recorded.ledger and not (resolving and new.ledger == 0):
         return T.CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_LEDGER

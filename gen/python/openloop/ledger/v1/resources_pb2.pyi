@@ -104,8 +104,9 @@ class _CreateTransferResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     this order; the flags are compared whole, `linked` included. For a post or void, account
     ids, ledger and code left empty or 0 match what was recorded, and an amount of 0 means
     the pending transfer's full amount (so a post of part of it, retried under the same id
-    as a post of all of it, is EXISTS_WITH_DIFFERENT_AMOUNT). For a balancing transfer, the
-    amount matches when it is at least the amount that moved.
+    as a post of all of it, is EXISTS_WITH_DIFFERENT_AMOUNT); an empty user_data means the
+    pending transfer's. For a balancing transfer, the amount matches when it is at least
+    the amount that moved.
     """
     CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_PENDING_ID: _CreateTransferResult.ValueType  # 7
     CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_TIMEOUT: _CreateTransferResult.ValueType  # 8
@@ -199,8 +200,9 @@ CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_FLAGS: CreateTransferResult.ValueTy
 this order; the flags are compared whole, `linked` included. For a post or void, account
 ids, ledger and code left empty or 0 match what was recorded, and an amount of 0 means
 the pending transfer's full amount (so a post of part of it, retried under the same id
-as a post of all of it, is EXISTS_WITH_DIFFERENT_AMOUNT). For a balancing transfer, the
-amount matches when it is at least the amount that moved.
+as a post of all of it, is EXISTS_WITH_DIFFERENT_AMOUNT); an empty user_data means the
+pending transfer's. For a balancing transfer, the amount matches when it is at least
+the amount that moved.
 """
 CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_PENDING_ID: CreateTransferResult.ValueType  # 7
 CREATE_TRANSFER_RESULT_EXISTS_WITH_DIFFERENT_TIMEOUT: CreateTransferResult.ValueType  # 8
@@ -479,7 +481,9 @@ class Transfer(_message.Message):
     code: _builtins.int
     """May be 0 when posting or voiding: the pending transfer's is used."""
     user_data: _builtins.str
-    """Free reference, for example "payments/{payment}". Recorded in the Merkle log only as a keyed hash."""
+    """Free reference, for example "payments/{payment}". Recorded in the Merkle log only as a keyed hash.
+    A post or void that leaves it empty records the pending transfer's, as TigerBeetle does.
+    """
     pending_id: _builtins.str
     """The pending transfer a post or void refers to; empty otherwise."""
     timeout: _builtins.int
