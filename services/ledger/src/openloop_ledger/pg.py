@@ -283,14 +283,37 @@ async def remove_timeouts(conn: Connection, transfer_ids: list[str]) -> None:
         )
 
 
-async def due_timeouts(conn: Connection, now: datetime, limit: int) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT transfer_id FROM pending_timeouts WHERE expires_at <= $1"
-        " ORDER BY expires_at LIMIT $2",
-        now,
-        limit,
-    )
-    return [row["transfer_id"] for row in rows]
+async def due_timeouts(
+    conn: Connection, now: datetime, limit: int, after: tuple[datetime, str] | None = None
+) -> list[tuple[datetime, str]]:
+    """Up to ``limit`` rows ``(expires_at, transfer_id)`` due at ``now``, in that order,
+    strictly after the key ``after``: the pages of one walk over every due row.
+
+    The walk is by key, not by what is left in the table, because a row the expirer cannot
+    void (its transfer is not pending, or already resolved) stays; a page of them must not
+    hide the rows behind it. The index on ``expires_at`` serves the range (the key's first
+    column bounds it from below) and the order; rows sharing one ``expires_at`` (a batch's
+    holds with the same timeout) are sorted by id within that instant (an incremental
+    sort), so a page costs about its size plus the rows tied with its first one.
+    """
+    if after is None:
+        rows = await conn.fetch(
+            "SELECT expires_at, transfer_id FROM pending_timeouts WHERE expires_at <= $1"
+            " ORDER BY expires_at, transfer_id LIMIT $2",
+            now,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            "SELECT expires_at, transfer_id FROM pending_timeouts"
+            " WHERE expires_at <= $1 AND (expires_at, transfer_id) > ($2, $3)"
+            " ORDER BY expires_at, transfer_id LIMIT $4",
+            now,
+            after[0],
+            after[1],
+            limit,
+        )
+    return [(row["expires_at"], row["transfer_id"]) for row in rows]
 
 
 async def journal_rows(conn: Connection, start: int, end: int) -> list[Record]:
