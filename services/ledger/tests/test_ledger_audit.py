@@ -23,6 +23,7 @@ import pytest_asyncio
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_ledger.app import MIGRATIONS_DIR, build
+from openloop_ledger.audit import sources
 from openloop_ledger.audit.__main__ import main as audit_main
 from openloop_ledger.audit.__main__ import verify
 from openloop_ledger.audit.parallel import verify_database
@@ -31,6 +32,7 @@ from openloop_ledger.audit.sources import DatabaseSource, ExportSource
 from openloop_ledger.audit.verifier import Report
 from openloop_ledger.config import (
     DEVELOPMENT_LEAF_KEY,
+    DEVELOPMENT_LOG_SIGNING_KEY,
     DEVELOPMENT_LOG_VERIFIER_KEY,
     LedgerSettings,
 )
@@ -411,6 +413,119 @@ async def test_an_export_verifies_offline_and_the_command_reports(
     )
     assert code == 1
     assert "first: [changed] transfer" in capsys.readouterr().out
+
+
+async def _export_listing_row_3_after(url: str, out: Path, listed_after: int) -> int:
+    """Export ``url`` to ``out``, then move row 3's line to just after row ``listed_after``'s
+    (an export is a file: its lines can be reordered without changing a row)."""
+    source = await DatabaseSource.connect(url)
+    try:
+        written = await source.export(out)
+    finally:
+        await source.close()
+    exports = out / "transfers.jsonl"
+    lines = exports.read_text().splitlines()
+    assert [json.loads(line)["position"] for line in lines] == list(range(written))
+    lines.insert(listed_after, lines.pop(3))
+    exports.write_text("\n".join(lines) + "\n")
+    return written
+
+
+@pytest.mark.parametrize("listed_after", [4, 27], ids=["swapped", "moved-to-the-end"])
+async def test_rows_listed_out_of_order_in_an_export_are_named_reordered(
+    copy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed_after: int
+) -> None:
+    """The row listed out of place is named, and put back in its place, across chunks: no
+    position is reported missing, no checkpoint fails, no balance is off (the verifier
+    once reported row 3 deleted, 4 deleted too, a row beyond the journal and a failing
+    checkpoint)."""
+    monkeypatch.setattr(sources, "CHUNK", 4)  # row 4 ends the first chunk, row 3 starts the next
+    written = await _export_listing_row_3_after(copy, tmp_path / "export", listed_after)
+    report = await verify(
+        ExportSource(tmp_path / "export"), DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY
+    )
+    assert [(f.kind, f.position) for f in report.findings] == [("reordered", 3)]
+    assert f"after the one at position {listed_after}" in report.findings[0].message
+    assert report.leaves == written
+    assert report.checkpoints_verified >= 1
+
+
+async def test_a_row_listed_too_far_from_its_place_leaves_no_checkpoint_unchecked(
+    copy: str, tmp_path: Path
+) -> None:
+    """Memory bounds how far back a row is put: listed beyond the window, its place has
+    been named missing by the time it comes. It is named again as listed too late, and
+    the tree keeps one leaf per position, so every checkpoint after it is checked (and
+    fails) at its own size, and no row counts as beyond the journal."""
+    written = await _export_listing_row_3_after(copy, tmp_path / "export", 27)
+    report = await verify(
+        ExportSource(tmp_path / "export", reorder_window=2),
+        DEVELOPMENT_LOG_VERIFIER_KEY,
+        DEVELOPMENT_LEAF_KEY,
+    )
+    rows_found = [(f.kind, f.position) for f in report.findings if f.rank == 0]
+    assert rows_found == [("deleted", 3), ("reordered", 3), ("reordered", 3)]
+    assert any("too late to be hashed in their place" in f.message for f in report.findings)
+    sizes = await _fetchval(copy, "SELECT array_agg(tree_size ORDER BY tree_size) FROM checkpoints")
+    failing = [f.position + 1 for f in report.findings if f.kind == "checkpoint"]
+    assert failing == [size for size in sizes if size > 3]
+    assert report.leaves == written
+
+
+@pytest.mark.parametrize("where", ["database", "trusted"])
+async def test_a_checkpoint_signed_for_another_log_is_refused(
+    copy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """The log's own key signing another origin commits this log to nothing: in the
+    database it is a checkpoint finding, as the auditor's trusted checkpoint it stops the
+    command (exit 2) as any checkpoint the keys do not vouch for."""
+    conn = await asyncpg.connect(_dsn(copy))
+    try:
+        row = await conn.fetchrow(
+            "SELECT tree_size, root_hash FROM checkpoints ORDER BY tree_size DESC LIMIT 1"
+        )
+        note = sign_checkpoint(
+            Checkpoint("another.log/ledger", row["tree_size"], bytes(row["root_hash"])),
+            Signer.from_key(DEVELOPMENT_LOG_SIGNING_KEY),
+        )
+        if where == "database":
+            await conn.execute(
+                "UPDATE checkpoints SET signed_note = $1 WHERE tree_size = $2",
+                note,
+                row["tree_size"],
+            )
+    finally:
+        await conn.close()
+    if where == "database":
+        report = await _verify(copy)
+        assert [f.kind for f in report.findings] == ["checkpoint"]
+        assert "signed for log 'another.log/ledger', not 'openloop.dev/ledger'" in (
+            report.findings[0].message
+        )
+        return
+    (tmp_path / "other-log").write_text(note)
+    code = await asyncio.to_thread(
+        audit_main,
+        [
+            "verify",
+            "--database-url",
+            copy,
+            "--jobs",
+            "1",
+            "--verifier-key",
+            DEVELOPMENT_LOG_VERIFIER_KEY,
+            "--leaf-key",
+            DEVELOPMENT_LEAF_KEY,
+            "--trusted-checkpoint",
+            str(tmp_path / "other-log"),
+        ],
+    )
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.startswith(
+        "cannot verify: checkpoint origin 'another.log/ledger' is not 'openloop.dev/ledger'"
+    )
+    assert "OK" not in captured.out
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,13 @@ from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_SIGNING
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.log import NodeCache
 from openloop_ledger.merkle.hashing import leaf_hash
-from openloop_ledger.merkle.note import Checkpoint, Signer, sign_checkpoint
+from openloop_ledger.merkle.note import (
+    Checkpoint,
+    NoteError,
+    Signer,
+    generate_signer_key,
+    sign_checkpoint,
+)
 from openloop_ledger.merkle.proofs import inclusion_nodes, inclusion_proof, verify_inclusion
 from openloop_ledger.merkle.tiles import TileWriter, tile_of, tiles_needed
 from openloop_ledger.merkle.tree import CompactTree
@@ -291,3 +297,75 @@ def test_a_changed_row_is_not_blamed_on_the_upper_tiles_above_it() -> None:
         ("changed", 300),
         ("checkpoint", SIZE - 1),
     ]
+
+
+def _checkpoints_at(rows: list[dict[str, Any]], sizes: set[int]) -> list[SignedCheckpoint]:
+    tree = CompactTree()
+    checkpoints = []
+    for row in rows:
+        tree.append(leaf_hash(leaf_of_row(ENCODER, row)))
+        if tree.size in sizes:
+            note = sign_checkpoint(Checkpoint(SIGNER.name, tree.size, tree.root()), SIGNER)
+            checkpoints.append(SignedCheckpoint(tree.size, tree.root(), note))
+    return checkpoints
+
+
+@pytest.mark.parametrize(
+    ("listed", "rows_found", "checkpoints_failing"),
+    [
+        # Row 3 after row 4: position 3 has its placeholder by then.
+        ([0, 1, 2, 4, 3], [("deleted", 3), ("reordered", 3)], [4, 5, 99, SIZE - 1]),
+        # A second row at position 3: the first one stays the leaf.
+        ([0, 1, 2, 3, 4, 3], [("inserted", 3)], []),
+    ],
+    ids=["late", "repeated"],
+)
+def test_a_row_fed_after_its_place_leaves_no_checkpoint_unchecked(
+    listed: list[int], rows_found: list[tuple[str, int]], checkpoints_failing: list[int]
+) -> None:
+    """The tree keeps one leaf per position whatever order rows come in (a source can list
+    them out of order; a database cannot): each checkpoint is checked at its own size. The
+    tree once took such a row as the next leaf, ran a leaf ahead of the positions, and
+    passed checkpoints 100 and 700 without checking them."""
+    rows = _rows()
+    tiles, _ = _sealed(rows)
+    verifier = LedgerVerifier(
+        ENCODER,
+        [SIGNER.verifier()],
+        _checkpoints_at(rows, {5, 6, 100, SIZE}),
+        mac_key=KEY,
+        sealed_tiles={index: data for (level, index), data in tiles.items() if level == 0},
+    )
+    verifier.feed([rows[n] for n in listed] + rows[5:])
+    report = verifier.finish(_accounts(rows), SIZE)
+    assert [(f.kind, f.position) for f in report.findings if f.rank == 0] == rows_found
+    failing = [f for f in report.findings if f.kind == "checkpoint"]
+    assert [f.position for f in failing] == checkpoints_failing
+    assert all("no longer hash to the signed root" in f.message for f in failing)
+    assert report.leaves == SIZE
+
+
+def test_a_checkpoint_signed_for_another_log_is_named() -> None:
+    """The log's own key signing another origin (a test log sharing the key, say) commits
+    this log to nothing, however well its size and root fit."""
+    rows = _rows()
+    tiles, checkpoint = _sealed(rows)
+    note = sign_checkpoint(
+        Checkpoint("another.log/ledger", checkpoint.tree_size, checkpoint.root_hash), SIGNER
+    )
+    verifier = _verifier(tiles, SignedCheckpoint(checkpoint.tree_size, checkpoint.root_hash, note))
+    verifier.feed(rows)
+    report = verifier.finish(_accounts(rows), SIZE)
+    assert [f.kind for f in report.findings] == ["checkpoint"]
+    assert "signed for log 'another.log/ledger', not 'openloop.dev/ledger'" in (
+        report.findings[0].message
+    )
+    assert report.checkpoints_verified == 0
+
+
+def test_verifier_keys_of_two_logs_are_refused() -> None:
+    """The keys name the log whose origin every checkpoint must carry: keys of two names
+    are the auditor's mistake, refused like a malformed key."""
+    other = Signer.from_key(generate_signer_key("another.log/ledger")).verifier()
+    with pytest.raises(NoteError, match="name 2 logs"):
+        LedgerVerifier(ENCODER, [SIGNER.verifier(), other], [], mac_key=KEY)

@@ -9,7 +9,8 @@ is verified with every key it has signed with: repeat ``--verifier-key``, or sep
 keys in the variable with commas; the summary counts the checkpoints each key signed.
 ``verify`` exits 1 when it finds anything, after naming the first row that was changed,
 deleted, inserted or reordered, and 2 when it cannot start: a verifier key or a
-``--trusted-checkpoint`` that is malformed or not signed by the keys given.
+``--trusted-checkpoint`` that is malformed, not signed by the keys given, or of another
+log (its origin is not the keys' name), or verifier keys of several names.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ async def verify(
             checker.feed(chunk)
             upto = checker.replayed_to
             checker.check_history(await history.until(upto), upto)
+        checker.listed_out_of_order(source.out_of_order())
         checker.check_history(await history.until(None), None)
         await check_timeouts(checker, source)
         return checker.finish(await source.accounts(), await source.journal_size())

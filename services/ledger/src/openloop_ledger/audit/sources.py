@@ -1,6 +1,7 @@
 """Where the verifier reads a ledger from: its PostgreSQL database, or an export directory.
 
-An export is what an auditor takes away: ``transfers.jsonl`` (in position order),
+An export is what an auditor takes away: ``transfers.jsonl`` (in position order; a row
+listed out of order is a finding, put back in its place when it is near it),
 ``accounts.jsonl``, ``checkpoints.jsonl``, ``leaf_tiles.jsonl`` (the sealed leaf
 hashes), ``account_balances.jsonl`` (the balance history, in position order),
 ``pending_timeouts.jsonl`` (each row with its transfer's position) and
@@ -13,9 +14,10 @@ checked; one made before ``pending_timeouts.jsonl`` has its timeouts unchecked.
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +35,9 @@ from openloop_ledger.merkle.note import verifiers_from_keys
 from openloop_ledger.pg import ACCOUNT_COLUMNS, CHECKPOINT_COLUMNS, TRANSFER_COLUMNS
 
 CHUNK = 50_000
+REORDER_WINDOW = CHUNK
+"""Rows an export may list ahead of a row that belongs before them, with that row still
+hashed in its place: the rows waiting for it are held, as many as a chunk at most."""
 _BINARY = ("root_hash", "right_edge", "hashes", "mac")
 _HISTORY_COLUMNS = (
     "account_id, position, transfer_id, debits_pending, debits_posted, credits_pending,"
@@ -56,6 +61,11 @@ class LedgerSource(Protocol):
     def transfers(self) -> AsyncIterator[list[Row]]: ...
 
     """Every transfer row in position order, negative positions included."""
+
+    def out_of_order(self) -> list[tuple[int, str, int]]: ...
+
+    """The rows ``transfers`` read listed after a row at a higher position: (position,
+    transfer id, that position). Complete once ``transfers`` is exhausted."""
 
     async def accounts(self) -> list[Row]: ...
     async def leaf_tiles(self) -> dict[int, bytes]: ...
@@ -166,6 +176,9 @@ class DatabaseSource:
                 rows[-1]["position"],
                 CHUNK,
             )
+
+    def out_of_order(self) -> list[tuple[int, str, int]]:
+        return []  # read ORDER BY position, one row per position (the primary key)
 
     async def negative_transfers(self) -> list[Row]:
         """The rows at negative positions (none unless inserted around the CHECK)."""
@@ -289,7 +302,13 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class ExportSource:
+    """An export directory. Its ``transfers.jsonl`` is read in the order of its lines, which
+    nothing but the exporter keeps in position order: rows listed out of order are named
+    (:meth:`out_of_order`) and put back in their place, within ``reorder_window`` rows."""
+
     directory: Path
+    reorder_window: int = REORDER_WINDOW
+    _out_of_order: list[tuple[int, str, int]] = field(default_factory=list, repr=False)
 
     async def checkpoints(self) -> list[SignedCheckpoint]:
         return [
@@ -302,8 +321,13 @@ class ExportSource:
         return size
 
     async def transfers(self) -> AsyncIterator[list[Row]]:
-        async for chunk in _chunks(self.directory / "transfers.jsonl"):
+        self._out_of_order = []
+        chunks = _chunks(self.directory / "transfers.jsonl")
+        async for chunk in _in_position_order(chunks, self._out_of_order, self.reorder_window):
             yield chunk
+
+    def out_of_order(self) -> list[tuple[int, str, int]]:
+        return self._out_of_order
 
     async def accounts(self) -> list[Row]:
         return list(_read_lines(self.directory / "accounts.jsonl"))
@@ -347,3 +371,47 @@ async def _chunks(path: Path) -> AsyncIterator[list[Row]]:
                 chunk = []
     if chunk:
         yield chunk
+
+
+async def _in_position_order(
+    chunks: AsyncIterator[list[Row]], out_of_order: list[tuple[int, str, int]], window: int
+) -> AsyncIterator[list[Row]]:
+    """``chunks`` of rows in position order, as the verifier takes them, however a file
+    lists them, within ``window`` rows; each row listed after a higher position goes to
+    ``out_of_order``.
+
+    Hashing rows in the order a file lists them, the verifier once took a row listed
+    after its successor for a deletion, then an insertion, and ran its tree a leaf ahead
+    of the positions. A row listed ahead of its place waits here (a min-heap) until the
+    rows before it have come, or until ``window`` rows wait: then the lowest is passed on
+    and the verifier names the positions below it missing (rows deleted, or listed more
+    than ``window`` rows later, which it names too). So memory stays bounded, and a file
+    in position order costs a comparison or two per row."""
+    held: list[tuple[int, int, Row]] = []  # (position, arrival: file order at one position, row)
+    following = 0  # the position the next row passed on should have
+    listed_last = -1
+    arrivals = 0
+    for_verifier: list[Row] = []
+    async for chunk in chunks:
+        for row in chunk:
+            position = row["position"]
+            if 0 <= position < listed_last:  # a negative position is named as inserted
+                out_of_order.append((position, row["id"], listed_last))
+            listed_last = position
+            if position == following and not held:
+                for_verifier.append(row)
+                following += 1
+            elif position < following:
+                for_verifier.append(row)  # a repeated or far late position: the verifier names it
+            else:
+                heapq.heappush(held, (position, arrivals, row))
+                arrivals += 1
+                while held and (held[0][0] <= following or len(held) > window):
+                    lowest, _, waited = heapq.heappop(held)
+                    for_verifier.append(waited)
+                    following = max(following, lowest + 1)
+        if for_verifier:
+            yield for_verifier
+            for_verifier = []
+    if held:
+        yield [row for _, _, row in sorted(held)]

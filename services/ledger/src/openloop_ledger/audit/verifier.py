@@ -14,7 +14,10 @@ account whose immutable columns were changed or that the ledger never created.
 
 A tampered row must become a finding, never an error: a row whose values do not fit
 the leaf layout (a flag beyond 16 bits, a negative amount) is reported as changed,
-a row at a negative position as inserted.
+a row at a negative position as inserted. A checkpoint counts only if it carries the
+log's origin (its keys' name), and every checkpoint the rows reach is checked at its
+size or named: the tree holds exactly one leaf per position, whatever order a source
+lists the rows in.
 """
 
 from __future__ import annotations
@@ -59,8 +62,10 @@ class Finding:
     kind: str
     """changed, deleted, inserted, reordered, checkpoint, balance, account, tile, timeout.
 
-    A history row (``account_balances``) that differs from the replay is a ``balance``
-    finding at its position; a ``pending_timeouts`` row missing, changed or extra is a
+    A row sealed at another position is ``reordered``, and so is one a source lists
+    after a row at a higher position (an export's lines reordered). A history row
+    (``account_balances``) that differs from the replay is a ``balance`` finding at its
+    position; a ``pending_timeouts`` row missing, changed or extra is a
     ``timeout`` finding at its pending transfer's position."""
     message: str
 
@@ -145,13 +150,31 @@ class SignedCheckpoint:
     """What the sealer resumes from (``None``: not stored, as for a trusted checkpoint)."""
 
 
+def log_origin(verifiers: Sequence[Verifier]) -> str:
+    """The log's origin, which every checkpoint it signs must carry: its keys' name.
+
+    The sealer writes its signing key's name as the origin, and a rotated key keeps the
+    log's name (:class:`openloop_ledger.config.LedgerSettings`), so the keys an auditor
+    verifies one log with share it. Keys of several names are no one log's: raises
+    ``NoteError``, as for a malformed key, rather than pick one."""
+    names = sorted({verifier.name for verifier in verifiers})
+    if len(names) != 1:
+        raise NoteError(
+            f"the verifier keys name {len(names)} logs ({', '.join(map(repr, names))}); "
+            "one log's keys all carry its name, the origin of its checkpoints"
+        )
+    return names[0]
+
+
 def trusted_checkpoints(
     notes: Sequence[str], verifiers: Sequence[Verifier]
 ) -> list[SignedCheckpoint]:
-    """Checkpoints an auditor saved earlier (signed notes), checked against the log keys."""
+    """Checkpoints an auditor saved earlier (signed notes), checked against the log keys
+    and the log's origin: a checkpoint of another log proves nothing about this one."""
+    origin = log_origin(verifiers)
     trusted = []
     for note in notes:
-        body = open_checkpoint(note, *verifiers)
+        body = open_checkpoint(note, *verifiers, origin=origin)
         trusted.append(SignedCheckpoint(body.size, body.root, note))
     return trusted
 
@@ -192,6 +215,11 @@ class LedgerVerifier:
         self._tree = CompactTree()
         self._replay = Replay()
         self._expected = 0
+        """The next position the tree takes: the tree holds a leaf (or a placeholder for a
+        missing row) at every position below it, so each checkpoint is checked at its size."""
+        self._missing: list[tuple[int, int]] = []
+        """The ranges of positions ``[start, end)`` reported missing and given placeholder
+        leaves, in order: a row for one of them that arrives later came out of order."""
         self._rows_wanted: list[int] = []
         """Positions whose rows differ from the sealed leaves, not yet classified."""
         self.report = Report()
@@ -204,13 +232,16 @@ class LedgerVerifier:
         """Per checkpoint size the rows reached, in order: whether they hash to its root."""
         self._history = HistoryCheck(self._find, self.history_accounts, self._find_unexpected)
         self._timeouts = TimeoutCheck(self._find)
+        self._origin = log_origin(verifiers)
         self._checkpoints = self._open(verifiers, checkpoints)
         self._next = 0
 
     def _open(
         self, verifiers: Sequence[Verifier], checkpoints: Iterable[SignedCheckpoint]
     ) -> list[SignedCheckpoint]:
-        """The checkpoints signed by one of ``verifiers``' keys whose notes match their rows."""
+        """The checkpoints signed by one of ``verifiers``' keys whose notes match their rows
+        and carry the log's origin (a note the log's key signed for another log, say a test
+        log sharing the key, commits this log to nothing)."""
         opened = []
         by_key = self.report.checkpoints_by_key
         for checkpoint in sorted(checkpoints, key=lambda c: c.tree_size):
@@ -219,6 +250,14 @@ class LedgerVerifier:
                 body = Checkpoint.parse(text)
             except NoteError as error:
                 self._find(_NOT_A_ROW, "checkpoint", f"checkpoint {checkpoint.tree_size}: {error}")
+                continue
+            if body.origin != self._origin:
+                self._find(
+                    _NOT_A_ROW,
+                    "checkpoint",
+                    f"checkpoint {checkpoint.tree_size} is signed for log {body.origin!r}, "
+                    f"not {self._origin!r}: it is no checkpoint of this log",
+                )
                 continue
             if body.size != checkpoint.tree_size or body.root != checkpoint.root_hash:
                 self._find(
@@ -289,7 +328,15 @@ class LedgerVerifier:
                 f"transfer {transfer_id!r} at position {position} {why}: the row was changed",
             )
         for start, hashes in digest.runs:
-            if start != self._expected:
+            if start < self._expected:
+                # Rows for positions the tree has passed: named, but no leaves (the tree
+                # keeps one leaf per position, so that every root is checked at its size).
+                late = min(len(hashes) // HASH_SIZE, self._expected - start)
+                self._late(start, start + late)
+                if late * HASH_SIZE == len(hashes):
+                    continue
+                start, hashes = start + late, hashes[late * HASH_SIZE :]  # noqa: PLW2901
+            if start > self._expected:
                 self._gap(start)
                 self._expected = start
             end = start + len(hashes) // HASH_SIZE
@@ -399,42 +446,93 @@ class LedgerVerifier:
         return _NOT_A_ROW
 
     def _gap(self, position: int) -> None:
-        if position > self._expected:
-            self._find(
-                self._expected,
-                "deleted",
-                f"journal positions {self._expected}..{position - 1} are missing "
-                f"(rows deleted); the next row present is at {position}",
-            )
-        else:
-            self._find(position, "inserted", f"row at position {position} is out of order")
-        # Keep the tree aligned with positions so later roots are still checked per size.
+        """Positions from ``_expected`` up to ``position`` have no row: name them deleted,
+        and give each a placeholder leaf, so that later roots are still checked per size."""
+        self._find(
+            self._expected,
+            "deleted",
+            f"journal positions {self._expected}..{position - 1} are missing "
+            f"(rows deleted); the next row present is at {position}",
+        )
+        self._missing.append((self._expected, position))
+        self._check_roots()  # one at the gap's start (size 0, when the gap starts there)
         while self._tree.size < position:
             self._tree.append(hashlib.sha256(b"missing").digest())
             self._check_roots()
 
+    def _late(self, start: int, end: int) -> None:
+        """Rows at positions ``start..end - 1`` arrived after the tree passed them: the
+        source lists them out of position order, too far for it to put them back (see
+        :class:`openloop_ledger.audit.sources.ExportSource`), or repeats positions.
+
+        A database is read in position order, with one row per position, and never gets
+        here. The rows are still replayed; as leaves, their places keep what came first
+        (a placeholder where the rows were reported missing), so no root is checked
+        against a tree that is off by a leaf."""
+        index = bisect_right(self._missing, (start, _NOT_A_ROW)) - 1
+        listed = f"the source lists rows at positions {start}..{end - 1} after position "
+        if index >= 0 and self._missing[index][0] <= start < self._missing[index][1]:
+            self._find(
+                start,
+                "reordered",
+                f"{listed}{self._expected - 1}, too late to be hashed in their place "
+                "(reported missing): the rows are out of position order",
+            )
+        else:
+            self._find(
+                start,
+                "inserted",
+                f"{listed}{self._expected - 1}, as second rows at those positions: the rows "
+                "were inserted",
+            )
+
+    def listed_out_of_order(self, rows: Iterable[tuple[int, str, int]]) -> None:
+        """Rows a source listed after a row at a higher position: (position, transfer id,
+        that higher position). A database is read in position order; an export is a file
+        whose lines can be reordered without changing a row, which the source puts back
+        in place (:class:`openloop_ledger.audit.sources.ExportSource`): still a finding,
+        since the ledger never writes an export that way."""
+        for position, transfer_id, after in rows:
+            self._find(
+                position,
+                "reordered",
+                f"the source lists the row at position {position} (transfer "
+                f"{transfer_id!r}) after the one at position {after}: the rows are out of "
+                "position order",
+            )
+
     def _check_roots(self) -> None:
         while self._next < len(self._checkpoints):
             checkpoint = self._checkpoints[self._next]
-            if checkpoint.tree_size > self._tree.size:
+            size = checkpoint.tree_size
+            if size > self._tree.size:
                 return
-            holds = True
-            if checkpoint.tree_size == self._tree.size:
-                holds = self._tree.root() == checkpoint.root_hash
-                self._roots_checked.append(checkpoint.tree_size)
-                self._roots_hold.append(holds)
-            if not holds:
+            if size < self._tree.size:
+                # Never expected: the tree grows up to each checkpoint size and stops there.
+                # But a root that was not checked must not pass for one that holds.
                 self._find(
-                    max(checkpoint.tree_size - 1, 0),
+                    max(size - 1, 0),
                     "checkpoint",
-                    f"the rows no longer hash to the signed root of checkpoint "
-                    f"{checkpoint.tree_size}: a row before position {checkpoint.tree_size} "
-                    "was changed, deleted, inserted or reordered",
+                    f"checkpoint {size} was not checked: the rows passed its size (the tree "
+                    f"holds {self._tree.size} leaves)",
                 )
+            else:
+                holds = self._tree.root() == checkpoint.root_hash
+                self._roots_checked.append(size)
+                self._roots_hold.append(holds)
+                if not holds:
+                    self._find(
+                        max(size - 1, 0),
+                        "checkpoint",
+                        f"the rows no longer hash to the signed root of checkpoint {size}: "
+                        f"a row before position {size} was changed, deleted, inserted or "
+                        "reordered",
+                    )
             self._next += 1
 
     def finish(self, accounts: Iterable[Row], journal_size: int) -> Report:
         """Check the rows against the journal's size, the tail of checkpoints and balances."""
+        self._check_roots()  # one at the tree's size, if no row came (an empty journal)
         self.classifier.finish()
         self._attribute_differing()
         self._history.compare((), None)
