@@ -54,6 +54,7 @@ class FakeUpstreams:
         self.down: set[str] = set()
         self.begin_error: DomainError | None = None
         self.lose_begin_reply = False
+        self.lose_transfers_reply = False
 
     def _check(self, upstream: str) -> None:
         if upstream in self.down:
@@ -114,7 +115,9 @@ class FakeUpstreams:
         self._check("ledger")
         pending, post = transfers
         if pending.id in self.transfers:
-            return [T.CREATE_TRANSFER_RESULT_EXISTS, T.CREATE_TRANSFER_RESULT_EXISTS]
+            # As the real ledger (and TigerBeetle) answers a linked chain sent again: EXISTS
+            # fails the chain at its first event.
+            return [T.CREATE_TRANSFER_RESULT_EXISTS, T.CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED]
         assert pending.flags.balancing_debit
         assert pending.flags.closing_debit
         assert post.pending_id == pending.id
@@ -123,6 +126,9 @@ class FakeUpstreams:
         self.accounts[pending.credit_account_id] += amount
         self.closed.add(pending.debit_account_id)
         self.transfers[pending.id] = amount
+        if self.lose_transfers_reply:
+            self.lose_transfers_reply = False
+            raise _down("ledger")  # applied, but the reply never arrived
         return [T.CREATE_TRANSFER_RESULT_OK, T.CREATE_TRANSFER_RESULT_OK]
 
     async def lookup_transfer(self, transfer_id):
@@ -207,6 +213,26 @@ async def test_an_outage_after_the_freeze_is_finished_by_the_reconciler_once(
     assert done.state is MoveState.COMPLETED
     assert upstreams.settled == {done.ledger_transfer_id: BALANCE}
     assert upstreams.completed == [pending.identity_move_name]
+
+
+@pytest.mark.parametrize("finisher", ["retry", "reconciler"])
+async def test_a_lost_reply_from_the_ledger_completes_the_move_once(store, upstreams, finisher):
+    flow = _flow(store, upstreams)
+    upstreams.lose_transfers_reply = True
+    request = _request()
+    with pytest.raises(DomainError) as caught:
+        await flow.move("bank-b", request)
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    move_id = caught.value.metadata["wallet_move"].removeprefix("walletMoves/")
+    if finisher == "retry":
+        await flow.move("bank-b", request)
+    else:
+        assert await reconcile_moves_once(store, flow, older_than=timedelta(0)) >= 1
+    done = await store.get(move_id)
+    assert done.state is MoveState.COMPLETED
+    assert done.amount_satang == BALANCE
+    assert upstreams.transfers == {done.ledger_transfer_id: BALANCE}
+    assert upstreams.settled == {done.ledger_transfer_id: BALANCE}
 
 
 async def test_a_lost_reply_from_identity_is_recovered_without_the_assertion(store, upstreams):

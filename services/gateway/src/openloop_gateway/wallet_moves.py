@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -254,7 +255,7 @@ class WalletMoveFlow:
                 ),
             ]
         )
-        if any(result not in _TRANSFER_APPLIED for result in results):
+        if not _chain_applied(results):
             _log.error(
                 "ledger refused a wallet move",
                 extra={
@@ -266,6 +267,22 @@ class WalletMoveFlow:
         moved = await self._upstreams.lookup_transfer(transfer_id)
         assert moved is not None  # just applied
         return moved.amount
+
+
+def _chain_applied(results: Sequence[ledger_resources.CreateTransferResult.ValueType]) -> bool:
+    """Whether the ledger holds the move's linked chain, applied now or by an earlier try.
+
+    A chain sent again after its answer was lost (a deadline, a crash) is answered as
+    TigerBeetle answers it: ``EXISTS`` fails the chain at its first event, so the rest are
+    ``LINKED_EVENT_FAILED`` without being tried. The chain is atomic and its first event
+    exists with the same fields, so the whole chain was applied, and the move carries on
+    (settlement, identity) rather than stay frozen with its balance moved."""
+    first, *rest = results
+    if first == _T.CREATE_TRANSFER_RESULT_EXISTS and all(
+        result == _T.CREATE_TRANSFER_RESULT_LINKED_EVENT_FAILED for result in rest
+    ):
+        return True
+    return all(result in _TRANSFER_APPLIED for result in results)
 
 
 def _transfer_id(record: MoveRecord) -> str:
