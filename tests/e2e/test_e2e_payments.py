@@ -142,20 +142,32 @@ async def test_a_malformed_payee_is_invalid(platform):
     assert metadata_of(caught.value)["field"] == "payee"
 
 
-async def test_a_bank_cannot_pay_for_a_citizen_it_does_not_host(platform):
-    p = platform.program
+NO_SUCH_CITIZEN = "citizens/c00000000000000000000"
+
+
+async def _refusal(call) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await platform.bank_b.Pay(pay_request(p.citizen, p.small_shop, 1_00))
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert reason_of(caught.value) == "PARTY_NOT_HOSTED_BY_PARTICIPANT"
+        await call
+    return caught.value.code(), reason_of(caught.value)
+
+
+async def test_a_bank_cannot_pay_for_a_citizen_it_does_not_host(platform):
+    """Another bank's citizen is answered exactly like one that does not exist: the answer
+    tells bank B nothing about bank A's citizens, not even that they exist."""
+    p = platform.program
+    refused = await _refusal(platform.bank_b.Pay(pay_request(p.citizen, p.small_shop, 1_00)))
+    assert refused == (grpc.StatusCode.NOT_FOUND, "CITIZEN_NOT_FOUND")
+    absent = await _refusal(platform.bank_b.Pay(pay_request(NO_SUCH_CITIZEN, p.small_shop, 1_00)))
+    assert absent == refused
 
 
 async def test_a_bank_cannot_read_a_wallet_it_does_not_host(platform):
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await platform.bank_b.GetWallet(
-            service_pb2.GetWalletRequest(name=f"{platform.program.citizen}/wallet")
-        )
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    def wallet(citizen: str) -> service_pb2.GetWalletRequest:
+        return service_pb2.GetWalletRequest(name=f"{citizen}/wallet")
+
+    refused = await _refusal(platform.bank_b.GetWallet(wallet(platform.program.citizen)))
+    assert refused == (grpc.StatusCode.NOT_FOUND, "CITIZEN_NOT_FOUND")
+    assert await _refusal(platform.bank_b.GetWallet(wallet(NO_SUCH_CITIZEN))) == refused
 
 
 async def test_a_bank_cannot_see_another_banks_payment(platform):

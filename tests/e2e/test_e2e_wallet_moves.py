@@ -92,10 +92,11 @@ async def test_a_wallet_moves_with_its_balance_and_history(platform):
     assert await balance(platform.bank_b, citizen) == held
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await balance(platform.bank_a, citizen)
-    assert reason_of(refused.value) == "PARTY_NOT_HOSTED_BY_PARTICIPANT"
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    assert reason_of(refused.value) == "CITIZEN_NOT_FOUND"
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await platform.bank_a.Pay(authorised_pay(platform, "bank-a", number, citizen, 1_00))
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     paid = await platform.bank_b.Pay(authorised_pay(platform, "bank-b", number, citizen, 40_00))
     assert paid.payment.state == resources_pb2.PaymentState.PAYMENT_STATE_COMPLETED
     assert await balance(platform.bank_b, citizen) == held - 40_00

@@ -19,6 +19,10 @@ PREFIX = "spiffe://openloop.dev/participants/"
         ("Hash=abc;URI=spiffe://elsewhere/participants/bank-a", None),
         (f"Hash=abc;URI={PREFIX}Bank A", None),
         (f"Hash=abc;URI={PREFIX}", None),
+        # Envoy forwards one URI= per URI SAN: a certificate naming two participants, or a
+        # participant and anything else, authenticates nobody (it used to be the last one).
+        (f"Hash=abc;URI={PREFIX}bank-a;URI={PREFIX}bank-b", None),
+        (f"Hash=abc;URI={PREFIX}bank-a;URI=spiffe://openloop.dev/workloads/x", None),
     ],
 )
 def test_participant_from_xfcc(header, expected):

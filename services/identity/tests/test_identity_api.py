@@ -517,8 +517,8 @@ async def test_verify_payment_parties_refusals(identity: Identity, parties: Part
         identity.stub.VerifyPaymentParties(
             verify(parties, acting_participant=f"participants/{parties.payee_host}")
         ),
-        grpc.StatusCode.PERMISSION_DENIED,
-        "PARTY_NOT_HOSTED_BY_PARTICIPANT",
+        grpc.StatusCode.NOT_FOUND,
+        "CITIZEN_NOT_FOUND",
         resource=parties.payer,
     )
     await expect_error(

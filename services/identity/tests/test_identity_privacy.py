@@ -61,8 +61,8 @@ async def test_the_host_exports_what_was_enrolled(identity: Identity) -> None:
                     name=name, acting_participant=f"participants/{stranger}"
                 )
             ),
-            grpc.StatusCode.PERMISSION_DENIED,
-            "PARTY_NOT_HOSTED_BY_PARTICIPANT",
+            grpc.StatusCode.NOT_FOUND,
+            "CITIZEN_NOT_FOUND",
         )
 
 

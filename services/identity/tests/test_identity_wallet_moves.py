@@ -178,8 +178,8 @@ async def test_after_the_move_only_the_new_participant_pays_from_the_new_account
 
     await expect_error(
         identity.stub.VerifyPaymentParties(verify(old, authorise(old_key, number))),
-        grpc.StatusCode.PERMISSION_DENIED,
-        "PARTY_NOT_HOSTED_BY_PARTICIPANT",
+        grpc.StatusCode.NOT_FOUND,
+        "CITIZEN_NOT_FOUND",
     )
     reply = await identity.stub.VerifyPaymentParties(verify(new, authorise(new_key, number)))
     assert reply.payer.hosting_participant == f"participants/{new}"
@@ -247,6 +247,39 @@ async def test_a_move_needs_the_citizens_own_strong_assertion(identity: Identity
     unchanged = await _get(identity, citizen)
     assert unchanged.hosting_participant == f"participants/{old}"
     assert unchanged.wallet_move == ""
+
+
+async def test_nothing_of_the_citizen_is_told_before_their_assertion_verifies(
+    identity: Identity,
+) -> None:
+    """A participant without the citizen's own assertion learns nothing of the citizen's
+    state: not that a move is under way (nor its name), nor that the data was erased."""
+    number, moving, _ = await _citizen(identity)
+    new, other = await create_participant(identity), await create_participant(identity)
+    await identity.stub.BeginWalletMove(_begin(moving, new, _assertion(number)))
+    _, erased, host = await _citizen(identity)
+    await identity.stub.EraseCitizenData(
+        service_pb2.EraseCitizenDataRequest(name=erased, acting_participant=f"participants/{host}")
+    )
+    probes = [
+        ("not-a-token", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_IDENTITY_ASSERTION"),
+        # A real assertion, of someone else: the caller does not act for this citizen.
+        (
+            _assertion(new_citizen_number()),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "INVALID_IDENTITY_ASSERTION",
+        ),
+    ]
+    for citizen in (moving, erased):
+        for index, (assertion, code, reason) in enumerate(probes):
+            await expect_error(
+                identity.stub.BeginWalletMove(
+                    _begin(citizen, other, assertion, move_id=f"probe-{index}")
+                ),
+                code,
+                reason,
+                field="identity_assertion",
+            )
 
 
 async def test_a_move_to_the_current_or_an_unfit_host_is_refused(identity: Identity) -> None:

@@ -33,16 +33,23 @@ def caller_from_xfcc(header: str, uri_prefix: str) -> Caller | None:
     """The caller in an XFCC header value, or None if it names no participant."""
     # The last element is the one added by the proxy nearest to us.
     element = header.rsplit(",", maxsplit=1)[-1]
-    participant: str | None = None
+    uris: list[str] = []
     sha256 = ""
     for pair in element.split(";"):
         key, _, value = pair.partition("=")
         key, value = key.strip().lower(), value.strip().strip('"')
-        if key == "uri" and value.startswith(uri_prefix) and is_valid_id(value[len(uri_prefix) :]):
-            participant = value[len(uri_prefix) :]
+        if key == "uri":
+            uris.append(value)
         elif key == "hash" and _SHA256_HEX.fullmatch(value.lower()):
             sha256 = value.lower()
-    return None if participant is None else Caller(participant, sha256)
+    # Envoy emits one URI= per URI SAN. A certificate naming several identities names no
+    # participant: fail closed rather than pick one of them.
+    if len(uris) != 1:
+        return None
+    uri = uris[0]
+    if not uri.startswith(uri_prefix) or not is_valid_id(uri[len(uri_prefix) :]):
+        return None
+    return Caller(uri[len(uri_prefix) :], sha256)
 
 
 def participant_from_xfcc(header: str, uri_prefix: str) -> str | None:

@@ -5,12 +5,10 @@ wallet's earlier accounts are closed and hold nothing)."""
 
 from __future__ import annotations
 
-import grpc
-
 from openloop.gateway.v1 import resources_pb2
 from openloop_gateway.accounts import wallet_account_id
 from openloop_gateway.upstreams import Upstreams
-from openloop_runtime.errors import DomainError, ErrorReason, invalid_field, not_found
+from openloop_runtime.errors import ErrorReason, invalid_field, not_found
 from openloop_runtime.money import thb
 from openloop_runtime.names import format_name, parse_name
 
@@ -31,12 +29,14 @@ async def get_wallet(upstreams: Upstreams, participant_id: str, name: str) -> re
             "name", "name must be 'citizens/{id}/wallet' or 'merchants/{id}/wallet'"
         )
     if host != format_name("participants", participant_id):
-        raise DomainError(
-            grpc.StatusCode.PERMISSION_DENIED,
-            ErrorReason.ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT,
-            "a participant may read only the wallets it hosts",
-            {"resource": name},
+        # Like GetPayment: another participant's party is reported as absent, so its
+        # existence is not learnt from the answer.
+        reason = (
+            ErrorReason.ERROR_REASON_CITIZEN_NOT_FOUND
+            if party.startswith("citizens/")
+            else ErrorReason.ERROR_REASON_MERCHANT_NOT_FOUND
         )
+        raise not_found(reason, party)
     account = await upstreams.lookup_account(account_id or wallet_account_id(party))
     if account is None:
         raise not_found(ErrorReason.ERROR_REASON_ACCOUNT_NOT_FOUND, name)

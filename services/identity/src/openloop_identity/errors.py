@@ -104,16 +104,6 @@ def merchant_already_exists(merchant_id: str) -> DomainError:
     )
 
 
-def party_not_hosted(party: str, participant_id: str) -> DomainError:
-    acting = format_name("participants", participant_id)
-    return DomainError(
-        grpc.StatusCode.PERMISSION_DENIED,
-        ErrorReason.ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT,
-        f"{party} is not hosted by {acting}",
-        {"resource": party, "participant": acting},
-    )
-
-
 def idempotency_key_reused(request_id: str) -> DomainError:
     return DomainError(
         grpc.StatusCode.INVALID_ARGUMENT,

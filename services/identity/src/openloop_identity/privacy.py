@@ -28,7 +28,6 @@ from openloop_identity.enrolment import personal_data_context
 from openloop_identity.protection import EnvelopeError, KeyRing, SealedRecord, envelope
 from openloop_identity.store import rows
 from openloop_identity.tables import citizens
-from openloop_runtime.names import format_name
 from openloop_runtime.timestamps import utc_now
 
 _log = logging.getLogger(__name__)
@@ -162,5 +161,7 @@ class Privacy:
 
 
 def _require_host(host_id: str, citizen_id: str, acting_participant_id: str) -> None:
+    """Another participant's citizen is answered exactly like one that does not exist, so
+    a participant learns nothing of citizens it does not host (not even that they exist)."""
     if host_id != acting_participant_id:
-        raise errors.party_not_hosted(format_name("citizens", citizen_id), acting_participant_id)
+        raise errors.citizen_not_found(citizen_id)

@@ -60,6 +60,10 @@ class WalletMoves:
             found = await wallet_moves.find(conn, new.citizen_id, new.wallet_move_id)
             if found is not None:
                 return _replayed(found, new)
+            # The citizen's own assertion first: until the caller proved it acts for this
+            # citizen, nothing about the citizen's state (erased, moving, host) is revealed.
+            # A refusal below rolls the assertion's claim back with the transaction.
+            await self._verify(new, citizen.citizen_token, now, guard=PostgresReplayGuard(conn))
             if citizen.erase_time is not None:
                 raise errors.citizen_data_erased(new.citizen_id)
             if citizen.wallet_move_id is not None:
@@ -72,7 +76,6 @@ class WalletMoves:
                 field="to_participant",
                 capability=Capability.PAYER_BANK,
             )
-            await self._verify(new, citizen.citizen_token, now, guard=PostgresReplayGuard(conn))
             return await wallet_moves.begin(
                 conn,
                 new,

@@ -92,7 +92,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_PARTICIPANT_NOT_AUTHENTICATED: _ErrorReason.ValueType  # 40
     """UNAUTHENTICATED: the call carries no verified participant identity (client certificate)."""
     ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT: _ErrorReason.ValueType  # 41
-    """PERMISSION_DENIED: the participant acts for a party it does not host."""
+    """Not returned: a party another participant hosts is answered as not found
+    (CITIZEN_NOT_FOUND), so that a participant learns nothing of other participants'
+    citizens; kept so that the number is never reused.
+    """
     ERROR_REASON_PARTICIPANT_NOT_ACTIVE: _ErrorReason.ValueType  # 42
     """FAILED_PRECONDITION: the participant is suspended or closed."""
     ERROR_REASON_PARTICIPANT_HAS_UNSETTLED_POSITION: _ErrorReason.ValueType  # 44
@@ -258,7 +261,10 @@ ERROR_REASON_CREDENTIAL_ALREADY_EXISTS: ErrorReason.ValueType  # 35
 ERROR_REASON_PARTICIPANT_NOT_AUTHENTICATED: ErrorReason.ValueType  # 40
 """UNAUTHENTICATED: the call carries no verified participant identity (client certificate)."""
 ERROR_REASON_PARTY_NOT_HOSTED_BY_PARTICIPANT: ErrorReason.ValueType  # 41
-"""PERMISSION_DENIED: the participant acts for a party it does not host."""
+"""Not returned: a party another participant hosts is answered as not found
+(CITIZEN_NOT_FOUND), so that a participant learns nothing of other participants'
+citizens; kept so that the number is never reused.
+"""
 ERROR_REASON_PARTICIPANT_NOT_ACTIVE: ErrorReason.ValueType  # 42
 """FAILED_PRECONDITION: the participant is suspended or closed."""
 ERROR_REASON_PARTICIPANT_HAS_UNSETTLED_POSITION: ErrorReason.ValueType  # 44

@@ -93,7 +93,8 @@ class GatewayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetWallet(self, request, context):
-        """Returns the balance of a wallet hosted by the calling participant.
+        """Returns the balance of a wallet hosted by the calling participant; another
+        participant's citizen is NOT_FOUND (CITIZEN_NOT_FOUND), as one that does not exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

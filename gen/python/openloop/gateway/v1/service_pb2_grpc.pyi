@@ -51,7 +51,9 @@ class GatewayServiceStub:
     GetPayment: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetPaymentRequest, _service_pb2.GetPaymentResponse]
     """Returns a payment made by the calling participant."""
     GetWallet: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetWalletRequest, _service_pb2.GetWalletResponse]
-    """Returns the balance of a wallet hosted by the calling participant."""
+    """Returns the balance of a wallet hosted by the calling participant; another
+    participant's citizen is NOT_FOUND (CITIZEN_NOT_FOUND), as one that does not exist.
+    """
     MoveWallet: _grpc.UnaryUnaryMultiCallable[_service_pb2.MoveWalletRequest, _service_pb2.MoveWalletResponse]
     """Moves a citizen's wallet, with its whole balance, to the calling participant, on the
     citizen's identity assertion (the citizen asked the caller to host their wallet). The old
@@ -94,7 +96,9 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     GetPayment: _aio.UnaryUnaryMultiCallable[_service_pb2.GetPaymentRequest, _service_pb2.GetPaymentResponse]  # type: ignore[assignment]
     """Returns a payment made by the calling participant."""
     GetWallet: _aio.UnaryUnaryMultiCallable[_service_pb2.GetWalletRequest, _service_pb2.GetWalletResponse]  # type: ignore[assignment]
-    """Returns the balance of a wallet hosted by the calling participant."""
+    """Returns the balance of a wallet hosted by the calling participant; another
+    participant's citizen is NOT_FOUND (CITIZEN_NOT_FOUND), as one that does not exist.
+    """
     MoveWallet: _aio.UnaryUnaryMultiCallable[_service_pb2.MoveWalletRequest, _service_pb2.MoveWalletResponse]  # type: ignore[assignment]
     """Moves a citizen's wallet, with its whole balance, to the calling participant, on the
     citizen's identity assertion (the citizen asked the caller to host their wallet). The old
@@ -152,7 +156,9 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _service_pb2.GetWalletRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.GetWalletResponse, _abc.Awaitable[_service_pb2.GetWalletResponse]]:
-        """Returns the balance of a wallet hosted by the calling participant."""
+        """Returns the balance of a wallet hosted by the calling participant; another
+        participant's citizen is NOT_FOUND (CITIZEN_NOT_FOUND), as one that does not exist.
+        """
 
     @_abc_1.abstractmethod
     def MoveWallet(

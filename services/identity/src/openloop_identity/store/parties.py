@@ -24,7 +24,6 @@ from openloop_identity.domain.model import (
 )
 from openloop_identity.domain.wallets import citizen_wallet_account, merchant_wallet_account
 from openloop_identity.tables import citizens, merchants, participants
-from openloop_runtime.names import format_name
 
 
 @dataclass(frozen=True)
@@ -94,10 +93,9 @@ async def verify_payment_parties(
         raise errors.participant_not_found(acting_participant_id)
     if row.acting_state != ParticipantState.ACTIVE.value:
         raise errors.participant_not_active(acting_participant_id, row.acting_state)
-    if row.citizen_id is None:
+    if row.citizen_id is None or row.payer_host != acting_participant_id:
+        # Another participant's citizen answers exactly like one that does not exist.
         raise errors.citizen_not_found(payer_id)
-    if row.payer_host != acting_participant_id:
-        raise errors.party_not_hosted(format_name("citizens", payer_id), acting_participant_id)
     if row.erase_time is not None:
         raise errors.citizen_data_erased(payer_id)
     if row.wallet_move_id is not None:
