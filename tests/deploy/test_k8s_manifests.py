@@ -101,6 +101,9 @@ def test_services_probe_grpc_health_on_their_port(target: str) -> None:
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[probe]["grpc"] == {"port": port}, f"{name} {probe}"
         assert _env(container)[f"OPENLOOP_{name.upper()}_PORT"]["value"] == str(port)
+        # Bound to loopback (the settings' default), the probes and the other pods, which
+        # reach the pod on its own address, would never get an answer.
+        assert _env(container)[f"OPENLOOP_{name.upper()}_HOST"]["value"] == "0.0.0.0"  # noqa: S104
         assert services[name]["spec"]["ports"][0]["port"] == port
 
 
