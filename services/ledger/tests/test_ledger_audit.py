@@ -10,6 +10,7 @@ auditor's verifier on it. A second journal holds pending transfers with timeouts
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import pytest_asyncio
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_ledger.app import MIGRATIONS_DIR, build
-from openloop_ledger.audit import sources
+from openloop_ledger.audit import leaf_tiles, sources
 from openloop_ledger.audit.__main__ import main as audit_main
 from openloop_ledger.audit.__main__ import verify
 from openloop_ledger.audit.parallel import verify_database
@@ -790,6 +791,150 @@ async def test_a_rewritten_leaf_hash_is_named_as_a_tile_not_a_changed_row(copy: 
     report = await _both(copy)
     assert [(f.kind, f.position) for f in report.findings] == [("tile", 3)]
     assert "level-0 tile 0, entry 3" in report.findings[0].message
+
+
+# a journal of many tiles ------------------------------------------------------------------
+
+_LONG = 2_600
+"""Transfers in the long journal: ten full level-0 tiles and part of an eleventh."""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def long_database(fresh_database: Callable[[str], Awaitable[str]]) -> str:
+    """A sealed ledger database of :data:`_LONG` plain transfers, no server attached."""
+    url = await fresh_database("long")
+    await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
+    settings = LedgerSettings(port=0, database_url=url, checkpoint_interval_seconds=0.05)
+    async with (
+        running_server("ledger.openloop.dev", settings, build(settings)) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        stub = cast(
+            "service_pb2_grpc.LedgerServiceAsyncStub", service_pb2_grpc.LedgerServiceStub(channel)
+        )
+        accounts = [await open_account(stub, "wallet") for _ in range(4)]
+        moves = [transfer(accounts[n % 4], accounts[(n + 1) % 4], 1 + n) for n in range(_LONG)]
+        for start in range(0, _LONG, 650):
+            batch = moves[start : start + 650]
+            assert await submit(stub, *batch) == [T.CREATE_TRANSFER_RESULT_OK] * len(batch)
+        assert (await checkpoint_covering(stub, _LONG, seconds=20)).tree_size == _LONG
+    return url
+
+
+async def _verify_windowed(url: str, monkeypatch: pytest.MonkeyPatch, window: int) -> Report:
+    """The serial and the parallel verifier's report with ``window`` level-0 tiles at most,
+    which must agree, hold no more, and find what holding every tile finds."""
+    monkeypatch.setattr(leaf_tiles, "WINDOW", 10_000)
+    whole = await _verify(url)
+    assert whole.leaf_tiles_held == _LONG // 256 + 1
+    monkeypatch.setattr(leaf_tiles, "WINDOW", window)
+    serial = await _verify(url)
+    parallel = await verify_database(
+        url, DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY, jobs=2, range_size=700
+    )
+    assert serial.findings == parallel.findings == whole.findings
+    assert serial.leaf_tiles_held <= window
+    assert parallel.leaf_tiles_held <= window
+    return serial
+
+
+@pytest.mark.parametrize("window", [1, 3])
+async def test_the_verifier_holds_a_window_of_leaf_tiles_and_finds_rows_far_apart(
+    long_database: str, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    """Its memory no longer grows with the journal (32 bytes a transfer, 3 GB for 100
+    million), and rows changed in the first and the last tile, and swapped across a tile
+    boundary, are named as when it held every tile."""
+    url = await _copy_of(long_database)
+    clean = await _verify_windowed(url, monkeypatch, window)
+    assert clean.ok, clean.findings
+    assert clean.leaves == _LONG
+    await _tamper(
+        url,
+        "UPDATE transfers SET amount = amount + 1"
+        " WHERE position IN (1, (SELECT max(position) FROM transfers))",
+        _NO_POSITION_CHECK,
+        "UPDATE transfers SET position = -1 WHERE position = 767",
+        "UPDATE transfers SET position = 767 WHERE position = 768",
+        "UPDATE transfers SET position = 768 WHERE position = -1",
+    )
+    report = await _verify_windowed(url, monkeypatch, window)
+    assert [(f.kind, f.position) for f in report.findings if f.rank == 0] == [
+        ("changed", 1),
+        ("reordered", 767),
+        ("reordered", 768),
+        ("changed", _LONG - 1),
+    ]
+
+
+async def _long_export(url: str, out: Path) -> list[str]:
+    """Export ``url`` to ``out``; returns the lines of its ``leaf_tiles.jsonl``."""
+    source = await DatabaseSource.connect(url)
+    try:
+        await source.export(out)
+    finally:
+        await source.close()
+    return (out / "leaf_tiles.jsonl").read_text().splitlines()
+
+
+def _rewrite_leaf_hash(line: str, entry: int) -> str:
+    tile = json.loads(line)
+    hashes = bytearray(base64.b64decode(tile["hashes"]))
+    hashes[entry * 32 : (entry + 1) * 32] = bytes(32)
+    return json.dumps({**tile, "hashes": base64.b64encode(bytes(hashes)).decode()})
+
+
+async def test_an_export_is_verified_a_window_of_leaf_tiles_at_a_time(
+    long_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its tiles file is read in order as the rows are: leaf hashes rewritten in its first
+    and its last tile are named as tiles, as when every tile was read first."""
+    lines = await _long_export(long_database, tmp_path / "export")
+    assert [json.loads(line)["tile_index"] for line in lines] == list(range(_LONG // 256 + 1))
+    lines[0] = _rewrite_leaf_hash(lines[0], 3)
+    lines[-1] = _rewrite_leaf_hash(lines[-1], 5)
+    (tmp_path / "export" / "leaf_tiles.jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(leaf_tiles, "WINDOW", 2)
+    report = await verify(
+        ExportSource(tmp_path / "export"), DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY
+    )
+    last_tile = _LONG // 256
+    assert [(f.kind, f.position) for f in report.findings] == [
+        ("tile", 3),
+        ("tile", last_tile * 256 + 5),
+    ]
+    assert f"level-0 tile {last_tile}, entry 5" in report.findings[1].message
+    assert report.leaf_tiles_held <= 2
+    assert report.leaves == _LONG
+
+
+@pytest.mark.parametrize(
+    ("tile_window", "late"), [(4, False), (1, True)], ids=["put-back", "too-late"]
+)
+async def test_tile_lines_listed_out_of_order_are_named_and_never_skip_a_check(
+    long_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tile_window: int,
+    late: bool,
+) -> None:
+    """As for rows: a tile line listed after a later one is named, and put back in its place
+    when it is near it; listed too far away, its rows were compared with no sealed leaf
+    hashes, and the finding says so (never a check skipped in silence)."""
+    lines = await _long_export(long_database, tmp_path / "export")
+    lines.insert(5, lines.pop(2))  # tile 2 listed after tile 5
+    (tmp_path / "export" / "leaf_tiles.jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(leaf_tiles, "WINDOW", 1)
+    report = await verify(
+        ExportSource(tmp_path / "export", tile_window=tile_window),
+        DEVELOPMENT_LOG_VERIFIER_KEY,
+        DEVELOPMENT_LEAF_KEY,
+    )
+    assert [(f.kind, f.position) for f in report.findings] == [("tile", 2 * 256)]
+    message = report.findings[0].message
+    assert "lists level-0 tile 2 after tile 5" in message
+    assert ("too late to be compared with the rows at positions 512..767" in message) == late
+    assert report.leaf_tiles_held <= 1
 
 
 # pending_timeouts --------------------------------------------------------------------------

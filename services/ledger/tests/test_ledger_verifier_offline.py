@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from openloop_ledger.account_mac import mac_of_row
+from openloop_ledger.audit import sources
 from openloop_ledger.audit.classify import WINDOW
 from openloop_ledger.audit.verifier import LedgerVerifier, SignedCheckpoint
 from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_SIGNING_KEY
@@ -369,3 +373,78 @@ def test_verifier_keys_of_two_logs_are_refused() -> None:
     other = Signer.from_key(generate_signer_key("another.log/ledger")).verifier()
     with pytest.raises(NoteError, match="name 2 logs"):
         LedgerVerifier(ENCODER, [SIGNER.verifier(), other], [], mac_key=KEY)
+
+
+@dataclass
+class _TileReads:
+    """Level-0 tiles read by index, as a database source reads them, each read recorded."""
+
+    tiles: dict[int, bytes]
+    reads: list[list[int]] = field(default_factory=list)
+
+    async def leaf_tiles(self, indexes: Sequence[int]) -> dict[int, bytes]:
+        self.reads.append(list(indexes))
+        return {index: self.tiles[index] for index in indexes if index in self.tiles}
+
+
+def _tampered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows deleted (100..119), a row repeated (3), two swapped across a tile boundary
+    (255, 256) and rows changed in the first and the last tile (1, 690) and under a level-1
+    entry (300, not the entry's fault)."""
+    listed = [*rows[:5], rows[3], *rows[5:100], *rows[120:]]
+    by_position = {row["position"]: i for i, row in enumerate(listed)}
+    listed[by_position[255]], listed[by_position[256]] = (
+        {**rows[256], "position": 255},
+        {**rows[255], "position": 256},
+    )
+    for position in (1, 300, 690):
+        row = listed[by_position[position]]
+        listed[by_position[position]] = {**row, "amount": row["amount"] + 1}
+    return listed
+
+
+@pytest.mark.parametrize("window", [1, 2, 3])
+@pytest.mark.parametrize("chunk", [1, 100, 300, SIZE + 1])
+def test_a_window_of_leaf_tiles_finds_what_all_of_them_find(window: int, chunk: int) -> None:
+    """The verifier holds only the level-0 tiles of the rows it is hashing, read in order:
+    every finding stays what holding them all gives (a sealed leaf the classifier needs
+    after its tile was let go, a level-1 entry checked against the tile below it)."""
+    rows = _rows()
+    tiles, checkpoint = _sealed(rows)
+    listed = _tampered(rows)
+    whole = _tile_verifier(tiles, checkpoint)
+    whole.feed(listed)
+    expected = whole.finish(_accounts(rows), SIZE)
+    assert expected.leaf_tiles_held == 3  # all of them, as the verifier once held them
+    assert [(f.kind, f.position) for f in expected.findings if f.rank == 0] == [
+        ("changed", 1),
+        ("inserted", 3),
+        ("deleted", 100),
+        ("reordered", 255),
+        ("reordered", 256),
+        ("changed", 300),
+        ("changed", 690),
+    ]
+
+    reads = _TileReads({index: data for (level, index), data in tiles.items() if level == 0})
+    verifier = LedgerVerifier(
+        ENCODER,
+        [SIGNER.verifier()],
+        [checkpoint],
+        mac_key=KEY,
+        upper_tiles={ref: data for ref, data in tiles.items() if ref[0] > 0},
+        leaf_tile_window=window,
+    )
+
+    async def feed() -> None:
+        for start in range(0, len(listed), chunk):
+            await sources.feed(verifier, reads, listed[start : start + chunk])
+
+    asyncio.run(feed())
+    report = verifier.finish(_accounts(rows), SIZE)
+    assert report.findings == expected.findings
+    assert report.leaf_tiles_held <= window
+    assert all(len(read) <= window for read in reads.reads)
+    read_order = [index for read in reads.reads for index in read]
+    assert read_order == sorted(read_order)  # in tile order: each read from the last on
+    assert set(read_order) == {0, 1, 2}

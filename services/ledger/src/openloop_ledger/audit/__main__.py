@@ -30,6 +30,7 @@ from openloop_ledger.audit.sources import (
     ExportSource,
     LedgerSource,
     check_timeouts,
+    feed,
     verifier_for,
 )
 from openloop_ledger.audit.verifier import Report, collection_paused
@@ -50,10 +51,11 @@ async def verify(
         checker = await verifier_for(source, verifier_keys, leaf_key, trusted)
         history = StoredHistory(source.balance_history())
         async for chunk in source.transfers():
-            checker.feed(chunk)
+            await feed(checker, source, chunk)
             upto = checker.replayed_to
             checker.check_history(await history.until(upto), upto)
         checker.listed_out_of_order(source.out_of_order())
+        checker.tiles_listed_out_of_order(source.tile_lines_out_of_order())
         checker.check_history(await history.until(None), None)
         await check_timeouts(checker, source)
         return checker.finish(await source.accounts(), await source.journal_size())

@@ -6,7 +6,8 @@ PostgreSQL and return a :class:`RangeDigest`: the leaf hashes, the plain
 transfers' totals per account, and the two-phase rows whose effect depends on
 order. The main process stitches the digests in position order into the tree,
 the checkpoint checks and the balance replay, exactly as the serial path does: it
-reads the rows at negative positions itself, fetches the rows that differ from
+reads the rows at negative positions itself, and the sealed leaf hashes (level-0
+tiles) of each range as it stitches it, fetches the rows that differ from
 their sealed leaves range by range, and checks the balance history as the replay
 reaches it, so that its memory stays bounded by a few ranges. The ``pending_timeouts``
 table is checked at the end against the pending transfers the replay left unresolved.
@@ -24,7 +25,13 @@ from concurrent.futures import ProcessPoolExecutor
 import asyncpg
 
 from openloop_ledger.audit.history import StoredHistory
-from openloop_ledger.audit.sources import DatabaseSource, check_timeouts, dsn, verifier_for
+from openloop_ledger.audit.sources import (
+    DatabaseSource,
+    check_timeouts,
+    dsn,
+    feed_digest,
+    verifier_for,
+)
 from openloop_ledger.audit.verifier import (
     RangeDigest,
     Report,
@@ -154,7 +161,7 @@ async def _verify(  # noqa: PLR0917 - verify_database's arguments, passed on
             for start in range(0, last + 1, range_size)
         ]
         for future in futures:
-            checker.feed_digest(await future)
+            await feed_digest(checker, source, await future)
             wanted = checker.take_rows_wanted()
             if wanted:
                 checker.add_mismatched_rows(await source.rows_at(wanted))

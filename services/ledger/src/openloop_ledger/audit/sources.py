@@ -3,7 +3,8 @@
 An export is what an auditor takes away: ``transfers.jsonl`` (in position order; a row
 listed out of order is a finding, put back in its place when it is near it),
 ``accounts.jsonl``, ``checkpoints.jsonl``, ``leaf_tiles.jsonl`` (the sealed leaf
-hashes), ``account_balances.jsonl`` (the balance history, in position order),
+hashes, in tile order: a line listed out of order is a finding, put back in its place
+when it is near it), ``account_balances.jsonl`` (the balance history, in position order),
 ``pending_timeouts.jsonl`` (each row with its transfer's position) and
 ``journal.json``. Binary values are base64; times are microseconds since the Unix
 epoch as the verifier's connection reads them (ISO 8601 is read too). An export made
@@ -24,8 +25,11 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from openloop_ledger.audit.leaf_tiles import LINE_WINDOW, LeafTileSource, OutOfOrder, TileLines
+from openloop_ledger.audit.leaf_tiles import WINDOW as LEAF_TILE_WINDOW
 from openloop_ledger.audit.verifier import (
     LedgerVerifier,
+    RangeDigest,
     Row,
     SignedCheckpoint,
     trusted_checkpoints,
@@ -68,7 +72,16 @@ class LedgerSource(Protocol):
     transfer id, that position). Complete once ``transfers`` is exhausted."""
 
     async def accounts(self) -> list[Row]: ...
-    async def leaf_tiles(self) -> dict[int, bytes]: ...
+    async def leaf_tiles(self, indexes: Sequence[int]) -> dict[int, bytes]: ...
+
+    """The level-0 tiles at ``indexes`` (ascending, each call from the last index of the
+    call before it on) that the source holds: read as the journal is fed."""
+
+    def tile_lines_out_of_order(self) -> list[OutOfOrder]: ...
+
+    """The tiles ``leaf_tiles`` read listed after a tile at a higher index (see
+    :class:`openloop_ledger.audit.leaf_tiles.TileLines`). Complete once the journal is fed."""
+
     async def upper_tiles(self) -> dict[tuple[int, int], bytes]: ...
 
     """Tiles above level 0, by (tile level, tile index): what proofs are served from."""
@@ -95,7 +108,8 @@ async def verifier_for(
     trusted: Sequence[str] = (),
 ) -> LedgerVerifier:
     """A verifier primed with ``source``'s checkpoints (plus the auditor's ``trusted`` ones)
-    and its sealed leaf hashes, ready to be fed the journal.
+    and its upper tiles, ready to be fed the journal through :func:`feed` (or
+    :func:`feed_digest`), which reads the sealed leaf hashes as it goes.
 
     ``verifier_keys`` are the log's checkpoint keys, old and new once it has rotated its
     key (see :func:`openloop_ledger.merkle.note.verifiers_from_keys`)."""
@@ -105,10 +119,24 @@ async def verifier_for(
         verifiers,
         [*await source.checkpoints(), *trusted_checkpoints(trusted, verifiers)],
         mac_key=leaf_key.encode(),
-        sealed_tiles=await source.leaf_tiles(),
         upper_tiles=await source.upper_tiles(),
         history_accounts=await source.history_accounts(),
     )
+
+
+async def feed(checker: LedgerVerifier, source: LeafTileSource, rows: Sequence[Row]) -> None:
+    """Feed ``checker`` transfer rows in position order, with the level-0 tiles they are
+    compared with."""
+    await feed_digest(checker, source, checker.digest(rows))
+    checker.add_rows_wanted(rows)
+
+
+async def feed_digest(checker: LedgerVerifier, source: LeafTileSource, digest: RangeDigest) -> None:
+    """Feed ``checker`` a range's digest a window of level-0 tiles at a time, each read
+    from ``source`` just before the rows it covers: the checker never holds more."""
+    for indexes, part in checker.leaf_tile_parts(digest):
+        checker.hold_leaf_tiles(await source.leaf_tiles(indexes) if indexes else {})
+        checker.feed_digest(part)
 
 
 async def check_timeouts(checker: LedgerVerifier, source: LedgerSource) -> None:
@@ -204,11 +232,17 @@ class DatabaseSource:
             )
         )
 
-    async def leaf_tiles(self) -> dict[int, bytes]:
+    async def leaf_tiles(self, indexes: Sequence[int]) -> dict[int, bytes]:
+        # By index, not by range: rows deleted between two tiles need none of theirs.
         rows = await self.conn.fetch(
-            "SELECT tile_index, hashes FROM merkle_tiles WHERE tile_level = 0"
+            "SELECT tile_index, hashes FROM merkle_tiles"
+            " WHERE tile_level = 0 AND tile_index = ANY($1::bigint[])",
+            indexes,
         )
         return {r["tile_index"]: bytes(r["hashes"]) for r in rows}
+
+    def tile_lines_out_of_order(self) -> list[OutOfOrder]:
+        return []  # read by index
 
     async def upper_tiles(self) -> dict[tuple[int, int], bytes]:
         rows = await self.conn.fetch(
@@ -250,11 +284,15 @@ class DatabaseSource:
         _write_lines(out / "accounts.jsonl", await self.accounts())
         rows = await self.conn.fetch(f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints")
         _write_lines(out / "checkpoints.jsonl", rows)
-        tiles = await self.leaf_tiles()
-        _write_lines(
-            out / "leaf_tiles.jsonl",
-            [{"tile_index": index, "hashes": data} for index, data in sorted(tiles.items())],
-        )
+        with (out / "leaf_tiles.jsonl").open("w") as f:
+            # Through a cursor, in tile order, as the verifier reads them back.
+            cursor = await self.conn.cursor(
+                "SELECT tile_index, hashes FROM merkle_tiles WHERE tile_level = 0"
+                " ORDER BY tile_index"
+            )
+            while tiles := await cursor.fetch(LEAF_TILE_WINDOW):
+                for tile in tiles:
+                    f.write(_json_line(tile))
         with (out / "account_balances.jsonl").open("w") as f:
             async for history in self.balance_history():
                 for row in history:
@@ -308,7 +346,10 @@ class ExportSource:
 
     directory: Path
     reorder_window: int = REORDER_WINDOW
+    tile_window: int = LINE_WINDOW
+    """As ``reorder_window``, for the lines of ``leaf_tiles.jsonl``."""
     _out_of_order: list[tuple[int, str, int]] = field(default_factory=list, repr=False)
+    _tile_lines: TileLines | None = field(default=None, repr=False)
 
     async def checkpoints(self) -> list[SignedCheckpoint]:
         return [
@@ -322,6 +363,9 @@ class ExportSource:
 
     async def transfers(self) -> AsyncIterator[list[Row]]:
         self._out_of_order = []
+        if self._tile_lines is not None:
+            self._tile_lines.close()  # a new pass reads the tiles again, from the start
+        self._tile_lines = None
         chunks = _chunks(self.directory / "transfers.jsonl")
         async for chunk in _in_position_order(chunks, self._out_of_order, self.reorder_window):
             yield chunk
@@ -332,11 +376,13 @@ class ExportSource:
     async def accounts(self) -> list[Row]:
         return list(_read_lines(self.directory / "accounts.jsonl"))
 
-    async def leaf_tiles(self) -> dict[int, bytes]:
-        path = self.directory / "leaf_tiles.jsonl"
-        if not path.exists():
-            return {}
-        return {r["tile_index"]: r["hashes"] for r in _read_lines(path)}
+    async def leaf_tiles(self, indexes: Sequence[int]) -> dict[int, bytes]:
+        if self._tile_lines is None:
+            self._tile_lines = TileLines(self.directory / "leaf_tiles.jsonl", self.tile_window)
+        return self._tile_lines.tiles(indexes)
+
+    def tile_lines_out_of_order(self) -> list[OutOfOrder]:
+        return self._tile_lines.out_of_order if self._tile_lines is not None else []
 
     async def upper_tiles(self) -> dict[tuple[int, int], bytes]:
         return {}  # an export holds the leaf hashes only: no proofs are served from it

@@ -9,7 +9,10 @@ hashing the journal again.
 
 A stored entry that differs from the rows' node is reported only if it does not match
 the stored level below it either: otherwise it is right about what was sealed, and
-the rows (already reported) are what changed.
+the rows (already reported) are what changed. Level 0 is asked for by index, since the
+verifier holds only the level-0 tiles of the rows it is hashing
+(:mod:`openloop_ledger.audit.leaf_tiles`): a level-1 entry is checked as the tile below
+it is completed, while that tile is held.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from openloop_ledger.merkle.tiles import TILE_HEIGHT, TILE_WIDTH
 
 Report = Callable[[int, str, str], None]
 """Records a finding: ``(position, kind, message)``."""
+LeafTile = Callable[[int], bytes]
+"""The stored level-0 tile at an index (``b""``: none held)."""
 _FULL = TILE_WIDTH * HASH_SIZE
 
 
@@ -37,9 +42,13 @@ def _root_of(tile: bytes) -> bytes:
 
 
 class TileCheck:
-    def __init__(self, tiles: Mapping[tuple[int, int], bytes], report: Report) -> None:
+    def __init__(
+        self, tiles: Mapping[tuple[int, int], bytes], leaf_tile: LeafTile, report: Report
+    ) -> None:
         self._tiles = tiles
-        """Stored tiles by (tile level, tile index): level 0 too, to tell who is wrong."""
+        """Stored tiles above level 0 by (tile level, tile index)."""
+        self._leaf_tile = leaf_tile
+        """Stored level-0 tiles by index, to tell who is wrong about a level-1 entry."""
         self._report = report
         self._below: dict[int, list[bytes]] = {}
         """Per tile level, the rows' entries of the tile being filled, for the level above."""
@@ -54,7 +63,9 @@ class TileCheck:
             offset * HASH_SIZE : (offset + 1) * HASH_SIZE
         ]
         if stored and stored != node:
-            below = self._tiles.get((level - 1, index), b"")
+            below = (
+                self._leaf_tile(index) if level == 1 else self._tiles.get((level - 1, index), b"")
+            )
             if len(below) != _FULL or _root_of(below) != stored:
                 first = index << (TILE_HEIGHT * level)
                 last = ((index + 1) << (TILE_HEIGHT * level)) - 1

@@ -4,7 +4,10 @@ The verifier trusts only the log's public key and the leaf key. It streams the
 transfer rows in position order, recomputes each leaf and the tree, and checks
 every signed checkpoint's root at its size. The sealed leaf hashes (level-0
 tiles), when available, let it name the exact row that differs; a signed root
-that no longer matches proves tampering even if the tiles were rewritten too.
+that no longer matches proves tampering even if the tiles were rewritten too. It
+holds only the level-0 tiles of the rows it is hashing, read as it goes
+(:mod:`openloop_ledger.audit.leaf_tiles`): 32 bytes per transfer would not fit in
+memory for a national journal.
 Finally it replays every balance from the transfers and compares the accounts and
 the history accounts' balance rows (:mod:`openloop_ledger.audit.history`), checks
 that exactly the unresolved pending transfers with a timeout have their
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openloop_ledger.account_mac import mac_of_row
+from openloop_ledger.audit import leaf_tiles
 from openloop_ledger.audit.classify import MismatchClassifier
 from openloop_ledger.audit.history import HistoryCheck
 from openloop_ledger.audit.replay import TWO_PHASE, Replay
@@ -79,6 +83,9 @@ class Report:
     key and how many checkpoints it signed."""
     accounts_verified: int = 0
     unsealed: int = 0
+    leaf_tiles_held: int = 0
+    """The most level-0 tiles held at once: at most the window, whatever the journal's size
+    (see :meth:`LedgerVerifier.hold_leaf_tiles`)."""
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -190,19 +197,20 @@ class LedgerVerifier:
         sealed_tiles: Mapping[int, bytes] | None = None,
         history_accounts: Iterable[Row] = (),
         upper_tiles: Mapping[tuple[int, int], bytes] | None = None,
+        leaf_tile_window: int | None = None,
     ) -> None:
         self._encoder = encoder
         self._mac_key = mac_key
         """The leaf key, under which every account row carries a MAC."""
-        self._sealed_tiles = sealed_tiles or {}
-        """Level-0 tiles by index: the leaf hashes the sealer recorded."""
-        self._tile_check = TileCheck(
-            {
-                **{(0, index): data for index, data in self._sealed_tiles.items()},
-                **(upper_tiles or {}),
-            },
-            self._find,
-        )
+        self.report = Report()
+        self._sealed_tiles: Mapping[int, bytes] = {}
+        """Level-0 tiles by index: the leaf hashes the sealer recorded. All of them when
+        given here; otherwise those of the rows being fed (:meth:`hold_leaf_tiles`)."""
+        self.hold_leaf_tiles(sealed_tiles or {})
+        self.leaf_tile_window = leaf_tile_window or leaf_tiles.WINDOW
+        """The most level-0 tiles a piece of :meth:`leaf_tile_parts` is compared with
+        (default: :data:`openloop_ledger.audit.leaf_tiles.WINDOW`, read when constructed)."""
+        self._tile_check = TileCheck(upper_tiles or {}, self._sealed_tile, self._find)
         """The upper tiles (level 1 and above), checked against the rows' tree."""
         self.history_accounts = frozenset(
             account["id"] for account in history_accounts if self._mac_fits(account)
@@ -220,9 +228,11 @@ class LedgerVerifier:
         self._missing: list[tuple[int, int]] = []
         """The ranges of positions ``[start, end)`` reported missing and given placeholder
         leaves, in order: a row for one of them that arrives later came out of order."""
-        self._rows_wanted: list[int] = []
-        """Positions whose rows differ from the sealed leaves, not yet classified."""
-        self.report = Report()
+        self._rows_wanted: dict[int, bytes] = {}
+        """Positions whose rows differ from the sealed leaves, not yet classified, with
+        those sealed leaves: the tiles they come from may be let go before the rows come."""
+        self._sealed_wanted: dict[int, bytes] = {}
+        """The sealed leaves of the positions :meth:`take_rows_wanted` returned last."""
         self.classifier = MismatchClassifier(self._find_differing)
         """Tells changed rows from moved ones (its counters show the work it did)."""
         self._differing: list[Finding] = []
@@ -303,13 +313,38 @@ class LedgerVerifier:
         self._unexpected.append((account_id, _finding(position, "balance", message)))
 
     def feed(self, rows: Iterable[Row]) -> None:
-        """Transfer rows in position order (any chunking)."""
+        """Transfer rows in position order (any chunking), compared with the level-0 tiles
+        held: all of them when given to the constructor. A source that reads tiles as the
+        journal is fed goes through :meth:`leaf_tile_parts` instead
+        (:func:`openloop_ledger.audit.sources.feed`)."""
         rows = list(rows)
-        self.feed_digest(digest_rows(self._encoder, rows, self.history_accounts))
+        self.feed_digest(self.digest(rows))
+        self.add_rows_wanted(rows)
+
+    def digest(self, rows: Iterable[Row]) -> RangeDigest:
+        """Rows' leaf hashes and replay inputs, as :meth:`feed_digest` takes them."""
+        return digest_rows(self._encoder, rows, self.history_accounts)
+
+    def add_rows_wanted(self, rows: Sequence[Row]) -> None:
+        """Classify those of ``rows`` (just fed) that differ from their sealed leaves."""
         wanted = self.take_rows_wanted()
         if wanted:
             wanted_set = set(wanted)
             self.add_mismatched_rows(row for row in rows if row["position"] in wanted_set)
+
+    def leaf_tile_parts(self, digest: RangeDigest) -> Iterator[tuple[list[int], RangeDigest]]:
+        """``digest`` in pieces, each with the level-0 tiles it is compared with, at most
+        :attr:`leaf_tile_window`: hold each piece's tiles (:meth:`hold_leaf_tiles`), then
+        feed it (:meth:`feed_digest`), in turn."""
+        return leaf_tiles.parts(digest, self._expected, self.leaf_tile_window)
+
+    def hold_leaf_tiles(self, tiles: Mapping[int, bytes]) -> None:
+        """Hold ``tiles`` (level-0, by index) in place of those held so far."""
+        self._sealed_tiles = tiles
+        self.report.leaf_tiles_held = max(self.report.leaf_tiles_held, len(tiles))
+
+    def _sealed_tile(self, index: int) -> bytes:
+        return self._sealed_tiles.get(index, b"")
 
     def feed_digest(self, digest: RangeDigest) -> None:
         """A range hashed elsewhere (another process): its leaf hashes and replay inputs."""
@@ -410,28 +445,22 @@ class LedgerVerifier:
                 for index in range(len(sealed) // HASH_SIZE):
                     piece = slice(index * HASH_SIZE, (index + 1) * HASH_SIZE)
                     if ours[piece] != sealed[piece]:
-                        self._rows_wanted.append(position + index)
+                        self._rows_wanted[position + index] = sealed[piece]
             position = stop
-
-    def _sealed_leaf(self, position: int) -> bytes | None:
-        tile_index, offset = divmod(position, TILE_WIDTH)
-        sealed = self._sealed_tiles.get(tile_index, b"")[
-            offset * HASH_SIZE : (offset + 1) * HASH_SIZE
-        ]
-        return sealed or None
 
     def take_rows_wanted(self) -> list[int]:
         """The positions ``feed_digest`` found differing from the sealed leaves since the
-        last call: pass their rows to :meth:`add_mismatched_rows` before feeding more."""
-        wanted, self._rows_wanted = self._rows_wanted, []
-        return wanted
+        last call, in order: pass their rows to :meth:`add_mismatched_rows` before feeding
+        more."""
+        self._sealed_wanted, self._rows_wanted = self._rows_wanted, {}
+        return list(self._sealed_wanted)
 
     def add_mismatched_rows(self, rows: Iterable[Row]) -> None:
         """The rows at the positions ``take_rows_wanted`` returned, in position order."""
         encoder = self._encoder
         for row in rows:
             position = row["position"]
-            sealed = self._sealed_leaf(position)
+            sealed = self._sealed_wanted.get(position)
             if sealed is None:
                 continue
             try:
@@ -499,6 +528,26 @@ class LedgerVerifier:
                 f"the source lists the row at position {position} (transfer "
                 f"{transfer_id!r}) after the one at position {after}: the rows are out of "
                 "position order",
+            )
+
+    def tiles_listed_out_of_order(self, lines: Iterable[tuple[int, int, bool]]) -> None:
+        """Level-0 tiles a source listed after a tile at a higher (or the same) index:
+        (tile index, that index, whether it came in time to be compared with its rows).
+        An export lists its tiles in order; one listed too late was not compared, and its
+        rows were checked against the signed roots alone: named, as such."""
+        for index, after, in_time in lines:
+            first = index * TILE_WIDTH
+            late = (
+                ""
+                if in_time
+                else f", too late to be compared with the rows at positions {first}.."
+                f"{first + TILE_WIDTH - 1} (they were checked without their sealed leaf hashes)"
+            )
+            self._find(
+                first,
+                "tile",
+                f"the source lists level-0 tile {index} after tile {after}{late}: the tile "
+                "lines are out of order",
             )
 
     def _check_roots(self) -> None:
