@@ -50,7 +50,8 @@ OpenLoop is up. Banks call the gateway through Envoy with mutual TLS:
   logs / traces:  {layout.log_dir}  {layout.trace_dir}
 
 Demo program: citizen {program.citizen} (bank-a, 10,000 THB), small shop {program.small_shop},
-other-district shop {program.far_shop}, large chain {program.large_chain} (all at bank-b).
+other-district shop {program.far_shop}, large chain {program.large_chain},
+online-only shop {program.online_shop} (all at bank-b).
 
 Pay as bank A (grpcurl, if you have it):
   grpcurl -cacert {pki}/ca.pem -cert {pki}/clients/bank-a.pem -key {pki}/clients/bank-a-key.pem \\

@@ -64,6 +64,9 @@ class DemoProgram:
     """Small shop in another district: the district rule (R1) denies payments."""
     large_chain: str
     """Large chain in the citizen's district: the small-shop rule (R3) denies payments."""
+    online_shop: str
+    """Small shop in the citizen's district that sells online only: round-1 payments are not
+    face to face, which R2 denies."""
     payer_bank: str = "bank-a"
     payee_bank: str = "bank-b"
     citizen_id: str = DEMO_CITIZEN_ID
@@ -264,13 +267,18 @@ async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
             await register_client_certificate(identity, layout, bank)
         citizen = await _demo_citizen(identity, layout)
         merchants = {}
-        for key, tax_id, display, district, size in (
+        in_person, online = (
+            identity_resources.MERCHANT_CHANNEL_IN_PERSON,
+            identity_resources.MERCHANT_CHANNEL_ONLINE,
+        )
+        for key, tax_id, display, district, size, channel in (
             (
                 "small_shop",
                 "0105556000017",
                 "Som Tam Corner",
                 HOME_DISTRICT,
                 _Size.MERCHANT_SIZE_CLASS_SMALL_SHOP,
+                in_person,
             ),
             (
                 "far_shop",
@@ -278,6 +286,7 @@ async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
                 "Chiang Mai Noodles",
                 OTHER_DISTRICT,
                 _Size.MERCHANT_SIZE_CLASS_SMALL_SHOP,
+                in_person,
             ),
             (
                 "large_chain",
@@ -285,6 +294,15 @@ async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
                 "MegaMart Phra Nakhon",
                 HOME_DISTRICT,
                 _Size.MERCHANT_SIZE_CLASS_LARGE_CHAIN,
+                in_person,
+            ),
+            (
+                "online_shop",
+                "0105556000041",
+                "Phra Nakhon Online Grocer",
+                HOME_DISTRICT,
+                _Size.MERCHANT_SIZE_CLASS_SMALL_SHOP,
+                online,
             ),
         ):
             reply = await identity.CreateMerchant(
@@ -297,7 +315,7 @@ async def seed_demo_program(layout: MeshLayout) -> DemoProgram:
                         size_class=size,
                         hosting_participant="participants/bank-b",
                         category="groceries",
-                        channel=identity_resources.MERCHANT_CHANNEL_IN_PERSON,
+                        channel=channel,
                         settlement_account=f"bank-b/{key}",
                     ),
                 )

@@ -71,6 +71,19 @@ async def test_large_chain_is_denied_by_the_small_shop_rule(platform):
     assert metadata_of(caught.value)["rule_id"] == "R3"
 
 
+async def test_an_online_only_shop_is_denied_by_the_face_to_face_rule(platform):
+    """R2: round-1 money is spent face to face, by the shop's QR; a shop that sells online
+    only cannot take it, although it is small and in the citizen's district."""
+    p = platform.program
+    before = await balance(platform.bank_a, p.citizen)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await platform.bank_a.Pay(pay_request(p.citizen, p.online_shop, 10_00))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason_of(caught.value) == "RULE_VIOLATION"
+    assert metadata_of(caught.value)["rule_id"] == "R2"
+    assert await balance(platform.bank_a, p.citizen) == before
+
+
 async def test_replaying_a_key_returns_the_same_payment_and_moves_money_once(platform):
     p = platform.program
     citizen_before = await balance(platform.bank_a, p.citizen)

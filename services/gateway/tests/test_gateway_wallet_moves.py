@@ -267,6 +267,42 @@ async def test_a_move_identity_never_began_fails_only_after_the_grace_period(sto
     assert replayed.value.reason == "UPSTREAM_UNAVAILABLE"
 
 
+async def test_a_retry_near_the_end_of_the_grace_period_only_looks(store, upstreams):
+    """Past the last moment a begin may be sent (the grace period less a margin), a retry
+    asks identity whether the move began but never begins it: otherwise identity could
+    freeze the wallet for a move the reconciler has just declared FAILED."""
+    flow = _flow(store, upstreams, abandon_after=timedelta(seconds=2))  # margin: 1 s
+    upstreams.down.add("identity")
+    request = _request()
+    with pytest.raises(DomainError):
+        await flow.move("bank-b", request)
+    upstreams.down.clear()
+    await asyncio.sleep(1.1)
+    with pytest.raises(DomainError) as late:
+        await flow.move("bank-b", request)
+    assert late.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "wallet_move" in late.value.metadata
+    assert upstreams.moves == {}  # never asked to begin: no wallet frozen
+    await asyncio.sleep(1.0)
+    assert await reconcile_moves_once(store, flow, older_than=timedelta(0)) >= 1
+    record = await store.find_by_key("bank-b", request.idempotency_key)
+    assert record.state is MoveState.FAILED
+    assert upstreams.moves == {}
+
+
+async def test_a_late_retry_of_a_move_identity_began_completes_it(store, upstreams):
+    flow = _flow(store, upstreams, abandon_after=timedelta(seconds=2))
+    upstreams.lose_begin_reply = True
+    request = _request()
+    with pytest.raises(DomainError):
+        await flow.move("bank-b", request)
+    upstreams.lose_begin_reply = False
+    await asyncio.sleep(1.1)
+    done = await flow.move("bank-b", request)
+    assert done.state is MoveState.COMPLETED
+    assert upstreams.settled == {done.ledger_transfer_id: BALANCE}
+
+
 async def test_a_refused_move_is_forgotten(store, upstreams):
     flow = _flow(store, upstreams)
     upstreams.begin_error = _error(

@@ -17,18 +17,27 @@ from openloop.rules.v1 import resources_pb2
 from openloop_runtime.timestamps import to_timestamp
 
 
+def _channel(payee: party_pb2.PartyFacts) -> resources_pb2.Channel.ValueType:
+    """How the payment is made, as far as the platform knows: by the merchant's registered
+    channel (nothing in a Pay request shows where the QR was scanned). A merchant that sells
+    online is paid online, which R2 denies in round 1."""
+    if payee.sells_in_person:
+        return resources_pb2.Channel.CHANNEL_IN_PERSON
+    return resources_pb2.Channel.CHANNEL_ONLINE
+
+
 def round1_payment_facts(
     payer: party_pb2.PartyFacts,
     payee: party_pb2.PartyFacts,
     amount: money_pb2.Money,
     first_use: datetime | None,
 ) -> resources_pb2.PaymentFacts:
-    """A citizen paying a merchant in person by scanning the merchant's QR."""
+    """A citizen paying a merchant (by scanning its QR, in person unless it sells online only)."""
     facts = resources_pb2.PaymentFacts(
         payer=payer,
         payee=payee,
         amount=amount,
-        channel=resources_pb2.Channel.CHANNEL_IN_PERSON,
+        channel=_channel(payee),
         goods_category=payee.category,
     )
     if first_use is not None:

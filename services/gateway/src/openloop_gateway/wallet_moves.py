@@ -53,6 +53,9 @@ _T = ledger_resources.CreateTransferResult
 _A = ledger_resources.CreateAccountResult
 _TRANSFER_APPLIED = frozenset({_T.CREATE_TRANSFER_RESULT_OK, _T.CREATE_TRANSFER_RESULT_EXISTS})
 _ACCOUNT_OPEN = frozenset({_A.CREATE_ACCOUNT_RESULT_OK, _A.CREATE_ACCOUNT_RESULT_EXISTS})
+BEGIN_MARGIN = timedelta(minutes=2)
+"""How long before a move may be abandoned the gateway stops asking identity to begin it:
+far more than any call's deadline (at most half the grace period)."""
 
 
 def move_name(wallet_move_id: str) -> str:
@@ -167,11 +170,19 @@ class WalletMoveFlow:
 
     async def _begin(self, record: MoveRecord, assertion: str | None) -> MoveRecord:
         """Identity's begun move, recorded; or, from the reconciler for a move identity does not
-        know, the move unchanged (or FAILED once it is old: see ``_abandon_if_old``)."""
-        if assertion is None:
+        know, the move unchanged (or FAILED once it is old: see ``_abandon_if_old``).
+
+        Only the reconciler gives up on a move identity does not know, and only once its grace
+        period is over; a bank's retry close to that moment only looks, never begins. Else a
+        begin identity committed just after the reconciler found nothing would freeze the
+        wallet for a move the gateway had declared FAILED, which nothing would ever drive."""
+        if assertion is None or self._too_late_to_begin(record):
             move = await self._upstreams.find_wallet_move(record.identity_move_name)
             if move is None:
-                return await self._abandon_if_old(record)
+                abandoned = await self._abandon_if_old(record)
+                if assertion is not None and abandoned.state is MoveState.PENDING:
+                    raise _too_late_to_begin(abandoned)
+                return abandoned
         else:
             try:
                 move = await self._upstreams.begin_wallet_move(
@@ -193,6 +204,13 @@ class WalletMoveFlow:
             from_account=move.from_account,
             to_account=move.to_account,
         )
+
+    def _too_late_to_begin(self, record: MoveRecord) -> bool:
+        """Past the last moment a begin may be sent: far more than any call's deadline before
+        the reconciler may abandon the move, so no begin is in flight when it does."""
+        created = record.create_time or datetime.now(UTC)
+        margin = min(BEGIN_MARGIN, self._abandon_unbegun_after / 2)
+        return datetime.now(UTC) - created >= self._abandon_unbegun_after - margin
 
     async def _abandon_if_old(self, record: MoveRecord) -> MoveRecord:
         """A move identity never began: its request died before identity answered. After a
@@ -297,6 +315,17 @@ def _open_flags(old: ledger_resources.Account | None) -> ledger_resources.Accoun
     flags.CopyFrom(old.flags)
     flags.closed = False
     return flags
+
+
+def _too_late_to_begin(record: MoveRecord) -> DomainError:
+    return DomainError(
+        grpc.StatusCode.UNAVAILABLE,
+        ErrorReason.ERROR_REASON_UPSTREAM_UNAVAILABLE,
+        "identity never began this move and it is too late to begin it now: nothing moved, "
+        "and the move will be FAILED within minutes; poll GetWalletMove, then send a new "
+        "request with a new key",
+        {"upstream": "identity", "wallet_move": move_name(record.wallet_move_id)},
+    )
 
 
 def _defect(upstream: str, record: MoveRecord) -> DomainError:
