@@ -20,7 +20,7 @@ from openloop_dev.seed import DEMO_CITIZEN_ID
 from openloop_identity.assertions import DevIssuer
 from openloop_identity.domain.assurance import AAL
 from openloop_identity.payments import KEY_REFRESH_SECONDS
-from tests.e2e.journeys import metadata_of, new_key, pay_request, reason_of
+from tests.e2e.journeys import balance, metadata_of, new_key, pay_request, reason_of
 
 
 async def _register(platform, participant: str) -> DevIssuer:
@@ -79,3 +79,41 @@ async def test_bank_b_cannot_authorise_bank_a_customers(platform):
         await platform.bank_a.Pay(request)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert metadata_of(refused.value)["assertion_reason"] == "ASSERTION_UNTRUSTED_ISSUER"
+
+
+async def test_a_payment_retried_after_an_outage_uses_its_spent_authorisation_again(platform):
+    """Identity spends the authorisation before the payment is stored. With the rules down
+    nothing is stored, and the retry the API prescribes (the same key and request) verifies
+    again, as the same request; a new request (another key) with that token cannot."""
+    p = platform.program
+    issuer = await _register(platform, "bank-a")
+    token = issuer.id_token(
+        audience=AUDIENCE, pid=DEMO_CITIZEN_ID, now=datetime.now(UTC), aal=AAL.AAL_2_2
+    )
+    request = pay_request(p.citizen, p.small_shop, 3_00)
+    request.payer_authorization = token
+    with platform.mesh.service_stopped("rules"), pytest.raises(grpc.aio.AioRpcError) as outage:
+        await platform.bank_a.Pay(request)
+    assert outage.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    paid = await platform.bank_a.Pay(request)
+    assert paid.payment.state == resources_pb2.PaymentState.PAYMENT_STATE_COMPLETED
+    other = pay_request(p.citizen, p.small_shop, 3_00)
+    other.payer_authorization = token
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await platform.bank_a.Pay(other)
+    assert metadata_of(refused.value)["assertion_reason"] == "ASSERTION_REPLAYED"
+
+
+async def test_copies_of_one_authorised_request_sent_at_once_all_get_the_payment(platform):
+    p = platform.program
+    issuer = await _register(platform, "bank-a")
+    request = pay_request(p.citizen, p.small_shop, 2_00)
+    request.payer_authorization = issuer.id_token(
+        audience=AUDIENCE, pid=DEMO_CITIZEN_ID, now=datetime.now(UTC), aal=AAL.AAL_2_2
+    )
+    before = await balance(platform.bank_a, p.citizen)
+    replies = await asyncio.gather(*(platform.bank_a.Pay(request) for _ in range(4)))
+    assert len({reply.payment.name for reply in replies}) == 1
+    assert replies[0].payment.state == resources_pb2.PaymentState.PAYMENT_STATE_COMPLETED
+    assert await balance(platform.bank_a, p.citizen) == before - 2_00

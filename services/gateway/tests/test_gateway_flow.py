@@ -51,16 +51,23 @@ class FakeUpstreams:
         self.settlement_error: DomainError | None = None
         self.violations: list[rules_resources.Violation] = []
         self.facts: list[rules_resources.PaymentFacts] = []
+        self.bindings: list[str] = []
+        self.rules_down = False
 
-    async def verify_parties(self, participant, payer, payee, authorization=""):
+    async def verify_parties(self, participant, payer, payee, authorization="", binding=""):
+        self.bindings.append(binding)
         return PaymentParties(
             party_pb2.PartyFacts(party=payer, hosting_participant=participant),
-            party_pb2.PartyFacts(party=payee, hosting_participant="participants/bank-b"),
+            party_pb2.PartyFacts(
+                party=payee, hosting_participant="participants/bank-b", sells_in_person=True
+            ),
             payer.replace("/", ":"),
             payee.replace("/", ":"),
         )
 
     async def evaluate(self, scope, facts):
+        if self.rules_down:
+            raise _unavailable("rules")
         self.facts.append(facts)
         outcome = (
             rules_resources.Outcome.OUTCOME_DENY
@@ -231,6 +238,32 @@ async def test_ledger_outage_moves_nothing_and_a_replay_completes_once(flow, sto
     done = await flow.pay("bank-a", request)
     assert done.state is PaymentState.COMPLETED
     assert list(upstreams.ledger.values()) == [500]
+
+
+async def test_identity_is_told_which_request_it_spends_an_authorisation_for(flow, upstreams):
+    """Identity spends the payer's authorisation before the payment is stored: a request
+    retried after the rules failed is bound as the same request, so identity verifies its
+    authorisation again; another key, request or bank is another request."""
+    upstreams.rules_down = True
+    request = _request()
+    with pytest.raises(DomainError) as caught:
+        await flow.pay("bank-a", request)
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    upstreams.rules_down = False
+    done = await flow.pay("bank-a", request)
+    assert done.state is PaymentState.COMPLETED
+    first, retried = upstreams.bindings
+    assert first == retried
+    assert len(first) == 64  # a SHA-256 digest: nothing of the request in clear
+    other_key = _request()
+    other_amount = service_pb2.PayRequest()
+    other_amount.CopyFrom(request)
+    other_amount.amount.amount_satang += 1
+    await flow.pay("bank-a", other_key)
+    await flow.pay("bank-b", request)
+    with pytest.raises(DomainError):  # the key was used for another payment
+        await flow.pay("bank-a", other_amount)
+    assert len(set(upstreams.bindings)) == 3
 
 
 async def test_the_first_completed_payment_starts_the_spending_deadline(flow, store, upstreams):

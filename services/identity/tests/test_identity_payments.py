@@ -116,6 +116,50 @@ async def test_authorisations_that_do_not_hold_are_refused(identity: Identity) -
         assert number not in (error.details() or "")
 
 
+async def test_an_authorisation_verifies_again_for_the_request_it_was_spent_for(
+    identity: Identity,
+) -> None:
+    """The gateway names its request (``request_binding``): that request, retried or sent
+    twice at once, verifies its authorisation again; any other request, or none, finds it
+    spent."""
+    bank, issuer, number, citizen, merchant = await _scene(identity)
+    stub = identity.stub
+
+    def bound(token: str, binding: str) -> service_pb2.VerifyPaymentPartiesRequest:
+        request = _verify(bank, citizen, merchant, token)
+        request.request_binding = binding
+        return request
+
+    token = authorise(issuer, number)
+    replies = await asyncio.gather(
+        *(stub.VerifyPaymentParties(bound(token, "r1")) for _ in range(4))
+    )
+    assert {reply.payer.authentication_level for reply in replies} == {"2.1"}
+    await stub.VerifyPaymentParties(bound(token, "r1"))
+    for binding in ("r2", ""):
+        await expect_error(
+            stub.VerifyPaymentParties(bound(token, binding)),
+            grpc.StatusCode.UNAUTHENTICATED,
+            REASON,
+            assertion_reason="ASSERTION_REPLAYED",
+        )
+    # Spent without a binding, a token is spent for every request.
+    unbound = authorise(issuer, number)
+    await stub.VerifyPaymentParties(bound(unbound, ""))
+    await expect_error(
+        stub.VerifyPaymentParties(bound(unbound, "")),
+        grpc.StatusCode.UNAUTHENTICATED,
+        REASON,
+        assertion_reason="ASSERTION_REPLAYED",
+    )
+    await expect_error(
+        stub.VerifyPaymentParties(bound(authorise(issuer, number), "x" * 129)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        field="request_binding",
+    )
+
+
 async def test_a_participant_without_a_key_cannotauthorise(identity: Identity) -> None:
     bank = await create_participant(identity)
     number = new_citizen_number()

@@ -67,6 +67,13 @@ def _request_hash(request: service_pb2.PayRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _request_binding(participant: str, key: str, request_hash: str) -> str:
+    """The name identity keeps a spent authorisation under: this participant's request under
+    this key (the same payment, whatever the authorisation sent with it)."""
+    canonical = "\x1f".join(["pay", participant, key, request_hash])
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def failure_error(record: PaymentRecord) -> DomainError:
     """The error Pay returns for a rejected or failed payment, the same on every replay."""
     failure = record.failure
@@ -106,7 +113,13 @@ class PaymentFlow:
         # the spending deadline adds no round trip to the payment's path.
         parties, first_use = await asyncio.gather(
             self._upstreams.verify_parties(
-                participant, request.payer, request.payee, request.payer_authorization
+                participant,
+                request.payer,
+                request.payee,
+                request.payer_authorization,
+                # Identity spends the authorisation before the payment is stored: this
+                # request's retries (an outage, a copy sent at once) may use it again.
+                _request_binding(participant, request.idempotency_key, request_hash),
             ),
             self._store.first_use(request.payer),
         )

@@ -59,7 +59,12 @@ class Upstreams:
         self._timeout = timeout
 
     async def verify_parties(
-        self, participant: str, payer: str, payee: str, authorization: str = ""
+        self,
+        participant: str,
+        payer: str,
+        payee: str,
+        authorization: str = "",
+        request_binding: str = "",
     ) -> PaymentParties:
         try:
             reply = await self._identity.VerifyPaymentParties(
@@ -68,6 +73,7 @@ class Upstreams:
                     payer=payer,
                     payee=payee,
                     payer_authorization=authorization,
+                    request_binding=request_binding,
                 ),
                 timeout=self._timeout,
                 wait_for_ready=True,

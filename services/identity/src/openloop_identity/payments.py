@@ -200,7 +200,13 @@ class PaymentVerification:
         return party.party_id
 
     async def verify(
-        self, *, acting_participant_id: str, payer_id: str, payee_id: str, authorization: str
+        self,
+        *,
+        acting_participant_id: str,
+        payer_id: str,
+        payee_id: str,
+        authorization: str,
+        request_binding: str = "",
     ) -> PaymentParties:
         record = await parties.verify_payment_parties(
             self._reader,
@@ -211,7 +217,9 @@ class PaymentVerification:
         now = self._clock()
         level = ""
         if authorization:
-            level = await self._authorize(authorization, acting_participant_id, record, now)
+            level = await self._authorize(
+                authorization, acting_participant_id, record, now, request_binding
+            )
         elif self._require_authorization:
             raise errors.assertion_rejected(
                 "ASSERTION_MISSING_CLAIM",
@@ -231,6 +239,7 @@ class PaymentVerification:
         acting_participant_id: str,
         record: parties.PaymentPartiesRecord,
         now: datetime,
+        request_binding: str,
     ) -> str:
         async with self._engine.begin() as conn:
             try:
@@ -238,7 +247,7 @@ class PaymentVerification:
                     token,
                     acting_participant_id=acting_participant_id,
                     now=now,
-                    guard=PostgresReplayGuard(conn),
+                    guard=PostgresReplayGuard(conn, request_binding),
                 )
             except AssertionRejectedError as refused:
                 raise errors.assertion_rejected(

@@ -426,6 +426,16 @@ def identity_assertion(value: str) -> str:
     return value
 
 
+def request_binding(value: str) -> str:
+    """The caller's name for its request (opaque to identity): printable, at most 128."""
+    if len(value) > MAX_REFERENCE_LENGTH or not value.isprintable():
+        raise invalid_field(
+            "request_binding",
+            f"request_binding must be at most {MAX_REFERENCE_LENGTH} printable characters",
+        )
+    return value
+
+
 def begin_wallet_move(request: service_pb2.BeginWalletMoveRequest) -> NewWalletMove:
     citizen = parse_name(request.parent, "citizens", field="parent")
     if not is_valid_id(request.wallet_move_id):

@@ -274,6 +274,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     ) -> service_pb2.VerifyPaymentPartiesResponse:
         acting = parse_name(request.acting_participant, "participants", field="acting_participant")
         payer = parse_name(request.payer, "citizens", field="payer")
+        binding = requests.request_binding(request.request_binding)
         if request.payee or not request.HasField("payee_alias"):
             payee = parse_name(request.payee, "merchants", field="payee")
         else:
@@ -284,6 +285,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
             payer_id=payer,
             payee_id=payee,
             authorization=request.payer_authorization,
+            request_binding=binding,
         )
         return service_pb2.VerifyPaymentPartiesResponse(
             payer=convert.party_facts_to_proto(verified.payer),

@@ -125,10 +125,12 @@ assertion_replays = Table(
     Column("issuer", Text, nullable=False),
     Column("jti", Text, nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("binding", Text, nullable=False, server_default=""),
     PrimaryKeyConstraint("issuer", "jti", name="pk_assertion_replays"),
     Index("ix_assertion_replays_expires_at", "expires_at"),
 )
-"""Identity assertions already used, until they expire (the replay guard)."""
+"""Identity assertions already used, until they expire (the replay guard), with the request
+they were spent for (``binding``, empty: none): that request, retried, may use it again."""
 
 merchants = Table(
     "merchants",

@@ -43,10 +43,12 @@ class GatewayServiceStub:
     Outcomes: OK with a COMPLETED payment; FAILED_PRECONDITION for a rule denial
     (RULE_VIOLATION) or a ledger refusal (INSUFFICIENT_FUNDS), final and stored;
     INVALID_ARGUMENT / NOT_FOUND / PERMISSION_DENIED for a bad request, nothing stored;
-    UNAVAILABLE when the outcome is not known yet: the payment (named in the
-    ErrorInfo metadata) is PENDING and will complete exactly once, on a retry with the
-    same key or by the platform's reconciler. Never pay again under a new key after
-    UNAVAILABLE: retry with the same key, or poll GetPayment.
+    UNAVAILABLE when the outcome is not known yet: retry with the same key and request.
+    If the ErrorInfo metadata names a payment, it is PENDING and will complete exactly
+    once, on that retry or by the platform's reconciler; if it names none, nothing was
+    stored, and the retry verifies the same payer_authorization again (it is spent for
+    this request only). Never pay again under a new key after UNAVAILABLE: retry with the
+    same key, or poll GetPayment.
     """
     GetPayment: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetPaymentRequest, _service_pb2.GetPaymentResponse]
     """Returns a payment made by the calling participant."""
@@ -88,10 +90,12 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Outcomes: OK with a COMPLETED payment; FAILED_PRECONDITION for a rule denial
     (RULE_VIOLATION) or a ledger refusal (INSUFFICIENT_FUNDS), final and stored;
     INVALID_ARGUMENT / NOT_FOUND / PERMISSION_DENIED for a bad request, nothing stored;
-    UNAVAILABLE when the outcome is not known yet: the payment (named in the
-    ErrorInfo metadata) is PENDING and will complete exactly once, on a retry with the
-    same key or by the platform's reconciler. Never pay again under a new key after
-    UNAVAILABLE: retry with the same key, or poll GetPayment.
+    UNAVAILABLE when the outcome is not known yet: retry with the same key and request.
+    If the ErrorInfo metadata names a payment, it is PENDING and will complete exactly
+    once, on that retry or by the platform's reconciler; if it names none, nothing was
+    stored, and the retry verifies the same payer_authorization again (it is spent for
+    this request only). Never pay again under a new key after UNAVAILABLE: retry with the
+    same key, or poll GetPayment.
     """
     GetPayment: _aio.UnaryUnaryMultiCallable[_service_pb2.GetPaymentRequest, _service_pb2.GetPaymentResponse]  # type: ignore[assignment]
     """Returns a payment made by the calling participant."""
@@ -136,10 +140,12 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Outcomes: OK with a COMPLETED payment; FAILED_PRECONDITION for a rule denial
         (RULE_VIOLATION) or a ledger refusal (INSUFFICIENT_FUNDS), final and stored;
         INVALID_ARGUMENT / NOT_FOUND / PERMISSION_DENIED for a bad request, nothing stored;
-        UNAVAILABLE when the outcome is not known yet: the payment (named in the
-        ErrorInfo metadata) is PENDING and will complete exactly once, on a retry with the
-        same key or by the platform's reconciler. Never pay again under a new key after
-        UNAVAILABLE: retry with the same key, or poll GetPayment.
+        UNAVAILABLE when the outcome is not known yet: retry with the same key and request.
+        If the ErrorInfo metadata names a payment, it is PENDING and will complete exactly
+        once, on that retry or by the platform's reconciler; if it names none, nothing was
+        stored, and the retry verifies the same payer_authorization again (it is spent for
+        this request only). Never pay again under a new key after UNAVAILABLE: retry with the
+        same key, or poll GetPayment.
         """
 
     @_abc_1.abstractmethod

@@ -366,6 +366,7 @@ class VerifyPaymentPartiesRequest(_message.Message):
     PAYEE_FIELD_NUMBER: _builtins.int
     PAYER_AUTHORIZATION_FIELD_NUMBER: _builtins.int
     PAYEE_ALIAS_FIELD_NUMBER: _builtins.int
+    REQUEST_BINDING_FIELD_NUMBER: _builtins.int
     acting_participant: _builtins.str
     """"participants/{participant}" making the call (from its client certificate)."""
     payer: _builtins.str
@@ -378,6 +379,13 @@ class VerifyPaymentPartiesRequest(_message.Message):
     ASSERTION_KEY credential) or by a trusted identity provider, whose `pid` is the payer's
     citizen ID and whose `aal` meets the payment minimum (AAL 2.1 by default). Used once.
     Required when the identity service runs with require_payer_authorization.
+    """
+    request_binding: _builtins.str
+    """Names the caller's request across its retries (the gateway sends a digest of the
+    participant, its idempotency key and the request), at most 128 characters. An
+    authorisation spent under this same binding verifies again, so a payment retried after
+    an outage, or sent twice at once, is not refused as a replay; under another binding it
+    is ASSERTION_REPLAYED. Empty: the authorisation is used once, whatever the request.
     """
     @_builtins.property
     def payee_alias(self) -> Global___ResolveAliasRequest:
@@ -393,10 +401,11 @@ class VerifyPaymentPartiesRequest(_message.Message):
         payee: _builtins.str = ...,
         payer_authorization: _builtins.str = ...,
         payee_alias: Global___ResolveAliasRequest | None = ...,
+        request_binding: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["payee_alias", b"payee_alias"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_participant", b"acting_participant", "payee", b"payee", "payee_alias", b"payee_alias", "payer", b"payer", "payer_authorization", b"payer_authorization"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_participant", b"acting_participant", "payee", b"payee", "payee_alias", b"payee_alias", "payer", b"payer", "payer_authorization", b"payer_authorization", "request_binding", b"request_binding"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,25 +27,45 @@ PRUNE_BATCH = 10_000
 
 _CLAIM = (
     insert(assertion_replays)
-    .values(issuer=bindparam("issuer"), jti=bindparam("jti"), expires_at=bindparam("expires_at"))
+    .values(
+        issuer=bindparam("issuer"),
+        jti=bindparam("jti"),
+        expires_at=bindparam("expires_at"),
+        binding=bindparam("binding"),
+    )
     .on_conflict_do_nothing()
     .returning(assertion_replays.c.jti)
 )
 """Built once: every payment runs it, and SQLAlchemy finds its compiled form by a key it
 already holds."""
+_BINDING = select(assertion_replays.c.binding).where(
+    assertion_replays.c.issuer == bindparam("issuer"),
+    assertion_replays.c.jti == bindparam("jti"),
+)
 
 
 class PostgresReplayGuard:
-    """:class:`openloop_identity.assertions.ReplayGuard` on one transaction's connection."""
+    """:class:`openloop_identity.assertions.ReplayGuard` on one transaction's connection.
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    With a ``binding`` (the caller's name for its request), a token already spent under the
+    same binding is claimed again: the request is being retried, not replayed. A claim
+    racing another under the same binding waits for it (the primary key) and then sees its
+    binding, so concurrent copies of one request all pass and nothing else does."""
+
+    def __init__(self, conn: AsyncConnection, binding: str = "") -> None:
         self._conn = conn
+        self._binding = binding
 
     async def claim(self, issuer: str, jti: str, expires_at: datetime) -> bool:
+        key = {"issuer": issuer, "jti": jti}
         inserted = await self._conn.execute(
-            _CLAIM, {"issuer": issuer, "jti": jti, "expires_at": expires_at}
+            _CLAIM, {**key, "expires_at": expires_at, "binding": self._binding}
         )
-        return inserted.first() is not None
+        if inserted.first() is not None:
+            return True
+        if not self._binding:
+            return False
+        return await self._conn.scalar(_BINDING, key) == self._binding
 
 
 async def prune(engine: AsyncEngine, now: datetime) -> int:
