@@ -29,7 +29,7 @@ async def test_payments_stop_six_months_after_the_first_use(platform):
                 text("SELECT first_use_time FROM first_uses WHERE payer = :payer"),
                 {"payer": citizen},
             )
-            assert recorded == first.payment.update_time.ToDatetime(tzinfo=UTC)
+            assert recorded == first.payment.create_time.ToDatetime(tzinfo=UTC)
             # The citizen's first use, moved seven months back.
             await conn.execute(
                 text("UPDATE first_uses SET first_use_time = :t WHERE payer = :payer"),

@@ -2,10 +2,10 @@
 
 Identity supplies both parties' facts; the gateway adds what it knows of the payment
 itself. The goods category is the merchant's registered category (a scanned QR says
-nothing about what is bought). The payer's first use of the wallet is the time of their
-first completed payment, which the gateway records (``store.first_uses``); before it,
-``payer_first_use_time`` stays unset, which the rules read as "no earlier use", and the
-spending deadline (R10) counts from it.
+nothing about what is bought). The payer's first use of the wallet is the time their first
+completed payment was made (accepted, not completed), which the gateway records
+(``store.first_uses``); before it, ``payer_first_use_time`` stays unset, which the rules
+read as "no earlier use", and the spending deadline (R10) counts from it.
 """
 
 from __future__ import annotations

@@ -119,7 +119,9 @@ _FIRST_USE = (
     insert(first_uses)
     .from_select(
         ["payer", "first_use_time", "payment_id"],
-        select(_FINISHED.c.payer, _FINISHED.c.update_time, _FINISHED.c.payment_id).where(
+        # The moment the payment was made (accepted), not when it completed: an outage
+        # between the two does not push the payer's spending deadline back.
+        select(_FINISHED.c.payer, _FINISHED.c.create_time, _FINISHED.c.payment_id).where(
             _FINISHED.c.state == PaymentState.COMPLETED.value
         ),
     )
