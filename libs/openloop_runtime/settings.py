@@ -26,7 +26,8 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     """Connections kept per process; keep the mesh's sum under PostgreSQL's max_connections."""
     otlp_endpoint: str = ""
-    """OTLP/gRPC collector address; spans are exported there when set."""
+    """OTLP/gRPC collector address; spans are exported there when set, over TLS unless the
+    address is ``http://...`` (a collector on the pod's own network)."""
     trace_file: Path | None = None
     """Spans are also appended here as JSON lines when set: traces without a collector."""
     log_level: str = "INFO"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -28,7 +29,9 @@ def configure_tracing(
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
     if otlp_endpoint:
         provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True))
+            BatchSpanProcessor(
+                OTLPSpanExporter(endpoint=otlp_endpoint, insecure=otlp_in_clear(otlp_endpoint))
+            )
         )
     span_file: IO[str] | None = None
     if trace_file is not None:
@@ -44,6 +47,13 @@ def configure_tracing(
         )
     trace.set_tracer_provider(provider)
     return provider, span_file
+
+
+def otlp_in_clear(endpoint: str) -> bool:
+    """Whether spans go to the collector without TLS: only when its address says so
+    (``http://``). Spans name resources and peers, so ``https://`` or a bare
+    ``host:port`` is TLS."""
+    return urlsplit(endpoint).scheme == "http"
 
 
 def current_trace_id() -> str:
