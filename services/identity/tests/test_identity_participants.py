@@ -154,6 +154,89 @@ async def test_a_participant_that_never_moved_money_closes(platform: Platform) -
     )
 
 
+async def _open_cycle(platform: Platform) -> str:
+    reply = await platform.settlement.ListSettlementCycles(
+        settlement_pb2.ListSettlementCyclesRequest(page_size=1)
+    )
+    return reply.settlement_cycles[0].name
+
+
+async def _close_cycle(platform: Platform) -> str:
+    cycle = await _open_cycle(platform)
+    await platform.settlement.CloseSettlementCycle(
+        settlement_pb2.CloseSettlementCycleRequest(name=cycle, request_id=uuid.uuid4().hex)
+    )
+    return cycle
+
+
+async def test_closing_waits_for_every_cycle_to_be_settled_not_for_a_zero_lifetime(
+    platform: Platform,
+) -> None:
+    stub = platform.identity.stub
+    bank = await create_participant(platform.identity)
+    other = await create_participant(platform.identity)
+    name = f"participants/{bank}"
+    await _move(platform, bank, other, 30_000)  # bank owes 300 THB in this cycle
+    first = await _close_cycle(platform)
+    await _move(platform, other, bank, 30_000)  # and is owed 300 THB in the next
+    second = await _close_cycle(platform)
+    await stub.SuspendParticipant(service_pb2.SuspendParticipantRequest(name=name))
+
+    # Net zero over the unsettled cycles, but two central-bank payments are still due.
+    await expect_error(
+        stub.CloseParticipant(service_pb2.CloseParticipantRequest(name=name)),
+        PRECONDITION,
+        "PARTICIPANT_HAS_UNSETTLED_POSITION",
+        net_position_satang="0",
+        unsettled_cycles="2",
+    )
+    await platform.settlement.SettleSettlementCycle(
+        settlement_pb2.SettleSettlementCycleRequest(name=first, request_id=uuid.uuid4().hex)
+    )
+    await expect_error(
+        stub.CloseParticipant(service_pb2.CloseParticipantRequest(name=name)),
+        PRECONDITION,
+        "PARTICIPANT_HAS_UNSETTLED_POSITION",
+        net_position_satang="30000",
+        unsettled_cycles="1",
+    )
+    await platform.settlement.SettleSettlementCycle(
+        settlement_pb2.SettleSettlementCycleRequest(name=second, request_id=uuid.uuid4().hex)
+    )
+    closed = await stub.CloseParticipant(service_pb2.CloseParticipantRequest(name=name))
+    assert closed.participant.state == resources_pb2.PARTICIPANT_STATE_CLOSED
+
+
+async def test_a_participant_whose_cycles_are_settled_closes_with_a_lifetime_position(
+    platform: Platform,
+) -> None:
+    stub = platform.identity.stub
+    bank = await create_participant(platform.identity)
+    other = await create_participant(platform.identity)
+    name = f"participants/{bank}"
+    await _move(platform, bank, other, 45_000)
+    cycle = await _close_cycle(platform)
+    await stub.SuspendParticipant(service_pb2.SuspendParticipantRequest(name=name))
+    await expect_error(
+        stub.CloseParticipant(service_pb2.CloseParticipantRequest(name=name)),
+        PRECONDITION,
+        "PARTICIPANT_HAS_UNSETTLED_POSITION",
+        net_position_satang="-45000",
+        unsettled_cycles="1",
+    )
+    await platform.settlement.SettleSettlementCycle(
+        settlement_pb2.SettleSettlementCycleRequest(name=cycle, request_id=uuid.uuid4().hex)
+    )
+    # Paid through the central bank: the lifetime position stays -450 THB, nothing is due.
+    position = await platform.settlement.GetPosition(
+        settlement_pb2.GetPositionRequest(name=f"{name}/position")
+    )
+    assert position.position.net_position.amount_satang == -45_000
+    assert position.position.unsettled_position.amount_satang == 0
+    closed = await stub.CloseParticipant(service_pb2.CloseParticipantRequest(name=name))
+    assert closed.participant.state == resources_pb2.PARTICIPANT_STATE_CLOSED
+
+
 def _certificate(participant_id: str, *, days: int = 30) -> str:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, participant_id)])

@@ -24,14 +24,18 @@ async def settlement_database(fresh_database: Callable[[str], Awaitable[str]]) -
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def settlement(
-    settlement_database: str,
-) -> AsyncIterator[service_pb2_grpc.SettlementServiceAsyncStub]:
+async def settlement_target(settlement_database: str) -> AsyncIterator[str]:
+    """Where the module's settlement server listens."""
     settings = SettlementSettings(port=0, database_url=settlement_database)
-    async with (
-        running_server("settlement.openloop.dev", settings, build(settings)) as running,
-        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
-    ):
+    async with running_server("settlement.openloop.dev", settings, build(settings)) as running:
+        yield f"127.0.0.1:{running.port}"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def settlement(
+    settlement_target: str,
+) -> AsyncIterator[service_pb2_grpc.SettlementServiceAsyncStub]:
+    async with grpc.aio.insecure_channel(settlement_target) as channel:
         # The generated stub is the async flavour on an aio channel; mypy cannot see the channel.
         yield cast(
             "service_pb2_grpc.SettlementServiceAsyncStub",

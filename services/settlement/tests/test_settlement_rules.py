@@ -10,7 +10,12 @@ from openloop.common.v1 import money_pb2
 from openloop.settlement.v1 import service_pb2
 from openloop_runtime.errors import DomainError
 from openloop_settlement.model import TransferRecord
-from openloop_settlement.netting import PositionChange, position_changes, zero_position
+from openloop_settlement.netting import (
+    PositionChange,
+    position_changes,
+    settlement_instructions,
+    zero_position,
+)
 from openloop_settlement.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -136,3 +141,30 @@ def test_position_names_are_parsed() -> None:
     for name in ("participants/bank-a", "bank-a/position", "participants/Bank/position", ""):
         with pytest.raises(DomainError):
             position_participant(name)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([f"bank-{c}" for c in "abcdefg"]),
+        st.integers(-(10**12), 10**12),
+        max_size=7,
+    )
+)
+def test_settlement_instructions_square_every_position(raw: dict[str, int]) -> None:
+    positions = dict(raw)
+    if positions:  # make them sum to zero, as a cycle's do
+        first = sorted(positions)[0]
+        positions[first] -= sum(positions.values())
+    instructions = settlement_instructions(positions)
+    moved = dict.fromkeys(positions, 0)
+    for instruction in instructions:
+        assert instruction.amount > 0
+        moved[instruction.payer] -= instruction.amount
+        moved[instruction.payee] += instruction.amount
+    assert moved == positions
+    assert len(instructions) <= max(0, sum(1 for v in positions.values() if v) - 1)
+
+
+def test_instructions_refuse_positions_that_do_not_balance() -> None:
+    with pytest.raises(ValueError, match="sum to zero"):
+        settlement_instructions({"bank-a": -1})

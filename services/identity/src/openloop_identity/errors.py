@@ -197,13 +197,20 @@ def participant_state_conflict(participant_id: str, state: str, why: str) -> Dom
     )
 
 
-def unsettled_position(participant_id: str, net_position_satang: int) -> DomainError:
+def unsettled_position(
+    participant_id: str, net_position_satang: int, unsettled_cycles: int
+) -> DomainError:
     resource = format_name("participants", participant_id)
     return DomainError(
         grpc.StatusCode.FAILED_PRECONDITION,
         ErrorReason.ERROR_REASON_PARTICIPANT_HAS_UNSETTLED_POSITION,
-        f"{resource} has a net position of {net_position_satang} satang; settle it first",
-        {"resource": resource, "net_position_satang": str(net_position_satang)},
+        f"{resource} has positions in {unsettled_cycles} settlement cycles not yet settled "
+        f"({net_position_satang} satang in all); settle them first",
+        {
+            "resource": resource,
+            "net_position_satang": str(net_position_satang),
+            "unsettled_cycles": str(unsettled_cycles),
+        },
     )
 
 

@@ -3,7 +3,8 @@
 Suspension stops the participant acting and being paid at once (every payment checks both
 hosts are ACTIVE). Closing is final, so it is allowed only from SUSPENDED — no new payments
 can then move its position between the check and the close — and only while settlement
-reports a net position of zero.
+reports nothing unsettled: no settlement cycle not yet SETTLED holds a non-zero position
+for it (``positions.py`` says why that figure and not the lifetime position).
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ class ParticipantLifecycle:
             )
         if self._positions is None:
             raise errors.positions_unknown()
-        net = await self._positions.net_position_satang(participant_id)
-        if net != 0:
-            raise errors.unsettled_position(participant_id, net)
+        unsettled = await self._positions.unsettled(participant_id)
+        if not unsettled.nothing_due:
+            raise errors.unsettled_position(
+                participant_id, unsettled.net_position_satang, unsettled.cycles
+            )
         return await participants.transition(
             self._engine, participant_id, to=CLOSED, allowed_from={SUSPENDED, CLOSED}
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openloop_settlement.model import Position, TransferRecord
+from openloop_settlement.model import CyclePosition, Position, TransferRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +30,50 @@ def position_changes(record: TransferRecord) -> list[PositionChange]:
 def zero_position(participant_id: str) -> Position:
     """Where a participant stands before its first inter-participant transfer."""
     return Position(participant_id, net_position=0, transfer_count=0, update_time=None)
+
+
+def zero_cycle_position(cycle_id: int, participant_id: str) -> CyclePosition:
+    """Where a participant stands in a cycle none of whose transfers touched it."""
+    return CyclePosition(cycle_id, participant_id, 0, 0, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """One payment of a cycle's settlement: ``payer`` pays ``payee`` ``amount`` satang."""
+
+    payer: str
+    payee: str
+    amount: int
+
+
+def settlement_instructions(net_positions: dict[str, int]) -> list[Instruction]:
+    """Who pays whom to settle a cycle whose net positions are given (they must sum to zero).
+
+    Through a central settlement account each net debtor simply pays its debit in and each
+    net creditor is paid its credit out. Where banks settle with each other instead, this
+    pairs the largest debtor with the largest creditor until all are square: at most one
+    payment fewer than the participants with a position, every amount positive. Ties are
+    broken by participant id, so the same positions always give the same instructions.
+    """
+    if sum(net_positions.values()) != 0:
+        raise ValueError("a cycle's net positions must sum to zero")
+    owing = sorted(
+        ((-v, p) for p, v in net_positions.items() if v < 0), key=lambda x: (-x[0], x[1])
+    )
+    owed = sorted(((v, p) for p, v in net_positions.items() if v > 0), key=lambda x: (-x[0], x[1]))
+    instructions: list[Instruction] = []
+    i = j = 0
+    debit = owing[0][0] if owing else 0
+    credit = owed[0][0] if owed else 0
+    while i < len(owing) and j < len(owed):
+        amount = min(debit, credit)
+        instructions.append(Instruction(owing[i][1], owed[j][1], amount))
+        debit -= amount
+        credit -= amount
+        if debit == 0:
+            i += 1
+            debit = owing[i][0] if i < len(owing) else 0
+        if credit == 0:
+            j += 1
+            credit = owed[j][0] if j < len(owed) else 0
+    return instructions

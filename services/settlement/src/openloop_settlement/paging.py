@@ -1,4 +1,4 @@
-"""AIP-158 pagination of positions: page sizes and opaque page tokens.
+"""AIP-158 pagination of lifetime positions: page sizes and opaque page tokens.
 
 A token is the URL-safe base64 of the last participant id on the previous page;
 positions are listed in participant order, so the next page starts after it. The
@@ -26,10 +26,17 @@ class PageRequest:
 
 
 def page_request(page_size: int, page_token: str) -> PageRequest:
+    return PageRequest(
+        size=page_size_of(page_size), after=decode_token(page_token) if page_token else None
+    )
+
+
+def page_size_of(page_size: int) -> int:
+    """The size of a page of any of settlement's lists: 0 is the default, more than the
+    maximum is the maximum (AIP-158), negative is refused."""
     if page_size < 0:
         raise invalid_field("page_size", "page_size must not be negative")
-    size = min(page_size, MAX_PAGE_SIZE) if page_size else DEFAULT_PAGE_SIZE
-    return PageRequest(size=size, after=decode_token(page_token) if page_token else None)
+    return min(page_size, MAX_PAGE_SIZE) if page_size else DEFAULT_PAGE_SIZE
 
 
 def encode_token(participant_id: str) -> str:

@@ -1,4 +1,4 @@
-"""The gRPC face of settlement: parse, record or read through the store, answer."""
+"""The gRPC face of settlement: parse, record or read through the stores, answer."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ from typing_extensions import override
 
 from openloop.settlement.v1 import service_pb2, service_pb2_grpc
 from openloop_runtime.errors import DomainError, ErrorReason
-from openloop_settlement import parse
+from openloop_settlement import errors, page_tokens, parse
+from openloop_settlement.cycles import CycleStore
+from openloop_settlement.model import ObligationKey
 from openloop_settlement.netting import zero_position
-from openloop_settlement.paging import encode_token, page_request
-from openloop_settlement.render import obligation_message, position_message
+from openloop_settlement.paging import encode_token, page_request, page_size_of
+from openloop_settlement.render import (
+    cycle_message,
+    cycle_name,
+    cycle_position_message,
+    obligation_message,
+    position_message,
+)
+from openloop_settlement.reports import ReportStore
 from openloop_settlement.store import SettlementStore
 
 
@@ -18,19 +27,26 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
     """openloop.settlement.v1.SettlementService.
 
     RecordTransfer is idempotent by transfer id: recording the same transfer again
-    returns the obligation recorded first and moves no position; the same id with
-    other participants or amount is ALREADY_EXISTS / TRANSFER_ID_CONFLICT.
+    returns the obligation recorded first (in the cycle it was first recorded in) and
+    moves no position; the same id with other participants or amount is
+    ALREADY_EXISTS / TRANSFER_ID_CONFLICT.
 
-    GetPosition answers a zero position (transfer_count 0, no update_time) for a
-    well-formed participant that no inter-participant transfer has touched yet,
-    rather than NOT_FOUND: settlement does not own the list of participants
-    (identity does), and a bank with nothing recorded stands at zero, which is
-    exactly what a settlement report must show for it. ListPositions lists only
-    participants that have a position row.
+    GetPosition and GetCyclePosition answer a zero position (transfer_count 0, no
+    update_time) for a well-formed participant that no inter-participant transfer has
+    touched, rather than NOT_FOUND: settlement does not own the list of participants
+    (identity does), and a bank with nothing recorded stands at zero, which is exactly
+    what a settlement report must show for it. The lists show only participants that
+    have a position row.
+
+    Closing and settling cycles are the platform operator's changes. Like identity's
+    participant lifecycle they are protected for now by the mesh (only the gateway and
+    identity may reach settlement), not by an operator token: see the README.
     """
 
-    def __init__(self, store: SettlementStore) -> None:
+    def __init__(self, store: SettlementStore, cycles: CycleStore, reports: ReportStore) -> None:
         self._store = store
+        self._cycles = cycles
+        self._reports = reports
 
     @override
     async def RecordTransfer(
@@ -68,4 +84,111 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
         return service_pb2.ListPositionsResponse(
             positions=[position_message(p) for p in shown],
             next_page_token=encode_token(shown[-1].participant_id) if more else "",
+        )
+
+    @override
+    async def GetSettlementCycle(
+        self, request: service_pb2.GetSettlementCycleRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetSettlementCycleResponse:
+        cycle_id = parse.cycle_name(request.name)
+        cycle = await self._cycles.get(cycle_id)
+        if cycle is None:
+            raise errors.cycle_not_found(cycle_id)
+        return service_pb2.GetSettlementCycleResponse(settlement_cycle=cycle_message(cycle))
+
+    @override
+    async def ListSettlementCycles(
+        self, request: service_pb2.ListSettlementCyclesRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ListSettlementCyclesResponse:
+        size = page_size_of(request.page_size)
+        state = parse.state_filter(request.state)
+        before = page_tokens.cycles_after(request.page_token, state)
+        found = await self._cycles.newest_before(before, size + 1, state)
+        shown = found[:size]
+        more = len(found) > size
+        return service_pb2.ListSettlementCyclesResponse(
+            settlement_cycles=[cycle_message(c) for c in shown],
+            next_page_token=page_tokens.cycles_token(state, shown[-1].cycle_id) if more else "",
+        )
+
+    @override
+    async def CloseSettlementCycle(
+        self, request: service_pb2.CloseSettlementCycleRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.CloseSettlementCycleResponse:
+        cycle_id = parse.cycle_name(request.name)
+        request_id = parse.request_id(request.request_id)
+        closed = await self._cycles.close(cycle_id, request_id)
+        return service_pb2.CloseSettlementCycleResponse(
+            settlement_cycle=cycle_message(closed.cycle),
+            next_cycle=cycle_name(closed.next_cycle_id),
+        )
+
+    @override
+    async def SettleSettlementCycle(
+        self, request: service_pb2.SettleSettlementCycleRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.SettleSettlementCycleResponse:
+        cycle_id = parse.cycle_name(request.name)
+        request_id = parse.request_id(request.request_id)
+        settled = await self._cycles.settle(cycle_id, request_id)
+        return service_pb2.SettleSettlementCycleResponse(settlement_cycle=cycle_message(settled))
+
+    @override
+    async def GetCyclePosition(
+        self, request: service_pb2.GetCyclePositionRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetCyclePositionResponse:
+        cycle_id, participant_id = parse.cycle_position_name(request.name)
+        position = await self._reports.cycle_position(cycle_id, participant_id)
+        if position is None:
+            raise errors.cycle_not_found(cycle_id)
+        return service_pb2.GetCyclePositionResponse(cycle_position=cycle_position_message(position))
+
+    @override
+    async def ListCyclePositions(
+        self, request: service_pb2.ListCyclePositionsRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ListCyclePositionsResponse:
+        cycle_id = parse.cycle_name(request.parent, "parent")
+        size = page_size_of(request.page_size)
+        after = page_tokens.cycle_positions_after(request.page_token, cycle_id)
+        found = await self._reports.cycle_positions_after(cycle_id, after, size + 1)
+        if found is None:
+            raise errors.cycle_not_found(cycle_id)
+        shown = found[:size]
+        more = len(found) > size
+        return service_pb2.ListCyclePositionsResponse(
+            cycle_positions=[cycle_position_message(p) for p in shown],
+            next_page_token=(
+                page_tokens.cycle_positions_token(cycle_id, shown[-1].participant_id)
+                if more
+                else ""
+            ),
+        )
+
+    @override
+    async def GetObligation(
+        self, request: service_pb2.GetObligationRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.GetObligationResponse:
+        cycle_id, transfer_id = parse.obligation_name(request.name)
+        obligation = await self._reports.obligation(cycle_id, transfer_id)
+        if obligation is None:
+            raise errors.obligation_not_found(request.name)
+        return service_pb2.GetObligationResponse(obligation=obligation_message(obligation))
+
+    @override
+    async def ListObligations(
+        self, request: service_pb2.ListObligationsRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ListObligationsResponse:
+        cycle_id = parse.cycles_parent(request.parent)
+        participant_id = parse.participant_filter(request.participant)
+        size = page_size_of(request.page_size)
+        after = page_tokens.obligations_after(request.page_token, cycle_id, participant_id)
+        if cycle_id is not None and not await self._reports.cycle_exists(cycle_id):
+            raise errors.cycle_not_found(cycle_id)
+        found = await self._reports.obligations_after(cycle_id, participant_id, after, size + 1)
+        shown = found[:size]
+        token = ""
+        if len(found) > size:
+            last = ObligationKey(shown[-1].cycle_id, shown[-1].record.transfer_id)
+            token = page_tokens.obligations_token(cycle_id, participant_id, last)
+        return service_pb2.ListObligationsResponse(
+            obligations=[obligation_message(o) for o in shown], next_page_token=token
         )

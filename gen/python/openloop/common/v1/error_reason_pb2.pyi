@@ -99,8 +99,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_PARTICIPANT_NOT_ACTIVE: _ErrorReason.ValueType  # 42
     """FAILED_PRECONDITION: the participant is suspended or closed."""
     ERROR_REASON_PARTICIPANT_HAS_UNSETTLED_POSITION: _ErrorReason.ValueType  # 44
-    """FAILED_PRECONDITION: the participant cannot close while settlement reports a net position
-    other than zero; metadata.net_position_satang says how much.
+    """FAILED_PRECONDITION: the participant cannot close while it owes or is owed anything
+    unsettled: a settlement cycle not yet SETTLED holds a non-zero position for it.
+    metadata.net_position_satang is the sum of its unsettled positions and
+    metadata.unsettled_cycles how many cycles hold one.
     """
     ERROR_REASON_PARTICIPANT_STATE_CONFLICT: _ErrorReason.ValueType  # 45
     """FAILED_PRECONDITION: the participant's state does not allow this change (for example
@@ -166,6 +168,21 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_PROGRAM_INVALID: _ErrorReason.ValueType  # 78
     """INVALID_ARGUMENT: a program document is malformed; metadata.field says where."""
+    ERROR_REASON_SETTLEMENT_CYCLE_NOT_FOUND: _ErrorReason.ValueType  # 80
+    """The settlement service's own reasons (80-89).
+    NOT_FOUND: no settlement cycle with that number; metadata.resource names it
+    ("settlementCycles/{cycle}").
+    """
+    ERROR_REASON_SETTLEMENT_CYCLE_STATE_CONFLICT: _ErrorReason.ValueType  # 81
+    """FAILED_PRECONDITION: the cycle's state does not allow the change: closing a cycle that
+    is not OPEN (someone else closed it), or settling one that is not CLOSED (still OPEN,
+    or already SETTLED by another request). metadata.resource names the cycle and
+    metadata.state says where it stands.
+    """
+    ERROR_REASON_OBLIGATION_NOT_FOUND: _ErrorReason.ValueType  # 82
+    """NOT_FOUND: no obligation was recorded under that transfer id (in that cycle);
+    metadata.resource names it.
+    """
     ERROR_REASON_UPSTREAM_UNAVAILABLE: _ErrorReason.ValueType  # 61
     """UNAVAILABLE: a service the call depends on did not answer. The call is safe to
     retry with the same idempotency key; metadata.upstream names the service and,
@@ -268,8 +285,10 @@ citizens; kept so that the number is never reused.
 ERROR_REASON_PARTICIPANT_NOT_ACTIVE: ErrorReason.ValueType  # 42
 """FAILED_PRECONDITION: the participant is suspended or closed."""
 ERROR_REASON_PARTICIPANT_HAS_UNSETTLED_POSITION: ErrorReason.ValueType  # 44
-"""FAILED_PRECONDITION: the participant cannot close while settlement reports a net position
-other than zero; metadata.net_position_satang says how much.
+"""FAILED_PRECONDITION: the participant cannot close while it owes or is owed anything
+unsettled: a settlement cycle not yet SETTLED holds a non-zero position for it.
+metadata.net_position_satang is the sum of its unsettled positions and
+metadata.unsettled_cycles how many cycles hold one.
 """
 ERROR_REASON_PARTICIPANT_STATE_CONFLICT: ErrorReason.ValueType  # 45
 """FAILED_PRECONDITION: the participant's state does not allow this change (for example
@@ -335,6 +354,21 @@ never active for the program, or a request_id reused for a different activation.
 """
 ERROR_REASON_PROGRAM_INVALID: ErrorReason.ValueType  # 78
 """INVALID_ARGUMENT: a program document is malformed; metadata.field says where."""
+ERROR_REASON_SETTLEMENT_CYCLE_NOT_FOUND: ErrorReason.ValueType  # 80
+"""The settlement service's own reasons (80-89).
+NOT_FOUND: no settlement cycle with that number; metadata.resource names it
+("settlementCycles/{cycle}").
+"""
+ERROR_REASON_SETTLEMENT_CYCLE_STATE_CONFLICT: ErrorReason.ValueType  # 81
+"""FAILED_PRECONDITION: the cycle's state does not allow the change: closing a cycle that
+is not OPEN (someone else closed it), or settling one that is not CLOSED (still OPEN,
+or already SETTLED by another request). metadata.resource names the cycle and
+metadata.state says where it stands.
+"""
+ERROR_REASON_OBLIGATION_NOT_FOUND: ErrorReason.ValueType  # 82
+"""NOT_FOUND: no obligation was recorded under that transfer id (in that cycle);
+metadata.resource names it.
+"""
 ERROR_REASON_UPSTREAM_UNAVAILABLE: ErrorReason.ValueType  # 61
 """UNAVAILABLE: a service the call depends on did not answer. The call is safe to
 retry with the same idempotency key; metadata.upstream names the service and,

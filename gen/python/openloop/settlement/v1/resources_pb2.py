@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from openloop.common.v1 import money_pb2 as openloop_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&openloop/settlement/v1/resources.proto\x12\x16openloop.settlement.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eopenloop/common/v1/money.proto\"\xa7\x01\n\x08Position\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bparticipant\x18\x02 \x01(\t\x12/\n\x0cnet_position\x18\x03 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x16\n\x0etransfer_count\x18\x04 \x01(\x03\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcf\x01\n\nObligation\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x19\n\x11\x64\x65\x62it_participant\x18\x02 \x01(\t\x12\x1a\n\x12\x63redit_participant\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x19\n\x11inter_participant\x18\x05 \x01(\x08\x12/\n\x0brecord_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&openloop/settlement/v1/resources.proto\x12\x16openloop.settlement.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eopenloop/common/v1/money.proto\"\xfd\x01\n\x08Position\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bparticipant\x18\x02 \x01(\t\x12/\n\x0cnet_position\x18\x03 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x16\n\x0etransfer_count\x18\x04 \x01(\x03\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x12unsettled_position\x18\x06 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x1d\n\x15unsettled_cycle_count\x18\x07 \x01(\x03\"\xec\x01\n\nObligation\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x19\n\x11\x64\x65\x62it_participant\x18\x02 \x01(\t\x12\x1a\n\x12\x63redit_participant\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x19\n\x11inter_participant\x18\x05 \x01(\x08\x12/\n\x0brecord_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\r\n\x05\x63ycle\x18\x08 \x01(\t\"\xc2\x02\n\x0fSettlementCycle\x12\x0c\n\x04name\x18\x01 \x01(\t\x12<\n\x05state\x18\x02 \x01(\x0e\x32-.openloop.settlement.v1.SettlementCycle.State\x12-\n\topen_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bsettle_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nSTATE_OPEN\x10\x01\x12\x10\n\x0cSTATE_CLOSED\x10\x02\x12\x11\n\rSTATE_SETTLED\x10\x03\"\xac\x01\n\rCyclePosition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bparticipant\x18\x02 \x01(\t\x12/\n\x0cnet_position\x18\x03 \x01(\x0b\x32\x19.openloop.common.v1.Money\x12\x16\n\x0etransfer_count\x18\x04 \x01(\x03\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'openloop.settlement.v1.reso
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_POSITION']._serialized_start=132
-  _globals['_POSITION']._serialized_end=299
-  _globals['_OBLIGATION']._serialized_start=302
-  _globals['_OBLIGATION']._serialized_end=509
+  _globals['_POSITION']._serialized_end=385
+  _globals['_OBLIGATION']._serialized_start=388
+  _globals['_OBLIGATION']._serialized_end=624
+  _globals['_SETTLEMENTCYCLE']._serialized_start=627
+  _globals['_SETTLEMENTCYCLE']._serialized_end=949
+  _globals['_SETTLEMENTCYCLE_STATE']._serialized_start=866
+  _globals['_SETTLEMENTCYCLE_STATE']._serialized_end=949
+  _globals['_CYCLEPOSITION']._serialized_start=952
+  _globals['_CYCLEPOSITION']._serialized_end=1124
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from openloop.common.v1 import money_pb2 as _money_pb2
 import builtins as _builtins
 import sys
@@ -20,9 +21,196 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Position(_message.Message):
-    """A participant's net position: what the platform owes it (positive) or what it
-    owes the platform (negative) since the last settlement. Positions of all
-    participants always sum to zero.
+    """A participant's lifetime net position: what the platform owes it (positive) or
+    what it owes the platform (negative) over every transfer ever recorded, that
+    is the sum of its positions over all settlement cycles, settled or not.
+    Positions of all participants always sum to zero. The amount still to be paid
+    through the central bank is `unsettled_position`; what a cycle's settlement
+    pays is that cycle's CyclePosition.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_FIELD_NUMBER: _builtins.int
+    NET_POSITION_FIELD_NUMBER: _builtins.int
+    TRANSFER_COUNT_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    UNSETTLED_POSITION_FIELD_NUMBER: _builtins.int
+    UNSETTLED_CYCLE_COUNT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"participants/{participant}/position"."""
+    participant: _builtins.str
+    """"participants/{participant}"."""
+    transfer_count: _builtins.int
+    """How many inter-participant transfers changed this position, over all cycles."""
+    unsettled_cycle_count: _builtins.int
+    """How many cycles not yet SETTLED hold a non-zero position for the participant.
+    Each cycle is settled on its own, so a participant owes or is owed nothing
+    unsettled only when this is 0 (unsettled_position can be 0 while a CLOSED
+    cycle still asks it to pay and the OPEN one to be paid).
+    """
+    @_builtins.property
+    def net_position(self) -> _money_pb2.Money:
+        """The lifetime net position (the sum over all cycles)."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def unsettled_position(self) -> _money_pb2.Money:
+        """The part of net_position in cycles not yet SETTLED (the OPEN cycle and the
+        CLOSED ones awaiting the central bank's transfers). Always set by this
+        version of settlement; unset only from a settlement that predates cycles.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        participant: _builtins.str = ...,
+        net_position: _money_pb2.Money | None = ...,
+        transfer_count: _builtins.int = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        unsettled_position: _money_pb2.Money | None = ...,
+        unsettled_cycle_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["net_position", b"net_position", "unsettled_position", b"unsettled_position", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "net_position", b"net_position", "participant", b"participant", "transfer_count", b"transfer_count", "unsettled_cycle_count", b"unsettled_cycle_count", "unsettled_position", b"unsettled_position", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Position: _TypeAlias = Position  # noqa: Y015
+
+@_typing.final
+class Obligation(_message.Message):
+    """One transfer as settlement recorded it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    DEBIT_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    CREDIT_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    INTER_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    RECORD_TIME_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CYCLE_FIELD_NUMBER: _builtins.int
+    transfer_id: _builtins.str
+    debit_participant: _builtins.str
+    """"participants/{participant}" whose account was debited: its position goes down."""
+    credit_participant: _builtins.str
+    """"participants/{participant}" whose account was credited: its position goes up."""
+    inter_participant: _builtins.bool
+    """False when both accounts are hosted by the same participant: no position changes."""
+    name: _builtins.str
+    """"settlementCycles/{cycle}/obligations/{transfer_id}"."""
+    cycle: _builtins.str
+    """"settlementCycles/{cycle}": the one cycle the obligation belongs to, fixed when it was
+    recorded (the cycle OPEN at that moment).
+    """
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def record_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        transfer_id: _builtins.str = ...,
+        debit_participant: _builtins.str = ...,
+        credit_participant: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        inter_participant: _builtins.bool = ...,
+        record_time: _timestamp_pb2.Timestamp | None = ...,
+        name: _builtins.str = ...,
+        cycle: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "record_time", b"record_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "credit_participant", b"credit_participant", "cycle", b"cycle", "debit_participant", b"debit_participant", "inter_participant", b"inter_participant", "name", b"name", "record_time", b"record_time", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Obligation: _TypeAlias = Obligation  # noqa: Y015
+
+@_typing.final
+class SettlementCycle(_message.Message):
+    """A settlement cycle (a settlement window): the obligations recorded between two
+    cut-offs, netted per participant and settled together through the central bank.
+    Exactly one cycle is OPEN at any time; closing it opens the next.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[SettlementCycle._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: SettlementCycle._State.ValueType  # 0
+        STATE_OPEN: SettlementCycle._State.ValueType  # 1
+        """Obligations recorded now are stamped with this cycle; its positions still move."""
+        STATE_CLOSED: SettlementCycle._State.ValueType  # 2
+        """Cut off: its obligations and positions never change again and sum to zero. The
+        central bank's transfers for it are due.
+        """
+        STATE_SETTLED: SettlementCycle._State.ValueType  # 3
+        """The operator confirmed the central bank's transfers for this cycle are done."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """The life of a cycle: OPEN -> CLOSED -> SETTLED, never backwards."""
+
+    STATE_UNSPECIFIED: SettlementCycle.State.ValueType  # 0
+    STATE_OPEN: SettlementCycle.State.ValueType  # 1
+    """Obligations recorded now are stamped with this cycle; its positions still move."""
+    STATE_CLOSED: SettlementCycle.State.ValueType  # 2
+    """Cut off: its obligations and positions never change again and sum to zero. The
+    central bank's transfers for it are due.
+    """
+    STATE_SETTLED: SettlementCycle.State.ValueType  # 3
+    """The operator confirmed the central bank's transfers for this cycle are done."""
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    OPEN_TIME_FIELD_NUMBER: _builtins.int
+    CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    SETTLE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"settlementCycles/{cycle}", {cycle} a decimal number counting from 1."""
+    state: Global___SettlementCycle.State.ValueType
+    @_builtins.property
+    def open_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def close_time(self) -> _timestamp_pb2.Timestamp:
+        """Set once CLOSED."""
+
+    @_builtins.property
+    def settle_time(self) -> _timestamp_pb2.Timestamp:
+        """Set once SETTLED."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        state: Global___SettlementCycle.State.ValueType = ...,
+        open_time: _timestamp_pb2.Timestamp | None = ...,
+        close_time: _timestamp_pb2.Timestamp | None = ...,
+        settle_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "open_time", b"open_time", "settle_time", b"settle_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "name", b"name", "open_time", b"open_time", "settle_time", b"settle_time", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementCycle: _TypeAlias = SettlementCycle  # noqa: Y015
+
+@_typing.final
+class CyclePosition(_message.Message):
+    """A participant's net position within one settlement cycle. For a CLOSED or
+    SETTLED cycle this is what the participant pays (negative) or receives
+    (positive) in that cycle's settlement; the positions of a cycle sum to zero.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -33,11 +221,11 @@ class Position(_message.Message):
     TRANSFER_COUNT_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """"participants/{participant}/position"."""
+    """"settlementCycles/{cycle}/positions/{participant}"."""
     participant: _builtins.str
     """"participants/{participant}"."""
     transfer_count: _builtins.int
-    """How many inter-participant transfers changed this position."""
+    """How many inter-participant obligations of the cycle changed this position."""
     @_builtins.property
     def net_position(self) -> _money_pb2.Money: ...
     @_builtins.property
@@ -57,45 +245,4 @@ class Position(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Position: _TypeAlias = Position  # noqa: Y015
-
-@_typing.final
-class Obligation(_message.Message):
-    """One transfer as settlement recorded it."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    TRANSFER_ID_FIELD_NUMBER: _builtins.int
-    DEBIT_PARTICIPANT_FIELD_NUMBER: _builtins.int
-    CREDIT_PARTICIPANT_FIELD_NUMBER: _builtins.int
-    AMOUNT_FIELD_NUMBER: _builtins.int
-    INTER_PARTICIPANT_FIELD_NUMBER: _builtins.int
-    RECORD_TIME_FIELD_NUMBER: _builtins.int
-    transfer_id: _builtins.str
-    debit_participant: _builtins.str
-    """"participants/{participant}" whose account was debited: its position goes down."""
-    credit_participant: _builtins.str
-    """"participants/{participant}" whose account was credited: its position goes up."""
-    inter_participant: _builtins.bool
-    """False when both accounts are hosted by the same participant: no position changes."""
-    @_builtins.property
-    def amount(self) -> _money_pb2.Money: ...
-    @_builtins.property
-    def record_time(self) -> _timestamp_pb2.Timestamp: ...
-    def __init__(
-        self,
-        *,
-        transfer_id: _builtins.str = ...,
-        debit_participant: _builtins.str = ...,
-        credit_participant: _builtins.str = ...,
-        amount: _money_pb2.Money | None = ...,
-        inter_participant: _builtins.bool = ...,
-        record_time: _timestamp_pb2.Timestamp | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "record_time", b"record_time"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "credit_participant", b"credit_participant", "debit_participant", b"debit_participant", "inter_participant", b"inter_participant", "record_time", b"record_time", "transfer_id", b"transfer_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Obligation: _TypeAlias = Obligation  # noqa: Y015
+Global___CyclePosition: _TypeAlias = CyclePosition  # noqa: Y015

@@ -26,7 +26,7 @@ from openloop.common.v1 import money_pb2 as openloop_dot_common_dot_v1_dot_money
 from openloop.settlement.v1 import resources_pb2 as openloop_dot_settlement_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$openloop/settlement/v1/service.proto\x12\x16openloop.settlement.v1\x1a\x1eopenloop/common/v1/money.proto\x1a&openloop/settlement/v1/resources.proto\"\x8e\x01\n\x15RecordTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x19\n\x11\x64\x65\x62it_participant\x18\x02 \x01(\t\x12\x1a\n\x12\x63redit_participant\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.openloop.common.v1.Money\"P\n\x16RecordTransferResponse\x12\x36\n\nobligation\x18\x01 \x01(\x0b\x32\".openloop.settlement.v1.Obligation\"\"\n\x12GetPositionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x13GetPositionResponse\x12\x32\n\x08position\x18\x01 \x01(\x0b\x32 .openloop.settlement.v1.Position\"=\n\x14ListPositionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x15ListPositionsResponse\x12\x33\n\tpositions\x18\x01 \x03(\x0b\x32 .openloop.settlement.v1.Position\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xda\x02\n\x11SettlementService\x12o\n\x0eRecordTransfer\x12-.openloop.settlement.v1.RecordTransferRequest\x1a..openloop.settlement.v1.RecordTransferResponse\x12\x66\n\x0bGetPosition\x12*.openloop.settlement.v1.GetPositionRequest\x1a+.openloop.settlement.v1.GetPositionResponse\x12l\n\rListPositions\x12,.openloop.settlement.v1.ListPositionsRequest\x1a-.openloop.settlement.v1.ListPositionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$openloop/settlement/v1/service.proto\x12\x16openloop.settlement.v1\x1a\x1eopenloop/common/v1/money.proto\x1a&openloop/settlement/v1/resources.proto\"\x8e\x01\n\x15RecordTransferRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x19\n\x11\x64\x65\x62it_participant\x18\x02 \x01(\t\x12\x1a\n\x12\x63redit_participant\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.openloop.common.v1.Money\"P\n\x16RecordTransferResponse\x12\x36\n\nobligation\x18\x01 \x01(\x0b\x32\".openloop.settlement.v1.Obligation\"\"\n\x12GetPositionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x13GetPositionResponse\x12\x32\n\x08position\x18\x01 \x01(\x0b\x32 .openloop.settlement.v1.Position\"=\n\x14ListPositionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x15ListPositionsResponse\x12\x33\n\tpositions\x18\x01 \x03(\x0b\x32 .openloop.settlement.v1.Position\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x19GetSettlementCycleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"_\n\x1aGetSettlementCycleResponse\x12\x41\n\x10settlement_cycle\x18\x01 \x01(\x0b\x32\'.openloop.settlement.v1.SettlementCycle\"\x82\x01\n\x1bListSettlementCyclesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12<\n\x05state\x18\x03 \x01(\x0e\x32-.openloop.settlement.v1.SettlementCycle.State\"{\n\x1cListSettlementCyclesResponse\x12\x42\n\x11settlement_cycles\x18\x01 \x03(\x0b\x32\'.openloop.settlement.v1.SettlementCycle\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"?\n\x1b\x43loseSettlementCycleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"u\n\x1c\x43loseSettlementCycleResponse\x12\x41\n\x10settlement_cycle\x18\x01 \x01(\x0b\x32\'.openloop.settlement.v1.SettlementCycle\x12\x12\n\nnext_cycle\x18\x02 \x01(\t\"@\n\x1cSettleSettlementCycleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"b\n\x1dSettleSettlementCycleResponse\x12\x41\n\x10settlement_cycle\x18\x01 \x01(\x0b\x32\'.openloop.settlement.v1.SettlementCycle\"\'\n\x17GetCyclePositionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Y\n\x18GetCyclePositionResponse\x12=\n\x0e\x63ycle_position\x18\x01 \x01(\x0b\x32%.openloop.settlement.v1.CyclePosition\"R\n\x19ListCyclePositionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"u\n\x1aListCyclePositionsResponse\x12>\n\x0f\x63ycle_positions\x18\x01 \x03(\x0b\x32%.openloop.settlement.v1.CyclePosition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14GetObligationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"O\n\x15GetObligationResponse\x12\x36\n\nobligation\x18\x01 \x01(\x0b\x32\".openloop.settlement.v1.Obligation\"d\n\x16ListObligationsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x13\n\x0bparticipant\x18\x04 \x01(\t\"k\n\x17ListObligationsResponse\x12\x37\n\x0bobligations\x18\x01 \x03(\x0b\x32\".openloop.settlement.v1.Obligation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xbc\n\n\x11SettlementService\x12o\n\x0eRecordTransfer\x12-.openloop.settlement.v1.RecordTransferRequest\x1a..openloop.settlement.v1.RecordTransferResponse\x12\x66\n\x0bGetPosition\x12*.openloop.settlement.v1.GetPositionRequest\x1a+.openloop.settlement.v1.GetPositionResponse\x12l\n\rListPositions\x12,.openloop.settlement.v1.ListPositionsRequest\x1a-.openloop.settlement.v1.ListPositionsResponse\x12{\n\x12GetSettlementCycle\x12\x31.openloop.settlement.v1.GetSettlementCycleRequest\x1a\x32.openloop.settlement.v1.GetSettlementCycleResponse\x12\x81\x01\n\x14ListSettlementCycles\x12\x33.openloop.settlement.v1.ListSettlementCyclesRequest\x1a\x34.openloop.settlement.v1.ListSettlementCyclesResponse\x12\x81\x01\n\x14\x43loseSettlementCycle\x12\x33.openloop.settlement.v1.CloseSettlementCycleRequest\x1a\x34.openloop.settlement.v1.CloseSettlementCycleResponse\x12\x84\x01\n\x15SettleSettlementCycle\x12\x34.openloop.settlement.v1.SettleSettlementCycleRequest\x1a\x35.openloop.settlement.v1.SettleSettlementCycleResponse\x12u\n\x10GetCyclePosition\x12/.openloop.settlement.v1.GetCyclePositionRequest\x1a\x30.openloop.settlement.v1.GetCyclePositionResponse\x12{\n\x12ListCyclePositions\x12\x31.openloop.settlement.v1.ListCyclePositionsRequest\x1a\x32.openloop.settlement.v1.ListCyclePositionsResponse\x12l\n\rGetObligation\x12,.openloop.settlement.v1.GetObligationRequest\x1a-.openloop.settlement.v1.GetObligationResponse\x12r\n\x0fListObligations\x12..openloop.settlement.v1.ListObligationsRequest\x1a/.openloop.settlement.v1.ListObligationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +45,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPOSITIONSREQUEST']._serialized_end=535
   _globals['_LISTPOSITIONSRESPONSE']._serialized_start=537
   _globals['_LISTPOSITIONSRESPONSE']._serialized_end=638
-  _globals['_SETTLEMENTSERVICE']._serialized_start=641
-  _globals['_SETTLEMENTSERVICE']._serialized_end=987
+  _globals['_GETSETTLEMENTCYCLEREQUEST']._serialized_start=640
+  _globals['_GETSETTLEMENTCYCLEREQUEST']._serialized_end=681
+  _globals['_GETSETTLEMENTCYCLERESPONSE']._serialized_start=683
+  _globals['_GETSETTLEMENTCYCLERESPONSE']._serialized_end=778
+  _globals['_LISTSETTLEMENTCYCLESREQUEST']._serialized_start=781
+  _globals['_LISTSETTLEMENTCYCLESREQUEST']._serialized_end=911
+  _globals['_LISTSETTLEMENTCYCLESRESPONSE']._serialized_start=913
+  _globals['_LISTSETTLEMENTCYCLESRESPONSE']._serialized_end=1036
+  _globals['_CLOSESETTLEMENTCYCLEREQUEST']._serialized_start=1038
+  _globals['_CLOSESETTLEMENTCYCLEREQUEST']._serialized_end=1101
+  _globals['_CLOSESETTLEMENTCYCLERESPONSE']._serialized_start=1103
+  _globals['_CLOSESETTLEMENTCYCLERESPONSE']._serialized_end=1220
+  _globals['_SETTLESETTLEMENTCYCLEREQUEST']._serialized_start=1222
+  _globals['_SETTLESETTLEMENTCYCLEREQUEST']._serialized_end=1286
+  _globals['_SETTLESETTLEMENTCYCLERESPONSE']._serialized_start=1288
+  _globals['_SETTLESETTLEMENTCYCLERESPONSE']._serialized_end=1386
+  _globals['_GETCYCLEPOSITIONREQUEST']._serialized_start=1388
+  _globals['_GETCYCLEPOSITIONREQUEST']._serialized_end=1427
+  _globals['_GETCYCLEPOSITIONRESPONSE']._serialized_start=1429
+  _globals['_GETCYCLEPOSITIONRESPONSE']._serialized_end=1518
+  _globals['_LISTCYCLEPOSITIONSREQUEST']._serialized_start=1520
+  _globals['_LISTCYCLEPOSITIONSREQUEST']._serialized_end=1602
+  _globals['_LISTCYCLEPOSITIONSRESPONSE']._serialized_start=1604
+  _globals['_LISTCYCLEPOSITIONSRESPONSE']._serialized_end=1721
+  _globals['_GETOBLIGATIONREQUEST']._serialized_start=1723
+  _globals['_GETOBLIGATIONREQUEST']._serialized_end=1759
+  _globals['_GETOBLIGATIONRESPONSE']._serialized_start=1761
+  _globals['_GETOBLIGATIONRESPONSE']._serialized_end=1840
+  _globals['_LISTOBLIGATIONSREQUEST']._serialized_start=1842
+  _globals['_LISTOBLIGATIONSREQUEST']._serialized_end=1942
+  _globals['_LISTOBLIGATIONSRESPONSE']._serialized_start=1944
+  _globals['_LISTOBLIGATIONSRESPONSE']._serialized_end=2051
+  _globals['_SETTLEMENTSERVICE']._serialized_start=2054
+  _globals['_SETTLEMENTSERVICE']._serialized_end=3394
 # @@protoc_insertion_point(module_scope)

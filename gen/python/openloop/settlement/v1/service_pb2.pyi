@@ -157,3 +157,379 @@ class ListPositionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListPositionsResponse: _TypeAlias = ListPositionsResponse  # noqa: Y015
+
+@_typing.final
+class GetSettlementCycleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"settlementCycles/{cycle}"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSettlementCycleRequest: _TypeAlias = GetSettlementCycleRequest  # noqa: Y015
+
+@_typing.final
+class GetSettlementCycleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_CYCLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settlement_cycle(self) -> _resources_pb2.SettlementCycle: ...
+    def __init__(
+        self,
+        *,
+        settlement_cycle: _resources_pb2.SettlementCycle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement_cycle", b"settlement_cycle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settlement_cycle", b"settlement_cycle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSettlementCycleResponse: _TypeAlias = GetSettlementCycleResponse  # noqa: Y015
+
+@_typing.final
+class ListSettlementCyclesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most 1000; 0 means 100."""
+    page_token: _builtins.str
+    state: _resources_pb2.SettlementCycle.State.ValueType
+    """Only cycles in this state; unspecified: every cycle."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        state: _resources_pb2.SettlementCycle.State.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSettlementCyclesRequest: _TypeAlias = ListSettlementCyclesRequest  # noqa: Y015
+
+@_typing.final
+class ListSettlementCyclesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_CYCLES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def settlement_cycles(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.SettlementCycle]: ...
+    def __init__(
+        self,
+        *,
+        settlement_cycles: _abc.Iterable[_resources_pb2.SettlementCycle] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "settlement_cycles", b"settlement_cycles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSettlementCyclesResponse: _TypeAlias = ListSettlementCyclesResponse  # noqa: Y015
+
+@_typing.final
+class CloseSettlementCycleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"settlementCycles/{cycle}": the cycle the operator means to close, which must be the
+    OPEN one. Naming it keeps two operators (or a retry after a lost answer) from closing
+    two cycles where one was meant.
+    """
+    request_id: _builtins.str
+    """Client-chosen idempotency key, 1-64 characters of [A-Za-z0-9._:-]: a retry with the
+    same id answers the cycle it closed; the same id used to close another cycle is
+    INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    """
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseSettlementCycleRequest: _TypeAlias = CloseSettlementCycleRequest  # noqa: Y015
+
+@_typing.final
+class CloseSettlementCycleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_CYCLE_FIELD_NUMBER: _builtins.int
+    NEXT_CYCLE_FIELD_NUMBER: _builtins.int
+    next_cycle: _builtins.str
+    """"settlementCycles/{cycle}": the cycle opened by the close."""
+    @_builtins.property
+    def settlement_cycle(self) -> _resources_pb2.SettlementCycle:
+        """The cycle as closed (CLOSED, or SETTLED if a retry comes after it was settled)."""
+
+    def __init__(
+        self,
+        *,
+        settlement_cycle: _resources_pb2.SettlementCycle | None = ...,
+        next_cycle: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement_cycle", b"settlement_cycle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_cycle", b"next_cycle", "settlement_cycle", b"settlement_cycle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseSettlementCycleResponse: _TypeAlias = CloseSettlementCycleResponse  # noqa: Y015
+
+@_typing.final
+class SettleSettlementCycleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"settlementCycles/{cycle}", a CLOSED cycle."""
+    request_id: _builtins.str
+    """Client-chosen idempotency key, as for CloseSettlementCycle."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleSettlementCycleRequest: _TypeAlias = SettleSettlementCycleRequest  # noqa: Y015
+
+@_typing.final
+class SettleSettlementCycleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_CYCLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settlement_cycle(self) -> _resources_pb2.SettlementCycle: ...
+    def __init__(
+        self,
+        *,
+        settlement_cycle: _resources_pb2.SettlementCycle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement_cycle", b"settlement_cycle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settlement_cycle", b"settlement_cycle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleSettlementCycleResponse: _TypeAlias = SettleSettlementCycleResponse  # noqa: Y015
+
+@_typing.final
+class GetCyclePositionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"settlementCycles/{cycle}/positions/{participant}"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCyclePositionRequest: _TypeAlias = GetCyclePositionRequest  # noqa: Y015
+
+@_typing.final
+class GetCyclePositionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CYCLE_POSITION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cycle_position(self) -> _resources_pb2.CyclePosition: ...
+    def __init__(
+        self,
+        *,
+        cycle_position: _resources_pb2.CyclePosition | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cycle_position", b"cycle_position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cycle_position", b"cycle_position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCyclePositionResponse: _TypeAlias = GetCyclePositionResponse  # noqa: Y015
+
+@_typing.final
+class ListCyclePositionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """"settlementCycles/{cycle}"."""
+    page_size: _builtins.int
+    """At most 1000; 0 means 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCyclePositionsRequest: _TypeAlias = ListCyclePositionsRequest  # noqa: Y015
+
+@_typing.final
+class ListCyclePositionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CYCLE_POSITIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def cycle_positions(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.CyclePosition]: ...
+    def __init__(
+        self,
+        *,
+        cycle_positions: _abc.Iterable[_resources_pb2.CyclePosition] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cycle_positions", b"cycle_positions", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCyclePositionsResponse: _TypeAlias = ListCyclePositionsResponse  # noqa: Y015
+
+@_typing.final
+class GetObligationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"settlementCycles/{cycle}/obligations/{transfer_id}", {cycle} may be "-"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetObligationRequest: _TypeAlias = GetObligationRequest  # noqa: Y015
+
+@_typing.final
+class GetObligationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBLIGATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def obligation(self) -> _resources_pb2.Obligation: ...
+    def __init__(
+        self,
+        *,
+        obligation: _resources_pb2.Obligation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["obligation", b"obligation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["obligation", b"obligation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetObligationResponse: _TypeAlias = GetObligationResponse  # noqa: Y015
+
+@_typing.final
+class ListObligationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """"settlementCycles/{cycle}", or "settlementCycles/-" for every cycle."""
+    page_size: _builtins.int
+    """At most 1000; 0 means 100."""
+    page_token: _builtins.str
+    participant: _builtins.str
+    """"participants/{participant}": only obligations it is the debit or credit side of.
+    Empty: every obligation of the parent.
+    """
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        participant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "participant", b"participant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListObligationsRequest: _TypeAlias = ListObligationsRequest  # noqa: Y015
+
+@_typing.final
+class ListObligationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBLIGATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def obligations(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Obligation]: ...
+    def __init__(
+        self,
+        *,
+        obligations: _abc.Iterable[_resources_pb2.Obligation] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "obligations", b"obligations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListObligationsResponse: _TypeAlias = ListObligationsResponse  # noqa: Y015

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class SettlementServiceStub:
-    """Inter-participant net positions, built from the ledger's transfers.
+    """Inter-participant net positions, built from the ledger's transfers, and the
+    settlement cycles (deferred net settlement) that cut them into settleable sets.
     """
 
     def __init__(self, channel):
@@ -50,29 +51,135 @@ class SettlementServiceStub:
                 request_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListPositionsRequest.SerializeToString,
                 response_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListPositionsResponse.FromString,
                 _registered_method=True)
+        self.GetSettlementCycle = channel.unary_unary(
+                '/openloop.settlement.v1.SettlementService/GetSettlementCycle',
+                request_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetSettlementCycleRequest.SerializeToString,
+                response_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetSettlementCycleResponse.FromString,
+                _registered_method=True)
+        self.ListSettlementCycles = channel.unary_unary(
+                '/openloop.settlement.v1.SettlementService/ListSettlementCycles',
+                request_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListSettlementCyclesRequest.SerializeToString,
+                response_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListSettlementCyclesResponse.FromString,
+                _registered_method=True)
+        self.CloseSettlementCycle = channel.unary_unary(
+                '/openloop.settlement.v1.SettlementService/CloseSettlementCycle',
+                request_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.CloseSettlementCycleRequest.SerializeToString,
+                response_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.CloseSettlementCycleResponse.FromString,
+                _registered_method=True)
+        self.SettleSettlementCycle = channel.unary_unary(
+                '/openloop.settlement.v1.SettlementService/SettleSettlementCycle',
+                request_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.SettleSettlementCycleRequest.SerializeToString,
+                response_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.SettleSettlementCycleResponse.FromString,
+                _registered_method=True)
+        self.GetCyclePosition = channel.unary_unary(
+                '/openloop.settlement.v1.SettlementService/GetCyclePosition',
+                request_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetCyclePositionRequest.SerializeToString,
+                response_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetCyclePositionResponse.FromString,
+                _registered_method=True)
+        self.ListCyclePositions = channel.unary_unary(
+                '/openloop.settlement.v1.SettlementService/ListCyclePositions',
+                request_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListCyclePositionsRequest.SerializeToString,
+                response_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListCyclePositionsResponse.FromString,
+                _registered_method=True)
+        self.GetObligation = channel.unary_unary(
+                '/openloop.settlement.v1.SettlementService/GetObligation',
+                request_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetObligationRequest.SerializeToString,
+                response_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetObligationResponse.FromString,
+                _registered_method=True)
+        self.ListObligations = channel.unary_unary(
+                '/openloop.settlement.v1.SettlementService/ListObligations',
+                request_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListObligationsRequest.SerializeToString,
+                response_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListObligationsResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
-    """Inter-participant net positions, built from the ledger's transfers.
+    """Inter-participant net positions, built from the ledger's transfers, and the
+    settlement cycles (deferred net settlement) that cut them into settleable sets.
     """
 
     def RecordTransfer(self, request, context):
-        """Records one ledger transfer. Idempotent by transfer_id: the same transfer
-        recorded twice changes positions once; the same id with other fields is ALREADY_EXISTS.
+        """Records one ledger transfer in the OPEN settlement cycle. Idempotent by
+        transfer_id: the same transfer recorded twice changes positions once and
+        answers the obligation (and cycle) recorded first; the same id with other
+        fields is ALREADY_EXISTS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPosition(self, request, context):
-        """Returns one participant's position.
+        """Returns one participant's lifetime position, with its unsettled part.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPositions(self, request, context):
-        """Lists every position (AIP-158 pagination).
+        """Lists every lifetime position (AIP-158 pagination). Read live: pages taken
+        while transfers are recorded need not sum to zero; a settlement report is a
+        CLOSED cycle's ListCyclePositions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSettlementCycle(self, request, context):
+        """Returns one settlement cycle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSettlementCycles(self, request, context):
+        """Lists settlement cycles, newest first (the OPEN one leads).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseSettlementCycle(self, request, context):
+        """Closes the OPEN cycle and opens the next, atomically: every transfer is
+        recorded wholly in one of the two. Idempotent by request_id. Platform operators only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SettleSettlementCycle(self, request, context):
+        """Marks a CLOSED cycle SETTLED once the central bank's transfers for it are
+        done. Idempotent by request_id. Platform operators only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCyclePosition(self, request, context):
+        """Returns one participant's position in one cycle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCyclePositions(self, request, context):
+        """Lists a cycle's positions in participant order. A CLOSED or SETTLED cycle's
+        positions never change, so its pages form one consistent report summing to zero.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetObligation(self, request, context):
+        """Returns one obligation; "settlementCycles/-/obligations/{transfer_id}" finds it in
+        whichever cycle holds it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListObligations(self, request, context):
+        """Lists obligations by cycle and/or participant, in (cycle, transfer_id) order,
+        so that each position can be tied to the transfers that make it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +203,46 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     request_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListPositionsRequest.FromString,
                     response_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListPositionsResponse.SerializeToString,
             ),
+            'GetSettlementCycle': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSettlementCycle,
+                    request_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetSettlementCycleRequest.FromString,
+                    response_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetSettlementCycleResponse.SerializeToString,
+            ),
+            'ListSettlementCycles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSettlementCycles,
+                    request_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListSettlementCyclesRequest.FromString,
+                    response_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListSettlementCyclesResponse.SerializeToString,
+            ),
+            'CloseSettlementCycle': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseSettlementCycle,
+                    request_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.CloseSettlementCycleRequest.FromString,
+                    response_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.CloseSettlementCycleResponse.SerializeToString,
+            ),
+            'SettleSettlementCycle': grpc.unary_unary_rpc_method_handler(
+                    servicer.SettleSettlementCycle,
+                    request_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.SettleSettlementCycleRequest.FromString,
+                    response_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.SettleSettlementCycleResponse.SerializeToString,
+            ),
+            'GetCyclePosition': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCyclePosition,
+                    request_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetCyclePositionRequest.FromString,
+                    response_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetCyclePositionResponse.SerializeToString,
+            ),
+            'ListCyclePositions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCyclePositions,
+                    request_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListCyclePositionsRequest.FromString,
+                    response_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListCyclePositionsResponse.SerializeToString,
+            ),
+            'GetObligation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetObligation,
+                    request_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetObligationRequest.FromString,
+                    response_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.GetObligationResponse.SerializeToString,
+            ),
+            'ListObligations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObligations,
+                    request_deserializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListObligationsRequest.FromString,
+                    response_serializer=openloop_dot_settlement_dot_v1_dot_service__pb2.ListObligationsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'openloop.settlement.v1.SettlementService', rpc_method_handlers)
@@ -105,7 +252,8 @@ def add_SettlementServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SettlementService:
-    """Inter-participant net positions, built from the ledger's transfers.
+    """Inter-participant net positions, built from the ledger's transfers, and the
+    settlement cycles (deferred net settlement) that cut them into settleable sets.
     """
 
     @staticmethod
@@ -179,6 +327,222 @@ class SettlementService:
             '/openloop.settlement.v1.SettlementService/ListPositions',
             openloop_dot_settlement_dot_v1_dot_service__pb2.ListPositionsRequest.SerializeToString,
             openloop_dot_settlement_dot_v1_dot_service__pb2.ListPositionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSettlementCycle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.settlement.v1.SettlementService/GetSettlementCycle',
+            openloop_dot_settlement_dot_v1_dot_service__pb2.GetSettlementCycleRequest.SerializeToString,
+            openloop_dot_settlement_dot_v1_dot_service__pb2.GetSettlementCycleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSettlementCycles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.settlement.v1.SettlementService/ListSettlementCycles',
+            openloop_dot_settlement_dot_v1_dot_service__pb2.ListSettlementCyclesRequest.SerializeToString,
+            openloop_dot_settlement_dot_v1_dot_service__pb2.ListSettlementCyclesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseSettlementCycle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.settlement.v1.SettlementService/CloseSettlementCycle',
+            openloop_dot_settlement_dot_v1_dot_service__pb2.CloseSettlementCycleRequest.SerializeToString,
+            openloop_dot_settlement_dot_v1_dot_service__pb2.CloseSettlementCycleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SettleSettlementCycle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.settlement.v1.SettlementService/SettleSettlementCycle',
+            openloop_dot_settlement_dot_v1_dot_service__pb2.SettleSettlementCycleRequest.SerializeToString,
+            openloop_dot_settlement_dot_v1_dot_service__pb2.SettleSettlementCycleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCyclePosition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.settlement.v1.SettlementService/GetCyclePosition',
+            openloop_dot_settlement_dot_v1_dot_service__pb2.GetCyclePositionRequest.SerializeToString,
+            openloop_dot_settlement_dot_v1_dot_service__pb2.GetCyclePositionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCyclePositions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.settlement.v1.SettlementService/ListCyclePositions',
+            openloop_dot_settlement_dot_v1_dot_service__pb2.ListCyclePositionsRequest.SerializeToString,
+            openloop_dot_settlement_dot_v1_dot_service__pb2.ListCyclePositionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetObligation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.settlement.v1.SettlementService/GetObligation',
+            openloop_dot_settlement_dot_v1_dot_service__pb2.GetObligationRequest.SerializeToString,
+            openloop_dot_settlement_dot_v1_dot_service__pb2.GetObligationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObligations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.settlement.v1.SettlementService/ListObligations',
+            openloop_dot_settlement_dot_v1_dot_service__pb2.ListObligationsRequest.SerializeToString,
+            openloop_dot_settlement_dot_v1_dot_service__pb2.ListObligationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

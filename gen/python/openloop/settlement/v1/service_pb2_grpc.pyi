@@ -27,37 +27,105 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class SettlementServiceStub:
-    """Inter-participant net positions, built from the ledger's transfers."""
+    """Inter-participant net positions, built from the ledger's transfers, and the
+    settlement cycles (deferred net settlement) that cut them into settleable sets.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SettlementServiceAsyncStub: ...
     RecordTransfer: _grpc.UnaryUnaryMultiCallable[_service_pb2.RecordTransferRequest, _service_pb2.RecordTransferResponse]
-    """Records one ledger transfer. Idempotent by transfer_id: the same transfer
-    recorded twice changes positions once; the same id with other fields is ALREADY_EXISTS.
+    """Records one ledger transfer in the OPEN settlement cycle. Idempotent by
+    transfer_id: the same transfer recorded twice changes positions once and
+    answers the obligation (and cycle) recorded first; the same id with other
+    fields is ALREADY_EXISTS.
     """
     GetPosition: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetPositionRequest, _service_pb2.GetPositionResponse]
-    """Returns one participant's position."""
+    """Returns one participant's lifetime position, with its unsettled part."""
     ListPositions: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListPositionsRequest, _service_pb2.ListPositionsResponse]
-    """Lists every position (AIP-158 pagination)."""
+    """Lists every lifetime position (AIP-158 pagination). Read live: pages taken
+    while transfers are recorded need not sum to zero; a settlement report is a
+    CLOSED cycle's ListCyclePositions.
+    """
+    GetSettlementCycle: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetSettlementCycleRequest, _service_pb2.GetSettlementCycleResponse]
+    """Returns one settlement cycle."""
+    ListSettlementCycles: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListSettlementCyclesRequest, _service_pb2.ListSettlementCyclesResponse]
+    """Lists settlement cycles, newest first (the OPEN one leads)."""
+    CloseSettlementCycle: _grpc.UnaryUnaryMultiCallable[_service_pb2.CloseSettlementCycleRequest, _service_pb2.CloseSettlementCycleResponse]
+    """Closes the OPEN cycle and opens the next, atomically: every transfer is
+    recorded wholly in one of the two. Idempotent by request_id. Platform operators only.
+    """
+    SettleSettlementCycle: _grpc.UnaryUnaryMultiCallable[_service_pb2.SettleSettlementCycleRequest, _service_pb2.SettleSettlementCycleResponse]
+    """Marks a CLOSED cycle SETTLED once the central bank's transfers for it are
+    done. Idempotent by request_id. Platform operators only.
+    """
+    GetCyclePosition: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetCyclePositionRequest, _service_pb2.GetCyclePositionResponse]
+    """Returns one participant's position in one cycle."""
+    ListCyclePositions: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListCyclePositionsRequest, _service_pb2.ListCyclePositionsResponse]
+    """Lists a cycle's positions in participant order. A CLOSED or SETTLED cycle's
+    positions never change, so its pages form one consistent report summing to zero.
+    """
+    GetObligation: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetObligationRequest, _service_pb2.GetObligationResponse]
+    """Returns one obligation; "settlementCycles/-/obligations/{transfer_id}" finds it in
+    whichever cycle holds it.
+    """
+    ListObligations: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListObligationsRequest, _service_pb2.ListObligationsResponse]
+    """Lists obligations by cycle and/or participant, in (cycle, transfer_id) order,
+    so that each position can be tied to the transfers that make it.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
-    """Inter-participant net positions, built from the ledger's transfers."""
+    """Inter-participant net positions, built from the ledger's transfers, and the
+    settlement cycles (deferred net settlement) that cut them into settleable sets.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RecordTransfer: _aio.UnaryUnaryMultiCallable[_service_pb2.RecordTransferRequest, _service_pb2.RecordTransferResponse]  # type: ignore[assignment]
-    """Records one ledger transfer. Idempotent by transfer_id: the same transfer
-    recorded twice changes positions once; the same id with other fields is ALREADY_EXISTS.
+    """Records one ledger transfer in the OPEN settlement cycle. Idempotent by
+    transfer_id: the same transfer recorded twice changes positions once and
+    answers the obligation (and cycle) recorded first; the same id with other
+    fields is ALREADY_EXISTS.
     """
     GetPosition: _aio.UnaryUnaryMultiCallable[_service_pb2.GetPositionRequest, _service_pb2.GetPositionResponse]  # type: ignore[assignment]
-    """Returns one participant's position."""
+    """Returns one participant's lifetime position, with its unsettled part."""
     ListPositions: _aio.UnaryUnaryMultiCallable[_service_pb2.ListPositionsRequest, _service_pb2.ListPositionsResponse]  # type: ignore[assignment]
-    """Lists every position (AIP-158 pagination)."""
+    """Lists every lifetime position (AIP-158 pagination). Read live: pages taken
+    while transfers are recorded need not sum to zero; a settlement report is a
+    CLOSED cycle's ListCyclePositions.
+    """
+    GetSettlementCycle: _aio.UnaryUnaryMultiCallable[_service_pb2.GetSettlementCycleRequest, _service_pb2.GetSettlementCycleResponse]  # type: ignore[assignment]
+    """Returns one settlement cycle."""
+    ListSettlementCycles: _aio.UnaryUnaryMultiCallable[_service_pb2.ListSettlementCyclesRequest, _service_pb2.ListSettlementCyclesResponse]  # type: ignore[assignment]
+    """Lists settlement cycles, newest first (the OPEN one leads)."""
+    CloseSettlementCycle: _aio.UnaryUnaryMultiCallable[_service_pb2.CloseSettlementCycleRequest, _service_pb2.CloseSettlementCycleResponse]  # type: ignore[assignment]
+    """Closes the OPEN cycle and opens the next, atomically: every transfer is
+    recorded wholly in one of the two. Idempotent by request_id. Platform operators only.
+    """
+    SettleSettlementCycle: _aio.UnaryUnaryMultiCallable[_service_pb2.SettleSettlementCycleRequest, _service_pb2.SettleSettlementCycleResponse]  # type: ignore[assignment]
+    """Marks a CLOSED cycle SETTLED once the central bank's transfers for it are
+    done. Idempotent by request_id. Platform operators only.
+    """
+    GetCyclePosition: _aio.UnaryUnaryMultiCallable[_service_pb2.GetCyclePositionRequest, _service_pb2.GetCyclePositionResponse]  # type: ignore[assignment]
+    """Returns one participant's position in one cycle."""
+    ListCyclePositions: _aio.UnaryUnaryMultiCallable[_service_pb2.ListCyclePositionsRequest, _service_pb2.ListCyclePositionsResponse]  # type: ignore[assignment]
+    """Lists a cycle's positions in participant order. A CLOSED or SETTLED cycle's
+    positions never change, so its pages form one consistent report summing to zero.
+    """
+    GetObligation: _aio.UnaryUnaryMultiCallable[_service_pb2.GetObligationRequest, _service_pb2.GetObligationResponse]  # type: ignore[assignment]
+    """Returns one obligation; "settlementCycles/-/obligations/{transfer_id}" finds it in
+    whichever cycle holds it.
+    """
+    ListObligations: _aio.UnaryUnaryMultiCallable[_service_pb2.ListObligationsRequest, _service_pb2.ListObligationsResponse]  # type: ignore[assignment]
+    """Lists obligations by cycle and/or participant, in (cycle, transfer_id) order,
+    so that each position can be tied to the transfers that make it.
+    """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Inter-participant net positions, built from the ledger's transfers."""
+    """Inter-participant net positions, built from the ledger's transfers, and the
+    settlement cycles (deferred net settlement) that cut them into settleable sets.
+    """
 
     @_abc_1.abstractmethod
     def RecordTransfer(
@@ -65,8 +133,10 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _service_pb2.RecordTransferRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.RecordTransferResponse, _abc.Awaitable[_service_pb2.RecordTransferResponse]]:
-        """Records one ledger transfer. Idempotent by transfer_id: the same transfer
-        recorded twice changes positions once; the same id with other fields is ALREADY_EXISTS.
+        """Records one ledger transfer in the OPEN settlement cycle. Idempotent by
+        transfer_id: the same transfer recorded twice changes positions once and
+        answers the obligation (and cycle) recorded first; the same id with other
+        fields is ALREADY_EXISTS.
         """
 
     @_abc_1.abstractmethod
@@ -75,7 +145,7 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _service_pb2.GetPositionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.GetPositionResponse, _abc.Awaitable[_service_pb2.GetPositionResponse]]:
-        """Returns one participant's position."""
+        """Returns one participant's lifetime position, with its unsettled part."""
 
     @_abc_1.abstractmethod
     def ListPositions(
@@ -83,6 +153,83 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _service_pb2.ListPositionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.ListPositionsResponse, _abc.Awaitable[_service_pb2.ListPositionsResponse]]:
-        """Lists every position (AIP-158 pagination)."""
+        """Lists every lifetime position (AIP-158 pagination). Read live: pages taken
+        while transfers are recorded need not sum to zero; a settlement report is a
+        CLOSED cycle's ListCyclePositions.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSettlementCycle(
+        self,
+        request: _service_pb2.GetSettlementCycleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.GetSettlementCycleResponse, _abc.Awaitable[_service_pb2.GetSettlementCycleResponse]]:
+        """Returns one settlement cycle."""
+
+    @_abc_1.abstractmethod
+    def ListSettlementCycles(
+        self,
+        request: _service_pb2.ListSettlementCyclesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ListSettlementCyclesResponse, _abc.Awaitable[_service_pb2.ListSettlementCyclesResponse]]:
+        """Lists settlement cycles, newest first (the OPEN one leads)."""
+
+    @_abc_1.abstractmethod
+    def CloseSettlementCycle(
+        self,
+        request: _service_pb2.CloseSettlementCycleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.CloseSettlementCycleResponse, _abc.Awaitable[_service_pb2.CloseSettlementCycleResponse]]:
+        """Closes the OPEN cycle and opens the next, atomically: every transfer is
+        recorded wholly in one of the two. Idempotent by request_id. Platform operators only.
+        """
+
+    @_abc_1.abstractmethod
+    def SettleSettlementCycle(
+        self,
+        request: _service_pb2.SettleSettlementCycleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.SettleSettlementCycleResponse, _abc.Awaitable[_service_pb2.SettleSettlementCycleResponse]]:
+        """Marks a CLOSED cycle SETTLED once the central bank's transfers for it are
+        done. Idempotent by request_id. Platform operators only.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCyclePosition(
+        self,
+        request: _service_pb2.GetCyclePositionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.GetCyclePositionResponse, _abc.Awaitable[_service_pb2.GetCyclePositionResponse]]:
+        """Returns one participant's position in one cycle."""
+
+    @_abc_1.abstractmethod
+    def ListCyclePositions(
+        self,
+        request: _service_pb2.ListCyclePositionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ListCyclePositionsResponse, _abc.Awaitable[_service_pb2.ListCyclePositionsResponse]]:
+        """Lists a cycle's positions in participant order. A CLOSED or SETTLED cycle's
+        positions never change, so its pages form one consistent report summing to zero.
+        """
+
+    @_abc_1.abstractmethod
+    def GetObligation(
+        self,
+        request: _service_pb2.GetObligationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.GetObligationResponse, _abc.Awaitable[_service_pb2.GetObligationResponse]]:
+        """Returns one obligation; "settlementCycles/-/obligations/{transfer_id}" finds it in
+        whichever cycle holds it.
+        """
+
+    @_abc_1.abstractmethod
+    def ListObligations(
+        self,
+        request: _service_pb2.ListObligationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ListObligationsResponse, _abc.Awaitable[_service_pb2.ListObligationsResponse]]:
+        """Lists obligations by cycle and/or participant, in (cycle, transfer_id) order,
+        so that each position can be tied to the transfers that make it.
+        """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,154 @@
+"""The platform operator's command line for settlement cycles.
+
+    python -m openloop_settlement.admin [--target HOST:PORT] cycles [--state CLOSED]
+    python -m openloop_settlement.admin ... close [--request-id ID]
+    python -m openloop_settlement.admin ... report settlementCycles/7
+    python -m openloop_settlement.admin ... settle settlementCycles/7 --request-id ID
+
+``close`` cuts the OPEN cycle and prints its net settlement: what each participant pays in
+or is paid out, and who pays whom if banks settle with each other. It prints the request id
+it used first: if the answer is lost, run it again with ``--request-id`` and the same cycle
+is answered, never a second one closed. ``settle`` records that the central bank's transfers
+for a CLOSED cycle are done. Exit status: 0 done, 1 refused (the reason is printed), 2 the
+service could not be reached.
+
+Settlement does not yet ask for an operator token (see the README); the mesh's network
+policy is what keeps callers other than the gateway and identity away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+
+import grpc
+
+from openloop.settlement.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_runtime.errors import error_info_of
+from openloop_settlement.netting import settlement_instructions
+
+Stub = service_pb2_grpc.SettlementServiceStub
+_STATES = ("OPEN", "CLOSED", "SETTLED")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m openloop_settlement.admin")
+    parser.add_argument("--target", default="127.0.0.1:50054")
+    commands = parser.add_subparsers(dest="command", required=True)
+    cycles = commands.add_parser("cycles", help="list cycles, newest first")
+    cycles.add_argument("--state", choices=sorted(_STATES))
+    close = commands.add_parser("close", help="close the OPEN cycle and print its settlement")
+    close.add_argument("--request-id", default="")
+    close.add_argument("--cycle", default="", help="settlementCycles/N (default: the OPEN one)")
+    report = commands.add_parser("report", help="print a cycle's net settlement")
+    report.add_argument("cycle")
+    settle = commands.add_parser("settle", help="mark a CLOSED cycle SETTLED")
+    settle.add_argument("cycle")
+    settle.add_argument("--request-id", required=True)
+    return parser
+
+
+def _baht(satang: int) -> str:
+    sign = "-" if satang < 0 else ""
+    return f"{sign}{abs(satang) // 100:,}.{abs(satang) % 100:02d} THB"
+
+
+def _state(cycle: resources_pb2.SettlementCycle) -> str:
+    return resources_pb2.SettlementCycle.State.Name(cycle.state).removeprefix("STATE_")
+
+
+async def _report(stub: Stub, cycle_name: str) -> list[str]:
+    cycle = (
+        await stub.GetSettlementCycle(service_pb2.GetSettlementCycleRequest(name=cycle_name))
+    ).settlement_cycle
+    positions: dict[str, int] = {}
+    token = ""
+    while True:
+        page = await stub.ListCyclePositions(
+            service_pb2.ListCyclePositionsRequest(
+                parent=cycle_name, page_size=1000, page_token=token
+            )
+        )
+        for p in page.cycle_positions:
+            positions[p.participant] = p.net_position.amount_satang
+        token = page.next_page_token
+        if not token:
+            break
+    lines = [f"{cycle.name}: {_state(cycle)}"]
+    if _state(cycle) == "OPEN":
+        lines.append("  OPEN: positions still move; this is not a settlement report")
+    for participant, net in sorted(positions.items()):
+        if net < 0:
+            lines.append(f"  {participant} pays {_baht(-net)}")
+        elif net > 0:
+            lines.append(f"  {participant} receives {_baht(net)}")
+    lines.append(f"  sum of positions: {_baht(sum(positions.values()))}")
+    if _state(cycle) != "OPEN":
+        lines.append("  bank to bank:")
+        lines += [
+            f"    {i.payer} -> {i.payee}: {_baht(i.amount)}"
+            for i in settlement_instructions(positions)
+        ]
+    return lines
+
+
+async def _open_cycle(stub: Stub) -> str:
+    reply = await stub.ListSettlementCycles(service_pb2.ListSettlementCyclesRequest(page_size=1))
+    return reply.settlement_cycles[0].name
+
+
+async def _run(args: argparse.Namespace) -> list[str]:
+    async with grpc.aio.insecure_channel(args.target) as channel:
+        stub = Stub(channel)
+        if args.command == "cycles":
+            reply = await stub.ListSettlementCycles(
+                service_pb2.ListSettlementCyclesRequest(
+                    page_size=100,
+                    state=resources_pb2.SettlementCycle.State.Value(f"STATE_{args.state}")
+                    if args.state
+                    else resources_pb2.SettlementCycle.STATE_UNSPECIFIED,
+                )
+            )
+            return [f"{c.name}: {_state(c)}" for c in reply.settlement_cycles]
+        if args.command == "close":
+            request_id = args.request_id or str(uuid.uuid4())
+            cycle = args.cycle or await _open_cycle(stub)
+            print(f"closing {cycle} with --request-id {request_id}", file=sys.stderr)
+            closed = await stub.CloseSettlementCycle(
+                service_pb2.CloseSettlementCycleRequest(name=cycle, request_id=request_id)
+            )
+            lines = await _report(stub, closed.settlement_cycle.name)
+            return [*lines, f"now OPEN: {closed.next_cycle}"]
+        if args.command == "settle":
+            settled = await stub.SettleSettlementCycle(
+                service_pb2.SettleSettlementCycleRequest(
+                    name=args.cycle, request_id=args.request_id
+                )
+            )
+            return [f"{settled.settlement_cycle.name}: {_state(settled.settlement_cycle)}"]
+        return await _report(stub, args.cycle)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        lines = asyncio.run(_run(args))
+    except grpc.aio.AioRpcError as error:
+        if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            print(f"settlement did not answer: {error.details()}", file=sys.stderr)
+            return 2
+        detail = {"code": error.code().name, "message": error.details()}
+        info = error_info_of(error)
+        if info is not None:
+            detail.update(reason=info.reason, **dict(info.metadata))
+        print(json.dumps(detail, ensure_ascii=False, indent=2), file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
