@@ -3,12 +3,14 @@
     python -m bench.identity_import [--rows 100000]
 
 Starts its own PostgreSQL (fsync and synchronous_commit on) and one identity server
-process, creates two hosting participants, writes a CSV of valid citizens (correct check
-digits, real districts, adults, half with the eligibility flags set) and runs the import
-tool's code in this process against the server, as an operator would. Beside it, the naive
-baseline measured in the same run: the same tool and server with one row per batch, so one
-transaction and one round trip per citizen. Then the same file is imported again to show a
-rerun enrols nothing new (every row answered with the citizen it already has).
+process that trusts a throwaway operator key (the import is an operator's call, signed
+as the import tool signs it), creates two hosting participants, writes a CSV of valid
+citizens (correct check digits, real districts, adults, half with the eligibility flags
+set) and runs the import tool's code in this process against the server, as an operator
+would. Beside it, the naive baseline measured in the same run: the same tool and server
+with one row per batch, so one transaction and one round trip per citizen. Then the same
+file is imported again to show a rerun enrols nothing new (every row answered with the
+citizen it already has).
 
 Every row's personal data is sealed under its own data key, as EnrollCitizen does: that is
 part of the cost measured. The client, the server and the database share this machine's
@@ -40,6 +42,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_dev.operators import dev_operator_channel, operator_env
 from openloop_dev.ports import free_port
 from openloop_dev.postgres import EmbeddedPostgres
 from openloop_identity import import_cli
@@ -65,6 +68,7 @@ def identity_process(database_url: str, workdir: Path) -> Iterator[str]:
         "OPENLOOP_IDENTITY_PORT": str(port),
         "OPENLOOP_IDENTITY_LOG_LEVEL": "WARNING",
         "OPENLOOP_IDENTITY_DB_POOL_SIZE": "4",
+        **operator_env(workdir, "identity"),
     }
     log_path = workdir / "identity.log"
     with log_path.open("ab") as log:
@@ -155,7 +159,9 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         baseline_file = cohort(args.baseline_rows, seed=2)
         try:
             with identity_process(url, workdir) as target:
-                async with grpc.aio.insecure_channel(target) as channel:
+                async with dev_operator_channel(
+                    workdir, "identity", target, subject="bench"
+                ) as channel:
                     stub = service_pb2_grpc.IdentityServiceStub(channel)
                     for host, role in zip(HOSTS, ("BANK", "E_WALLET"), strict=True):
                         await stub.CreateParticipant(

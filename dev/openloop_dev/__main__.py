@@ -63,7 +63,15 @@ or run `make demo` in another terminal. Ctrl-C stops everything.
 Audit the ledger (recomputes every leaf, checkpoint signature and balance):
   OPENLOOP_LEDGER_LEAF_KEY=$(cat {layout.workdir}/ledger-leaf.key) \\
     python -m openloop_ledger.audit verify --database-url {layout.database_urls["ledger"]} \\
-    --verifier-key '{mesh.ledger_verifier_key()}'""")
+    --verifier-key '{mesh.ledger_verifier_key()}'
+
+Administer it as the dev operator (identity and rules take operator tokens signed by keys
+kept in {layout.workdir}; the gateway's calls need none):
+  python -m openloop_rules.admin --target {layout.target("rules")} \\
+    --key-file {layout.workdir}/rules-operator.pem --kid dev-operator --operator you list
+  python -m openloop_identity.import_cli --target {layout.target("identity")} \\
+    --key-file {layout.workdir}/identity-operator.pem --kid dev-operator --operator you \\
+    --file cohort.csv --errors refused.csv""")
 
 
 def up() -> None:

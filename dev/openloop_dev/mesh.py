@@ -27,10 +27,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from openloop_dev.envoy import envoy_binary, render_envoy_config
 from openloop_dev.identity_provider import identity_env
+from openloop_dev.operators import operator_env
 from openloop_dev.pki import DevPki, ensure_dev_pki
 from openloop_dev.ports import free_port
 from openloop_dev.postgres import EmbeddedPostgres, create_database
-from openloop_dev.rules_operator import rules_env
 from openloop_ledger.merkle.note import Signer, generate_signer_key
 
 SERVICES = ("identity", "rules", "ledger", "settlement", "gateway")
@@ -178,9 +178,10 @@ class Mesh:
         if service == "identity":
             env[f"{prefix}CITIZEN_ID_HMAC_KEY"] = self._hmac_key()
             env.update(identity_env(self.layout.workdir))
+            env.update(operator_env(self.layout.workdir, "identity"))
             env[f"{prefix}SETTLEMENT_TARGET"] = self.layout.target("settlement")
         if service == "rules":
-            env.update(rules_env(self.layout.workdir))
+            env.update(operator_env(self.layout.workdir, "rules"))
         if service == "ledger":
             env[f"{prefix}LEAF_KEY"] = self._secret("ledger-leaf.key", secrets.token_hex(32))
             env[f"{prefix}LOG_SIGNING_KEY"] = self._secret(

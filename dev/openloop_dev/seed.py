@@ -1,8 +1,10 @@
 """The demo program: a treasury, two banks, a funded citizen and three merchants.
 
 Seeding talks to the internal services directly, as the platform operator would
-when onboarding participants. Every step is idempotent (fixed request ids, ledger
-ids and transfer ids), so ``make up`` can seed the same database again.
+when onboarding participants: identity's calls carry the dev operator's token
+(``operators.py``), since only an operator may create participants, register their
+credentials, enrol citizens and create merchants. Every step is idempotent (fixed request
+ids, ledger ids and transfer ids), so ``make up`` can seed the same database again.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from openloop.settlement.v1 import service_pb2 as settlement_pb2
 from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc
 from openloop_dev.identity_provider import bank_signer, enrolment_assertion
 from openloop_dev.mesh import MeshLayout
+from openloop_dev.operators import dev_operator_channel
 from openloop_gateway.accounts import (
     TREASURY_FUNDING_ACCOUNT,
     AccountCode,
@@ -79,7 +82,8 @@ class DemoProgram:
 
 @dataclass(frozen=True)
 class Operator:
-    """The platform operator's view: the internal services, called directly."""
+    """The platform operator's view: the internal services, called directly (identity with
+    the dev operator's token on every call)."""
 
     identity: identity_grpc.IdentityServiceStub
     ledger: ledger_grpc.LedgerServiceStub
@@ -87,9 +91,11 @@ class Operator:
 
 
 @contextlib.asynccontextmanager
-async def operator(layout: MeshLayout) -> AsyncIterator[Operator]:
+async def operator(layout: MeshLayout, subject: str = "dev-seed") -> AsyncIterator[Operator]:
     async with (
-        grpc.aio.insecure_channel(layout.target("identity")) as identity_channel,
+        dev_operator_channel(
+            layout.workdir, "identity", layout.target("identity"), subject
+        ) as identity_channel,
         grpc.aio.insecure_channel(layout.target("ledger")) as ledger_channel,
         grpc.aio.insecure_channel(layout.target("settlement")) as settlement_channel,
     ):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +16,15 @@ K8S = REPO_ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.33.0"
 """Oldest API we promise to run on; native gRPC probes need >= 1.27."""
 
-TARGETS = ("base", "overlays/dev", "base+network-policies")
+TARGETS = ("base", "overlays/dev")
 
 Manifest = dict[str, Any]
 
 
 @functools.cache
 def render_yaml(target: str) -> str:
-    """``kubectl kustomize`` output for a target; base+component goes through a scratch overlay."""
-    if target != "base+network-policies":
-        return _kustomize(K8S / target)
-    with tempfile.TemporaryDirectory() as scratch:
-        overlay = Path(scratch)
-        base = os.path.relpath(K8S / "base", overlay)
-        component = os.path.relpath(K8S / "components" / "network-policies", overlay)
-        (overlay / "kustomization.yaml").write_text(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-            f"resources: [{base}]\ncomponents: [{component}]\n"
-        )
-        return _kustomize(overlay)
+    """``kubectl kustomize`` output for a target (the network policies are in the base)."""
+    return _kustomize(K8S / target)
 
 
 def render(target: str) -> list[Manifest]:

@@ -152,15 +152,29 @@ def test_base_carries_no_secrets_and_no_namespace() -> None:
     assert not [doc for doc in manifests if "namespace" in doc["metadata"]]
 
 
+def test_operator_methods_trust_only_keys_the_overlay_configures() -> None:
+    """Rules and identity read their operators' public keys from ConfigMaps an overlay
+    supplies (public keys: no Secret needed); the base trusts no one by itself."""
+    deployments = _of_kind(render("base"), "Deployment")
+    for name in ("rules", "identity"):
+        env = _env(_pod(deployments[name])["containers"][0])
+        ref = env[f"OPENLOOP_{name.upper()}_OPERATOR_KEYS"]["valueFrom"]["configMapKeyRef"]
+        assert ref == {"name": f"openloop-{name}-operator-keys", "key": "operator-keys.json"}
+
+
 def test_dev_overlay_is_self_contained() -> None:
     manifests = render("overlays/dev")
     secrets = _of_kind(manifests, "Secret")
+    config_maps = _of_kind(manifests, "ConfigMap")
     for workload in _workloads(manifests):
         for container in _containers(workload):
             for var in container.get("env", []):
                 ref = var.get("valueFrom", {}).get("secretKeyRef")
                 if ref and not ref.get("optional"):  # an optional key may be left out
                     assert ref["key"] in secrets[ref["name"]]["data"], var["name"]
+                ref = var.get("valueFrom", {}).get("configMapKeyRef")
+                if ref and not ref.get("optional"):
+                    assert ref["key"] in config_maps[ref["name"]]["data"], var["name"]
     namespace = _of_kind(manifests, "Namespace")["openloop-dev"]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     namespaced = [doc for doc in manifests if doc["kind"] != "Namespace"]

@@ -1,4 +1,4 @@
-"""The network-policies component allows exactly OpenLoop's call graph, evaluated like a CNI would.
+"""The base's network policies allow exactly OpenLoop's call graph, evaluated like a CNI would.
 
 Schema validation cannot tell a typo'd label from a real one; this small evaluator of the
 NetworkPolicy rules we use (pod/namespace selectors, TCP/UDP ports) can.
@@ -112,10 +112,11 @@ def _side_allows(policies: list[Manifest], flow: Flow, kind: str) -> bool:
     )
 
 
-@pytest.fixture(scope="module")
-def policies() -> list[Manifest]:
-    found = [doc for doc in render("overlays/dev") if doc["kind"] == "NetworkPolicy"]
-    assert found, "the dev overlay should include the network-policies component"
+@pytest.fixture(scope="module", params=["base", "overlays/dev"])
+def policies(request: pytest.FixtureRequest) -> list[Manifest]:
+    """The policies of the base itself, and of an overlay built on it."""
+    found = [doc for doc in render(request.param) if doc["kind"] == "NetworkPolicy"]
+    assert found, f"{request.param} should carry the network policies"
     return found
 
 
@@ -162,6 +163,20 @@ def test_every_pod_resolves_names(policies: list[Manifest], name: str) -> None:
     assert _allowed(policies, Flow(_app(name), KUBE_DNS, 53, "UDP"))
     assert _allowed(policies, Flow(_app(name), KUBE_DNS, 53, "TCP"))
     assert not _allowed(policies, Flow(_app(name), EXTERNAL, 443))
+
+
+def test_the_base_denies_every_ingress_and_egress_by_default() -> None:
+    """Not an opt-in: whoever deploys the base gets default deny. Without it any pod could
+    act as any bank at the gateway, and call identity's methods that take no operator
+    token (the gateway's) as if it were the gateway."""
+    policies = {
+        doc["metadata"]["name"]: doc for doc in render("base") if doc["kind"] == "NetworkPolicy"
+    }
+    deny = policies["default-deny-all"]["spec"]
+    assert deny["podSelector"] == {}
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny
+    assert "egress" not in deny
 
 
 @pytest.mark.parametrize(

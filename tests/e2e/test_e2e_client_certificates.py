@@ -17,6 +17,7 @@ from openloop.identity.v1 import resources_pb2 as identity_resources
 from openloop.identity.v1 import service_pb2 as identity_pb2
 from openloop.identity.v1 import service_pb2_grpc as identity_grpc
 from openloop_dev.bank import bank_channel
+from openloop_dev.operators import dev_operator_channel
 from tests.e2e.journeys import metadata_of, new_key, reason_of
 
 PARTICIPANT = "treasury"
@@ -38,7 +39,10 @@ async def test_a_certificate_works_only_while_registered(platform):
     ).hexdigest()
     async with (
         bank_channel(mesh.pki, PARTICIPANT, mesh.layout.edge_target) as edge,
-        grpc.aio.insecure_channel(mesh.layout.target("identity")) as internal,
+        # Registering and revoking certificates is an operator's act: every call is signed.
+        dev_operator_channel(
+            mesh.layout.workdir, "identity", mesh.layout.target("identity")
+        ) as internal,
     ):
         gateway = service_pb2_grpc.GatewayServiceStub(edge)
         identity = identity_grpc.IdentityServiceStub(internal)

@@ -16,6 +16,7 @@ from openloop.identity.v1 import resources_pb2 as identity_resources
 from openloop.identity.v1 import service_pb2 as identity_pb2
 from openloop.identity.v1 import service_pb2_grpc as identity_grpc
 from openloop_dev.identity_provider import AUDIENCE
+from openloop_dev.operators import dev_operator_channel
 from openloop_dev.seed import DEMO_CITIZEN_ID
 from openloop_identity.assertions import DevIssuer
 from openloop_identity.domain.assurance import AAL
@@ -28,7 +29,11 @@ async def _register(platform, participant: str) -> DevIssuer:
     start, end = Timestamp(), Timestamp()
     start.FromDatetime(datetime.now(UTC) - timedelta(minutes=5))
     end.FromDatetime(datetime.now(UTC) + timedelta(days=1))
-    async with grpc.aio.insecure_channel(platform.mesh.layout.target("identity")) as channel:
+    layout = platform.mesh.layout
+    # Registering a participant's key is an operator's act: the channel signs every call.
+    async with dev_operator_channel(
+        layout.workdir, "identity", layout.target("identity")
+    ) as channel:
         await identity_grpc.IdentityServiceStub(channel).CreateParticipantCredential(
             identity_pb2.CreateParticipantCredentialRequest(
                 parent=f"participants/{participant}",

@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from openloop.gateway.v1 import resources_pb2
 from openloop.rules.v1 import service_pb2 as rules_pb2
 from openloop.rules.v1 import service_pb2_grpc as rules_grpc
-from openloop_dev.rules_operator import operator_token
+from openloop_dev.operators import operator_token
 from openloop_rules.shipped import shipped_rule_set
 from tests.e2e.journeys import metadata_of, new_key, pay_request, reason_of
 

@@ -12,17 +12,21 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_identity import access
 from openloop_identity.assertions import DevIssuer
 from openloop_identity.domain.assurance import AAL, IAL
 from openloop_identity.domain.thai_id import check_digit
 from openloop_identity.tables import participants
 from openloop_runtime.errors import error_info_of
+from openloop_runtime.operator_calls import OperatorToken, operator_channel
 
 SMALL = party_pb2.MERCHANT_SIZE_CLASS_SMALL_SHOP
 BANK = resources_pb2.PARTICIPANT_ROLE_BANK
@@ -32,11 +36,44 @@ ISSUER = DevIssuer("https://id.test.openloop.dev")
 ADULT_BIRTH_DATE = "1980-05-17"
 IN_PERSON = resources_pb2.MERCHANT_CHANNEL_IN_PERSON
 
+_OPERATOR_KEY = Ed25519PrivateKey.generate()
+OPERATOR_KID = "identity-ops-test-1"
+OPERATOR_PRIVATE_PEM = _OPERATOR_KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+OPERATOR_KEYS = {
+    OPERATOR_KID: _OPERATOR_KEY.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+}
+"""The operator key the test servers trust (``operator_keys``); tests sign tokens with it."""
+
+
+def operator_token(
+    role: str = access.Role.OPERATOR,
+    *,
+    subject: str = "alice",
+    audience: str = access.AUDIENCE,
+    private_key_pem: bytes = OPERATOR_PRIVATE_PEM,
+    kid: str = OPERATOR_KID,
+) -> OperatorToken:
+    return OperatorToken(private_key_pem, kid=kid, subject=subject, role=role, audience=audience)
+
+
+def operator_stub(target: str) -> tuple[grpc.aio.Channel, service_pb2_grpc.IdentityServiceStub]:
+    """A channel to ``target`` whose every call carries an ``identity-operator`` token, as the
+    operators' tools send: the tests' calls need no token of their own."""
+    channel = operator_channel(target, operator_token())
+    return channel, service_pb2_grpc.IdentityServiceStub(channel)
+
 
 @dataclass
 class Identity:
     stub: service_pb2_grpc.IdentityServiceStub
+    """Calls as an ``identity-operator``."""
     db: AsyncEngine
+    target: str = ""
+    """Where the server listens, for tests that call without the operator's token."""
 
 
 def new_key() -> str:

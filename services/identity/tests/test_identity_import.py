@@ -33,6 +33,8 @@ from openloop_identity.tables import aliases, citizens
 from openloop_runtime.errors import DomainError
 from services.identity.tests.identity_helpers import (
     ADULT_BIRTH_DATE,
+    OPERATOR_KID,
+    OPERATOR_PRIVATE_PEM,
     Identity,
     create_participant,
     expect_error,
@@ -400,7 +402,10 @@ def test_the_tool_exits_2_when_it_cannot_finish(tmp_path: Path) -> None:
     source = folder / "cohort.csv"
     source.write_text("citizen_id,birth_date\n1101700203451,1980-01-01\n", encoding="utf-8")
     errors = folder / "errors.csv"
-    args = ["--target", "127.0.0.1:1", "--errors", str(errors)]
+    key = folder / "operator.pem"
+    key.write_bytes(OPERATOR_PRIVATE_PEM)
+    operator = ["--key-file", str(key), "--kid", OPERATOR_KID, "--operator", "alice"]
+    args = ["--target", "127.0.0.1:1", "--errors", str(errors), *operator]
 
     assert import_cli.main([*args, "--file", str(source)]) == import_cli.EXIT_FAILED
     assert import_cli.main([*args, "--file", str(folder / "missing.csv")]) == 2

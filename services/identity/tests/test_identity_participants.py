@@ -21,7 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from openloop.common.v1 import money_pb2
-from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop.identity.v1 import resources_pb2, service_pb2
 from openloop.settlement.v1 import service_pb2 as settlement_pb2
 from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc
 from openloop_identity.app import MIGRATIONS_DIR, build
@@ -33,10 +33,12 @@ from openloop_settlement.app import MIGRATIONS_DIR as SETTLEMENT_MIGRATIONS
 from openloop_settlement.app import build as build_settlement
 from openloop_settlement.config import SettlementSettings
 from services.identity.tests.identity_helpers import (
+    OPERATOR_KEYS,
     Identity,
     create_participant,
     expect_error,
     new_key,
+    operator_stub,
 )
 
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
@@ -66,17 +68,19 @@ async def platform(
             port=0,
             database_url=identity_url,
             settlement_target=f"127.0.0.1:{settlement.port}",
+            operator_keys=OPERATOR_KEYS,
         )
         db = create_async_engine(identity_url)
-        async with (
-            running_server("identity.openloop.dev", settings, build(settings)) as running,
-            grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
-            grpc.aio.insecure_channel(f"127.0.0.1:{settlement.port}") as settlement_channel,
-        ):
-            yield Platform(
-                Identity(service_pb2_grpc.IdentityServiceStub(channel), db),
-                settlement_grpc.SettlementServiceStub(settlement_channel),
-            )
+        async with running_server("identity.openloop.dev", settings, build(settings)) as running:
+            channel, stub = operator_stub(f"127.0.0.1:{running.port}")
+            async with (
+                channel,
+                grpc.aio.insecure_channel(f"127.0.0.1:{settlement.port}") as settlement_channel,
+            ):
+                yield Platform(
+                    Identity(stub, db),
+                    settlement_grpc.SettlementServiceStub(settlement_channel),
+                )
         await db.dispose()
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from openloop.identity.v1 import service_pb2, service_pb2_grpc
+from openloop_identity import access
 from openloop_identity.assertions import AssertionVerifier, CallerSuppliedGuard
 from openloop_identity.bulk import CitizenImport
 from openloop_identity.config import IdentitySettings
@@ -46,6 +47,11 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                 "personal data is sealed under the public development key; "
                 "set OPENLOOP_IDENTITY_PII_KEYRING outside development"
             )
+        if not settings.operator_keys:
+            _log.warning(
+                "no operator key is trusted: set OPENLOOP_IDENTITY_OPERATOR_KEYS or no "
+                "participant, credential, citizen or merchant can be administered"
+            )
         tokenizer = CitizenIdTokenizer(settings.citizen_id_hmac_key)
         async with engine_for(settings) as engine, _positions(settings) as positions:
             keyring = KeyRing.parse(settings.pii_keyring)
@@ -81,6 +87,9 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                 payments=payments,
                 imports=imports,
                 wallet_moves=WalletMoves(engine, verifier=verifier, tokenizer=tokenizer),
+                operators=access.verifier(
+                    settings.operator_keys, audience=settings.operator_audience
+                ),
             )
             rewrap = privacy.run(settings.pii_rewrap_interval_seconds)
             pruning = replays.prune_forever(engine, settings.assertion_prune_interval_seconds)

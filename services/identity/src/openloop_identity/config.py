@@ -53,6 +53,12 @@ class IdentitySettings(ServiceSettings):
     payer_authorization). Turning it off is for a migration window only."""
     assertion_audience: str = "openloop"
     """The ``aud`` an identity assertion must be issued for: the platform's client ID."""
+    operator_keys: dict[str, str] = Field(default_factory=dict)
+    """Public keys (Ed25519, PEM) that sign operators' tokens, by key id (``kid``), as JSON.
+    None: every operator method (participants, credentials, enrolment, imports, merchants,
+    directory look-ups, exports and erasures) is refused; the gateway's calls still work."""
+    operator_audience: str = "openloop-identity"
+    """The ``aud`` an operator token must carry: one service's token opens no other."""
     assurance_policy: dict[str, dict[str, str]] = Field(default_factory=dict)
     """Minimum levels per purpose over the defaults (enrolment IAL 2.3, payment AAL 2.1), for
     example ``{"enrolment": {"min_ial": "3"}}``."""

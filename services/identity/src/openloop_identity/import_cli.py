@@ -1,7 +1,13 @@
 """Enrol a registry extract (CSV) through ImportCitizens: the operator's bulk-import tool.
 
     python -m openloop_identity.import_cli --target HOST:PORT --file cohort.csv \\
-        --errors errors.csv [--batch 2000] [--job NAME]
+        --errors errors.csv --key-file operator.pem --kid ops-1 --operator alice \\
+        [--batch 2000] [--job NAME]
+
+Importing is an operator's act: the call carries an ``identity-operator`` token (EdDSA,
+audience ``openloop-identity``) signed with the private key in ``--key-file``, whose public
+key identity trusts under ``--kid`` (``OPENLOOP_IDENTITY_OPERATOR_KEYS``); ``--operator`` is
+who you are, as identity logs it.
 
 Each data row's request id is ``{job}:{row number}`` (the first row under the header is 1),
 so running the same file again after an interruption is idempotent: rows already enrolled
@@ -35,7 +41,9 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_identity import access
 from openloop_identity.bulk import MAX_BATCH
+from openloop_runtime.operator_calls import OperatorToken, operator_channel
 
 HEADER = (
     "citizen_id",
@@ -263,8 +271,15 @@ def exit_status(progress: Progress) -> int:
     return EXIT_SOME_REFUSED if progress.refused else EXIT_ALL_ENROLLED
 
 
-async def _run(args: argparse.Namespace, source: IO[str], sink: IO[str]) -> int:
-    async with grpc.aio.insecure_channel(args.target) as channel:
+async def _run(args: argparse.Namespace, key: bytes, source: IO[str], sink: IO[str]) -> int:
+    token = OperatorToken(
+        key,
+        kid=args.kid,
+        subject=args.operator,
+        role=access.Role.OPERATOR,
+        audience=access.AUDIENCE,
+    )
+    async with operator_channel(args.target, token) as channel:
         stub = service_pb2_grpc.IdentityServiceStub(channel)
         progress = await import_file(
             stub, source, sink, job=args.job or Path(args.file).stem, batch_size=args.batch
@@ -295,6 +310,11 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--job", default="", help="request id prefix; defaults to the file name without suffix"
     )
+    command.add_argument(
+        "--key-file", required=True, help="the operator's Ed25519 private key (PEM)"
+    )
+    command.add_argument("--kid", default="ops-1", help="the id identity trusts the key under")
+    command.add_argument("--operator", required=True, help="who is importing (the token's sub)")
     return command
 
 
@@ -304,11 +324,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--batch must be 1 to {MAX_BATCH}", file=sys.stderr)
         return EXIT_FAILED
     try:
+        key = Path(args.key_file).read_bytes()
         with (
             Path(args.file).open(newline="", encoding="utf-8") as source,
             Path(args.errors).open("w", newline="", encoding="utf-8") as sink,
         ):
-            return asyncio.run(_run(args, source, sink))
+            return asyncio.run(_run(args, key, source, sink))
     except ImportFileError as error:
         print(f"cannot import: {error}", file=sys.stderr)
     except OSError as error:

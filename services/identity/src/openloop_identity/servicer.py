@@ -1,6 +1,11 @@
-"""The IdentityService over gRPC: validate, call the store, answer with protos.
+"""The IdentityService over gRPC: check the caller, validate, call the store, answer with
+protos.
 
-Logs name resources ("citizens/c..."), never citizen IDs.
+Each operator method first checks the caller's operator token against the roles
+:mod:`openloop_identity.access` gives it, before it reads the request: a caller without a
+token learns nothing, not even whether a name exists. The gateway's methods (``access.INTERNAL``)
+take no token. Logs name resources ("citizens/c...") and the operator's subject, never
+citizen IDs or personal data.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
 
 from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
-from openloop_identity import convert, directory, requests
+from openloop_identity import access, convert, directory, requests
 from openloop_identity.bulk import CitizenImport
 from openloop_identity.domain.districts import DistrictTable
 from openloop_identity.enrolment import Enrolment
@@ -32,6 +37,7 @@ from openloop_identity.store import (
 from openloop_identity.wallet_moves import WalletMoves
 from openloop_runtime.money import positive_satang
 from openloop_runtime.names import parse_name
+from openloop_runtime.operators import Operator, OperatorVerifier
 from openloop_runtime.timestamps import utc_now
 
 _log = logging.getLogger(__name__)
@@ -51,8 +57,10 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         payments: PaymentVerification,
         imports: CitizenImport,
         wallet_moves: WalletMoves,
+        operators: OperatorVerifier,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        self._operators = operators
         self._imports = imports
         self._wallet_moves = wallet_moves
         self._payments = payments
@@ -67,13 +75,23 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         self._tokenizer = tokenizer
         self._districts = districts
 
+    def _operator(self, context: grpc.aio.ServicerContext, method: str) -> Operator:
+        """The operator calling ``method``, if their token is good and their role may."""
+        return self._operators.require(
+            context.invocation_metadata(), access.OPERATOR_METHODS[method]
+        )
+
     @override
     async def CreateParticipant(
         self, request: service_pb2.CreateParticipantRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.CreateParticipantResponse:
+        operator = self._operator(context, "CreateParticipant")
         new = requests.create_participant(request)
         participant = await participants.create_participant(self._engine, new)
-        _log.info("participant created", extra={"participant": participant.participant_id})
+        _log.info(
+            "participant created",
+            extra={"participant": participant.participant_id, "operator": operator.subject},
+        )
         return service_pb2.CreateParticipantResponse(
             participant=convert.participant_to_proto(participant)
         )
@@ -82,6 +100,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def GetParticipant(
         self, request: service_pb2.GetParticipantRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.GetParticipantResponse:
+        self._operator(context, "GetParticipant")
         participant_id = parse_name(request.name, "participants")
         participant = await participants.get_participant(self._reader, participant_id)
         return service_pb2.GetParticipantResponse(
@@ -92,8 +111,12 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def SuspendParticipant(
         self, request: service_pb2.SuspendParticipantRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.SuspendParticipantResponse:
+        operator = self._operator(context, "SuspendParticipant")
         participant = await self._lifecycle.suspend(parse_name(request.name, "participants"))
-        _log.info("participant suspended", extra={"participant": participant.participant_id})
+        _log.info(
+            "participant suspended",
+            extra={"participant": participant.participant_id, "operator": operator.subject},
+        )
         return service_pb2.SuspendParticipantResponse(
             participant=convert.participant_to_proto(participant)
         )
@@ -104,8 +127,12 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         request: service_pb2.ReactivateParticipantRequest,
         context: grpc.aio.ServicerContext,
     ) -> service_pb2.ReactivateParticipantResponse:
+        operator = self._operator(context, "ReactivateParticipant")
         participant = await self._lifecycle.reactivate(parse_name(request.name, "participants"))
-        _log.info("participant reactivated", extra={"participant": participant.participant_id})
+        _log.info(
+            "participant reactivated",
+            extra={"participant": participant.participant_id, "operator": operator.subject},
+        )
         return service_pb2.ReactivateParticipantResponse(
             participant=convert.participant_to_proto(participant)
         )
@@ -114,8 +141,12 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def CloseParticipant(
         self, request: service_pb2.CloseParticipantRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.CloseParticipantResponse:
+        operator = self._operator(context, "CloseParticipant")
         participant = await self._lifecycle.close(parse_name(request.name, "participants"))
-        _log.info("participant closed", extra={"participant": participant.participant_id})
+        _log.info(
+            "participant closed",
+            extra={"participant": participant.participant_id, "operator": operator.subject},
+        )
         return service_pb2.CloseParticipantResponse(
             participant=convert.participant_to_proto(participant)
         )
@@ -126,6 +157,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         request: service_pb2.CreateParticipantCredentialRequest,
         context: grpc.aio.ServicerContext,
     ) -> service_pb2.CreateParticipantCredentialResponse:
+        operator = self._operator(context, "CreateParticipantCredential")
         new = requests.create_credential(
             request, now=self._clock(), participant_uri_prefix=self._participant_uri_prefix
         )
@@ -135,6 +167,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
             extra={
                 "participant": credential.participant_id,
                 "credential": credential.credential_id,
+                "operator": operator.subject,
             },
         )
         return service_pb2.CreateParticipantCredentialResponse(
@@ -159,13 +192,18 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         request: service_pb2.RevokeParticipantCredentialRequest,
         context: grpc.aio.ServicerContext,
     ) -> service_pb2.RevokeParticipantCredentialResponse:
+        operator = self._operator(context, "RevokeParticipantCredential")
         participant_id, credential_id = requests.credential_name(request.name)
         credential = await credentials.revoke_credential(
             self._engine, participant_id, credential_id, self._clock()
         )
         _log.info(
             "participant credential revoked",
-            extra={"participant": participant_id, "credential": credential_id},
+            extra={
+                "participant": participant_id,
+                "credential": credential_id,
+                "operator": operator.subject,
+            },
         )
         return service_pb2.RevokeParticipantCredentialResponse(
             credential=convert.credential_to_proto(credential)
@@ -175,9 +213,12 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def EnrollCitizen(
         self, request: service_pb2.EnrollCitizenRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.EnrollCitizenResponse:
+        operator = self._operator(context, "EnrollCitizen")
         new = requests.enroll_citizen(request, self._tokenizer, self._districts, now=self._clock())
         citizen = await self._enrolment.enroll(new)
-        _log.info("citizen enrolled", extra={"citizen": citizen.citizen_id})
+        _log.info(
+            "citizen enrolled", extra={"citizen": citizen.citizen_id, "operator": operator.subject}
+        )
         return service_pb2.EnrollCitizenResponse(citizen=convert.citizen_to_proto(citizen))
 
     @override
@@ -186,6 +227,10 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         request_iterator: AsyncIterator[service_pb2.ImportCitizensRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[service_pb2.ImportCitizensResponse]:
+        # Checked before the first batch is read: nothing of a refused stream is looked at.
+        operator = self._operator(context, "ImportCitizens")
+        _log.info("citizen import started", extra={"operator": operator.subject})
+
         async def batches() -> AsyncIterator[Sequence[service_pb2.CitizenRecord]]:
             async for request in request_iterator:
                 yield request.citizens
@@ -205,10 +250,16 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def ExportCitizenData(
         self, request: service_pb2.ExportCitizenDataRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.ExportCitizenDataResponse:
+        operator = self._operator(context, "ExportCitizenData")
         citizen_id = parse_name(request.name, "citizens")
         acting = parse_name(request.acting_participant, "participants", field="acting_participant")
         citizen, personal = await self._privacy.export(citizen_id, acting)
-        _log.info("citizen data exported", extra={"citizen": citizen_id, "participant": acting})
+        # The trail of who opened a citizen's data, and for which bank: names only, never
+        # the data itself.
+        _log.info(
+            "citizen data exported",
+            extra={"citizen": citizen_id, "participant": acting, "operator": operator.subject},
+        )
         response = service_pb2.ExportCitizenDataResponse(citizen=convert.citizen_to_proto(citizen))
         if personal is not None:
             response.personal_data.CopyFrom(resources_pb2.PersonalData(**personal))
@@ -218,16 +269,21 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def EraseCitizenData(
         self, request: service_pb2.EraseCitizenDataRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.EraseCitizenDataResponse:
+        operator = self._operator(context, "EraseCitizenData")
         citizen_id = parse_name(request.name, "citizens")
         acting = parse_name(request.acting_participant, "participants", field="acting_participant")
         citizen = await self._privacy.erase(citizen_id, acting)
-        _log.info("citizen data erased", extra={"citizen": citizen_id, "participant": acting})
+        _log.info(
+            "citizen data erased",
+            extra={"citizen": citizen_id, "participant": acting, "operator": operator.subject},
+        )
         return service_pb2.EraseCitizenDataResponse(citizen=convert.citizen_to_proto(citizen))
 
     @override
     async def LookupCitizen(
         self, request: service_pb2.LookupCitizenRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.LookupCitizenResponse:
+        self._operator(context, "LookupCitizen")
         token = self._tokenizer.token(requests.citizen_id(request.citizen_id))
         citizen = await citizens.lookup_citizen(self._reader, token)
         return service_pb2.LookupCitizenResponse(citizen=convert.citizen_to_proto(citizen))
@@ -236,9 +292,13 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def CreateMerchant(
         self, request: service_pb2.CreateMerchantRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.CreateMerchantResponse:
+        operator = self._operator(context, "CreateMerchant")
         new = requests.create_merchant(request, self._tokenizer, self._districts)
         merchant = await merchants.create_merchant(self._engine, new)
-        _log.info("merchant created", extra={"merchant": merchant.merchant_id})
+        _log.info(
+            "merchant created",
+            extra={"merchant": merchant.merchant_id, "operator": operator.subject},
+        )
         return service_pb2.CreateMerchantResponse(merchant=convert.merchant_to_proto(merchant))
 
     @override
@@ -253,6 +313,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def ResolveAlias(
         self, request: service_pb2.ResolveAliasRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.ResolveAliasResponse:
+        self._operator(context, "ResolveAlias")
         query = directory.alias_query(request, self._tokenizer)
         party = await aliases.resolve(self._reader, query.alias)
         return convert.resolved_alias_to_proto(party, query.qr_amount_satang)
@@ -261,6 +322,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     async def GenerateMerchantQr(
         self, request: service_pb2.GenerateMerchantQrRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.GenerateMerchantQrResponse:
+        self._operator(context, "GenerateMerchantQr")
         merchant_id = parse_name(request.name, "merchants")
         amount = positive_satang(request.amount) if request.HasField("amount") else None
         merchant = await merchants.get_merchant(self._reader, merchant_id)

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from openloop.rules.v1 import service_pb2, service_pb2_grpc
+from openloop_rules import operators
 from openloop_rules.config import RulesSettings
 from openloop_rules.governance import Governance
-from openloop_rules.operators import OperatorVerifier
 from openloop_rules.recorder import DecisionRecorder
 from openloop_rules.schedule import RuleSchedule, ScheduleLoader
 from openloop_rules.servicer import RulesServicer
@@ -61,7 +61,7 @@ def build(settings: RulesSettings, clock: Callable[[], datetime] = utc_now) -> S
                 recorder=recorder,
                 governance=governance,
                 simulation=Simulation(engine, schedule, clock=clock, max_cases=settings.max_batch),
-                operators=OperatorVerifier(
+                operators=operators.verifier(
                     settings.operator_keys, audience=settings.operator_audience, clock=clock
                 ),
                 default_program=settings.default_program,

@@ -958,7 +958,10 @@ class ExportCitizenDataRequest(_message.Message):
     name: _builtins.str
     """"citizens/{citizen}"."""
     acting_participant: _builtins.str
-    """"participants/{participant}" asking (from its client certificate): the citizen's host."""
+    """"participants/{participant}" on whose request the operator acts (a bank's data-subject
+    request): it must host the citizen. The operator's statement, not a credential: the
+    caller is authenticated by the operator token.
+    """
     def __init__(
         self,
         *,
@@ -1008,7 +1011,10 @@ class EraseCitizenDataRequest(_message.Message):
     name: _builtins.str
     """"citizens/{citizen}"."""
     acting_participant: _builtins.str
-    """"participants/{participant}" asking (from its client certificate): the citizen's host."""
+    """"participants/{participant}" on whose request the operator acts (a bank's data-subject
+    request): it must host the citizen. The operator's statement, not a credential: the
+    caller is authenticated by the operator token.
+    """
     def __init__(
         self,
         *,

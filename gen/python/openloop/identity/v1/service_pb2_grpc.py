@@ -27,6 +27,17 @@ if _version_not_supported:
 
 class IdentityServiceStub:
     """Who the participants are, and who pays whom.
+
+    Two kinds of caller. The gateway, on a payment's or a wallet move's path, calls
+    VerifyPaymentParties, GetCitizen, GetMerchant, ListParticipantCredentials,
+    BeginWalletMove, GetWalletMove and CompleteWalletMove without a token (only the gateway
+    can reach identity on the network). Every other method is an operator's: it needs
+    `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
+    a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
+    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    metadata.token_reason); with a role that may not: PERMISSION_DENIED
+    (OPERATOR_NOT_AUTHORISED).
     """
 
     def __init__(self, channel):
@@ -149,6 +160,17 @@ class IdentityServiceStub:
 
 class IdentityServiceServicer:
     """Who the participants are, and who pays whom.
+
+    Two kinds of caller. The gateway, on a payment's or a wallet move's path, calls
+    VerifyPaymentParties, GetCitizen, GetMerchant, ListParticipantCredentials,
+    BeginWalletMove, GetWalletMove and CompleteWalletMove without a token (only the gateway
+    can reach identity on the network). Every other method is an operator's: it needs
+    `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
+    a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
+    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    metadata.token_reason); with a role that may not: PERMISSION_DENIED
+    (OPERATOR_NOT_AUTHORISED).
     """
 
     def CreateParticipant(self, request, context):
@@ -242,7 +264,8 @@ class IdentityServiceServicer:
 
     def ExportCitizenData(self, request, context):
         """Everything the platform holds about one citizen, decrypted, for the citizen's data
-        export (PDPA). Only the participant hosting the citizen may ask.
+        export (PDPA). An identity-operator acts on the hosting participant's request; the
+        operator's subject is logged with the citizen's and the participant's names.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -253,7 +276,8 @@ class IdentityServiceServicer:
         birth date and address is destroyed, so no key can ever open them again. The citizen's
         opaque name, and so the ledger and settlement records that use it, stay consistent and
         verifiable; the keyed citizen-ID token stays so the one-entitlement rule still holds.
-        Only the hosting participant may ask. Erasing twice changes nothing.
+        An identity-operator acts on the hosting participant's request, and is logged as for
+        an export. Erasing twice changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -451,6 +475,17 @@ def add_IdentityServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IdentityService:
     """Who the participants are, and who pays whom.
+
+    Two kinds of caller. The gateway, on a payment's or a wallet move's path, calls
+    VerifyPaymentParties, GetCitizen, GetMerchant, ListParticipantCredentials,
+    BeginWalletMove, GetWalletMove and CompleteWalletMove without a token (only the gateway
+    can reach identity on the network). Every other method is an operator's: it needs
+    `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
+    a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
+    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    metadata.token_reason); with a role that may not: PERMISSION_DENIED
+    (OPERATOR_NOT_AUTHORISED).
     """
 
     @staticmethod

@@ -27,7 +27,19 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class IdentityServiceStub:
-    """Who the participants are, and who pays whom."""
+    """Who the participants are, and who pays whom.
+
+    Two kinds of caller. The gateway, on a payment's or a wallet move's path, calls
+    VerifyPaymentParties, GetCitizen, GetMerchant, ListParticipantCredentials,
+    BeginWalletMove, GetWalletMove and CompleteWalletMove without a token (only the gateway
+    can reach identity on the network). Every other method is an operator's: it needs
+    `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
+    a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
+    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    metadata.token_reason); with a role that may not: PERMISSION_DENIED
+    (OPERATOR_NOT_AUTHORISED).
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -74,14 +86,16 @@ class IdentityServiceStub:
     """Returns one citizen."""
     ExportCitizenData: _grpc.UnaryUnaryMultiCallable[_service_pb2.ExportCitizenDataRequest, _service_pb2.ExportCitizenDataResponse]
     """Everything the platform holds about one citizen, decrypted, for the citizen's data
-    export (PDPA). Only the participant hosting the citizen may ask.
+    export (PDPA). An identity-operator acts on the hosting participant's request; the
+    operator's subject is logged with the citizen's and the participant's names.
     """
     EraseCitizenData: _grpc.UnaryUnaryMultiCallable[_service_pb2.EraseCitizenDataRequest, _service_pb2.EraseCitizenDataResponse]
     """Erases a citizen's personal data by crypto-shredding: the data key that sealed name,
     birth date and address is destroyed, so no key can ever open them again. The citizen's
     opaque name, and so the ledger and settlement records that use it, stay consistent and
     verifiable; the keyed citizen-ID token stays so the one-entitlement rule still holds.
-    Only the hosting participant may ask. Erasing twice changes nothing.
+    An identity-operator acts on the hosting participant's request, and is logged as for
+    an export. Erasing twice changes nothing.
     """
     LookupCitizen: _grpc.UnaryUnaryMultiCallable[_service_pb2.LookupCitizenRequest, _service_pb2.LookupCitizenResponse]
     """Finds a citizen by the 13-digit citizen ID (matched through its keyed hash)."""
@@ -115,7 +129,19 @@ class IdentityServiceStub:
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
-    """Who the participants are, and who pays whom."""
+    """Who the participants are, and who pays whom.
+
+    Two kinds of caller. The gateway, on a payment's or a wallet move's path, calls
+    VerifyPaymentParties, GetCitizen, GetMerchant, ListParticipantCredentials,
+    BeginWalletMove, GetWalletMove and CompleteWalletMove without a token (only the gateway
+    can reach identity on the network). Every other method is an operator's: it needs
+    `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
+    a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
+    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    metadata.token_reason); with a role that may not: PERMISSION_DENIED
+    (OPERATOR_NOT_AUTHORISED).
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateParticipant: _aio.UnaryUnaryMultiCallable[_service_pb2.CreateParticipantRequest, _service_pb2.CreateParticipantResponse]  # type: ignore[assignment]
@@ -159,14 +185,16 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Returns one citizen."""
     ExportCitizenData: _aio.UnaryUnaryMultiCallable[_service_pb2.ExportCitizenDataRequest, _service_pb2.ExportCitizenDataResponse]  # type: ignore[assignment]
     """Everything the platform holds about one citizen, decrypted, for the citizen's data
-    export (PDPA). Only the participant hosting the citizen may ask.
+    export (PDPA). An identity-operator acts on the hosting participant's request; the
+    operator's subject is logged with the citizen's and the participant's names.
     """
     EraseCitizenData: _aio.UnaryUnaryMultiCallable[_service_pb2.EraseCitizenDataRequest, _service_pb2.EraseCitizenDataResponse]  # type: ignore[assignment]
     """Erases a citizen's personal data by crypto-shredding: the data key that sealed name,
     birth date and address is destroyed, so no key can ever open them again. The citizen's
     opaque name, and so the ledger and settlement records that use it, stay consistent and
     verifiable; the keyed citizen-ID token stays so the one-entitlement rule still holds.
-    Only the hosting participant may ask. Erasing twice changes nothing.
+    An identity-operator acts on the hosting participant's request, and is logged as for
+    an export. Erasing twice changes nothing.
     """
     LookupCitizen: _aio.UnaryUnaryMultiCallable[_service_pb2.LookupCitizenRequest, _service_pb2.LookupCitizenResponse]  # type: ignore[assignment]
     """Finds a citizen by the 13-digit citizen ID (matched through its keyed hash)."""
@@ -199,7 +227,19 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """A wallet move by name."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Who the participants are, and who pays whom."""
+    """Who the participants are, and who pays whom.
+
+    Two kinds of caller. The gateway, on a payment's or a wallet move's path, calls
+    VerifyPaymentParties, GetCitizen, GetMerchant, ListParticipantCredentials,
+    BeginWalletMove, GetWalletMove and CompleteWalletMove without a token (only the gateway
+    can reach identity on the network). Every other method is an operator's: it needs
+    `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
+    a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
+    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    metadata.token_reason); with a role that may not: PERMISSION_DENIED
+    (OPERATOR_NOT_AUTHORISED).
+    """
 
     @_abc_1.abstractmethod
     def CreateParticipant(
@@ -313,7 +353,8 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.ExportCitizenDataResponse, _abc.Awaitable[_service_pb2.ExportCitizenDataResponse]]:
         """Everything the platform holds about one citizen, decrypted, for the citizen's data
-        export (PDPA). Only the participant hosting the citizen may ask.
+        export (PDPA). An identity-operator acts on the hosting participant's request; the
+        operator's subject is logged with the citizen's and the participant's names.
         """
 
     @_abc_1.abstractmethod
@@ -326,7 +367,8 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         birth date and address is destroyed, so no key can ever open them again. The citizen's
         opaque name, and so the ledger and settlement records that use it, stay consistent and
         verifiable; the keyed citizen-ID token stays so the one-entitlement rule still holds.
-        Only the hosting participant may ask. Erasing twice changes nothing.
+        An identity-operator acts on the hosting participant's request, and is logged as for
+        an export. Erasing twice changes nothing.
         """
 
     @_abc_1.abstractmethod
