@@ -65,13 +65,16 @@ Audit the ledger (recomputes every leaf, checkpoint signature and balance):
     python -m openloop_ledger.audit verify --database-url {layout.database_urls["ledger"]} \\
     --verifier-key '{mesh.ledger_verifier_key()}'
 
-Administer it as the dev operator (identity and rules take operator tokens signed by keys
-kept in {layout.workdir}; the gateway's calls need none):
+Administer it as the dev operator (identity, rules and settlement take operator tokens
+signed by keys kept in {layout.workdir}; the gateway's calls need none):
   python -m openloop_rules.admin --target {layout.target("rules")} \\
     --key-file {layout.workdir}/rules-operator.pem --kid dev-operator --operator you list
   python -m openloop_identity.import_cli --target {layout.target("identity")} \\
     --key-file {layout.workdir}/identity-operator.pem --kid dev-operator --operator you \\
-    --file cohort.csv --errors refused.csv""")
+    --file cohort.csv --errors refused.csv
+  python -m openloop_settlement.admin --target {layout.target("settlement")} \\
+    --key-file {layout.workdir}/settlement-operator.pem --kid dev-operator --operator you \\
+    cycles""")
 
 
 def up() -> None:

@@ -182,6 +182,8 @@ class Mesh:
             env[f"{prefix}SETTLEMENT_TARGET"] = self.layout.target("settlement")
         if service == "rules":
             env.update(operator_env(self.layout.workdir, "rules"))
+        if service == "settlement":
+            env.update(operator_env(self.layout.workdir, "settlement"))
         if service == "ledger":
             env[f"{prefix}LEAF_KEY"] = self._secret("ledger-leaf.key", secrets.token_hex(32))
             env[f"{prefix}LOG_SIGNING_KEY"] = self._secret(

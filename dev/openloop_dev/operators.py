@@ -1,12 +1,13 @@
-"""The dev mesh's operators: an Ed25519 key per administered service (rules, identity) that
-the service trusts, so the seed, a developer or a journey test can administer the local
-mesh: publish rule sets, onboard participants, enrol citizens, export and erase data.
+"""The dev mesh's operators: an Ed25519 key per administered service (rules, identity,
+settlement) that the service trusts, so the seed, a developer or a journey test can
+administer the local mesh: publish rule sets, onboard participants, enrol citizens, export
+and erase data, close and settle settlement cycles.
 
 Each key is made on first use and kept with the mesh's data (``.devstack``), readable by
 its owner only, like the other dev secrets; only its public half goes into the service's
 environment. A deployment trusts its operators' own keys through
-``OPENLOOP_RULES_OPERATOR_KEYS`` and ``OPENLOOP_IDENTITY_OPERATOR_KEYS``
-(``python -m openloop_rules.admin keygen`` makes one).
+``OPENLOOP_RULES_OPERATOR_KEYS``, ``OPENLOOP_IDENTITY_OPERATOR_KEYS`` and
+``OPENLOOP_SETTLEMENT_OPERATOR_KEYS`` (``python -m openloop_rules.admin keygen`` makes one).
 """
 
 from __future__ import annotations
@@ -24,11 +25,20 @@ from openloop_rules.operators import AUDIENCE as RULES_AUDIENCE
 from openloop_rules.operators import Role
 from openloop_runtime.operator_calls import OperatorToken, operator_channel
 from openloop_runtime.operators import mint
+from openloop_settlement import access as settlement_access
 
-Service = Literal["rules", "identity"]
+Service = Literal["rules", "identity", "settlement"]
 KID = "dev-operator"
-AUDIENCES: dict[Service, str] = {"rules": RULES_AUDIENCE, "identity": access.AUDIENCE}
-ROLES: dict[Service, str] = {"rules": Role.OPERATOR, "identity": access.Role.OPERATOR}
+AUDIENCES: dict[Service, str] = {
+    "rules": RULES_AUDIENCE,
+    "identity": access.AUDIENCE,
+    "settlement": settlement_access.AUDIENCE,
+}
+ROLES: dict[Service, str] = {
+    "rules": Role.OPERATOR,
+    "identity": access.Role.OPERATOR,
+    "settlement": settlement_access.Role.OPERATOR,
+}
 """The role the dev operator acts in: the one that may do everything."""
 
 

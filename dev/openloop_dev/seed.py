@@ -83,7 +83,8 @@ class DemoProgram:
 @dataclass(frozen=True)
 class Operator:
     """The platform operator's view: the internal services, called directly (identity with
-    the dev operator's token on every call)."""
+    the dev operator's token on every call; settlement without, as the seed only records
+    transfers, which the gateway does without a token too)."""
 
     identity: identity_grpc.IdentityServiceStub
     ledger: ledger_grpc.LedgerServiceStub

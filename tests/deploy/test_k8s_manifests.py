@@ -153,13 +153,21 @@ def test_base_carries_no_secrets_and_no_namespace() -> None:
 
 
 def test_operator_methods_trust_only_keys_the_overlay_configures() -> None:
-    """Rules and identity read their operators' public keys from ConfigMaps an overlay
-    supplies (public keys: no Secret needed); the base trusts no one by itself."""
+    """Rules, identity and settlement read their operators' public keys from ConfigMaps an
+    overlay supplies (public keys: no Secret needed); the base trusts no one by itself, and
+    the dev overlay supplies each (trusting no one until a key is added)."""
     deployments = _of_kind(render("base"), "Deployment")
-    for name in ("rules", "identity"):
+    assert not [name for name in _of_kind(render("base"), "ConfigMap") if "operator" in name]
+    dev = render("overlays/dev")
+    dev_deployments, config_maps = _of_kind(dev, "Deployment"), _of_kind(dev, "ConfigMap")
+    for name in ("rules", "identity", "settlement"):
+        variable = f"OPENLOOP_{name.upper()}_OPERATOR_KEYS"
         env = _env(_pod(deployments[name])["containers"][0])
-        ref = env[f"OPENLOOP_{name.upper()}_OPERATOR_KEYS"]["valueFrom"]["configMapKeyRef"]
+        ref = env[variable]["valueFrom"]["configMapKeyRef"]
         assert ref == {"name": f"openloop-{name}-operator-keys", "key": "operator-keys.json"}
+        dev_env = _env(_pod(dev_deployments[name])["containers"][0])
+        dev_ref = dev_env[variable]["valueFrom"]["configMapKeyRef"]
+        assert config_maps[dev_ref["name"]]["data"] == {"operator-keys.json": "{}"}
 
 
 def test_dev_overlay_is_self_contained() -> None:

@@ -18,6 +18,7 @@ from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc
 from openloop_dev.bank import AuthorisingGateway, bank_channel
 from openloop_dev.identity_provider import bank_signer
 from openloop_dev.mesh import Mesh, MeshLayout
+from openloop_dev.operators import dev_operator_channel
 from openloop_dev.postgres import EmbeddedPostgres
 from openloop_dev.seed import DemoProgram, seed_demo_program
 
@@ -59,7 +60,10 @@ async def platform(mesh: Mesh) -> AsyncIterator[Platform]:
         bank_channel(mesh.pki, "bank-a", edge) as a,
         bank_channel(mesh.pki, "bank-b", edge) as b,
         grpc.aio.insecure_channel(mesh.layout.target("ledger")) as ledger,
-        grpc.aio.insecure_channel(mesh.layout.target("settlement")) as settlement,
+        # Settlement's reports are an operator's (or an auditor's) reads.
+        dev_operator_channel(
+            mesh.layout.workdir, "settlement", mesh.layout.target("settlement"), "e2e"
+        ) as settlement,
     ):
         yield Platform(
             mesh,

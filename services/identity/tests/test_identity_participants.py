@@ -28,7 +28,9 @@ from openloop_identity.app import MIGRATIONS_DIR, build
 from openloop_identity.assertions import DevIssuer
 from openloop_identity.config import IdentitySettings
 from openloop_runtime import migrations
+from openloop_runtime.operator_calls import operator_channel
 from openloop_runtime.server import running_server
+from openloop_settlement import access as settlement_access
 from openloop_settlement.app import MIGRATIONS_DIR as SETTLEMENT_MIGRATIONS
 from openloop_settlement.app import build as build_settlement
 from openloop_settlement.config import SettlementSettings
@@ -39,6 +41,7 @@ from services.identity.tests.identity_helpers import (
     expect_error,
     new_key,
     operator_stub,
+    operator_token,
 )
 
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
@@ -60,7 +63,10 @@ async def platform(
     identity_url = await fresh_database("identity_participants")
     await asyncio.to_thread(migrations.upgrade, SETTLEMENT_MIGRATIONS, settlement_url)
     await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, identity_url)
-    settlement_settings = SettlementSettings(port=0, database_url=settlement_url)
+    # The same operator key is trusted by both; a token names the service it is for.
+    settlement_settings = SettlementSettings(
+        port=0, database_url=settlement_url, operator_keys=OPERATOR_KEYS
+    )
     async with running_server(
         "settlement.openloop.dev", settlement_settings, build_settlement(settlement_settings)
     ) as settlement:
@@ -75,7 +81,12 @@ async def platform(
             channel, stub = operator_stub(f"127.0.0.1:{running.port}")
             async with (
                 channel,
-                grpc.aio.insecure_channel(f"127.0.0.1:{settlement.port}") as settlement_channel,
+                operator_channel(
+                    f"127.0.0.1:{settlement.port}",
+                    operator_token(
+                        settlement_access.Role.OPERATOR, audience=settlement_access.AUDIENCE
+                    ),
+                ) as settlement_channel,
             ):
                 yield Platform(
                     Identity(stub, db),

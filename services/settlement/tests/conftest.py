@@ -1,12 +1,14 @@
-"""A real settlement service: migrated PostgreSQL database and gRPC server, per test module."""
+"""A real settlement service: migrated PostgreSQL database and gRPC server, per test module.
+
+The server trusts the tests' operator key and ``settlement`` calls as a
+``settlement-operator``, so tests call operator methods and the internal ones alike;
+``settlement_target`` is for calling without a token (or with another)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import cast
 
-import grpc
 import pytest_asyncio
 
 from openloop.settlement.v1 import service_pb2_grpc
@@ -14,6 +16,7 @@ from openloop_runtime import migrations
 from openloop_runtime.server import running_server
 from openloop_settlement.app import MIGRATIONS_DIR, build
 from openloop_settlement.config import SettlementSettings
+from services.settlement.tests.settlement_helpers import OPERATOR_KEYS, operator_stub
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -26,7 +29,9 @@ async def settlement_database(fresh_database: Callable[[str], Awaitable[str]]) -
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def settlement_target(settlement_database: str) -> AsyncIterator[str]:
     """Where the module's settlement server listens."""
-    settings = SettlementSettings(port=0, database_url=settlement_database)
+    settings = SettlementSettings(
+        port=0, database_url=settlement_database, operator_keys=OPERATOR_KEYS
+    )
     async with running_server("settlement.openloop.dev", settings, build(settings)) as running:
         yield f"127.0.0.1:{running.port}"
 
@@ -35,9 +40,6 @@ async def settlement_target(settlement_database: str) -> AsyncIterator[str]:
 async def settlement(
     settlement_target: str,
 ) -> AsyncIterator[service_pb2_grpc.SettlementServiceAsyncStub]:
-    async with grpc.aio.insecure_channel(settlement_target) as channel:
-        # The generated stub is the async flavour on an aio channel; mypy cannot see the channel.
-        yield cast(
-            "service_pb2_grpc.SettlementServiceAsyncStub",
-            service_pb2_grpc.SettlementServiceStub(channel),
-        )
+    channel, stub = operator_stub(settlement_target)
+    async with channel:
+        yield stub

@@ -1,19 +1,58 @@
-"""Calls the settlement tests share: recording, closing, reading every page of a list."""
+"""Calls the settlement tests share: the operator key the test servers trust, recording,
+closing, reading every page of a list."""
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from openloop.settlement.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_runtime.errors import error_info_of
 from openloop_runtime.money import thb
+from openloop_runtime.operator_calls import OperatorToken, operator_channel
+from openloop_settlement import access
 
 if TYPE_CHECKING:
     Stub = service_pb2_grpc.SettlementServiceAsyncStub
+
+_OPERATOR_KEY = Ed25519PrivateKey.generate()
+OPERATOR_KID = "settlement-ops-test-1"
+OPERATOR_PRIVATE_PEM = _OPERATOR_KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+OPERATOR_KEYS = {
+    OPERATOR_KID: _OPERATOR_KEY.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+}
+"""The operator key the test servers trust (``operator_keys``); tests sign tokens with it."""
+
+
+def operator_token(
+    role: str = access.Role.OPERATOR,
+    *,
+    subject: str = "alice",
+    audience: str = access.AUDIENCE,
+    private_key_pem: bytes = OPERATOR_PRIVATE_PEM,
+    kid: str = OPERATOR_KID,
+) -> OperatorToken:
+    return OperatorToken(private_key_pem, kid=kid, subject=subject, role=role, audience=audience)
+
+
+def operator_stub(
+    target: str, role: str = access.Role.OPERATOR, subject: str = "alice"
+) -> tuple[grpc.aio.Channel, Stub]:
+    """A channel to ``target`` whose every call carries a settlement operator token (as the
+    admin CLI sends), and its stub: the tests' calls need no token of their own. The internal
+    methods ignore the token."""
+    channel = operator_channel(target, operator_token(role, subject=subject))
+    # The generated stub is the async flavour on an aio channel; mypy cannot see the channel.
+    return channel, cast("Stub", service_pb2_grpc.SettlementServiceStub(channel))
 
 
 def new_bank(prefix: str = "bank") -> str:

@@ -1,21 +1,44 @@
-"""The operator's command line closes the OPEN cycle and prints who pays whom."""
+"""The operator's command line closes the OPEN cycle and prints who pays whom, signing every
+call with the operator's key."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from openloop.settlement.v1 import service_pb2_grpc
-from services.settlement.tests.settlement_helpers import open_cycle, record
+from services.settlement.tests.settlement_helpers import (
+    OPERATOR_KID,
+    OPERATOR_PRIVATE_PEM,
+    open_cycle,
+    record,
+)
 
 if TYPE_CHECKING:
     Stub = service_pb2_grpc.SettlementServiceAsyncStub
 
 
-async def _admin(target: str, *args: str) -> tuple[int, str, str]:
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "operator.pem"
+    path.write_bytes(OPERATOR_PRIVATE_PEM)
+    return path
+
+
+async def _admin(
+    target: str, key_file: Path, *args: str, kid: str = OPERATOR_KID, role: str = ""
+) -> tuple[int, str, str]:
+    signing = ["--key-file", str(key_file), "--kid", kid, "--operator", "alice"]
+    if role:
+        signing += ["--role", role]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "openloop_settlement.admin", "--target", target, *args,
+        sys.executable, "-m", "openloop_settlement.admin", "--target", target, *signing, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await process.communicate()
@@ -24,12 +47,12 @@ async def _admin(target: str, *args: str) -> tuple[int, str, str]:
 
 
 async def test_close_prints_the_net_settlement_and_a_retry_closes_nothing_more(
-    settlement: Stub, settlement_target: str
+    settlement: Stub, settlement_target: str, key_file: Path
 ) -> None:
     await record(settlement, "participants/cli-a", "participants/cli-b", 123_456)
     await record(settlement, "participants/cli-c", "participants/cli-b", 100)
     cycle = await open_cycle(settlement)
-    code, out, _ = await _admin(settlement_target, "close", "--request-id", "cli-close-1")
+    code, out, _ = await _admin(settlement_target, key_file, "close", "--request-id", "cli-close-1")
     assert code == 0
     assert f"{cycle}: CLOSED" in out
     assert "participants/cli-a pays 1,234.56 THB" in out
@@ -37,12 +60,66 @@ async def test_close_prints_the_net_settlement_and_a_retry_closes_nothing_more(
     assert "participants/cli-a -> participants/cli-b: 1,234.56 THB" in out
     assert "sum of positions: 0.00 THB" in out
     again = await _admin(
-        settlement_target, "close", "--request-id", "cli-close-1", "--cycle", cycle
+        settlement_target, key_file, "close", "--request-id", "cli-close-1", "--cycle", cycle
     )
     assert again[0] == 0
     assert again[1] == out
-    code, _, err = await _admin(settlement_target, "settle", cycle, "--request-id", "cli-settle")
+    code, _, err = await _admin(
+        settlement_target, key_file, "settle", cycle, "--request-id", "cli-settle"
+    )
     assert code == 0
-    code, _, err = await _admin(settlement_target, "settle", cycle, "--request-id", "other")
+    code, _, err = await _admin(
+        settlement_target, key_file, "settle", cycle, "--request-id", "other"
+    )
     assert code == 1
     assert "SETTLEMENT_CYCLE_STATE_CONFLICT" in err
+
+
+async def test_an_auditor_reads_the_reports_but_closes_nothing(
+    settlement: Stub, settlement_target: str, key_file: Path
+) -> None:
+    cycle = await open_cycle(settlement)
+    auditor = "settlement-auditor"
+    code, out, _ = await _admin(settlement_target, key_file, "cycles", role=auditor)
+    assert (code, out.splitlines()[0]) == (0, f"{cycle}: OPEN")
+    code, out, _ = await _admin(settlement_target, key_file, "report", cycle, role=auditor)
+    assert code == 0
+    assert "this is not a settlement report" in out
+    code, _, err = await _admin(settlement_target, key_file, "close", role=auditor)
+    assert code == 1
+    assert "OPERATOR_NOT_AUTHORISED" in err
+    assert await open_cycle(settlement) == cycle
+
+
+async def test_a_key_settlement_does_not_trust_is_refused(
+    settlement_target: str, key_file: Path, tmp_path: Path
+) -> None:
+    code, _, err = await _admin(settlement_target, key_file, "cycles", kid="not-trusted")
+    assert code == 1
+    assert "OPERATOR_NOT_AUTHENTICATED" in err
+    assert "TOKEN_UNKNOWN_KEY" in err
+    stranger = tmp_path / "stranger.pem"
+    stranger.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    code, _, err = await _admin(settlement_target, stranger, "cycles")
+    assert code == 1
+    assert "TOKEN_BAD_SIGNATURE" in err
+
+
+async def test_a_key_file_that_cannot_sign_stops_before_any_call(
+    settlement_target: str, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.pem"
+    code, _, err = await _admin(settlement_target, missing, "cycles")
+    assert code == 2
+    assert "cannot sign" in err
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key")
+    code, _, err = await _admin(settlement_target, garbage, "cycles")
+    assert code == 2
+    assert "cannot sign" in err

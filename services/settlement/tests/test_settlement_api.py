@@ -151,12 +151,48 @@ async def test_malformed_requests_are_invalid_and_record_nothing(
 async def test_a_position_that_would_overflow_is_refused_and_nothing_moves(
     settlement: Stub,
 ) -> None:
-    payer, payee = _bank(), _bank()
+    """The request is well formed (the same one is recorded once the position has moved
+    back), so the refusal is the stored position's: FAILED_PRECONDITION, not
+    INVALID_ARGUMENT, naming the participant, and nothing of it is written."""
+    payer, payee, other = _bank(), _bank(), _bank()
     await settlement.RecordTransfer(_request(payer, payee, 2**63 - 1))
-    code, reason, _ = await _error(settlement.RecordTransfer(_request(payer, payee, 1)))
-    assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_AMOUNT")
+    refused = _request(payer, payee, 1)
+    code, reason, metadata = await _error(settlement.RecordTransfer(refused))
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "POSITION_LIMIT_EXCEEDED")
+    assert metadata["participant"] == payee
+    # The payee stands at the top of its OPEN cycle's position and of its lifetime one; the
+    # cycle's is moved first, so it is the one named.
+    assert metadata["resource"].startswith("settlementCycles/")
+    assert metadata["resource"].endswith(f"/positions/{payee.removeprefix('participants/')}")
     assert await _position(settlement, payee) == (2**63 - 1, 1)
     assert await _position(settlement, payer) == (-(2**63 - 1), 1)
+    code, reason, _ = await _error(
+        settlement.GetObligation(
+            service_pb2.GetObligationRequest(
+                name=f"settlementCycles/-/obligations/{refused.transfer_id}"
+            )
+        )
+    )
+    assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "OBLIGATION_NOT_FOUND")
+
+    await settlement.RecordTransfer(_request(payee, other, 1))
+    recorded = await settlement.RecordTransfer(refused)
+    assert recorded.obligation.transfer_id == refused.transfer_id
+    assert await _position(settlement, payee) == (2**63 - 1, 3)
+    assert await _position(settlement, payer) == (-(2**63), 2)
+
+
+async def test_the_payer_side_overflows_below_the_lowest_position(settlement: Stub) -> None:
+    payer, payee = _bank(), _bank()
+    await settlement.RecordTransfer(_request(payer, payee, 2**63 - 1))
+    await settlement.RecordTransfer(_request(payer, _bank(), 1))  # the payer at -2^63
+    code, reason, metadata = await _error(settlement.RecordTransfer(_request(payer, _bank(), 1)))
+    assert (code, reason, metadata["participant"]) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "POSITION_LIMIT_EXCEEDED",
+        payer,
+    )
+    assert await _position(settlement, payer) == (-(2**63), 2)
 
 
 @pytest.mark.parametrize(

@@ -234,6 +234,33 @@ async def test_an_auditor_ties_each_position_to_its_obligations(settlement: Stub
     assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "OBLIGATION_NOT_FOUND")
 
 
+async def test_a_cycle_position_can_overflow_before_the_lifetime_one_and_the_other_way(
+    settlement: Stub,
+) -> None:
+    """A lifetime position is the sum of the cycle ones, not the larger: a bank paid in one
+    cycle what it is paid in the next stands near zero for its lifetime while its OPEN
+    cycle's position is at the limit, and the other way round. Either refusal names the
+    position that cannot move, and records nothing."""
+    bank, other = new_bank(), new_bank()
+    bank_id = bank.removeprefix("participants/")
+    await record(settlement, bank, other, 2**63 - 1)
+    await close_open_cycle(settlement)
+    await record(settlement, other, bank, 2**63 - 1)  # this cycle +max, lifetime 0
+    cycle = await open_cycle(settlement)
+    code, reason, metadata = await error_of(record(settlement, other, bank, 1))
+    assert (code, reason) == (PRECONDITION, "POSITION_LIMIT_EXCEEDED")
+    assert metadata == {"participant": bank, "resource": f"{cycle}/positions/{bank_id}"}
+    assert (await _position(settlement, bank)).net_position.amount_satang == 0
+
+    await close_open_cycle(settlement)
+    await record(settlement, other, bank, 2**63 - 1)  # lifetime +max, spread over two cycles
+    await close_open_cycle(settlement)
+    code, reason, metadata = await error_of(record(settlement, other, bank, 1))
+    assert (code, reason) == (PRECONDITION, "POSITION_LIMIT_EXCEEDED")
+    assert metadata == {"participant": bank, "resource": f"{bank}/position"}
+    assert (await _position(settlement, bank)).net_position.amount_satang == 2**63 - 1
+
+
 @pytest.mark.parametrize(
     ("method", "request_", "field"),
     [

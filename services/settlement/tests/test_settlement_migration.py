@@ -6,18 +6,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import grpc
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from openloop.settlement.v1 import service_pb2, service_pb2_grpc
 from openloop_runtime import migrations
+from openloop_runtime.operator_calls import operator_channel
 from openloop_runtime.server import running_server
 from openloop_settlement.app import MIGRATIONS_DIR, build
 from openloop_settlement.config import SettlementSettings
 from openloop_settlement.tables import metadata
-from services.settlement.tests.settlement_helpers import cycle_positions, record
+from services.settlement.tests.settlement_helpers import (
+    OPERATOR_KEYS,
+    cycle_positions,
+    operator_token,
+    record,
+)
 
 _BEFORE_CYCLES = """
 INSERT INTO obligations
@@ -50,10 +55,10 @@ async def test_existing_obligations_open_the_first_cycle_exactly_once(
 ) -> None:
     url = await _database_before_cycles(fresh_database, 500)
     await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
-    settings = SettlementSettings(port=0, database_url=url)
+    settings = SettlementSettings(port=0, database_url=url, operator_keys=OPERATOR_KEYS)
     async with (
         running_server("settlement.openloop.dev", settings, build(settings)) as running,
-        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+        operator_channel(f"127.0.0.1:{running.port}", operator_token()) as channel,
     ):
         settlement = service_pb2_grpc.SettlementServiceStub(channel)
         cycles = await settlement.ListSettlementCycles(service_pb2.ListSettlementCyclesRequest())

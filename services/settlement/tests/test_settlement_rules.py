@@ -11,7 +11,11 @@ from openloop.settlement.v1 import service_pb2
 from openloop_runtime.errors import DomainError
 from openloop_settlement.model import TransferRecord
 from openloop_settlement.netting import (
+    POSITION_MAX,
+    POSITION_MIN,
+    PositionAtLimit,
     PositionChange,
+    position_at_limit,
     position_changes,
     settlement_instructions,
     zero_position,
@@ -50,6 +54,26 @@ def test_changes_always_net_to_zero_in_participant_order(
     assert sum(change.delta for change in changes) == 0
     ids = [change.participant_id for change in changes]
     assert ids == sorted(ids)
+
+
+def test_the_position_at_its_limit_is_the_one_the_transfer_would_overflow() -> None:
+    credit_side = position_changes(TransferRecord("t1", "bank-z", "bank-a", 1))
+    # The payee's OPEN-cycle position is at the top; its lifetime one is not (it paid as
+    # much in an earlier cycle).
+    assert position_at_limit(credit_side, 7, {"bank-a": POSITION_MAX}, {"bank-a": 0}) == (
+        PositionAtLimit("bank-a", 7)
+    )
+    # Its lifetime position is at the top, its cycle's is not.
+    assert position_at_limit(credit_side, 7, {}, {"bank-a": POSITION_MAX}) == PositionAtLimit(
+        "bank-a", None
+    )
+    # The payer's positions at the bottom: the cycle's first when both are, as the store
+    # moves it first.
+    assert position_at_limit(
+        credit_side, 7, {"bank-z": POSITION_MIN}, {"bank-z": POSITION_MIN}
+    ) == PositionAtLimit("bank-z", 7)
+    with pytest.raises(ValueError, match="no position"):
+        position_at_limit([], 7, {}, {})
 
 
 def test_a_participant_with_nothing_recorded_stands_at_zero() -> None:

@@ -1,6 +1,7 @@
 """The platform operator's command line for settlement cycles.
 
-    python -m openloop_settlement.admin [--target HOST:PORT] cycles [--state CLOSED]
+    python -m openloop_settlement.admin [--target HOST:PORT] --key-file operator.pem \
+        --kid ops-1 --operator alice [--role settlement-auditor] cycles [--state CLOSED]
     python -m openloop_settlement.admin ... close [--request-id ID]
     python -m openloop_settlement.admin ... report settlementCycles/7
     python -m openloop_settlement.admin ... settle settlementCycles/7 --request-id ID
@@ -9,11 +10,15 @@
 or is paid out, and who pays whom if banks settle with each other. It prints the request id
 it used first: if the answer is lost, run it again with ``--request-id`` and the same cycle
 is answered, never a second one closed. ``settle`` records that the central bank's transfers
-for a CLOSED cycle are done. Exit status: 0 done, 1 refused (the reason is printed), 2 the
-service could not be reached.
+for a CLOSED cycle are done.
 
-Settlement does not yet ask for an operator token (see the README); the mesh's network
-policy is what keeps callers other than the gateway and identity away.
+Every call carries an operator token (EdDSA, audience ``openloop-settlement``) signed with
+the private key in ``--key-file``, whose public key settlement trusts under ``--kid``
+(``OPENLOOP_SETTLEMENT_OPERATOR_KEYS``); ``--operator`` is who you are, as settlement logs it
+with every close and settle. ``--role settlement-auditor`` is enough for ``cycles`` and
+``report``. On the local mesh the dev operator's key is ``.devstack/settlement-operator.pem``
+under ``--kid dev-operator``. Exit status: 0 done, 1 refused (the reason is printed), 2 the
+service could not be reached, or the command line is wrong (or the key file unreadable).
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ import asyncio
 import json
 import sys
 import uuid
+from pathlib import Path
 
 import grpc
+import jwt
 
 from openloop.settlement.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_runtime.errors import error_info_of
+from openloop_runtime.operator_calls import OperatorToken, operator_channel
+from openloop_settlement.access import AUDIENCE, Role
 from openloop_settlement.netting import settlement_instructions
 
 Stub = service_pb2_grpc.SettlementServiceStub
@@ -37,6 +46,12 @@ _STATES = ("OPEN", "CLOSED", "SETTLED")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m openloop_settlement.admin")
     parser.add_argument("--target", default="127.0.0.1:50054")
+    parser.add_argument(
+        "--key-file", type=Path, required=True, help="the operator's Ed25519 private key (PEM)"
+    )
+    parser.add_argument("--kid", default="ops-1", help="the id settlement trusts the key under")
+    parser.add_argument("--operator", required=True, help="who is calling (the token's sub)")
+    parser.add_argument("--role", default=Role.OPERATOR.value, choices=[r.value for r in Role])
     commands = parser.add_subparsers(dest="command", required=True)
     cycles = commands.add_parser("cycles", help="list cycles, newest first")
     cycles.add_argument("--state", choices=sorted(_STATES))
@@ -100,8 +115,8 @@ async def _open_cycle(stub: Stub) -> str:
     return reply.settlement_cycles[0].name
 
 
-async def _run(args: argparse.Namespace) -> list[str]:
-    async with grpc.aio.insecure_channel(args.target) as channel:
+async def _run(args: argparse.Namespace, token: OperatorToken) -> list[str]:
+    async with operator_channel(args.target, token) as channel:
         stub = Stub(channel)
         if args.command == "cycles":
             reply = await stub.ListSettlementCycles(
@@ -132,10 +147,31 @@ async def _run(args: argparse.Namespace) -> list[str]:
         return await _report(stub, args.cycle)
 
 
+def _token(args: argparse.Namespace) -> OperatorToken | None:
+    """The operator's tokens, or None (said on stderr) if the key file cannot sign one: told
+    before any call, not as the first call's failure."""
+    try:
+        token = OperatorToken(
+            args.key_file.read_bytes(),
+            kid=args.kid,
+            subject=args.operator,
+            role=args.role,
+            audience=AUDIENCE,
+        )
+        token()
+    except (OSError, jwt.PyJWTError) as error:
+        print(f"cannot sign with {args.key_file}: {error}", file=sys.stderr)
+        return None
+    return token
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    token = _token(args)
+    if token is None:
+        return 2
     try:
-        lines = asyncio.run(_run(args))
+        lines = asyncio.run(_run(args, token))
     except grpc.aio.AioRpcError as error:
         if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             print(f"settlement did not answer: {error.details()}", file=sys.stderr)

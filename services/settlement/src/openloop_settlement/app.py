@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from openloop.settlement.v1 import service_pb2, service_pb2_grpc
 from openloop_runtime.db import engine_for
 from openloop_runtime.server import Registration, ServiceFactory
+from openloop_settlement import access
 from openloop_settlement.config import SettlementSettings
 from openloop_settlement.cycles import CycleStore
 from openloop_settlement.reports import ReportStore
@@ -17,13 +19,27 @@ from openloop_settlement.store import SettlementStore
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+_log = logging.getLogger(__name__)
+
 
 def build(settings: SettlementSettings) -> ServiceFactory:
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Sequence[Registration]]:
+        if not settings.operator_keys:
+            # Started all the same, like rules and identity: recording transfers (every
+            # payment) must not wait for an operator key to be configured.
+            _log.warning(
+                "no operator key is trusted: set OPENLOOP_SETTLEMENT_OPERATOR_KEYS or no "
+                "settlement cycle can be closed or settled, and no report read"
+            )
         async with engine_for(settings) as engine:
             servicer = SettlementServicer(
-                SettlementStore(engine), CycleStore(engine), ReportStore(engine)
+                SettlementStore(engine),
+                CycleStore(engine),
+                ReportStore(engine),
+                operators=access.verifier(
+                    settings.operator_keys, audience=settings.operator_audience
+                ),
             )
             yield [Registration.of(service_pb2, service_pb2_grpc, "SettlementService", servicer)]
 

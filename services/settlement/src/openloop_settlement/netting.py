@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from openloop_settlement.model import CyclePosition, Position, TransferRecord
+
+POSITION_MIN = -(2**63)
+POSITION_MAX = 2**63 - 1
+"""What a position holds: a signed 64-bit number of satang (BIGINT in the database)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +30,51 @@ def position_changes(record: TransferRecord) -> list[PositionChange]:
         PositionChange(record.credit_participant_id, record.amount),
     ]
     return sorted(changes, key=lambda change: change.participant_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionAtLimit:
+    """The position a transfer could not move: a participant's in ``cycle_id``, or its
+    lifetime one when ``cycle_id`` is None."""
+
+    participant_id: str
+    cycle_id: int | None
+
+
+def _headroom(current: int, delta: int) -> int:
+    """How far ``current + delta`` stays inside a position's range; negative: outside."""
+    moved = current + delta
+    return POSITION_MAX - moved if delta > 0 else moved - POSITION_MIN
+
+
+def position_at_limit(
+    changes: Sequence[PositionChange],
+    cycle_id: int,
+    cycle_positions: Mapping[str, int],
+    lifetime_positions: Mapping[str, int],
+) -> PositionAtLimit:
+    """Which position a transfer the database refused as out of range would have overflowed,
+    given the positions as they stand (a participant with no row stands at zero).
+
+    Both kinds can: a lifetime position is the sum of the cycle ones, but not the larger,
+    since a bank that paid in one cycle and is paid in the next can stand near zero over
+    its lifetime while its OPEN cycle's position is at the limit. The positions are read
+    after the refused transaction rolled back, so a transfer recorded in between could
+    have moved them; the position left with the least headroom is named, which is the
+    overflowing one whenever nothing moved (the cycle's first on a tie: the store moves it
+    first).
+    """
+    if not changes:
+        raise ValueError("a transfer that moves no position cannot overflow one")
+    candidates = [
+        (_headroom(cycle_positions.get(c.participant_id, 0), c.delta), 0, c.participant_id)
+        for c in changes
+    ] + [
+        (_headroom(lifetime_positions.get(c.participant_id, 0), c.delta), 1, c.participant_id)
+        for c in changes
+    ]
+    _, lifetime, participant_id = min(candidates)
+    return PositionAtLimit(participant_id, None if lifetime else cycle_id)
 
 
 def zero_position(participant_id: str) -> Position:

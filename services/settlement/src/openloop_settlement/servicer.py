@@ -1,13 +1,23 @@
-"""The gRPC face of settlement: parse, record or read through the stores, answer."""
+"""The gRPC face of settlement: check the caller, parse, record or read through the stores,
+answer.
+
+Each operator method first checks the caller's operator token against the roles
+:mod:`openloop_settlement.access` gives it, before it reads the request: a caller without a
+token learns nothing, not even whether a cycle exists. The methods other services call
+(``access.INTERNAL``) take no token.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import grpc
 from typing_extensions import override
 
 from openloop.settlement.v1 import service_pb2, service_pb2_grpc
 from openloop_runtime.errors import DomainError, ErrorReason
-from openloop_settlement import errors, page_tokens, parse
+from openloop_runtime.operators import Operator, OperatorVerifier
+from openloop_settlement import access, errors, page_tokens, parse
 from openloop_settlement.cycles import CycleStore
 from openloop_settlement.model import ObligationKey
 from openloop_settlement.netting import zero_position
@@ -21,6 +31,8 @@ from openloop_settlement.render import (
 )
 from openloop_settlement.reports import ReportStore
 from openloop_settlement.store import SettlementStore
+
+_log = logging.getLogger(__name__)
 
 
 class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
@@ -38,15 +50,29 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
     what a settlement report must show for it. The lists show only participants that
     have a position row.
 
-    Closing and settling cycles are the platform operator's changes. Like identity's
-    participant lifecycle they are protected for now by the mesh (only the gateway and
-    identity may reach settlement), not by an operator token: see the README.
+    Closing and settling cycles are the platform operator's changes, and every report is
+    an operator's or an auditor's read: each needs an operator token (``access.py``), and
+    a close or a settle is logged with the operator's subject.
     """
 
-    def __init__(self, store: SettlementStore, cycles: CycleStore, reports: ReportStore) -> None:
+    def __init__(
+        self,
+        store: SettlementStore,
+        cycles: CycleStore,
+        reports: ReportStore,
+        *,
+        operators: OperatorVerifier,
+    ) -> None:
         self._store = store
         self._cycles = cycles
         self._reports = reports
+        self._operators = operators
+
+    def _operator(self, context: grpc.aio.ServicerContext, method: str) -> Operator:
+        """The operator calling ``method``, if their token is good and their role may."""
+        return self._operators.require(
+            context.invocation_metadata(), access.OPERATOR_METHODS[method]
+        )
 
     @override
     async def RecordTransfer(
@@ -77,6 +103,7 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
     async def ListPositions(
         self, request: service_pb2.ListPositionsRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.ListPositionsResponse:
+        self._operator(context, "ListPositions")
         page = page_request(request.page_size, request.page_token)
         found = await self._store.positions_after(page.after, page.size + 1)
         shown = found[: page.size]
@@ -90,6 +117,7 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
     async def GetSettlementCycle(
         self, request: service_pb2.GetSettlementCycleRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.GetSettlementCycleResponse:
+        self._operator(context, "GetSettlementCycle")
         cycle_id = parse.cycle_name(request.name)
         cycle = await self._cycles.get(cycle_id)
         if cycle is None:
@@ -100,6 +128,7 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
     async def ListSettlementCycles(
         self, request: service_pb2.ListSettlementCyclesRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.ListSettlementCyclesResponse:
+        self._operator(context, "ListSettlementCycles")
         size = page_size_of(request.page_size)
         state = parse.state_filter(request.state)
         before = page_tokens.cycles_after(request.page_token, state)
@@ -115,9 +144,21 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
     async def CloseSettlementCycle(
         self, request: service_pb2.CloseSettlementCycleRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.CloseSettlementCycleResponse:
+        operator = self._operator(context, "CloseSettlementCycle")
         cycle_id = parse.cycle_name(request.name)
         request_id = parse.request_id(request.request_id)
         closed = await self._cycles.close(cycle_id, request_id)
+        # Who cut the cycle whose positions the banks are told to pay. A retry under the same
+        # request_id is logged again (the store answers it as it answered the first), and the
+        # request_id ties the two lines to one close.
+        _log.info(
+            "settlement cycle closed",
+            extra={
+                "cycle": cycle_name(cycle_id),
+                "request_id": request_id,
+                "operator": operator.subject,
+            },
+        )
         return service_pb2.CloseSettlementCycleResponse(
             settlement_cycle=cycle_message(closed.cycle),
             next_cycle=cycle_name(closed.next_cycle_id),
@@ -127,15 +168,25 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
     async def SettleSettlementCycle(
         self, request: service_pb2.SettleSettlementCycleRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.SettleSettlementCycleResponse:
+        operator = self._operator(context, "SettleSettlementCycle")
         cycle_id = parse.cycle_name(request.name)
         request_id = parse.request_id(request.request_id)
         settled = await self._cycles.settle(cycle_id, request_id)
+        _log.info(
+            "settlement cycle settled",
+            extra={
+                "cycle": cycle_name(cycle_id),
+                "request_id": request_id,
+                "operator": operator.subject,
+            },
+        )
         return service_pb2.SettleSettlementCycleResponse(settlement_cycle=cycle_message(settled))
 
     @override
     async def GetCyclePosition(
         self, request: service_pb2.GetCyclePositionRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.GetCyclePositionResponse:
+        self._operator(context, "GetCyclePosition")
         cycle_id, participant_id = parse.cycle_position_name(request.name)
         position = await self._reports.cycle_position(cycle_id, participant_id)
         if position is None:
@@ -146,6 +197,7 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
     async def ListCyclePositions(
         self, request: service_pb2.ListCyclePositionsRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.ListCyclePositionsResponse:
+        self._operator(context, "ListCyclePositions")
         cycle_id = parse.cycle_name(request.parent, "parent")
         size = page_size_of(request.page_size)
         after = page_tokens.cycle_positions_after(request.page_token, cycle_id)
@@ -167,6 +219,7 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
     async def GetObligation(
         self, request: service_pb2.GetObligationRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.GetObligationResponse:
+        self._operator(context, "GetObligation")
         cycle_id, transfer_id = parse.obligation_name(request.name)
         obligation = await self._reports.obligation(cycle_id, transfer_id)
         if obligation is None:
@@ -177,6 +230,7 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
     async def ListObligations(
         self, request: service_pb2.ListObligationsRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.ListObligationsResponse:
+        self._operator(context, "ListObligations")
         cycle_id = parse.cycles_parent(request.parent)
         participant_id = parse.participant_filter(request.participant)
         size = page_size_of(request.page_size)

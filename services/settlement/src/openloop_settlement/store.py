@@ -13,23 +13,29 @@ once however many times a transfer is recorded, and the cycle it answers is the 
 first recording stamped. Positions, of the cycle and of the participant's lifetime, are then
 upserted in participant order, so two transfers touching the same pair of banks never
 deadlock.
+
+A position is a BIGINT. A transfer that would take one out of range is refused by the
+database in the middle of the transaction, which then rolls back whole (the obligation
+included), and is answered FAILED_PRECONDITION (``POSITION_LIMIT_EXCEEDED``): the request is
+well formed, the stored position is what refuses it. Which position overflowed is not in
+PostgreSQL's error, so it is worked out afterwards from the positions as they stand: no
+extra read on the recording path for a refusal that a real program never meets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from openloop_runtime.errors import DomainError, ErrorReason
-from openloop_settlement import queries
+from openloop_runtime.errors import DomainError
+from openloop_settlement import errors, queries
 from openloop_settlement.model import Obligation, Position, TransferRecord
-from openloop_settlement.netting import position_changes
+from openloop_settlement.netting import position_at_limit, position_changes
 from openloop_settlement.tables import cycle_positions, obligations, positions, settlement_cycles
 
 _NUMERIC_VALUE_OUT_OF_RANGE = "22003"
@@ -92,6 +98,14 @@ class Recorded:
     """False when the transfer id was recorded before, by this request's twin or another."""
 
 
+class _PositionOutOfRangeError(Exception):
+    """A position upsert of the transaction went out of BIGINT's range in ``cycle_id``."""
+
+    def __init__(self, cycle_id: int) -> None:
+        super().__init__(cycle_id)
+        self.cycle_id = cycle_id
+
+
 class SettlementStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -115,17 +129,40 @@ class SettlementStore:
                     found = await queries.obligation(conn, None, record.transfer_id)
                     assert found is not None, "the conflicting obligation is committed"
                     return Recorded(found, False)
-                await _move_positions(conn, record, cycle_id)
+                try:
+                    await _move_positions(conn, record, cycle_id)
+                except DBAPIError as error:
+                    if getattr(error.orig, "sqlstate", None) != _NUMERIC_VALUE_OUT_OF_RANGE:
+                        raise
+                    raise _PositionOutOfRangeError(cycle_id) from error
                 return Recorded(Obligation(record, record_time, cycle_id), True)
-        except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) == _NUMERIC_VALUE_OUT_OF_RANGE:
-                raise DomainError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    ErrorReason.ERROR_REASON_INVALID_AMOUNT,
-                    "amount would take a participant's net position beyond 64 bits of satang",
-                    {"field": "amount.amount_satang"},
-                ) from error
-            raise
+        except _PositionOutOfRangeError as overflow:
+            # The transaction has rolled back (obligation and positions alike) by now.
+            raise await self._limit_exceeded(record, overflow.cycle_id) from overflow.__cause__
+
+    async def _limit_exceeded(self, record: TransferRecord, cycle_id: int) -> DomainError:
+        """The refusal of a transfer that would overflow a position, naming the position."""
+        changes = position_changes(record)
+        ids = [change.participant_id for change in changes]
+        async with self._engine.connect() as conn:
+            lifetime = await conn.execute(
+                select(positions.c.participant_id, positions.c.net_position).where(
+                    positions.c.participant_id.in_(ids)
+                )
+            )
+            in_cycle = await conn.execute(
+                select(cycle_positions.c.participant_id, cycle_positions.c.net_position).where(
+                    cycle_positions.c.cycle_id == cycle_id,
+                    cycle_positions.c.participant_id.in_(ids),
+                )
+            )
+            at_limit = position_at_limit(
+                changes,
+                cycle_id,
+                {row.participant_id: row.net_position for row in in_cycle},
+                {row.participant_id: row.net_position for row in lifetime},
+            )
+        return errors.position_limit_exceeded(at_limit)
 
     async def position(self, participant_id: str) -> Position | None:
         async with self._engine.connect() as conn:

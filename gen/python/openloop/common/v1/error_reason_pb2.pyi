@@ -183,6 +183,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """NOT_FOUND: no obligation was recorded under that transfer id (in that cycle);
     metadata.resource names it.
     """
+    ERROR_REASON_POSITION_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 83
+    """FAILED_PRECONDITION: recording the transfer would take a participant's net position
+    beyond what a position holds (64 bits of satang, either sign), in the OPEN cycle or over
+    its lifetime; nothing is recorded. The same transfer may be recorded once the position
+    has moved back. metadata.participant names the participant and metadata.resource the
+    position ("settlementCycles/{cycle}/positions/{participant}" or
+    "participants/{participant}/position").
+    """
     ERROR_REASON_UPSTREAM_UNAVAILABLE: _ErrorReason.ValueType  # 61
     """UNAVAILABLE: a service the call depends on did not answer. The call is safe to
     retry with the same idempotency key; metadata.upstream names the service and,
@@ -368,6 +376,14 @@ metadata.state says where it stands.
 ERROR_REASON_OBLIGATION_NOT_FOUND: ErrorReason.ValueType  # 82
 """NOT_FOUND: no obligation was recorded under that transfer id (in that cycle);
 metadata.resource names it.
+"""
+ERROR_REASON_POSITION_LIMIT_EXCEEDED: ErrorReason.ValueType  # 83
+"""FAILED_PRECONDITION: recording the transfer would take a participant's net position
+beyond what a position holds (64 bits of satang, either sign), in the OPEN cycle or over
+its lifetime; nothing is recorded. The same transfer may be recorded once the position
+has moved back. metadata.participant names the participant and metadata.resource the
+position ("settlementCycles/{cycle}/positions/{participant}" or
+"participants/{participant}/position").
 """
 ERROR_REASON_UPSTREAM_UNAVAILABLE: ErrorReason.ValueType  # 61
 """UNAVAILABLE: a service the call depends on did not answer. The call is safe to

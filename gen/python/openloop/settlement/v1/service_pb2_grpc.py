@@ -28,6 +28,16 @@ if _version_not_supported:
 class SettlementServiceStub:
     """Inter-participant net positions, built from the ledger's transfers, and the
     settlement cycles (deferred net settlement) that cut them into settleable sets.
+
+    Two kinds of caller. The services on a payment's path call RecordTransfer (the gateway)
+    and GetPosition (identity, before a participant closes) without a token (only the
+    gateway and identity can reach settlement on the network). Every other method is an
+    operator's: it needs `authorization: Bearer <JWT>`, an EdDSA token for audience
+    `openloop-settlement` signed by a key in OPENLOOP_SETTLEMENT_OPERATOR_KEYS, with role
+    `settlement-operator`, or `settlement-auditor` for every method but
+    CloseSettlementCycle and SettleSettlementCycle. Without a valid token: UNAUTHENTICATED
+    (OPERATOR_NOT_AUTHENTICATED, metadata.token_reason); with a role that may not:
+    PERMISSION_DENIED (OPERATOR_NOT_AUTHORISED).
     """
 
     def __init__(self, channel):
@@ -96,13 +106,25 @@ class SettlementServiceStub:
 class SettlementServiceServicer:
     """Inter-participant net positions, built from the ledger's transfers, and the
     settlement cycles (deferred net settlement) that cut them into settleable sets.
+
+    Two kinds of caller. The services on a payment's path call RecordTransfer (the gateway)
+    and GetPosition (identity, before a participant closes) without a token (only the
+    gateway and identity can reach settlement on the network). Every other method is an
+    operator's: it needs `authorization: Bearer <JWT>`, an EdDSA token for audience
+    `openloop-settlement` signed by a key in OPENLOOP_SETTLEMENT_OPERATOR_KEYS, with role
+    `settlement-operator`, or `settlement-auditor` for every method but
+    CloseSettlementCycle and SettleSettlementCycle. Without a valid token: UNAUTHENTICATED
+    (OPERATOR_NOT_AUTHENTICATED, metadata.token_reason); with a role that may not:
+    PERMISSION_DENIED (OPERATOR_NOT_AUTHORISED).
     """
 
     def RecordTransfer(self, request, context):
         """Records one ledger transfer in the OPEN settlement cycle. Idempotent by
         transfer_id: the same transfer recorded twice changes positions once and
         answers the obligation (and cycle) recorded first; the same id with other
-        fields is ALREADY_EXISTS.
+        fields is ALREADY_EXISTS. A transfer that would take a participant's position (in the
+        OPEN cycle or over its lifetime) beyond 64 bits of satang is FAILED_PRECONDITION
+        (POSITION_LIMIT_EXCEEDED) and records nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,7 +162,8 @@ class SettlementServiceServicer:
 
     def CloseSettlementCycle(self, request, context):
         """Closes the OPEN cycle and opens the next, atomically: every transfer is
-        recorded wholly in one of the two. Idempotent by request_id. Platform operators only.
+        recorded wholly in one of the two. Idempotent by request_id. A settlement-operator's
+        only; the operator's subject is logged with the cycle.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,7 +171,7 @@ class SettlementServiceServicer:
 
     def SettleSettlementCycle(self, request, context):
         """Marks a CLOSED cycle SETTLED once the central bank's transfers for it are
-        done. Idempotent by request_id. Platform operators only.
+        done. Idempotent by request_id. A settlement-operator's only, logged as a close is.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -254,6 +277,16 @@ def add_SettlementServiceServicer_to_server(servicer, server):
 class SettlementService:
     """Inter-participant net positions, built from the ledger's transfers, and the
     settlement cycles (deferred net settlement) that cut them into settleable sets.
+
+    Two kinds of caller. The services on a payment's path call RecordTransfer (the gateway)
+    and GetPosition (identity, before a participant closes) without a token (only the
+    gateway and identity can reach settlement on the network). Every other method is an
+    operator's: it needs `authorization: Bearer <JWT>`, an EdDSA token for audience
+    `openloop-settlement` signed by a key in OPENLOOP_SETTLEMENT_OPERATOR_KEYS, with role
+    `settlement-operator`, or `settlement-auditor` for every method but
+    CloseSettlementCycle and SettleSettlementCycle. Without a valid token: UNAUTHENTICATED
+    (OPERATOR_NOT_AUTHENTICATED, metadata.token_reason); with a role that may not:
+    PERMISSION_DENIED (OPERATOR_NOT_AUTHORISED).
     """
 
     @staticmethod

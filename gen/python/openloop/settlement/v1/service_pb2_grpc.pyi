@@ -29,6 +29,16 @@ GRPC_VERSION: str
 class SettlementServiceStub:
     """Inter-participant net positions, built from the ledger's transfers, and the
     settlement cycles (deferred net settlement) that cut them into settleable sets.
+
+    Two kinds of caller. The services on a payment's path call RecordTransfer (the gateway)
+    and GetPosition (identity, before a participant closes) without a token (only the
+    gateway and identity can reach settlement on the network). Every other method is an
+    operator's: it needs `authorization: Bearer <JWT>`, an EdDSA token for audience
+    `openloop-settlement` signed by a key in OPENLOOP_SETTLEMENT_OPERATOR_KEYS, with role
+    `settlement-operator`, or `settlement-auditor` for every method but
+    CloseSettlementCycle and SettleSettlementCycle. Without a valid token: UNAUTHENTICATED
+    (OPERATOR_NOT_AUTHENTICATED, metadata.token_reason); with a role that may not:
+    PERMISSION_DENIED (OPERATOR_NOT_AUTHORISED).
     """
 
     @_typing.overload
@@ -39,7 +49,9 @@ class SettlementServiceStub:
     """Records one ledger transfer in the OPEN settlement cycle. Idempotent by
     transfer_id: the same transfer recorded twice changes positions once and
     answers the obligation (and cycle) recorded first; the same id with other
-    fields is ALREADY_EXISTS.
+    fields is ALREADY_EXISTS. A transfer that would take a participant's position (in the
+    OPEN cycle or over its lifetime) beyond 64 bits of satang is FAILED_PRECONDITION
+    (POSITION_LIMIT_EXCEEDED) and records nothing.
     """
     GetPosition: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetPositionRequest, _service_pb2.GetPositionResponse]
     """Returns one participant's lifetime position, with its unsettled part."""
@@ -54,11 +66,12 @@ class SettlementServiceStub:
     """Lists settlement cycles, newest first (the OPEN one leads)."""
     CloseSettlementCycle: _grpc.UnaryUnaryMultiCallable[_service_pb2.CloseSettlementCycleRequest, _service_pb2.CloseSettlementCycleResponse]
     """Closes the OPEN cycle and opens the next, atomically: every transfer is
-    recorded wholly in one of the two. Idempotent by request_id. Platform operators only.
+    recorded wholly in one of the two. Idempotent by request_id. A settlement-operator's
+    only; the operator's subject is logged with the cycle.
     """
     SettleSettlementCycle: _grpc.UnaryUnaryMultiCallable[_service_pb2.SettleSettlementCycleRequest, _service_pb2.SettleSettlementCycleResponse]
     """Marks a CLOSED cycle SETTLED once the central bank's transfers for it are
-    done. Idempotent by request_id. Platform operators only.
+    done. Idempotent by request_id. A settlement-operator's only, logged as a close is.
     """
     GetCyclePosition: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetCyclePositionRequest, _service_pb2.GetCyclePositionResponse]
     """Returns one participant's position in one cycle."""
@@ -79,6 +92,16 @@ class SettlementServiceStub:
 class SettlementServiceAsyncStub(SettlementServiceStub):
     """Inter-participant net positions, built from the ledger's transfers, and the
     settlement cycles (deferred net settlement) that cut them into settleable sets.
+
+    Two kinds of caller. The services on a payment's path call RecordTransfer (the gateway)
+    and GetPosition (identity, before a participant closes) without a token (only the
+    gateway and identity can reach settlement on the network). Every other method is an
+    operator's: it needs `authorization: Bearer <JWT>`, an EdDSA token for audience
+    `openloop-settlement` signed by a key in OPENLOOP_SETTLEMENT_OPERATOR_KEYS, with role
+    `settlement-operator`, or `settlement-auditor` for every method but
+    CloseSettlementCycle and SettleSettlementCycle. Without a valid token: UNAUTHENTICATED
+    (OPERATOR_NOT_AUTHENTICATED, metadata.token_reason); with a role that may not:
+    PERMISSION_DENIED (OPERATOR_NOT_AUTHORISED).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -86,7 +109,9 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """Records one ledger transfer in the OPEN settlement cycle. Idempotent by
     transfer_id: the same transfer recorded twice changes positions once and
     answers the obligation (and cycle) recorded first; the same id with other
-    fields is ALREADY_EXISTS.
+    fields is ALREADY_EXISTS. A transfer that would take a participant's position (in the
+    OPEN cycle or over its lifetime) beyond 64 bits of satang is FAILED_PRECONDITION
+    (POSITION_LIMIT_EXCEEDED) and records nothing.
     """
     GetPosition: _aio.UnaryUnaryMultiCallable[_service_pb2.GetPositionRequest, _service_pb2.GetPositionResponse]  # type: ignore[assignment]
     """Returns one participant's lifetime position, with its unsettled part."""
@@ -101,11 +126,12 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """Lists settlement cycles, newest first (the OPEN one leads)."""
     CloseSettlementCycle: _aio.UnaryUnaryMultiCallable[_service_pb2.CloseSettlementCycleRequest, _service_pb2.CloseSettlementCycleResponse]  # type: ignore[assignment]
     """Closes the OPEN cycle and opens the next, atomically: every transfer is
-    recorded wholly in one of the two. Idempotent by request_id. Platform operators only.
+    recorded wholly in one of the two. Idempotent by request_id. A settlement-operator's
+    only; the operator's subject is logged with the cycle.
     """
     SettleSettlementCycle: _aio.UnaryUnaryMultiCallable[_service_pb2.SettleSettlementCycleRequest, _service_pb2.SettleSettlementCycleResponse]  # type: ignore[assignment]
     """Marks a CLOSED cycle SETTLED once the central bank's transfers for it are
-    done. Idempotent by request_id. Platform operators only.
+    done. Idempotent by request_id. A settlement-operator's only, logged as a close is.
     """
     GetCyclePosition: _aio.UnaryUnaryMultiCallable[_service_pb2.GetCyclePositionRequest, _service_pb2.GetCyclePositionResponse]  # type: ignore[assignment]
     """Returns one participant's position in one cycle."""
@@ -125,6 +151,16 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     """Inter-participant net positions, built from the ledger's transfers, and the
     settlement cycles (deferred net settlement) that cut them into settleable sets.
+
+    Two kinds of caller. The services on a payment's path call RecordTransfer (the gateway)
+    and GetPosition (identity, before a participant closes) without a token (only the
+    gateway and identity can reach settlement on the network). Every other method is an
+    operator's: it needs `authorization: Bearer <JWT>`, an EdDSA token for audience
+    `openloop-settlement` signed by a key in OPENLOOP_SETTLEMENT_OPERATOR_KEYS, with role
+    `settlement-operator`, or `settlement-auditor` for every method but
+    CloseSettlementCycle and SettleSettlementCycle. Without a valid token: UNAUTHENTICATED
+    (OPERATOR_NOT_AUTHENTICATED, metadata.token_reason); with a role that may not:
+    PERMISSION_DENIED (OPERATOR_NOT_AUTHORISED).
     """
 
     @_abc_1.abstractmethod
@@ -136,7 +172,9 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """Records one ledger transfer in the OPEN settlement cycle. Idempotent by
         transfer_id: the same transfer recorded twice changes positions once and
         answers the obligation (and cycle) recorded first; the same id with other
-        fields is ALREADY_EXISTS.
+        fields is ALREADY_EXISTS. A transfer that would take a participant's position (in the
+        OPEN cycle or over its lifetime) beyond 64 bits of satang is FAILED_PRECONDITION
+        (POSITION_LIMIT_EXCEEDED) and records nothing.
         """
 
     @_abc_1.abstractmethod
@@ -181,7 +219,8 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.CloseSettlementCycleResponse, _abc.Awaitable[_service_pb2.CloseSettlementCycleResponse]]:
         """Closes the OPEN cycle and opens the next, atomically: every transfer is
-        recorded wholly in one of the two. Idempotent by request_id. Platform operators only.
+        recorded wholly in one of the two. Idempotent by request_id. A settlement-operator's
+        only; the operator's subject is logged with the cycle.
         """
 
     @_abc_1.abstractmethod
@@ -191,7 +230,7 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.SettleSettlementCycleResponse, _abc.Awaitable[_service_pb2.SettleSettlementCycleResponse]]:
         """Marks a CLOSED cycle SETTLED once the central bank's transfers for it are
-        done. Idempotent by request_id. Platform operators only.
+        done. Idempotent by request_id. A settlement-operator's only, logged as a close is.
         """
 
     @_abc_1.abstractmethod
