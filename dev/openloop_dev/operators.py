@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Literal
 
 import grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from openloop_identity import access
 from openloop_rules.operators import AUDIENCE as RULES_AUDIENCE
 from openloop_rules.operators import Role
 from openloop_runtime.operator_calls import OperatorToken, operator_channel
-from openloop_runtime.operators import mint
+from openloop_runtime.operators import OperatorKey, mint
 from openloop_settlement import access as settlement_access
 
 Service = Literal["rules", "identity", "settlement"]
@@ -46,25 +44,15 @@ def operator_key_file(workdir: Path, service: Service = "rules") -> Path:
     """The dev operator's private key for ``service`` in ``workdir`` (made on first use)."""
     path = workdir / f"{service}-operator.pem"
     if not path.exists():
-        path.write_bytes(
-            Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        path.write_bytes(OperatorKey.generate(KID).private_pem)
         path.chmod(0o600)
     return path
 
 
 def operator_env(workdir: Path, service: Service) -> dict[str, str]:
     """The service's settings that make it trust the dev operator."""
-    key = serialization.load_pem_private_key(operator_key_file(workdir, service).read_bytes(), None)
-    assert isinstance(key, Ed25519PrivateKey)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return {f"OPENLOOP_{service.upper()}_OPERATOR_KEYS": json.dumps({KID: public.decode()})}
+    key = OperatorKey(KID, operator_key_file(workdir, service).read_bytes())
+    return {f"OPENLOOP_{service.upper()}_OPERATOR_KEYS": json.dumps(key.trusted())}
 
 
 def operator_token(workdir: Path, subject: str = "dev", role: Role = Role.OPERATOR) -> str:

@@ -23,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from openloop_runtime.errors import DomainError, ErrorReason
@@ -204,3 +205,38 @@ def mint(
         algorithm="EdDSA",
         headers={"kid": kid},
     )
+
+
+@dataclass(frozen=True)
+class OperatorKey:
+    """An operator's Ed25519 key: the private half (PKCS#8 PEM) signs their tokens
+    (:func:`mint`), and a service trusts the public half under ``kid``
+    (:meth:`trusted`, one entry of ``OPENLOOP_<SERVICE>_OPERATOR_KEYS``)."""
+
+    kid: str
+    private_pem: bytes
+
+    @classmethod
+    def generate(cls, kid: str) -> OperatorKey:
+        private = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return cls(kid, private)
+
+    def public_pem(self) -> str:
+        key = serialization.load_pem_private_key(self.private_pem, None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise TypeError("an operator key must be Ed25519")
+        return (
+            key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+
+    def trusted(self) -> dict[str, str]:
+        """What a service is configured with to trust this key: ``{kid: public PEM}``."""
+        return {self.kid: self.public_pem()}

@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +25,7 @@ from openloop_identity.domain.thai_id import check_digit
 from openloop_identity.tables import participants
 from openloop_runtime.errors import error_info_of
 from openloop_runtime.operator_calls import OperatorToken, operator_channel
+from openloop_runtime.operators import OperatorKey
 
 SMALL = party_pb2.MERCHANT_SIZE_CLASS_SMALL_SHOP
 BANK = resources_pb2.PARTICIPANT_ROLE_BANK
@@ -36,16 +35,10 @@ ISSUER = DevIssuer("https://id.test.openloop.dev")
 ADULT_BIRTH_DATE = "1980-05-17"
 IN_PERSON = resources_pb2.MERCHANT_CHANNEL_IN_PERSON
 
-_OPERATOR_KEY = Ed25519PrivateKey.generate()
-OPERATOR_KID = "identity-ops-test-1"
-OPERATOR_PRIVATE_PEM = _OPERATOR_KEY.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-)
-OPERATOR_KEYS = {
-    OPERATOR_KID: _OPERATOR_KEY.public_key()
-    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    .decode()
-}
+_OPERATOR = OperatorKey.generate("identity-ops-test-1")
+OPERATOR_KID = _OPERATOR.kid
+OPERATOR_PRIVATE_PEM = _OPERATOR.private_pem
+OPERATOR_KEYS = _OPERATOR.trusted()
 """The operator key the test servers trust (``operator_keys``); tests sign tokens with it."""
 
 

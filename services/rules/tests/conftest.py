@@ -14,28 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from openloop.rules.v1 import service_pb2_grpc
 from openloop_rules.app import MIGRATIONS_DIR, build
 from openloop_rules.config import RulesSettings
 from openloop_rules.operators import Role, mint
 from openloop_runtime import migrations
+from openloop_runtime.operators import OperatorKey
 from openloop_runtime.server import running_server
 
 FreshDatabase = Callable[[str], Awaitable[str]]
 
-OPERATOR_KEY = Ed25519PrivateKey.generate()
-OPERATOR_KID = "ops-test-1"
-OPERATOR_PRIVATE_PEM = OPERATOR_KEY.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-)
-OPERATOR_PUBLIC_PEM = (
-    OPERATOR_KEY.public_key()
-    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    .decode()
-)
+_OPERATOR = OperatorKey.generate("ops-test-1")
+OPERATOR_KID = _OPERATOR.kid
+OPERATOR_PRIVATE_PEM = _OPERATOR.private_pem
+OPERATOR_PUBLIC_PEM = _OPERATOR.public_pem()
 
 
 class Clock:

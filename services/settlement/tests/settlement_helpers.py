@@ -8,28 +8,21 @@ from typing import TYPE_CHECKING, cast
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from openloop.settlement.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_runtime.errors import error_info_of
 from openloop_runtime.money import thb
 from openloop_runtime.operator_calls import OperatorToken, operator_channel
+from openloop_runtime.operators import OperatorKey
 from openloop_settlement import access
 
 if TYPE_CHECKING:
     Stub = service_pb2_grpc.SettlementServiceAsyncStub
 
-_OPERATOR_KEY = Ed25519PrivateKey.generate()
-OPERATOR_KID = "settlement-ops-test-1"
-OPERATOR_PRIVATE_PEM = _OPERATOR_KEY.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-)
-OPERATOR_KEYS = {
-    OPERATOR_KID: _OPERATOR_KEY.public_key()
-    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    .decode()
-}
+_OPERATOR = OperatorKey.generate("settlement-ops-test-1")
+OPERATOR_KID = _OPERATOR.kid
+OPERATOR_PRIVATE_PEM = _OPERATOR.private_pem
+OPERATOR_KEYS = _OPERATOR.trusted()
 """The operator key the test servers trust (``operator_keys``); tests sign tokens with it."""
 
 

@@ -28,13 +28,12 @@ from datetime import datetime
 from pathlib import Path
 
 import grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import json_format
 
 from openloop.rules.v1 import service_pb2, service_pb2_grpc
 from openloop_rules.operators import Role, mint
 from openloop_runtime.errors import error_info_of
+from openloop_runtime.operators import OperatorKey
 from openloop_runtime.timestamps import to_timestamp
 
 
@@ -85,20 +84,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _keygen(out: Path, kid: str) -> None:
-    key = Ed25519PrivateKey.generate()
-    out.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key = OperatorKey.generate(kid)
+    out.write_bytes(key.private_pem)
     out.chmod(0o600)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
     print(f"private key written to {out}; trust it with:")
-    print(f"OPENLOOP_RULES_OPERATOR_KEYS='{json.dumps({kid: public.decode()})}'")
+    print(f"OPENLOOP_RULES_OPERATOR_KEYS='{json.dumps(key.trusted())}'")
 
 
 async def _call(args: argparse.Namespace) -> object:
