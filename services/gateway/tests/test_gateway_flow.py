@@ -266,6 +266,27 @@ async def test_identity_is_told_which_request_it_spends_an_authorisation_for(flo
     assert len(set(upstreams.bindings)) == 3
 
 
+async def test_a_payment_made_first_starts_the_deadline_though_it_completes_last(
+    flow, store, upstreams
+):
+    payer = f"citizens/first-{next(_keys)}"
+    made_first, made_next = _request(), _request()
+    made_first.payer = made_next.payer = payer
+    upstreams.ledger_down = True  # the first payment is made, then waits out an outage
+    with pytest.raises(DomainError):
+        await flow.pay("bank-a", made_first)
+    upstreams.ledger_down = False
+    second = await flow.pay("bank-a", made_next)
+    assert await store.first_use(payer) == second.create_time
+    first = await flow.pay("bank-a", made_first)  # completes last
+    assert first.create_time < second.create_time
+    assert await store.first_use(payer) == first.create_time
+    third = _request()
+    third.payer = payer
+    await flow.pay("bank-a", third)  # a later payment moves nothing
+    assert await store.first_use(payer) == first.create_time
+
+
 async def test_the_first_completed_payment_starts_the_spending_deadline(flow, store, upstreams):
     payer = f"citizens/first-{next(_keys)}"
     first = _request()

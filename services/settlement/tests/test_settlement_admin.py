@@ -75,6 +75,23 @@ async def test_close_prints_the_net_settlement_and_a_retry_closes_nothing_more(
     assert "SETTLEMENT_CYCLE_STATE_CONFLICT" in err
 
 
+async def test_a_lost_close_retried_with_its_request_id_alone_answers_that_close(
+    settlement: Stub, settlement_target: str, key_file: Path
+) -> None:
+    """As the CLI's help says: run the close again with ``--request-id``. The cycle OPEN by
+    then is the next one; the retry answers the cycle the key closed and closes no other."""
+    await record(settlement, "participants/lost-a", "participants/lost-b", 10_000)
+    cycle = await open_cycle(settlement)
+    first = await _admin(settlement_target, key_file, "close", "--request-id", "lost-answer")
+    assert first[0] == 0
+    next_cycle = await open_cycle(settlement)
+    assert next_cycle != cycle
+    retry = await _admin(settlement_target, key_file, "close", "--request-id", "lost-answer")
+    assert retry[0] == 0, retry[2]
+    assert retry[1] == first[1]
+    assert await open_cycle(settlement) == next_cycle  # nothing else closed
+
+
 async def test_an_auditor_reads_the_reports_but_closes_nothing(
     settlement: Stub, settlement_target: str, key_file: Path
 ) -> None:

@@ -115,22 +115,28 @@ _FINISHED = (
     .returning(*payments.c)
     .cte("finished")
 )
-_FIRST_USE = (
-    insert(first_uses)
-    .from_select(
-        ["payer", "first_use_time", "payment_id"],
-        # The moment the payment was made (accepted), not when it completed: an outage
-        # between the two does not push the payer's spending deadline back.
-        select(_FINISHED.c.payer, _FINISHED.c.create_time, _FINISHED.c.payment_id).where(
-            _FINISHED.c.state == PaymentState.COMPLETED.value
-        ),
-    )
-    .on_conflict_do_nothing(index_elements=[first_uses.c.payer])
-    .cte("first_use")
+_USED = insert(first_uses).from_select(
+    ["payer", "first_use_time", "payment_id"],
+    # The moment the payment was made (accepted), not when it completed: an outage
+    # between the two does not push the payer's spending deadline back.
+    select(_FINISHED.c.payer, _FINISHED.c.create_time, _FINISHED.c.payment_id).where(
+        _FINISHED.c.state == PaymentState.COMPLETED.value
+    ),
 )
+_FIRST_USE = _USED.on_conflict_do_update(
+    # The payment made first wins, whatever order payments complete in: one made earlier
+    # and completed after an outage, behind a later one, moves the first use back to it.
+    index_elements=[first_uses.c.payer],
+    set_={
+        "first_use_time": _USED.excluded.first_use_time,
+        "payment_id": _USED.excluded.payment_id,
+    },
+    where=_USED.excluded.first_use_time < first_uses.c.first_use_time,
+).cte("first_use")
 _FINISH = select(_FINISHED).add_cte(_FIRST_USE)
-"""Moves a pending payment to its final state and, when that completes the payer's first
-payment, records their first use: one statement, so both happen or neither does."""
+"""Moves a pending payment to its final state and, when it completes a payment made before
+any other of the payer's completed ones, records their first use: one statement, so both
+happen or neither does."""
 _FIRST_USE_OF = select(first_uses.c.first_use_time).where(first_uses.c.payer == bindparam("payer"))
 
 

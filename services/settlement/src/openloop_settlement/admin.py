@@ -115,6 +115,30 @@ async def _open_cycle(stub: Stub) -> str:
     return reply.settlement_cycles[0].name
 
 
+async def _close(
+    stub: Stub, cycle: str, request_id: str, *, retarget: bool
+) -> service_pb2.CloseSettlementCycleResponse:
+    """Close ``cycle`` under ``request_id``. A retry with ``--request-id`` alone, after the
+    first close committed, aims at the cycle OPEN now (the next one); settlement then names
+    the cycle the key closed, and the retry asks about that one: it answers the close that
+    was made and can close nothing new."""
+    request = service_pb2.CloseSettlementCycleRequest(name=cycle, request_id=request_id)
+    try:
+        return await stub.CloseSettlementCycle(request)
+    except grpc.aio.AioRpcError as error:
+        info = error_info_of(error)
+        closed_before = info.metadata.get("resource", "") if info is not None else ""
+        if (
+            not retarget
+            or not closed_before
+            or info is None
+            or (info.reason != "IDEMPOTENCY_KEY_REUSED")
+        ):
+            raise
+    request.name = closed_before
+    return await stub.CloseSettlementCycle(request)
+
+
 async def _run(args: argparse.Namespace, token: OperatorToken) -> list[str]:
     async with operator_channel(args.target, token) as channel:
         stub = Stub(channel)
@@ -132,9 +156,7 @@ async def _run(args: argparse.Namespace, token: OperatorToken) -> list[str]:
             request_id = args.request_id or str(uuid.uuid4())
             cycle = args.cycle or await _open_cycle(stub)
             print(f"closing {cycle} with --request-id {request_id}", file=sys.stderr)
-            closed = await stub.CloseSettlementCycle(
-                service_pb2.CloseSettlementCycleRequest(name=cycle, request_id=request_id)
-            )
+            closed = await _close(stub, cycle, request_id, retarget=not args.cycle)
             lines = await _report(stub, closed.settlement_cycle.name)
             return [*lines, f"now OPEN: {closed.next_cycle}"]
         if args.command == "settle":
