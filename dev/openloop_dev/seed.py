@@ -67,9 +67,10 @@ class DemoProgram:
     """Small shop in another district: the district rule (R1) denies payments."""
     large_chain: str
     """Large chain in the citizen's district: the small-shop rule (R3) denies payments."""
-    online_shop: str
+    online_shop: str = ""
     """Small shop in the citizen's district that sells online only: round-1 payments are not
-    face to face, which R2 denies."""
+    face to face, which R2 denies. (Empty in the saved program of a mesh seeded before it
+    existed, until ``make up`` seeds it again.)"""
     payer_bank: str = "bank-a"
     payee_bank: str = "bank-b"
     citizen_id: str = DEMO_CITIZEN_ID
