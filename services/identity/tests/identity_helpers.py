@@ -9,11 +9,12 @@ import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop.common.v1 import party_pb2
@@ -22,10 +23,10 @@ from openloop_identity import access
 from openloop_identity.assertions import DevIssuer
 from openloop_identity.domain.assurance import AAL, IAL
 from openloop_identity.domain.thai_id import check_digit
-from openloop_identity.tables import participants
+from openloop_identity.tables import audit_events, participants
 from openloop_runtime.errors import error_info_of
 from openloop_runtime.operator_calls import OperatorToken, operator_channel
-from openloop_runtime.operators import OperatorKey
+from openloop_runtime.operators import Operator, OperatorKey
 
 SMALL = party_pb2.MERCHANT_SIZE_CLASS_SMALL_SHOP
 BANK = resources_pb2.PARTICIPANT_ROLE_BANK
@@ -40,6 +41,10 @@ OPERATOR_KID = _OPERATOR.kid
 OPERATOR_PRIVATE_PEM = _OPERATOR.private_pem
 OPERATOR_KEYS = _OPERATOR.trusted()
 """The operator key the test servers trust (``operator_keys``); tests sign tokens with it."""
+
+
+OPERATOR = Operator("alice", access.Role.OPERATOR)
+"""Who :func:`operator_stub`'s token speaks for, for tests that call the store directly."""
 
 
 def operator_token(
@@ -198,3 +203,20 @@ async def register_payment_key(identity: Identity, bank: str, *, kid: str = "") 
 def authorise(issuer: DevIssuer, citizen_number: str, *, aal: AAL = AAL.AAL_2_1) -> str:
     """The payer's authorisation of one payment, signed by its bank."""
     return issuer.id_token(audience=AUDIENCE, pid=citizen_number, now=datetime.now(UTC), aal=aal)
+
+
+async def audit_rows(identity: Identity, resource: str) -> list[Row[Any]]:
+    """The audit events about ``resource``, oldest first, straight from the table."""
+    async with identity.db.connect() as conn:
+        found = await conn.execute(
+            select(audit_events)
+            .where(audit_events.c.resource == resource)
+            .order_by(audit_events.c.event_id)
+        )
+        return list(found)
+
+
+async def audit_count(identity: Identity) -> int:
+    """How many audit events there are: a refused change must not move it."""
+    async with identity.db.connect() as conn:
+        return len((await conn.execute(select(audit_events.c.event_id))).all())

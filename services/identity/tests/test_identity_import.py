@@ -33,6 +33,7 @@ from openloop_identity.tables import aliases, citizens
 from openloop_runtime.errors import DomainError
 from services.identity.tests.identity_helpers import (
     ADULT_BIRTH_DATE,
+    OPERATOR,
     OPERATOR_KID,
     OPERATOR_PRIVATE_PEM,
     Identity,
@@ -138,7 +139,7 @@ async def test_a_mixed_batch_is_answered_row_by_row_and_only_valid_rows_are_writ
     ]
     before = await _count(identity)
 
-    results = await _importer(identity).import_batch(batch)
+    results = await _importer(identity).import_batch(batch, OPERATOR)
 
     assert [r.request_id for r in results] == [r.request_id for r in batch]
     assert [_outcome(r) for r in results] == [
@@ -172,10 +173,10 @@ async def test_a_rerun_answers_with_the_same_citizens_and_writes_nothing(
     host = await create_participant(identity)
     batch = [_record(host) for _ in range(5)] + [_record(host, _bad_check_digit())]
     importer = _importer(identity)
-    first = await importer.import_batch(batch)
+    first = await importer.import_batch(batch, OPERATOR)
     count = await _count(identity)
 
-    again = await importer.import_batch(batch)
+    again = await importer.import_batch(batch, OPERATOR)
 
     assert again == first
     assert await _count(identity) == count
@@ -187,10 +188,10 @@ async def test_a_citizen_enrolled_by_an_earlier_batch_is_refused_under_a_new_req
     host = await create_participant(identity)
     number = new_citizen_number()
     importer = _importer(identity)
-    (first,) = await importer.import_batch([_record(host, number)])
+    (first,) = await importer.import_batch([_record(host, number)], OPERATOR)
     assert first.citizen
 
-    (second,) = await importer.import_batch([_record(host, number)])
+    (second,) = await importer.import_batch([_record(host, number)], OPERATOR)
 
     assert _outcome(second) == ("CITIZEN_ALREADY_ENROLLED", "citizen_id")
 
@@ -199,11 +200,11 @@ async def test_a_reused_request_id_with_other_content_is_refused(identity: Ident
     host = await create_participant(identity)
     importer = _importer(identity)
     original = _record(host)
-    (first,) = await importer.import_batch([original])
+    (first,) = await importer.import_batch([original], OPERATOR)
     changed = _record(host, request_id=original.request_id)
 
-    (refused,) = await importer.import_batch([changed])
-    (again,) = await importer.import_batch([original])
+    (refused,) = await importer.import_batch([changed], OPERATOR)
+    (again,) = await importer.import_batch([original], OPERATOR)
 
     assert _outcome(refused) == ("IDEMPOTENCY_KEY_REUSED", "request_id")
     assert again == first
@@ -214,7 +215,7 @@ async def test_the_same_row_twice_in_one_batch_gets_one_citizen(identity: Identi
     row = _record(host)
     before = await _count(identity)
 
-    first, second = await _importer(identity).import_batch([row, row])
+    first, second = await _importer(identity).import_batch([row, row], OPERATOR)
 
     assert first.citizen
     assert first == second
@@ -225,7 +226,7 @@ async def test_an_inactive_host_is_refused(identity: Identity) -> None:
     host = await create_participant(identity)
     await set_state(identity, host, "SUSPENDED")
 
-    (result,) = await _importer(identity).import_batch([_record(host)])
+    (result,) = await _importer(identity).import_batch([_record(host)], OPERATOR)
 
     assert _outcome(result) == ("PARTICIPANT_NOT_ACTIVE", "hosting_participant")
 
@@ -235,7 +236,7 @@ async def test_personal_data_is_sealed_like_enrolment_and_the_alias_is_claimed(
 ) -> None:
     host = await create_participant(identity)
     record = _record(host, birth_date=_minor_birth_date(), guardian_consent=_consent())
-    (result,) = await _importer(identity).import_batch([record])
+    (result,) = await _importer(identity).import_batch([record], OPERATOR)
     citizen_id = result.citizen.removeprefix("citizens/")
 
     async with identity.db.connect() as conn:
@@ -276,7 +277,7 @@ async def test_an_oversized_batch_is_refused_whole(identity: Identity) -> None:
     before = await _count(identity)
 
     with pytest.raises(DomainError) as caught:
-        await _importer(identity).import_batch(batch)
+        await _importer(identity).import_batch(batch, OPERATOR)
 
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.reason == "BATCH_TOO_LARGE"
@@ -299,7 +300,9 @@ async def test_a_stream_answers_batches_in_order_and_stops_at_an_oversized_one(
     answered: list[list[str]] = []
 
     async def consume() -> None:
-        async for results in _importer(identity).import_stream(_stream([*batches, oversized])):
+        async for results in _importer(identity).import_stream(
+            _stream([*batches, oversized]), OPERATOR
+        ):
             answered.append([r.request_id for r in results if r.citizen])
 
     with pytest.raises(DomainError) as caught:
@@ -322,7 +325,7 @@ class _DirectStub:
             async for request in request_iterator:
                 yield request.citizens
 
-        async for results in self._importer.import_stream(batches()):
+        async for results in self._importer.import_stream(batches(), OPERATOR):
             yield service_pb2.ImportCitizensResponse(results=results)
 
 

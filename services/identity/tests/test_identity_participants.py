@@ -37,6 +37,8 @@ from openloop_settlement.config import SettlementSettings
 from services.identity.tests.identity_helpers import (
     OPERATOR_KEYS,
     Identity,
+    audit_count,
+    audit_rows,
     create_participant,
     expect_error,
     new_key,
@@ -167,6 +169,38 @@ async def test_a_participant_that_never_moved_money_closes(platform: Platform) -
         grpc.StatusCode.NOT_FOUND,
         "PARTICIPANT_NOT_FOUND",
     )
+
+
+async def test_a_close_is_audited_once_and_a_refused_close_not_at_all(
+    platform: Platform,
+) -> None:
+    stub = platform.identity.stub
+    bank = await create_participant(platform.identity)
+    other = await create_participant(platform.identity)
+    name = f"participants/{bank}"
+    await _move(platform, bank, other, 10_000)
+    await stub.SuspendParticipant(service_pb2.SuspendParticipantRequest(name=name))
+    before = await audit_count(platform.identity)
+    await expect_error(
+        stub.CloseParticipant(service_pb2.CloseParticipantRequest(name=name)),
+        PRECONDITION,
+        "PARTICIPANT_HAS_UNSETTLED_POSITION",
+    )
+    assert await audit_count(platform.identity) == before
+    await platform.settlement.SettleSettlementCycle(
+        settlement_pb2.SettleSettlementCycleRequest(
+            name=await _close_cycle(platform), request_id=uuid.uuid4().hex
+        )
+    )
+    await stub.CloseParticipant(service_pb2.CloseParticipantRequest(name=name))
+    await stub.CloseParticipant(service_pb2.CloseParticipantRequest(name=name))  # closed already
+    events = await audit_rows(platform.identity, name)
+    assert [(e.action, e.actor) for e in events] == [
+        ("CREATE_PARTICIPANT", "operator:alice"),
+        ("SUSPEND_PARTICIPANT", "operator:alice"),
+        ("CLOSE_PARTICIPANT", "operator:alice"),
+    ]
+    assert events[-1].details == {"from_state": "SUSPENDED", "to_state": "CLOSED"}
 
 
 async def _open_cycle(platform: Platform) -> str:

@@ -235,3 +235,38 @@ async def test_closes_and_settles_name_the_operator_in_the_log(
         assert fields["cycle"] == cycle
     assert trail["settlement cycle closed"]["request_id"] == "log-close"
     assert trail["settlement cycle settled"]["request_id"] == "log-settle"
+
+
+async def test_a_cycle_records_who_closed_it_and_who_settled_it(
+    settlement: Stub, bare: Stub
+) -> None:
+    cycle = await open_cycle(settlement)
+    closer = _metadata(operator_token(subject="ops-somchai")())
+    settler = _metadata(operator_token(subject="ops-malee")())
+    auditor = _metadata(operator_token(access.Role.AUDITOR, subject="audit-niran")())
+    close = service_pb2.CloseSettlementCycleRequest(name=cycle, request_id=uuid.uuid4().hex)
+    settle = service_pb2.SettleSettlementCycleRequest(name=cycle, request_id=uuid.uuid4().hex)
+
+    closed = (await bare.CloseSettlementCycle(close, metadata=closer)).settlement_cycle
+    assert (closed.closed_by, closed.settled_by) == ("operator:ops-somchai", "")
+    # A retry by someone else is the first close: it leaves the first closer recorded.
+    retried = (await bare.CloseSettlementCycle(close, metadata=settler)).settlement_cycle
+    assert retried.closed_by == "operator:ops-somchai"
+    # A refused settle (an auditor may not) records nobody.
+    code, _, _ = await error_of(bare.SettleSettlementCycle(settle, metadata=auditor))
+    assert code == DENIED
+    settled = (await bare.SettleSettlementCycle(settle, metadata=settler)).settlement_cycle
+    assert (settled.closed_by, settled.settled_by) == ("operator:ops-somchai", "operator:ops-malee")
+    await bare.SettleSettlementCycle(settle, metadata=closer)  # a retry changes nothing
+
+    read = await bare.GetSettlementCycle(
+        service_pb2.GetSettlementCycleRequest(name=cycle), metadata=auditor
+    )
+    assert (read.settlement_cycle.closed_by, read.settlement_cycle.settled_by) == (
+        "operator:ops-somchai",
+        "operator:ops-malee",
+    )
+    following = await bare.GetSettlementCycle(
+        service_pb2.GetSettlementCycleRequest(name=await open_cycle(settlement)), metadata=auditor
+    )
+    assert following.settlement_cycle.closed_by == ""

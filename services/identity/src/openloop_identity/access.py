@@ -16,7 +16,8 @@ test checks the service descriptor against this module, so a new RPC cannot be l
   ``EraseCitizenData``). They need an operator token for audience ``openloop-identity``
   (:mod:`openloop_runtime.operators`): role ``identity-operator`` may call every one of
   them; ``identity-auditor`` only those that read and return no personal data (a support
-  desk answering "is this citizen enrolled, and with whom?").
+  desk answering "is this citizen enrolled, and with whom?"), and the audit trail
+  (``ListAuditEvents``), which holds none.
 
 Exports and erasures are the operator's: a bank asks the platform to act on its
 customer's data-subject request, and the ``acting_participant`` of the request is the
@@ -79,6 +80,7 @@ OPERATOR_METHODS: Mapping[str, tuple[Role, ...]] = {
     "CreateMerchant": OPERATORS,
     "ResolveAlias": READERS,
     "GenerateMerchantQr": READERS,
+    "ListAuditEvents": READERS,
 }
 """Every other method, with the roles that may call it."""
 

@@ -20,6 +20,11 @@ Every row gets an answer, in order: the citizen it enrolled (by this batch or an
 run, recognised by its request id), or the reason, field and message it was refused for.
 A refused row writes nothing; the other rows of its batch are not affected. Messages never
 carry a citizen ID, name or birth date.
+
+A batch that enrolls anyone writes one audit event (IMPORT_CITIZENS, resource ``citizens``)
+in its transaction, naming the operator, how many rows it enrolled, the citizens' resource
+names and their hosts; a batch that only replays earlier rows or refuses them all writes
+none, as nothing changed.
 """
 
 from __future__ import annotations
@@ -51,9 +56,12 @@ from openloop_identity.domain.model import (
 from openloop_identity.enrolment import personal_data_context
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.protection import KeyRing, envelope
+from openloop_identity.store import audit
+from openloop_identity.store.audit import AuditAction
 from openloop_identity.tables import citizens, participants
 from openloop_runtime.errors import DomainError, ErrorReason
 from openloop_runtime.names import format_name
+from openloop_runtime.operators import Operator
 from openloop_runtime.text import bounded_text
 from openloop_runtime.timestamps import utc_now
 
@@ -164,7 +172,7 @@ class CitizenImport:
         self._clock = clock
 
     async def import_stream(
-        self, batches: AsyncIterable[Sequence[CitizenRecord]]
+        self, batches: AsyncIterable[Sequence[CitizenRecord]], operator: Operator
     ) -> AsyncIterator[list[CitizenImportResult]]:
         """The results of each batch, in the order the batches came, with up to
         :data:`PIPELINE_DEPTH` batches processed at once. An oversized batch ends the stream
@@ -178,7 +186,7 @@ class CitizenImport:
                 async for batch in batches:
                     _check_size(batch)
                     await slots.acquire()
-                    queue.put_nowait(asyncio.create_task(self.import_batch(batch)))
+                    queue.put_nowait(asyncio.create_task(self.import_batch(batch, operator)))
             except Exception as error:  # handed to the consumer, in order
                 queue.put_nowait(error)
                 return
@@ -199,7 +207,9 @@ class CitizenImport:
                 if isinstance(left, asyncio.Task):
                     left.cancel()
 
-    async def import_batch(self, records: Sequence[CitizenRecord]) -> list[CitizenImportResult]:
+    async def import_batch(
+        self, records: Sequence[CitizenRecord], operator: Operator
+    ) -> list[CitizenImportResult]:
         """One result per record, in order; the valid new rows written in one transaction."""
         _check_size(records)
         now = self._clock()
@@ -224,7 +234,9 @@ class CitizenImport:
                 )
         if first:
             async with self._engine.begin() as conn:
-                await self._write(conn, list(first.values()), results)
+                enrolled = await self._write(conn, list(first.values()), results)
+                if enrolled:
+                    await _record_import(conn, operator, enrolled, rows=len(records))
         for index, earlier in repeats:
             results[index] = results[earlier.index]
         answered = [result for result in results if result is not None]
@@ -285,8 +297,9 @@ class CitizenImport:
         conn: AsyncConnection,
         rows: list[_Row],
         results: list[CitizenImportResult | None],
-    ) -> None:
-        """Answer every row of ``rows`` in ``results``; insert the new ones.
+    ) -> list[tuple[_Row, str]]:
+        """Answer every row of ``rows`` in ``results``; insert the new ones, and return
+        them with their citizen ids.
 
         Inserts first and looks request ids up only for the rows that could not be
         inserted, so a first import costs two statements per batch whatever its size."""
@@ -303,7 +316,7 @@ class CitizenImport:
             else:
                 tokens.add(row.citizen_token)
                 fresh.append(row)
-        conflicted = await self._insert(conn, fresh, results) if fresh else []
+        conflicted, enrolled = await self._insert(conn, fresh, results) if fresh else ([], [])
         # A row not written may repeat a row an earlier run enrolled (even if its host has
         # been suspended since, as EnrollCitizen answers a retry).
         unwritten = conflicted + [row for row in rows if row.index in refusals]
@@ -313,12 +326,13 @@ class CitizenImport:
                 continue
             error, field = refusals.get(row.index, (errors.citizen_already_enrolled(), ""))
             results[row.index] = _refused(row.request_id, error, field)
+        return enrolled
 
     async def _insert(
         self, conn: AsyncConnection, fresh: list[_Row], results: list[CitizenImportResult | None]
-    ) -> list[_Row]:
+    ) -> tuple[list[_Row], list[tuple[_Row, str]]]:
         """Seal and insert ``fresh``, answering the rows written; the rows whose request id
-        or citizen-ID token was taken already."""
+        or citizen-ID token was taken already, and the rows written with their citizen ids."""
         # A consistent order keeps two concurrent batches from deadlocking on the indexes.
         fresh.sort(key=lambda row: row.citizen_token)
         ids = [new_citizen_id() for _ in fresh]
@@ -358,6 +372,7 @@ class CitizenImport:
             # would roll its transaction back.
             await conn.execute(delete(citizens).where(citizens.c.citizen_id == _any(unclaimed)))
         conflicted: list[_Row] = []
+        enrolled: list[tuple[_Row, str]] = []
         for row, citizen_id in zip(fresh, ids, strict=True):
             if citizen_id not in claimed:
                 conflicted.append(row)
@@ -367,7 +382,29 @@ class CitizenImport:
                 )
             else:
                 results[row.index] = _enrolled(row.request_id, citizen_id)
-        return conflicted
+                enrolled.append((row, citizen_id))
+        return conflicted, enrolled
+
+
+async def _record_import(
+    conn: AsyncConnection, operator: Operator, enrolled: list[tuple[_Row, str]], *, rows: int
+) -> None:
+    """The batch's audit event: names and counts only, never a row's personal data."""
+    ordered = sorted(enrolled, key=lambda pair: pair[0].index)
+    await audit.record(
+        conn,
+        operator,
+        AuditAction.IMPORT_CITIZENS,
+        "citizens",
+        details={
+            "rows": rows,
+            "enrolled": len(ordered),
+            "citizens": [format_name("citizens", citizen_id) for _, citizen_id in ordered],
+            "hosting_participants": sorted(
+                {format_name("participants", row.hosting_participant_id) for row, _ in ordered}
+            ),
+        },
+    )
 
 
 _REPLAYS = text(

@@ -25,10 +25,12 @@ from openloop_identity.domain.ids import new_citizen_id
 from openloop_identity.domain.model import Capability, Citizen, NewCitizen
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.protection import KeyRing, envelope
-from openloop_identity.store import citizens
+from openloop_identity.store import audit, citizens
+from openloop_identity.store.audit import AuditAction
 from openloop_identity.store.participants import require_wallet_host
 from openloop_identity.store.replays import PostgresReplayGuard
 from openloop_runtime.names import format_name
+from openloop_runtime.operators import Operator
 from openloop_runtime.timestamps import utc_now
 
 
@@ -53,7 +55,7 @@ class Enrolment:
         self._keyring = keyring
         self._clock = clock
 
-    async def enroll(self, new: NewCitizen) -> Citizen:
+    async def enroll(self, new: NewCitizen, operator: Operator) -> Citizen:
         now = self._clock()
         async with self._engine.begin() as conn:
             existing = await citizens.by_request_id(conn, new.request_id)
@@ -105,6 +107,18 @@ class Enrolment:
                 personal_data_kek=sealed.kek_id,
             )
             if citizen is not None:
+                await audit.record(
+                    conn,
+                    operator,
+                    AuditAction.ENROLL_CITIZEN,
+                    format_name("citizens", citizen_id),
+                    request_id=new.request_id,
+                    details={
+                        "hosting_participant": format_name(
+                            "participants", new.hosting_participant_id
+                        )
+                    },
+                )
                 return citizen
             # Raised inside the transaction, so the token's claim rolls back with it.
             existing = await citizens.by_request_id(conn, new.request_id)

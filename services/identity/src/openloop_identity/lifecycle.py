@@ -15,6 +15,8 @@ from openloop_identity import errors
 from openloop_identity.domain.model import Participant, ParticipantState
 from openloop_identity.positions import PositionCheck
 from openloop_identity.store import participants
+from openloop_identity.store.audit import AuditAction
+from openloop_runtime.operators import Operator
 
 ACTIVE = ParticipantState.ACTIVE
 SUSPENDED = ParticipantState.SUSPENDED
@@ -26,17 +28,27 @@ class ParticipantLifecycle:
         self._engine = engine
         self._positions = positions
 
-    async def suspend(self, participant_id: str) -> Participant:
+    async def suspend(self, participant_id: str, operator: Operator) -> Participant:
         return await participants.transition(
-            self._engine, participant_id, to=SUSPENDED, allowed_from={ACTIVE, SUSPENDED}
+            self._engine,
+            participant_id,
+            to=SUSPENDED,
+            allowed_from={ACTIVE, SUSPENDED},
+            operator=operator,
+            action=AuditAction.SUSPEND_PARTICIPANT,
         )
 
-    async def reactivate(self, participant_id: str) -> Participant:
+    async def reactivate(self, participant_id: str, operator: Operator) -> Participant:
         return await participants.transition(
-            self._engine, participant_id, to=ACTIVE, allowed_from={SUSPENDED, ACTIVE}
+            self._engine,
+            participant_id,
+            to=ACTIVE,
+            allowed_from={SUSPENDED, ACTIVE},
+            operator=operator,
+            action=AuditAction.REACTIVATE_PARTICIPANT,
         )
 
-    async def close(self, participant_id: str) -> Participant:
+    async def close(self, participant_id: str, operator: Operator) -> Participant:
         current = await participants.get_participant(self._engine, participant_id)
         if current.state is CLOSED:
             return current
@@ -52,5 +64,10 @@ class ParticipantLifecycle:
                 participant_id, unsettled.net_position_satang, unsettled.cycles
             )
         return await participants.transition(
-            self._engine, participant_id, to=CLOSED, allowed_from={SUSPENDED, CLOSED}
+            self._engine,
+            participant_id,
+            to=CLOSED,
+            allowed_from={SUSPENDED, CLOSED},
+            operator=operator,
+            action=AuditAction.CLOSE_PARTICIPANT,
         )

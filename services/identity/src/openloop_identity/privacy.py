@@ -26,8 +26,11 @@ from openloop_identity import errors
 from openloop_identity.domain.model import Citizen
 from openloop_identity.enrolment import personal_data_context
 from openloop_identity.protection import EnvelopeError, KeyRing, SealedRecord, envelope
-from openloop_identity.store import rows
+from openloop_identity.store import audit, rows
+from openloop_identity.store.audit import AuditAction
 from openloop_identity.tables import citizens
+from openloop_runtime.names import format_name
+from openloop_runtime.operators import Operator
 from openloop_runtime.timestamps import utc_now
 
 _log = logging.getLogger(__name__)
@@ -47,28 +50,44 @@ class Privacy:
         self._clock = clock
 
     async def export(
-        self, citizen_id: str, acting_participant_id: str
+        self, citizen_id: str, acting_participant_id: str, operator: Operator
     ) -> tuple[Citizen, dict[str, str] | None]:
         """The citizen and their opened personal data (None once erased, or for a citizen
-        enrolled before personal data was collected)."""
-        async with self._engine.connect() as conn:
+        enrolled before personal data was collected).
+
+        Every export that answers is a read of personal data the PDPA asks us to account
+        for, so it records who read whose data for which bank, in a transaction that commits
+        only once the data has been opened: a refused or failed export records nothing."""
+        async with self._engine.begin() as conn:
             row = (
                 await conn.execute(select(citizens).where(citizens.c.citizen_id == citizen_id))
             ).first()
-        if row is None:
-            raise errors.citizen_not_found(citizen_id)
-        _require_host(row.hosting_participant_id, citizen_id, acting_participant_id)
-        citizen = rows.citizen(row)
-        if row.erase_time is not None or row.personal_data is None:
-            return citizen, None
-        opened = envelope.open(
-            bytes(row.personal_data),
-            keyring=self._keyring,
-            context=personal_data_context(citizen_id),
-        )
+            if row is None:
+                raise errors.citizen_not_found(citizen_id)
+            _require_host(row.hosting_participant_id, citizen_id, acting_participant_id)
+            citizen = rows.citizen(row)
+            opened = None
+            if row.erase_time is None and row.personal_data is not None:
+                opened = envelope.open(
+                    bytes(row.personal_data),
+                    keyring=self._keyring,
+                    context=personal_data_context(citizen_id),
+                )
+            await audit.record(
+                conn,
+                operator,
+                AuditAction.EXPORT_CITIZEN_DATA,
+                format_name("citizens", citizen_id),
+                acting_participant_id=acting_participant_id,
+                details={"personal_data_returned": opened is not None},
+            )
         return citizen, opened
 
-    async def erase(self, citizen_id: str, acting_participant_id: str) -> Citizen:
+    async def erase(
+        self, citizen_id: str, acting_participant_id: str, operator: Operator
+    ) -> Citizen:
+        """Shred the citizen's personal data, recording who did it for which bank; erasing
+        an erased citizen again changes nothing and records nothing."""
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
@@ -90,6 +109,13 @@ class Privacy:
                 .where(citizens.c.citizen_id == citizen_id)
                 .values(personal_data=shredded, personal_data_kek=None, erase_time=self._clock())
                 .returning(*citizens.c)
+            )
+            await audit.record(
+                conn,
+                operator,
+                AuditAction.ERASE_CITIZEN_DATA,
+                format_name("citizens", citizen_id),
+                acting_participant_id=acting_participant_id,
             )
             return rows.citizen(updated.one())
 

@@ -6,6 +6,10 @@ Each operator method first checks the caller's operator token against the roles
 token learns nothing, not even whether a name exists. The gateway's methods (``access.INTERNAL``)
 take no token. Logs name resources ("citizens/c...") and the operator's subject, never
 citizen IDs or personal data.
+
+Every operator change, and every export of personal data, is also written to the audit trail
+(:mod:`openloop_identity.store.audit`) by the store, in the change's own transaction: the
+operator is handed down for that. ListAuditEvents reads it back.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
 
 from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
-from openloop_identity import access, convert, directory, requests
+from openloop_identity import access, audit_trail, convert, directory, requests
 from openloop_identity.bulk import CitizenImport
 from openloop_identity.domain.districts import DistrictTable
 from openloop_identity.enrolment import Enrolment
@@ -87,7 +91,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     ) -> service_pb2.CreateParticipantResponse:
         operator = self._operator(context, "CreateParticipant")
         new = requests.create_participant(request)
-        participant = await participants.create_participant(self._engine, new)
+        participant = await participants.create_participant(self._engine, new, operator)
         _log.info(
             "participant created",
             extra={"participant": participant.participant_id, "operator": operator.subject},
@@ -112,7 +116,9 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         self, request: service_pb2.SuspendParticipantRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.SuspendParticipantResponse:
         operator = self._operator(context, "SuspendParticipant")
-        participant = await self._lifecycle.suspend(parse_name(request.name, "participants"))
+        participant = await self._lifecycle.suspend(
+            parse_name(request.name, "participants"), operator
+        )
         _log.info(
             "participant suspended",
             extra={"participant": participant.participant_id, "operator": operator.subject},
@@ -128,7 +134,9 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> service_pb2.ReactivateParticipantResponse:
         operator = self._operator(context, "ReactivateParticipant")
-        participant = await self._lifecycle.reactivate(parse_name(request.name, "participants"))
+        participant = await self._lifecycle.reactivate(
+            parse_name(request.name, "participants"), operator
+        )
         _log.info(
             "participant reactivated",
             extra={"participant": participant.participant_id, "operator": operator.subject},
@@ -142,7 +150,9 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         self, request: service_pb2.CloseParticipantRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.CloseParticipantResponse:
         operator = self._operator(context, "CloseParticipant")
-        participant = await self._lifecycle.close(parse_name(request.name, "participants"))
+        participant = await self._lifecycle.close(
+            parse_name(request.name, "participants"), operator
+        )
         _log.info(
             "participant closed",
             extra={"participant": participant.participant_id, "operator": operator.subject},
@@ -161,7 +171,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         new = requests.create_credential(
             request, now=self._clock(), participant_uri_prefix=self._participant_uri_prefix
         )
-        credential = await credentials.create_credential(self._engine, new)
+        credential = await credentials.create_credential(self._engine, new, operator)
         _log.info(
             "participant credential added",
             extra={
@@ -195,7 +205,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         operator = self._operator(context, "RevokeParticipantCredential")
         participant_id, credential_id = requests.credential_name(request.name)
         credential = await credentials.revoke_credential(
-            self._engine, participant_id, credential_id, self._clock()
+            self._engine, participant_id, credential_id, self._clock(), operator
         )
         _log.info(
             "participant credential revoked",
@@ -215,7 +225,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     ) -> service_pb2.EnrollCitizenResponse:
         operator = self._operator(context, "EnrollCitizen")
         new = requests.enroll_citizen(request, self._tokenizer, self._districts, now=self._clock())
-        citizen = await self._enrolment.enroll(new)
+        citizen = await self._enrolment.enroll(new, operator)
         _log.info(
             "citizen enrolled", extra={"citizen": citizen.citizen_id, "operator": operator.subject}
         )
@@ -235,7 +245,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
             async for request in request_iterator:
                 yield request.citizens
 
-        async for results in self._imports.import_stream(batches()):
+        async for results in self._imports.import_stream(batches(), operator):
             yield service_pb2.ImportCitizensResponse(results=results)
 
     @override
@@ -253,7 +263,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         operator = self._operator(context, "ExportCitizenData")
         citizen_id = parse_name(request.name, "citizens")
         acting = parse_name(request.acting_participant, "participants", field="acting_participant")
-        citizen, personal = await self._privacy.export(citizen_id, acting)
+        citizen, personal = await self._privacy.export(citizen_id, acting, operator)
         # The trail of who opened a citizen's data, and for which bank: names only, never
         # the data itself.
         _log.info(
@@ -272,7 +282,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         operator = self._operator(context, "EraseCitizenData")
         citizen_id = parse_name(request.name, "citizens")
         acting = parse_name(request.acting_participant, "participants", field="acting_participant")
-        citizen = await self._privacy.erase(citizen_id, acting)
+        citizen = await self._privacy.erase(citizen_id, acting, operator)
         _log.info(
             "citizen data erased",
             extra={"citizen": citizen_id, "participant": acting, "operator": operator.subject},
@@ -294,7 +304,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     ) -> service_pb2.CreateMerchantResponse:
         operator = self._operator(context, "CreateMerchant")
         new = requests.create_merchant(request, self._tokenizer, self._districts)
-        merchant = await merchants.create_merchant(self._engine, new)
+        merchant = await merchants.create_merchant(self._engine, new, operator)
         _log.info(
             "merchant created",
             extra={"merchant": merchant.merchant_id, "operator": operator.subject},
@@ -386,3 +396,10 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
     ) -> service_pb2.GetWalletMoveResponse:
         move = await self._wallet_moves.get(*requests.wallet_move_name(request.name))
         return service_pb2.GetWalletMoveResponse(wallet_move=convert.wallet_move_to_proto(move))
+
+    @override
+    async def ListAuditEvents(
+        self, request: service_pb2.ListAuditEventsRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ListAuditEventsResponse:
+        self._operator(context, "ListAuditEvents")
+        return await audit_trail.list_events(self._reader, request)

@@ -8,11 +8,13 @@ prefix, constrained by CHECKs so a bad write fails loudly.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -22,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from openloop_runtime.db import service_metadata
 
@@ -209,3 +211,26 @@ Index(
     unique=True,
     postgresql_where=wallet_moves.c.state == "IN_PROGRESS",
 )
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("event_id", BigInteger, Identity(always=True), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("acting_participant_id", Text, nullable=True),
+    Column("request_id", Text, nullable=True),
+    Column("details", JSONB, nullable=False),
+    CheckConstraint("actor LIKE 'operator:%'", name="actor"),
+    CheckConstraint("char_length(resource) > 0", name="resource"),
+    Index("ix_audit_events_resource", "resource", "event_id"),
+    Index("ix_audit_events_action", "action", "event_id"),
+)
+"""Operators' changes, and their reads of personal data: who (``actor``, ``role``), what
+(``action``), to which resource, for which bank (``acting_participant_id``) and under which
+request id. Written in the transaction of the change (:mod:`openloop_identity.store.audit`)
+and never updated. ``details`` holds resource names and counts, never personal data. Nothing
+references the participants or citizens, so a trail outlives what it names."""

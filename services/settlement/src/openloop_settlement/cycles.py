@@ -17,7 +17,9 @@ existing share lockers without queueing behind a waiting ``FOR UPDATE``, so whil
 recording is in flight the close waits, and one always is (the concurrency test shows the
 close timing out that way). Table locks queue in order, so the close gets its turn.
 
-A changed cycle's request id is stored with it; the retry of a change finds it there. The
+A changed cycle's request id is stored with it, and who made the change (the operator's
+``actor``, ``closed_by`` / ``settled_by``) in the same update; the retry of a change finds
+it there, and leaves the operator of the first request recorded. The
 row lock is taken before the request id is looked up, so two requests for one change are
 ordered by the lock and the second always sees what the first did.
 
@@ -57,7 +59,7 @@ class CycleStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def close(self, cycle_id: int, request_id: str) -> ClosedCycle:
+    async def close(self, cycle_id: int, request_id: str, actor: str) -> ClosedCycle:
         async with self._engine.begin() as conn:
             await conn.execute(_STOP_RECORDING)
             row = await _lock(conn, cycle_id)
@@ -76,6 +78,7 @@ class CycleStore:
                         state=CycleState.CLOSED.value,
                         close_time=func.clock_timestamp(),
                         close_request_id=request_id,
+                        closed_by=actor,
                     )
                     .returning(*settlement_cycles.c)
                 )
@@ -88,7 +91,7 @@ class CycleStore:
             await _check_balanced(conn, cycle_id)
             return ClosedCycle(cycle_of(closed), cycle_id + 1)
 
-    async def settle(self, cycle_id: int, request_id: str) -> SettlementCycle:
+    async def settle(self, cycle_id: int, request_id: str, actor: str) -> SettlementCycle:
         async with self._engine.begin() as conn:
             row = await _lock(conn, cycle_id)
             if row.settle_request_id == request_id:
@@ -107,6 +110,7 @@ class CycleStore:
                             state=CycleState.SETTLED.value,
                             settle_time=func.clock_timestamp(),
                             settle_request_id=request_id,
+                            settled_by=actor,
                         )
                         .returning(*settlement_cycles.c)
                     )

@@ -66,6 +66,11 @@ class SettlementCycle:
     close_request_id: str | None
     """The request that closed the cycle: its retry is answered with this cycle."""
     settle_request_id: str | None
+    closed_by: str | None
+    """Who closed the cycle (``operator:<subject>``); None for cycles closed before it was
+    recorded."""
+    settled_by: str | None
+    """Who marked the cycle SETTLED, likewise."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,8 @@ def cycle_of(row: Row[tuple[object, ...]]) -> SettlementCycle:
         settle_time=row.settle_time,
         close_request_id=row.close_request_id,
         settle_request_id=row.settle_request_id,
+        closed_by=row.closed_by,
+        settled_by=row.settled_by,
     )
 
 

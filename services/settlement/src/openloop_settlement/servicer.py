@@ -147,7 +147,7 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
         operator = self._operator(context, "CloseSettlementCycle")
         cycle_id = parse.cycle_name(request.name)
         request_id = parse.request_id(request.request_id)
-        closed = await self._cycles.close(cycle_id, request_id)
+        closed = await self._cycles.close(cycle_id, request_id, operator.actor)
         # Who cut the cycle whose positions the banks are told to pay. A retry under the same
         # request_id is logged again (the store answers it as it answered the first), and the
         # request_id ties the two lines to one close.
@@ -171,7 +171,7 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
         operator = self._operator(context, "SettleSettlementCycle")
         cycle_id = parse.cycle_name(request.name)
         request_id = parse.request_id(request.request_id)
-        settled = await self._cycles.settle(cycle_id, request_id)
+        settled = await self._cycles.settle(cycle_id, request_id, operator.actor)
         _log.info(
             "settlement cycle settled",
             extra={

@@ -17,6 +17,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     func,
 )
 
@@ -34,6 +35,8 @@ settlement_cycles = Table(
     Column("settle_time", DateTime(timezone=True)),
     Column("close_request_id", String(64), unique=True),
     Column("settle_request_id", String(64), unique=True),
+    Column("closed_by", Text),
+    Column("settled_by", Text),
     CheckConstraint("state IN ('OPEN', 'CLOSED', 'SETTLED')", name="state_known"),
     CheckConstraint("cycle_id > 0", name="cycle_id_positive"),
     CheckConstraint(

@@ -22,45 +22,48 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from openloop.common.v1 import party_pb2 as openloop_dot_common_dot_v1_dot_party__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$openloop/identity/v1/resources.proto\x12\x14openloop.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eopenloop/common/v1/party.proto\"\x91\x02\n\x0bParticipant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x33\n\x04role\x18\x03 \x01(\x0e\x32%.openloop.identity.v1.ParticipantRole\x12\x35\n\x05state\x18\x04 \x01(\x0e\x32&.openloop.identity.v1.ParticipantState\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x41\n\x0c\x63\x61pabilities\x18\x06 \x03(\x0e\x32+.openloop.identity.v1.ParticipantCapability\"\xad\x03\n\x15ParticipantCredential\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x04kind\x18\x02 \x01(\x0e\x32$.openloop.identity.v1.CredentialKind\x12\x1a\n\x12\x63\x65rtificate_sha256\x18\x03 \x01(\t\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x04 \x01(\t\x12\x1b\n\x13\x63\x65rtificate_san_uri\x18\x05 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x06 \x01(\t\x12\x12\n\npublic_jwk\x18\x07 \x01(\t\x12\x0e\n\x06key_id\x18\x08 \x01(\t\x12.\n\nnot_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x03\n\x07\x43itizen\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1a\n\x12home_district_code\x18\x02 \x01(\t\x12\x1b\n\x13hosting_participant\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18identity_assurance_level\x18\x05 \x01(\t\x12\x42\n\x0b\x65ligibility\x18\x06 \x01(\x0b\x32-.openloop.identity.v1.EligibilityAttestations\x12?\n\x10guardian_consent\x18\x07 \x01(\x0b\x32%.openloop.identity.v1.GuardianConsent\x12.\n\nerase_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ewallet_account\x18\t \x01(\t\x12\x13\n\x0bwallet_move\x18\n \x01(\t\"\xdd\x02\n\nWalletMove\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10\x66rom_participant\x18\x02 \x01(\t\x12\x16\n\x0eto_participant\x18\x03 \x01(\t\x12\x14\n\x0c\x66rom_account\x18\x04 \x01(\t\x12\x12\n\nto_account\x18\x05 \x01(\t\x12\x35\n\x05state\x18\x06 \x01(\x0e\x32&.openloop.identity.v1.WalletMove.State\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11STATE_IN_PROGRESS\x10\x01\x12\x13\n\x0fSTATE_COMPLETED\x10\x02\"F\n\x0cPersonalData\x12\x11\n\tfull_name\x18\x01 \x01(\t\x12\x12\n\nbirth_date\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\"\x88\x01\n\x17\x45ligibilityAttestations\x12\x1b\n\x13income_within_limit\x18\x01 \x01(\x08\x12\x1d\n\x15\x64\x65posits_within_limit\x18\x02 \x01(\x08\x12\x10\n\x08\x65xcluded\x18\x03 \x01(\x08\x12\x1f\n\x17\x65\x61rlier_phase_recipient\x18\x04 \x01(\x08\"^\n\x0fGuardianConsent\x12\x19\n\x11\x63onsent_reference\x18\x01 \x01(\t\x12\x30\n\x0c\x63onsent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"w\n\tTaxStatus\x12\x16\n\x0evat_registered\x18\x01 \x01(\x08\x12\x1c\n\x14\x63orporate_income_tax\x18\x02 \x01(\x08\x12\x1f\n\x17personal_income_tax_s40\x18\x03 \x01(\x08\x12\x13\n\x0byears_filed\x18\x04 \x03(\x05\"\xa7\x03\n\x08Merchant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06tax_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x15\n\rdistrict_code\x18\x04 \x01(\t\x12\x39\n\nsize_class\x18\x05 \x01(\x0e\x32%.openloop.common.v1.MerchantSizeClass\x12\x1b\n\x13hosting_participant\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61tegory\x18\x08 \x01(\t\x12\x36\n\x07\x63hannel\x18\t \x01(\x0e\x32%.openloop.identity.v1.MerchantChannel\x12\x33\n\ntax_status\x18\n \x01(\x0b\x32\x1f.openloop.identity.v1.TaxStatus\x12\x1a\n\x12settlement_account\x18\x0b \x01(\t\x12\x14\n\x0cphone_number\x18\x0c \x01(\t\x12\x16\n\x0ewallet_account\x18\r \x01(\t*\xab\x01\n\x0fParticipantRole\x12 \n\x1cPARTICIPANT_ROLE_UNSPECIFIED\x10\x00\x12\x1d\n\x19PARTICIPANT_ROLE_TREASURY\x10\x01\x12\x19\n\x15PARTICIPANT_ROLE_BANK\x10\x02\x12\x1d\n\x19PARTICIPANT_ROLE_E_WALLET\x10\x03\x12\x1d\n\x19PARTICIPANT_ROLE_OPERATOR\x10\x04*\x8b\x01\n\x15ParticipantCapability\x12&\n\"PARTICIPANT_CAPABILITY_UNSPECIFIED\x10\x00\x12%\n!PARTICIPANT_CAPABILITY_PAYER_BANK\x10\x01\x12#\n\x1fPARTICIPANT_CAPABILITY_ACQUIRER\x10\x02*\x92\x01\n\x10ParticipantState\x12!\n\x1dPARTICIPANT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18PARTICIPANT_STATE_ACTIVE\x10\x01\x12\x1f\n\x1bPARTICIPANT_STATE_SUSPENDED\x10\x02\x12\x1c\n\x18PARTICIPANT_STATE_CLOSED\x10\x03*|\n\x0e\x43redentialKind\x12\x1f\n\x1b\x43REDENTIAL_KIND_UNSPECIFIED\x10\x00\x12&\n\"CREDENTIAL_KIND_CLIENT_CERTIFICATE\x10\x01\x12!\n\x1d\x43REDENTIAL_KIND_ASSERTION_KEY\x10\x02*p\n\x0fMerchantChannel\x12 \n\x1cMERCHANT_CHANNEL_UNSPECIFIED\x10\x00\x12\x1e\n\x1aMERCHANT_CHANNEL_IN_PERSON\x10\x01\x12\x1b\n\x17MERCHANT_CHANNEL_ONLINE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$openloop/identity/v1/resources.proto\x12\x14openloop.identity.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eopenloop/common/v1/party.proto\"\x91\x02\n\x0bParticipant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x33\n\x04role\x18\x03 \x01(\x0e\x32%.openloop.identity.v1.ParticipantRole\x12\x35\n\x05state\x18\x04 \x01(\x0e\x32&.openloop.identity.v1.ParticipantState\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x41\n\x0c\x63\x61pabilities\x18\x06 \x03(\x0e\x32+.openloop.identity.v1.ParticipantCapability\"\xad\x03\n\x15ParticipantCredential\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x04kind\x18\x02 \x01(\x0e\x32$.openloop.identity.v1.CredentialKind\x12\x1a\n\x12\x63\x65rtificate_sha256\x18\x03 \x01(\t\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x04 \x01(\t\x12\x1b\n\x13\x63\x65rtificate_san_uri\x18\x05 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x06 \x01(\t\x12\x12\n\npublic_jwk\x18\x07 \x01(\t\x12\x0e\n\x06key_id\x18\x08 \x01(\t\x12.\n\nnot_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x03\n\x07\x43itizen\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1a\n\x12home_district_code\x18\x02 \x01(\t\x12\x1b\n\x13hosting_participant\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18identity_assurance_level\x18\x05 \x01(\t\x12\x42\n\x0b\x65ligibility\x18\x06 \x01(\x0b\x32-.openloop.identity.v1.EligibilityAttestations\x12?\n\x10guardian_consent\x18\x07 \x01(\x0b\x32%.openloop.identity.v1.GuardianConsent\x12.\n\nerase_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ewallet_account\x18\t \x01(\t\x12\x13\n\x0bwallet_move\x18\n \x01(\t\"\xdd\x02\n\nWalletMove\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10\x66rom_participant\x18\x02 \x01(\t\x12\x16\n\x0eto_participant\x18\x03 \x01(\t\x12\x14\n\x0c\x66rom_account\x18\x04 \x01(\t\x12\x12\n\nto_account\x18\x05 \x01(\t\x12\x35\n\x05state\x18\x06 \x01(\x0e\x32&.openloop.identity.v1.WalletMove.State\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11STATE_IN_PROGRESS\x10\x01\x12\x13\n\x0fSTATE_COMPLETED\x10\x02\"F\n\x0cPersonalData\x12\x11\n\tfull_name\x18\x01 \x01(\t\x12\x12\n\nbirth_date\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\"\x88\x01\n\x17\x45ligibilityAttestations\x12\x1b\n\x13income_within_limit\x18\x01 \x01(\x08\x12\x1d\n\x15\x64\x65posits_within_limit\x18\x02 \x01(\x08\x12\x10\n\x08\x65xcluded\x18\x03 \x01(\x08\x12\x1f\n\x17\x65\x61rlier_phase_recipient\x18\x04 \x01(\x08\"^\n\x0fGuardianConsent\x12\x19\n\x11\x63onsent_reference\x18\x01 \x01(\t\x12\x30\n\x0c\x63onsent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"w\n\tTaxStatus\x12\x16\n\x0evat_registered\x18\x01 \x01(\x08\x12\x1c\n\x14\x63orporate_income_tax\x18\x02 \x01(\x08\x12\x1f\n\x17personal_income_tax_s40\x18\x03 \x01(\x08\x12\x13\n\x0byears_filed\x18\x04 \x03(\x05\"\xa7\x03\n\x08Merchant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06tax_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x15\n\rdistrict_code\x18\x04 \x01(\t\x12\x39\n\nsize_class\x18\x05 \x01(\x0e\x32%.openloop.common.v1.MerchantSizeClass\x12\x1b\n\x13hosting_participant\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61tegory\x18\x08 \x01(\t\x12\x36\n\x07\x63hannel\x18\t \x01(\x0e\x32%.openloop.identity.v1.MerchantChannel\x12\x33\n\ntax_status\x18\n \x01(\x0b\x32\x1f.openloop.identity.v1.TaxStatus\x12\x1a\n\x12settlement_account\x18\x0b \x01(\t\x12\x14\n\x0cphone_number\x18\x0c \x01(\t\x12\x16\n\x0ewallet_account\x18\r \x01(\t\"\xe3\x01\n\nAuditEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\t\x12\x1a\n\x12\x61\x63ting_participant\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12(\n\x07\x64\x65tails\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct*\xab\x01\n\x0fParticipantRole\x12 \n\x1cPARTICIPANT_ROLE_UNSPECIFIED\x10\x00\x12\x1d\n\x19PARTICIPANT_ROLE_TREASURY\x10\x01\x12\x19\n\x15PARTICIPANT_ROLE_BANK\x10\x02\x12\x1d\n\x19PARTICIPANT_ROLE_E_WALLET\x10\x03\x12\x1d\n\x19PARTICIPANT_ROLE_OPERATOR\x10\x04*\x8b\x01\n\x15ParticipantCapability\x12&\n\"PARTICIPANT_CAPABILITY_UNSPECIFIED\x10\x00\x12%\n!PARTICIPANT_CAPABILITY_PAYER_BANK\x10\x01\x12#\n\x1fPARTICIPANT_CAPABILITY_ACQUIRER\x10\x02*\x92\x01\n\x10ParticipantState\x12!\n\x1dPARTICIPANT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18PARTICIPANT_STATE_ACTIVE\x10\x01\x12\x1f\n\x1bPARTICIPANT_STATE_SUSPENDED\x10\x02\x12\x1c\n\x18PARTICIPANT_STATE_CLOSED\x10\x03*|\n\x0e\x43redentialKind\x12\x1f\n\x1b\x43REDENTIAL_KIND_UNSPECIFIED\x10\x00\x12&\n\"CREDENTIAL_KIND_CLIENT_CERTIFICATE\x10\x01\x12!\n\x1d\x43REDENTIAL_KIND_ASSERTION_KEY\x10\x02*p\n\x0fMerchantChannel\x12 \n\x1cMERCHANT_CHANNEL_UNSPECIFIED\x10\x00\x12\x1e\n\x1aMERCHANT_CHANNEL_IN_PERSON\x10\x01\x12\x1b\n\x17MERCHANT_CHANNEL_ONLINE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'openloop.identity.v1.resources_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PARTICIPANTROLE']._serialized_start=2434
-  _globals['_PARTICIPANTROLE']._serialized_end=2605
-  _globals['_PARTICIPANTCAPABILITY']._serialized_start=2608
-  _globals['_PARTICIPANTCAPABILITY']._serialized_end=2747
-  _globals['_PARTICIPANTSTATE']._serialized_start=2750
-  _globals['_PARTICIPANTSTATE']._serialized_end=2896
-  _globals['_CREDENTIALKIND']._serialized_start=2898
-  _globals['_CREDENTIALKIND']._serialized_end=3022
-  _globals['_MERCHANTCHANNEL']._serialized_start=3024
-  _globals['_MERCHANTCHANNEL']._serialized_end=3136
-  _globals['_PARTICIPANT']._serialized_start=128
-  _globals['_PARTICIPANT']._serialized_end=401
-  _globals['_PARTICIPANTCREDENTIAL']._serialized_start=404
-  _globals['_PARTICIPANTCREDENTIAL']._serialized_end=833
-  _globals['_CITIZEN']._serialized_start=836
-  _globals['_CITIZEN']._serialized_end=1225
-  _globals['_WALLETMOVE']._serialized_start=1228
-  _globals['_WALLETMOVE']._serialized_end=1577
-  _globals['_WALLETMOVE_STATE']._serialized_start=1503
-  _globals['_WALLETMOVE_STATE']._serialized_end=1577
-  _globals['_PERSONALDATA']._serialized_start=1579
-  _globals['_PERSONALDATA']._serialized_end=1649
-  _globals['_ELIGIBILITYATTESTATIONS']._serialized_start=1652
-  _globals['_ELIGIBILITYATTESTATIONS']._serialized_end=1788
-  _globals['_GUARDIANCONSENT']._serialized_start=1790
-  _globals['_GUARDIANCONSENT']._serialized_end=1884
-  _globals['_TAXSTATUS']._serialized_start=1886
-  _globals['_TAXSTATUS']._serialized_end=2005
-  _globals['_MERCHANT']._serialized_start=2008
-  _globals['_MERCHANT']._serialized_end=2431
+  _globals['_PARTICIPANTROLE']._serialized_start=2694
+  _globals['_PARTICIPANTROLE']._serialized_end=2865
+  _globals['_PARTICIPANTCAPABILITY']._serialized_start=2868
+  _globals['_PARTICIPANTCAPABILITY']._serialized_end=3007
+  _globals['_PARTICIPANTSTATE']._serialized_start=3010
+  _globals['_PARTICIPANTSTATE']._serialized_end=3156
+  _globals['_CREDENTIALKIND']._serialized_start=3158
+  _globals['_CREDENTIALKIND']._serialized_end=3282
+  _globals['_MERCHANTCHANNEL']._serialized_start=3284
+  _globals['_MERCHANTCHANNEL']._serialized_end=3396
+  _globals['_PARTICIPANT']._serialized_start=158
+  _globals['_PARTICIPANT']._serialized_end=431
+  _globals['_PARTICIPANTCREDENTIAL']._serialized_start=434
+  _globals['_PARTICIPANTCREDENTIAL']._serialized_end=863
+  _globals['_CITIZEN']._serialized_start=866
+  _globals['_CITIZEN']._serialized_end=1255
+  _globals['_WALLETMOVE']._serialized_start=1258
+  _globals['_WALLETMOVE']._serialized_end=1607
+  _globals['_WALLETMOVE_STATE']._serialized_start=1533
+  _globals['_WALLETMOVE_STATE']._serialized_end=1607
+  _globals['_PERSONALDATA']._serialized_start=1609
+  _globals['_PERSONALDATA']._serialized_end=1679
+  _globals['_ELIGIBILITYATTESTATIONS']._serialized_start=1682
+  _globals['_ELIGIBILITYATTESTATIONS']._serialized_end=1818
+  _globals['_GUARDIANCONSENT']._serialized_start=1820
+  _globals['_GUARDIANCONSENT']._serialized_end=1914
+  _globals['_TAXSTATUS']._serialized_start=1916
+  _globals['_TAXSTATUS']._serialized_end=2035
+  _globals['_MERCHANT']._serialized_start=2038
+  _globals['_MERCHANT']._serialized_end=2461
+  _globals['_AUDITEVENT']._serialized_start=2464
+  _globals['_AUDITEVENT']._serialized_end=2691
 # @@protoc_insertion_point(module_scope)

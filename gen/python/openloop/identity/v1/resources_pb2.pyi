@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -601,3 +602,68 @@ class Merchant(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Merchant: _TypeAlias = Merchant  # noqa: Y015
+
+@_typing.final
+class AuditEvent(_message.Message):
+    """One entry of the operators' audit trail: an operator's change, or an export of a
+    citizen's personal data, written in the same transaction as what it records. Output only.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    ACTING_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"auditEvents/{event}", numbered in the order events were written."""
+    actor: _builtins.str
+    """Who: "operator:{subject}", the subject of the operator's token."""
+    role: _builtins.str
+    """The role the operator's token gave them ("identity-operator")."""
+    action: _builtins.str
+    """What: CREATE_PARTICIPANT, SUSPEND_PARTICIPANT, REACTIVATE_PARTICIPANT, CLOSE_PARTICIPANT,
+    CREATE_CREDENTIAL, REVOKE_CREDENTIAL, ENROLL_CITIZEN, IMPORT_CITIZENS, CREATE_MERCHANT,
+    EXPORT_CITIZEN_DATA or ERASE_CITIZEN_DATA.
+    """
+    resource: _builtins.str
+    """The resource acted on ("citizens/{citizen}", ...; "citizens" for an import batch)."""
+    acting_participant: _builtins.str
+    """For exports and erasures, the participant the operator acted for; otherwise empty."""
+    request_id: _builtins.str
+    """The request's idempotency key, when the request has one."""
+    @_builtins.property
+    def event_time(self) -> _timestamp_pb2.Timestamp:
+        """When the change committed (the database clock)."""
+
+    @_builtins.property
+    def details(self) -> _struct_pb2.Struct:
+        """Further facts, names and counts only (never personal data): e.g. the states a
+        participant moved between, or the citizens an import batch enrolled.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        event_time: _timestamp_pb2.Timestamp | None = ...,
+        actor: _builtins.str = ...,
+        role: _builtins.str = ...,
+        action: _builtins.str = ...,
+        resource: _builtins.str = ...,
+        acting_participant: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        details: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "event_time", b"event_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_participant", b"acting_participant", "action", b"action", "actor", b"actor", "details", b"details", "event_time", b"event_time", "name", b"name", "request_id", b"request_id", "resource", b"resource", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditEvent: _TypeAlias = AuditEvent  # noqa: Y015

@@ -34,8 +34,8 @@ class IdentityServiceStub:
     can reach identity on the network). Every other method is an operator's: it needs
     `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
     a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
-    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
-    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias,
+    GenerateMerchantQr and ListAuditEvents. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
     metadata.token_reason); with a role that may not: PERMISSION_DENIED
     (OPERATOR_NOT_AUTHORISED).
     """
@@ -156,6 +156,11 @@ class IdentityServiceStub:
                 request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveRequest.SerializeToString,
                 response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/openloop.identity.v1.IdentityService/ListAuditEvents',
+                request_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -167,8 +172,8 @@ class IdentityServiceServicer:
     can reach identity on the network). Every other method is an operator's: it needs
     `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
     a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
-    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
-    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias,
+    GenerateMerchantQr and ListAuditEvents. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
     metadata.token_reason); with a role that may not: PERMISSION_DENIED
     (OPERATOR_NOT_AUTHORISED).
     """
@@ -352,6 +357,15 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """The operators' audit trail, newest first: every change an operator made and every
+        export of a citizen's personal data, with who made it. For auditors (role
+        `identity-auditor` or `identity-operator`). Events never hold personal data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -465,6 +479,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveRequest.FromString,
                     response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveResponse.SerializeToString,
             ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=openloop_dot_identity_dot_v1_dot_service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=openloop_dot_identity_dot_v1_dot_service__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'openloop.identity.v1.IdentityService', rpc_method_handlers)
@@ -482,8 +501,8 @@ class IdentityService:
     can reach identity on the network). Every other method is an operator's: it needs
     `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
     a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
-    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
-    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias,
+    GenerateMerchantQr and ListAuditEvents. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
     metadata.token_reason); with a role that may not: PERMISSION_DENIED
     (OPERATOR_NOT_AUTHORISED).
     """
@@ -1072,6 +1091,33 @@ class IdentityService:
             '/openloop.identity.v1.IdentityService/GetWalletMove',
             openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveRequest.SerializeToString,
             openloop_dot_identity_dot_v1_dot_service__pb2.GetWalletMoveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openloop.identity.v1.IdentityService/ListAuditEvents',
+            openloop_dot_identity_dot_v1_dot_service__pb2.ListAuditEventsRequest.SerializeToString,
+            openloop_dot_identity_dot_v1_dot_service__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

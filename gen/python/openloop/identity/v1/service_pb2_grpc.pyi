@@ -35,8 +35,8 @@ class IdentityServiceStub:
     can reach identity on the network). Every other method is an operator's: it needs
     `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
     a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
-    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
-    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias,
+    GenerateMerchantQr and ListAuditEvents. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
     metadata.token_reason); with a role that may not: PERMISSION_DENIED
     (OPERATOR_NOT_AUTHORISED).
     """
@@ -126,6 +126,11 @@ class IdentityServiceStub:
     """
     GetWalletMove: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetWalletMoveRequest, _service_pb2.GetWalletMoveResponse]
     """A wallet move by name."""
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListAuditEventsRequest, _service_pb2.ListAuditEventsResponse]
+    """The operators' audit trail, newest first: every change an operator made and every
+    export of a citizen's personal data, with who made it. For auditors (role
+    `identity-auditor` or `identity-operator`). Events never hold personal data.
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -137,8 +142,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     can reach identity on the network). Every other method is an operator's: it needs
     `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
     a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
-    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
-    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias,
+    GenerateMerchantQr and ListAuditEvents. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
     metadata.token_reason); with a role that may not: PERMISSION_DENIED
     (OPERATOR_NOT_AUTHORISED).
     """
@@ -225,6 +230,11 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """
     GetWalletMove: _aio.UnaryUnaryMultiCallable[_service_pb2.GetWalletMoveRequest, _service_pb2.GetWalletMoveResponse]  # type: ignore[assignment]
     """A wallet move by name."""
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_service_pb2.ListAuditEventsRequest, _service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """The operators' audit trail, newest first: every change an operator made and every
+    export of a citizen's personal data, with who made it. For auditors (role
+    `identity-auditor` or `identity-operator`). Events never hold personal data.
+    """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Who the participants are, and who pays whom.
@@ -235,8 +245,8 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     can reach identity on the network). Every other method is an operator's: it needs
     `authorization: Bearer <JWT>`, an EdDSA token for audience `openloop-identity` signed by
     a key in OPENLOOP_IDENTITY_OPERATOR_KEYS, with role `identity-operator`, or
-    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias and
-    GenerateMerchantQr. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
+    `identity-auditor` for GetParticipant, LookupCitizen, ResolveAlias,
+    GenerateMerchantQr and ListAuditEvents. Without a valid token: UNAUTHENTICATED (OPERATOR_NOT_AUTHENTICATED,
     metadata.token_reason); with a role that may not: PERMISSION_DENIED
     (OPERATOR_NOT_AUTHORISED).
     """
@@ -453,5 +463,16 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.GetWalletMoveResponse, _abc.Awaitable[_service_pb2.GetWalletMoveResponse]]:
         """A wallet move by name."""
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _service_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_service_pb2.ListAuditEventsResponse]]:
+        """The operators' audit trail, newest first: every change an operator made and every
+        export of a citizen's personal data, with who made it. For auditors (role
+        `identity-auditor` or `identity-operator`). Events never hold personal data.
+        """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

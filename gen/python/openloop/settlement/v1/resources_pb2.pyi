@@ -176,9 +176,18 @@ class SettlementCycle(_message.Message):
     OPEN_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
     SETTLE_TIME_FIELD_NUMBER: _builtins.int
+    CLOSED_BY_FIELD_NUMBER: _builtins.int
+    SETTLED_BY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"settlementCycles/{cycle}", {cycle} a decimal number counting from 1."""
     state: Global___SettlementCycle.State.ValueType
+    closed_by: _builtins.str
+    """Output only. Who closed the cycle: "operator:{subject}", the subject of the operator
+    token of the CloseSettlementCycle request that closed it. Empty while OPEN, and for
+    cycles closed before this was recorded.
+    """
+    settled_by: _builtins.str
+    """Output only. Who marked the cycle SETTLED, likewise."""
     @_builtins.property
     def open_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -197,10 +206,12 @@ class SettlementCycle(_message.Message):
         open_time: _timestamp_pb2.Timestamp | None = ...,
         close_time: _timestamp_pb2.Timestamp | None = ...,
         settle_time: _timestamp_pb2.Timestamp | None = ...,
+        closed_by: _builtins.str = ...,
+        settled_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "open_time", b"open_time", "settle_time", b"settle_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "name", b"name", "open_time", b"open_time", "settle_time", b"settle_time", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "closed_by", b"closed_by", "name", b"name", "open_time", b"open_time", "settle_time", b"settle_time", "settled_by", b"settled_by", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

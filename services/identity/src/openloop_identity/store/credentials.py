@@ -18,7 +18,11 @@ from openloop_identity.domain.model import (
     ParticipantCredential,
     ParticipantState,
 )
+from openloop_identity.store import audit
+from openloop_identity.store.audit import AuditAction
 from openloop_identity.tables import participant_credentials, participants
+from openloop_runtime.names import format_name
+from openloop_runtime.operators import Operator
 
 _table = participant_credentials
 
@@ -53,7 +57,13 @@ def _replayed(row: Row[Any], new: NewCredential) -> ParticipantCredential:
     return stored
 
 
-async def create_credential(engine: AsyncEngine, new: NewCredential) -> ParticipantCredential:
+def credential_name(participant_id: str, credential_id: str) -> str:
+    return f"{format_name('participants', participant_id)}/credentials/{credential_id}"
+
+
+async def create_credential(
+    engine: AsyncEngine, new: NewCredential, operator: Operator
+) -> ParticipantCredential:
     material = new.material
     async with engine.begin() as conn:
         existing = await _by_request_id(conn, new.request_id)
@@ -91,6 +101,14 @@ async def create_credential(engine: AsyncEngine, new: NewCredential) -> Particip
         )
         row = inserted.first()
         if row is not None:
+            await audit.record(
+                conn,
+                operator,
+                AuditAction.CREATE_CREDENTIAL,
+                credential_name(new.participant_id, row.credential_id),
+                request_id=new.request_id,
+                details={"kind": material.kind.value},
+            )
             return _credential(row)
         existing = await _by_request_id(conn, new.request_id)
         if existing is not None:
@@ -118,11 +136,16 @@ async def list_credentials(engine: AsyncEngine, participant_id: str) -> list[Par
 
 
 async def revoke_credential(
-    engine: AsyncEngine, participant_id: str, credential_id: str, now: datetime
+    engine: AsyncEngine,
+    participant_id: str,
+    credential_id: str,
+    now: datetime,
+    operator: Operator,
 ) -> ParticipantCredential:
-    """Set the revocation time once; revoking again returns the credential unchanged."""
+    """Set the revocation time once; revoking again returns the credential unchanged (and
+    records nothing)."""
     async with engine.begin() as conn:
-        await conn.execute(
+        revoked = await conn.execute(
             update(_table)
             .where(
                 _table.c.participant_id == participant_id,
@@ -130,7 +153,15 @@ async def revoke_credential(
                 _table.c.revoke_time.is_(None),
             )
             .values(revoke_time=now)
+            .returning(_table.c.credential_id)
         )
+        if revoked.first() is not None:
+            await audit.record(
+                conn,
+                operator,
+                AuditAction.REVOKE_CREDENTIAL,
+                credential_name(participant_id, credential_id),
+            )
         row = (
             await conn.execute(
                 select(_table).where(

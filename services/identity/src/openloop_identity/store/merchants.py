@@ -18,9 +18,12 @@ from openloop_identity.domain.model import (
     NewMerchant,
     PartyKind,
 )
-from openloop_identity.store import aliases, rows
+from openloop_identity.store import aliases, audit, rows
+from openloop_identity.store.audit import AuditAction
 from openloop_identity.store.participants import require_wallet_host
 from openloop_identity.tables import merchants
+from openloop_runtime.names import format_name
+from openloop_runtime.operators import Operator
 
 
 async def _by_request_id(conn: AsyncConnection, request_id: str) -> Row[Any] | None:
@@ -35,7 +38,7 @@ def _replayed(row: Row[Any], new: NewMerchant) -> Merchant:
     return stored
 
 
-async def create_merchant(engine: AsyncEngine, new: NewMerchant) -> Merchant:
+async def create_merchant(engine: AsyncEngine, new: NewMerchant, operator: Operator) -> Merchant:
     """Create the merchant and claim its aliases in one transaction: a phone number another
     party holds fails the whole request, leaving nothing behind."""
     profile = new.profile
@@ -92,6 +95,16 @@ async def create_merchant(engine: AsyncEngine, new: NewMerchant) -> Merchant:
                 PartyKind.MERCHANT,
                 merchant.merchant_id,
             )
+        await audit.record(
+            conn,
+            operator,
+            AuditAction.CREATE_MERCHANT,
+            format_name("merchants", merchant.merchant_id),
+            request_id=new.request_id,
+            details={
+                "hosting_participant": format_name("participants", profile.hosting_participant_id)
+            },
+        )
         return merchant
 
 

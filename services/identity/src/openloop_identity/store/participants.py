@@ -16,8 +16,11 @@ from openloop_identity.domain.model import (
     Participant,
     ParticipantState,
 )
-from openloop_identity.store import rows
+from openloop_identity.store import audit, rows
+from openloop_identity.store.audit import AuditAction
 from openloop_identity.tables import participants
+from openloop_runtime.names import format_name
+from openloop_runtime.operators import Operator
 
 
 async def _by_request_id(conn: AsyncConnection, request_id: str) -> Row[Any] | None:
@@ -38,7 +41,9 @@ def _replayed(row: Row[Any], new: NewParticipant) -> Participant:
     return stored
 
 
-async def create_participant(engine: AsyncEngine, new: NewParticipant) -> Participant:
+async def create_participant(
+    engine: AsyncEngine, new: NewParticipant, operator: Operator
+) -> Participant:
     async with engine.begin() as conn:
         existing = await _by_request_id(conn, new.request_id)
         if existing is not None:
@@ -58,6 +63,14 @@ async def create_participant(engine: AsyncEngine, new: NewParticipant) -> Partic
         )
         row = inserted.first()
         if row is not None:
+            await audit.record(
+                conn,
+                operator,
+                AuditAction.CREATE_PARTICIPANT,
+                format_name("participants", new.participant_id),
+                request_id=new.request_id,
+                details={"role": new.role.value},
+            )
             return rows.participant(row)
         # A concurrent request won: either our own retry, or another request for this id.
         existing = await _by_request_id(conn, new.request_id)
@@ -83,9 +96,13 @@ async def transition(
     *,
     to: ParticipantState,
     allowed_from: set[ParticipantState],
+    operator: Operator,
+    action: AuditAction,
 ) -> Participant:
     """Move the participant to ``to`` if it is in one of ``allowed_from`` (the row is locked
-    while deciding, so concurrent changes apply one after the other)."""
+    while deciding, so concurrent changes apply one after the other), recording ``action``
+    by ``operator`` when the state changes (a participant already in ``to`` records
+    nothing: nothing happened)."""
     async with engine.begin() as conn:
         row = (
             await conn.execute(
@@ -108,6 +125,13 @@ async def transition(
             .where(participants.c.participant_id == participant_id)
             .values(state=to.value)
             .returning(*participants.c)
+        )
+        await audit.record(
+            conn,
+            operator,
+            action,
+            format_name("participants", participant_id),
+            details={"from_state": current.value, "to_state": to.value},
         )
         return rows.participant(updated.one())
 
