@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
@@ -71,3 +71,45 @@ async def schema_drift(database_url: str, target_metadata: MetaData) -> list[obj
             return await connection.run_sync(differences)
     finally:
         await engine.dispose()
+
+
+_REFUSE_CHANGE = """
+CREATE OR REPLACE FUNCTION openloop_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'restrict_violation',
+              HINT = 'rows of this table are only ever added; record a new row instead';
+END
+$$
+"""
+
+
+def make_append_only(*tables: str) -> None:
+    """Inside a migration: refuse every UPDATE, DELETE and TRUNCATE of ``tables`` from now on.
+
+    For the tables whose rows are records (audit trails, published documents, obligations):
+    the service never changes them, and these triggers make sure nothing else does by
+    mistake either (a hand-run fix, a bug in a later version). They raise
+    ``restrict_violation`` (SQLSTATE 23001) naming the table and the operation, and roll
+    the whole statement back. They stop accidents, not the database's owner, who can drop a
+    trigger; tamper *evidence* is the ledger's Merkle log.
+    """
+    op.execute(_REFUSE_CHANGE)
+    for table in tables:
+        op.execute(
+            f"CREATE TRIGGER {table}_refuse_change BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION openloop_refuse_change()"
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_refuse_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION openloop_refuse_change()"
+        )
+
+
+def drop_append_only(*tables: str) -> None:
+    """Undo :func:`make_append_only` for ``tables`` (a migration's downgrade)."""
+    for table in tables:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_refuse_change ON {table}")
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_refuse_truncate ON {table}")
+    op.execute("DROP FUNCTION IF EXISTS openloop_refuse_change()")
