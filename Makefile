@@ -21,8 +21,11 @@ demo: $(STAMP)
 	$(BIN)/python -m openloop_dev demo
 
 ## Lint, type-check, contract checks, then every test (unit, integration, end to end).
+## The tests' temporary files (their PostgreSQL among them) live in this checkout's
+## .pytest-tmp: under the shared default, a pytest run in another checkout by the same user
+## prunes old runs' folders and can delete a running suite's database from under it.
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --basetemp=.pytest-tmp
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -89,9 +89,12 @@ class EmbeddedPostgres:
             # threads in the child, and the child often died of SIGSEGV before
             # pg_ctl ran (8 times in a day of running the ledger crash tests).
             command = ["runuser", "-u", self._user, "--", *command]
-        subprocess.run(
-            command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/"
+        done = subprocess.run(
+            command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/"
         )
+        if done.returncode != 0:
+            said = done.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"{tool} {' '.join(args)} failed ({done.returncode}): {said}")
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,8 +138,11 @@ class EmbeddedPostgres:
         )
 
     def stop(self) -> None:
+        """A clean stop: the shutdown checkpoint writes every dirty buffer first, which for
+        the tests' server (hundreds of databases) on a slow, busy disk can take longer than
+        pg_ctl's default minute, so it gets ten."""
         if (self.data_dir / "postmaster.pid").exists():
-            self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+            self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "600", "stop")
 
     def crash(self) -> None:
         """Stop at once, as a power cut would leave the server: no shutdown checkpoint, and
