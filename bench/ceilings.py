@@ -91,7 +91,7 @@ def do_nothing_server(
 
 
 async def database_ceiling(
-    dsn: str, *, accounts: int, batch: int, batches: int
+    dsn: str, *, accounts: int, batch: int, batches: int, postmaster: int | None
 ) -> tuple[float, dict[str, float]]:
     """Transfers/s through the database half of a batch alone, on an empty migrated ledger
     database at ``dsn``, with rows and account totals prepared up front; and the CPU it
@@ -106,7 +106,7 @@ async def database_ceiling(
             accounts,
         )
         prepared = _prepared_batches(accounts=accounts, batch=batch, batches=batches)
-        meter = CpuMeter(os.getpid())
+        meter = CpuMeter(os.getpid(), postmaster=postmaster)
         started = time.perf_counter()
         for transfers, totals in prepared:
             async with conn.transaction():

@@ -23,9 +23,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def _postgres_seconds() -> float:
-    """Every ``postgres`` process's CPU time, with the time of backends that have exited
-    (their parent, the postmaster, inherits it when it reaps them)."""
+def _postgres_seconds(postmaster: int | None) -> float:
+    """CPU time of one PostgreSQL server: its postmaster ``postmaster`` and every live child,
+    with the time of children that have exited (the postmaster inherits it when it reaps
+    them). ``None``: every ``postgres`` process on the machine, for a server whose
+    postmaster is unknown; then another server stopping meanwhile takes its time away."""
     total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -34,8 +36,12 @@ def _postgres_seconds() -> float:
             name, rest = (entry / "stat").read_text().split("(", 1)[1].rsplit(")", 1)
         except (OSError, IndexError, ValueError):
             continue  # exited while we looked
-        if name == "postgres":
-            fields = rest.split()
+        fields = rest.split()
+        if postmaster is None:
+            counted = name == "postgres"
+        else:
+            counted = int(entry.name) == postmaster or int(fields[1]) == postmaster
+        if counted:
             total += sum(int(fields[i]) for i in (11, 12, 13, 14))
     return total / _TICKS
 
@@ -58,20 +64,22 @@ class _Reading:
 
 class CpuMeter:
     """CPU time spent between :meth:`start` and :meth:`per_unit` by the server process
-    ``server_pid``, by PostgreSQL, by this (client) process and by the whole machine.
+    ``server_pid``, by the PostgreSQL server whose postmaster is ``postmaster``, by this
+    (client) process and by the whole machine.
 
     The machine's figure includes everything else running, so it is at least the sum of
     the three; a large gap means something else took CPU during the scenario.
     """
 
-    def __init__(self, server_pid: int) -> None:
+    def __init__(self, server_pid: int, *, postmaster: int | None) -> None:
         self._server_pid = server_pid
+        self._postmaster = postmaster
         self._started = self._read()
 
     def _read(self) -> _Reading:
         return _Reading(
             server=cpu_seconds(self._server_pid),
-            postgres=_postgres_seconds(),
+            postgres=_postgres_seconds(self._postmaster),
             client=cpu_seconds(os.getpid()),
             machine=_machine_seconds(),
             wall=time.perf_counter(),

@@ -524,7 +524,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> list[Figure]:
                     naive_url,
                     unbatched,
                     pid=pid,
-                    ceilings=Ceilings(floor, ceiling_database),
+                    ceilings=Ceilings(floor, ceiling_database, server.postmaster_pid()),
                     settled_urls=settled_urls,
                 )
     finally:
@@ -540,6 +540,8 @@ class Ceilings:
     """The do-nothing gRPC server's address and process id."""
     database: Callable[[], Awaitable[str]]
     """Makes an empty migrated database for one round of the database ceiling."""
+    postmaster: int
+    """The benchmark's PostgreSQL server, whose CPU time the meters read."""
 
 
 @dataclass
@@ -619,25 +621,30 @@ async def _batched_rounds(
     for _ in range(args.rounds):
         database = _dsn(await ceilings.database())
         ceiling, ceiling_cpu = await database_ceiling(
-            database, accounts=ACCOUNTS, batch=args.batch, batches=30
+            database,
+            accounts=ACCOUNTS,
+            batch=args.batch,
+            batches=30,
+            postmaster=ceilings.postmaster,
         )
-        meter = CpuMeter(pid)
+        meter = CpuMeter(pid, postmaster=ceilings.postmaster)
         rate, _ = await ledger_rate(stub, args.seconds, args.batch_clients, args.batch, hot=False)
         rounds.add(rate, ceiling, meter.per_unit(rate), ceiling_cpu)
     return rounds
 
 
 async def _single_rounds(
-    args: argparse.Namespace, stub: Any, pid: int, floor_stub: Any, floor_pid: int
+    args: argparse.Namespace, stub: Any, pid: int, floor_stub: Any, ceilings: Ceilings
 ) -> Rounds:
     """Single-transfer requests, each round after the do-nothing server, same clients."""
     await ledger_rate(floor_stub, 1, args.clients, 1, hot=False)  # warm up
     rounds = Rounds()
+    _, floor_pid = ceilings.floor
     for _ in range(args.rounds):
-        meter = CpuMeter(floor_pid)
+        meter = CpuMeter(floor_pid, postmaster=ceilings.postmaster)
         ceiling, _ = await ledger_rate(floor_stub, args.seconds, args.clients, 1, hot=False)
         ceiling_cpu = meter.per_unit(ceiling)
-        meter = CpuMeter(pid)
+        meter = CpuMeter(pid, postmaster=ceilings.postmaster)
         rate, latencies = await ledger_rate(stub, args.seconds, args.clients, 1, hot=False)
         rounds.add(rate, ceiling, meter.per_unit(rate), ceiling_cpu, latencies)
     return rounds
@@ -656,7 +663,7 @@ async def _measure(
 ) -> list[Figure]:
     figures: list[Figure] = []
     seconds = args.seconds
-    floor_target, floor_pid = ceilings.floor
+    floor_target, _ = ceilings.floor
     naive = await asyncpg.create_pool(_dsn(naive_url), min_size=4, max_size=args.clients)
     async with grpc.aio.insecure_channel(target) as channel:
         stub = service_pb2_grpc.LedgerServiceStub(channel)
@@ -674,7 +681,7 @@ async def _measure(
             hot_batched, _ = await ledger_rate(
                 stub, seconds, args.batch_clients, args.batch, hot=True
             )
-            single = await _single_rounds(args, stub, pid, floor_stub, floor_pid)
+            single = await _single_rounds(args, stub, pid, floor_stub, ceilings)
             hot_single, _ = await ledger_rate(stub, seconds, args.clients, 1, hot=True)
         naive_plain, _ = await naive_rate(naive, seconds, args.clients, hot=False)
         naive_hot, _ = await naive_rate(naive, seconds, args.clients, hot=True)

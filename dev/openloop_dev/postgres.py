@@ -144,6 +144,10 @@ class EmbeddedPostgres:
         if (self.data_dir / "postmaster.pid").exists():
             self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "600", "stop")
 
+    def postmaster_pid(self) -> int:
+        """The running server's postmaster (the first line of ``postmaster.pid``)."""
+        return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+
     def crash(self) -> None:
         """Stop at once, as a power cut would leave the server: no shutdown checkpoint, and
         the next ``start`` recovers from the write-ahead log. Files the operating system had
