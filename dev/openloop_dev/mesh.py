@@ -184,6 +184,9 @@ class Mesh:
             env.update(operator_env(self.layout.workdir, "rules"))
         if service == "settlement":
             env.update(operator_env(self.layout.workdir, "settlement"))
+            # No scheduled cut-off unless the developer's shell sets one
+            # (OPENLOOP_SETTLEMENT_CUTOFF_TIMES): the demo's cycles close when its operator
+            # closes them, and a cut-off passing mid-demo would cut its cycle in two.
         if service == "ledger":
             env[f"{prefix}LEAF_KEY"] = self._secret("ledger-leaf.key", secrets.token_hex(32))
             env[f"{prefix}LOG_SIGNING_KEY"] = self._secret(

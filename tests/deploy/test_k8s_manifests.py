@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from openloop_dev.render_k8s_envoy import render_k8s_envoy_config
+from openloop_settlement.config import SettlementSettings
 
 from ._kustomize import TARGETS, Manifest, render, render_yaml, validate_offline
 
@@ -168,6 +169,20 @@ def test_operator_methods_trust_only_keys_the_overlay_configures() -> None:
         dev_env = _env(_pod(dev_deployments[name])["containers"][0])
         dev_ref = dev_env[variable]["valueFrom"]["configMapKeyRef"]
         assert config_maps[dev_ref["name"]]["data"] == {"operator-keys.json": "{}"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_settlement_closes_its_cycle_daily_at_23_00_bangkok_time(
+    target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cut-off the Deployment sets is one settlement accepts (it refuses to start on a
+    malformed one), read as pydantic-settings reads the container's environment."""
+    settlement = _of_kind(render(target), "Deployment")["settlement"]
+    env = _env(_pod(settlement)["containers"][0])
+    for name in ("OPENLOOP_SETTLEMENT_CUTOFF_TIMES", "OPENLOOP_SETTLEMENT_CUTOFF_TIMEZONE"):
+        monkeypatch.setenv(name, env[name]["value"])
+    settings = SettlementSettings()
+    assert (settings.cutoff_times, settings.cutoff_timezone) == (("23:00",), "Asia/Bangkok")
 
 
 def test_dev_overlay_is_self_contained() -> None:

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from openloop.settlement.v1 import service_pb2_grpc
+from openloop.settlement.v1 import service_pb2, service_pb2_grpc
+from openloop_settlement.cutoff_scheduler import ACTOR
+from openloop_settlement.cutoffs import request_id_for
+from openloop_settlement.cycles import CycleStore
 from services.settlement.tests.settlement_helpers import (
     OPERATOR_KID,
     OPERATOR_PRIVATE_PEM,
@@ -140,3 +145,33 @@ async def test_a_key_file_that_cannot_sign_stops_before_any_call(
     code, _, err = await _admin(settlement_target, garbage, "cycles")
     assert code == 2
     assert "cannot sign" in err
+
+
+async def test_cycles_lists_who_closed_each_cycle_an_operator_or_the_scheduler(
+    settlement: Stub, settlement_target: str, settlement_database: str, key_file: Path
+) -> None:
+    by_operator = await open_cycle(settlement)
+    code, _, err = await _admin(settlement_target, key_file, "close", "--request-id", "who-1")
+    assert code == 0, err
+    by_scheduler = await open_cycle(settlement)
+    cutoff = datetime(2098, 4, 1, 16, 0, tzinfo=UTC)  # 23:00 in Bangkok
+    engine = create_async_engine(settlement_database)
+    try:
+        await CycleStore(engine).close(
+            int(by_scheduler.split("/")[1]), request_id_for(cutoff), ACTOR, cutoff_time=cutoff
+        )
+    finally:
+        await engine.dispose()
+    code, out, err = await _admin(settlement_target, key_file, "cycles", role="settlement-auditor")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{await open_cycle(settlement)}: OPEN"
+    assert lines[1] == (
+        f"{by_scheduler}: CLOSED, closed by scheduler:cutoff for the cut-off of 2098-04-01 "
+        "16:00 UTC"
+    )
+    assert lines[2] == f"{by_operator}: CLOSED, closed by operator:alice"
+    operators = await settlement.GetSettlementCycle(
+        service_pb2.GetSettlementCycleRequest(name=by_operator)
+    )
+    assert not operators.settlement_cycle.HasField("cutoff_time")

@@ -9,7 +9,9 @@
 ``close`` cuts the OPEN cycle and prints its net settlement: what each participant pays in
 or is paid out, and who pays whom if banks settle with each other. It prints the request id
 it used first: if the answer is lost, run it again with ``--request-id`` and the same cycle
-is answered, never a second one closed. ``settle`` records that the central bank's transfers
+is answered, never a second one closed. ``cycles`` lists each cycle with who closed it: an
+operator (``operator:<sub>``) or settlement itself at a scheduled cut-off
+(``scheduler:cutoff``, with the cut-off). ``settle`` records that the central bank's transfers
 for a CLOSED cycle are done.
 
 Every call carries an operator token (EdDSA, audience ``openloop-settlement``) signed with
@@ -28,6 +30,7 @@ import asyncio
 import json
 import sys
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import grpc
@@ -73,6 +76,21 @@ def _baht(satang: int) -> str:
 
 def _state(cycle: resources_pb2.SettlementCycle) -> str:
     return resources_pb2.SettlementCycle.State.Name(cycle.state).removeprefix("STATE_")
+
+
+def _cycle_line(cycle: resources_pb2.SettlementCycle) -> str:
+    """A cycle and who changed it: an operator (``operator:<sub>``) or, for a close at a
+    scheduled cut-off, the scheduler, with the cut-off (UTC) it closed for."""
+    line = f"{cycle.name}: {_state(cycle)}"
+    if _state(cycle) == "OPEN":
+        return line
+    line += f", closed by {cycle.closed_by or '(not recorded)'}"
+    if cycle.HasField("cutoff_time"):
+        cutoff = cycle.cutoff_time.ToDatetime(tzinfo=UTC)
+        line += f" for the cut-off of {cutoff:%Y-%m-%d %H:%M} UTC"
+    if _state(cycle) == "SETTLED":
+        line += f", settled by {cycle.settled_by or '(not recorded)'}"
+    return line
 
 
 async def _report(stub: Stub, cycle_name: str) -> list[str]:
@@ -151,7 +169,7 @@ async def _run(args: argparse.Namespace, token: OperatorToken) -> list[str]:
                     else resources_pb2.SettlementCycle.STATE_UNSPECIFIED,
                 )
             )
-            return [f"{c.name}: {_state(c)}" for c in reply.settlement_cycles]
+            return [_cycle_line(c) for c in reply.settlement_cycles]
         if args.command == "close":
             request_id = args.request_id or str(uuid.uuid4())
             cycle = args.cycle or await _open_cycle(stub)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from openloop_runtime.settings import ServiceSettings
+from openloop_settlement.cutoffs import CutoffSchedule, parse_times, parse_zone
 
 
 class SettlementSettings(ServiceSettings):
@@ -21,3 +22,23 @@ class SettlementSettings(ServiceSettings):
     gateway's and identity's calls still work."""
     operator_audience: str = "openloop-settlement"
     """The ``aud`` an operator token must carry: one service's token opens no other."""
+    cutoff_times: tuple[str, ...] = ()
+    """Local times of day (``"HH:MM"``, 24-hour, in ``cutoff_timezone``) at which settlement
+    closes the OPEN cycle itself, as a JSON list: ``["23:00"]``, or several windows a day.
+    None (the default): cycles close only when an operator closes them."""
+    cutoff_timezone: str = "Asia/Bangkok"
+    """The IANA zone whose clocks ``cutoff_times`` are read on."""
+
+    @field_validator("cutoff_times")
+    @classmethod
+    def _cutoff_times_are_local_times(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(f"{t:%H:%M}" for t in parse_times(value))
+
+    @field_validator("cutoff_timezone")
+    @classmethod
+    def _cutoff_timezone_is_known(cls, value: str) -> str:
+        parse_zone(value)
+        return value
+
+    def cutoff_schedule(self) -> CutoffSchedule:
+        return CutoffSchedule.of(self.cutoff_times, self.cutoff_timezone)

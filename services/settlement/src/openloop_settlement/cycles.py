@@ -18,8 +18,8 @@ recording is in flight the close waits, and one always is (the concurrency test 
 close timing out that way). Table locks queue in order, so the close gets its turn.
 
 A changed cycle's request id is stored with it, and who made the change (the operator's
-``actor``, ``closed_by`` / ``settled_by``) in the same update; the retry of a change finds
-it there, and leaves the operator of the first request recorded. The
+``actor``, or the cut-off scheduler's, in ``closed_by`` / ``settled_by``) in the same update;
+the retry of a change finds it there, and leaves the actor of the first request recorded. The
 row lock is taken before the request id is looked up, so two requests for one change are
 ordered by the lock and the second always sees what the first did.
 
@@ -32,6 +32,7 @@ the cut may be stamped with the next cycle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Column, func, insert, select, text, update
 from sqlalchemy.engine import Row
@@ -53,18 +54,25 @@ class ClosedCycle:
     cycle: SettlementCycle
     next_cycle_id: int
     """The cycle the close opened: always the closed one's number plus one."""
+    replayed: bool = False
+    """The request id had already closed this cycle: this call answered that close and
+    changed nothing (a retry, or another cut-off scheduler that got there first)."""
 
 
 class CycleStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def close(self, cycle_id: int, request_id: str, actor: str) -> ClosedCycle:
+    async def close(
+        self, cycle_id: int, request_id: str, actor: str, *, cutoff_time: datetime | None = None
+    ) -> ClosedCycle:
+        """Close ``cycle_id`` and open the next; ``cutoff_time`` is the scheduled cut-off the
+        close stands for, when the scheduler makes it (``cutoffs.py``)."""
         async with self._engine.begin() as conn:
             await conn.execute(_STOP_RECORDING)
             row = await _lock(conn, cycle_id)
             if row.close_request_id == request_id:
-                return ClosedCycle(cycle_of(row), cycle_id + 1)
+                return ClosedCycle(cycle_of(row), cycle_id + 1, replayed=True)
             await _refuse_reused(conn, _cycles.close_request_id, request_id)
             if row.state != CycleState.OPEN:
                 raise errors.cycle_state_conflict(
@@ -79,6 +87,7 @@ class CycleStore:
                         close_time=func.clock_timestamp(),
                         close_request_id=request_id,
                         closed_by=actor,
+                        cutoff_time=cutoff_time,
                     )
                     .returning(*settlement_cycles.c)
                 )
@@ -127,6 +136,26 @@ class CycleStore:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(select(settlement_cycles).where(_cycles.cycle_id == cycle_id))
+            ).one_or_none()
+        return None if row is None else cycle_of(row)
+
+    async def open_cycle(self) -> SettlementCycle:
+        """The OPEN cycle (there is always exactly one)."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(settlement_cycles).where(_cycles.state == CycleState.OPEN.value)
+                )
+            ).one()
+        return cycle_of(row)
+
+    async def closed_under(self, request_id: str) -> SettlementCycle | None:
+        """The cycle ``request_id`` closed, if it closed one."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(settlement_cycles).where(_cycles.close_request_id == request_id)
+                )
             ).one_or_none()
         return None if row is None else cycle_of(row)
 

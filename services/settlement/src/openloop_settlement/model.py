@@ -67,10 +67,12 @@ class SettlementCycle:
     """The request that closed the cycle: its retry is answered with this cycle."""
     settle_request_id: str | None
     closed_by: str | None
-    """Who closed the cycle (``operator:<subject>``); None for cycles closed before it was
-    recorded."""
+    """Who closed the cycle (``operator:<subject>``, or ``scheduler:cutoff`` for a scheduled
+    cut-off); None for cycles closed before it was recorded."""
     settled_by: str | None
     """Who marked the cycle SETTLED, likewise."""
+    cutoff_time: datetime | None = None
+    """The scheduled cut-off the cycle was closed for; None unless the scheduler closed it."""
 
 
 @dataclass(frozen=True, slots=True)

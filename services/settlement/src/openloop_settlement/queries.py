@@ -75,6 +75,7 @@ def cycle_of(row: Row[tuple[object, ...]]) -> SettlementCycle:
         settle_request_id=row.settle_request_id,
         closed_by=row.closed_by,
         settled_by=row.settled_by,
+        cutoff_time=row.cutoff_time,
     )
 
 

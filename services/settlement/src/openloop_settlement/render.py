@@ -70,6 +70,8 @@ def cycle_message(cycle: SettlementCycle) -> resources_pb2.SettlementCycle:
         message.close_time.CopyFrom(to_timestamp(cycle.close_time))
     if cycle.settle_time is not None:
         message.settle_time.CopyFrom(to_timestamp(cycle.settle_time))
+    if cycle.cutoff_time is not None:
+        message.cutoff_time.CopyFrom(to_timestamp(cycle.cutoff_time))
     message.closed_by = cycle.closed_by or ""
     message.settled_by = cycle.settled_by or ""
     return message

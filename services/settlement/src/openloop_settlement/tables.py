@@ -37,6 +37,7 @@ settlement_cycles = Table(
     Column("settle_request_id", String(64), unique=True),
     Column("closed_by", Text),
     Column("settled_by", Text),
+    Column("cutoff_time", DateTime(timezone=True)),
     CheckConstraint("state IN ('OPEN', 'CLOSED', 'SETTLED')", name="state_known"),
     CheckConstraint("cycle_id > 0", name="cycle_id_positive"),
     CheckConstraint(
@@ -46,9 +47,12 @@ settlement_cycles = Table(
         "(state = 'SETTLED') = (settle_time IS NOT NULL AND settle_request_id IS NOT NULL)",
         name="settled",
     ),
+    CheckConstraint("cutoff_time IS NULL OR state <> 'OPEN'", name="cutoff_closed"),
 )
 """Cycles are numbered 1, 2, 3, … in the order they open; closing cycle n opens n + 1 in the
-same transaction. The OPEN row is the lock every recording shares and a close takes alone."""
+same transaction. The OPEN row is the lock every recording shares and a close takes alone.
+``cutoff_time`` is the scheduled cut-off a scheduler's close stands for (NULL for an
+operator's close, migration 0005)."""
 
 Index(
     "settlement_cycles_one_open",

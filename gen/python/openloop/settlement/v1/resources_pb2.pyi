@@ -178,13 +178,15 @@ class SettlementCycle(_message.Message):
     SETTLE_TIME_FIELD_NUMBER: _builtins.int
     CLOSED_BY_FIELD_NUMBER: _builtins.int
     SETTLED_BY_FIELD_NUMBER: _builtins.int
+    CUTOFF_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"settlementCycles/{cycle}", {cycle} a decimal number counting from 1."""
     state: Global___SettlementCycle.State.ValueType
     closed_by: _builtins.str
     """Output only. Who closed the cycle: "operator:{subject}", the subject of the operator
-    token of the CloseSettlementCycle request that closed it. Empty while OPEN, and for
-    cycles closed before this was recorded.
+    token of the CloseSettlementCycle request that closed it, or "scheduler:cutoff" when
+    settlement closed it itself at a scheduled cut-off (then cutoff_time is set). Empty
+    while OPEN, and for cycles closed before this was recorded.
     """
     settled_by: _builtins.str
     """Output only. Who marked the cycle SETTLED, likewise."""
@@ -198,6 +200,13 @@ class SettlementCycle(_message.Message):
     def settle_time(self) -> _timestamp_pb2.Timestamp:
         """Set once SETTLED."""
 
+    @_builtins.property
+    def cutoff_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. The scheduled cut-off this cycle was closed for, when the cut-off
+        scheduler closed it; unset for a close by an operator. close_time is when the close
+        was made: later than this for a close that caught up a missed cut-off.
+        """
+
     def __init__(
         self,
         *,
@@ -208,10 +217,11 @@ class SettlementCycle(_message.Message):
         settle_time: _timestamp_pb2.Timestamp | None = ...,
         closed_by: _builtins.str = ...,
         settled_by: _builtins.str = ...,
+        cutoff_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "open_time", b"open_time", "settle_time", b"settle_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "cutoff_time", b"cutoff_time", "open_time", b"open_time", "settle_time", b"settle_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "closed_by", b"closed_by", "name", b"name", "open_time", b"open_time", "settle_time", b"settle_time", "settled_by", b"settled_by", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "closed_by", b"closed_by", "cutoff_time", b"cutoff_time", "name", b"name", "open_time", b"open_time", "settle_time", b"settle_time", "settled_by", b"settled_by", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
