@@ -28,9 +28,10 @@ def gateway_stub(channel: grpc.aio.Channel) -> service_pb2_grpc.GatewayServiceSt
 
 
 class AuthorisingGateway:
-    """A bank's gateway client that signs every ``Pay`` with the payer's authorisation, as
-    the bank's app does once its customer has authenticated. Payers it does not know (or
-    requests that already carry an authorisation) go as they are; other calls pass through.
+    """A bank's gateway client that signs every ``Pay`` with the payer's authorisation of
+    that payment (its payee and amount), as the bank's app does once its customer has
+    authenticated and confirmed them. Payers it does not know (or requests that already
+    carry an authorisation) go as they are; other calls pass through.
     """
 
     def __init__(
@@ -50,7 +51,9 @@ class AuthorisingGateway:
         if citizen_id is not None and not request.payer_authorization:
             signed = service_pb2.PayRequest()
             signed.CopyFrom(request)
-            signed.payer_authorization = payment_authorisation(self._signer, citizen_id)
+            signed.payer_authorization = payment_authorisation(
+                self._signer, citizen_id, request.payee, request.amount
+            )
             request = signed
         response: service_pb2.PayResponse = await self._stub.Pay(request, **kwargs)
         return response

@@ -24,7 +24,8 @@ def _baht(satang: int) -> str:
 async def run_demo(pki: DevPki, edge_target: str, program: DemoProgram, workdir: Path) -> str:
     """Make one allowed and one denied payment; print what a bank sees. Returns the trace id.
 
-    Bank A signs each payment's authorisation with the key the seed registered for it."""
+    Bank A signs each payment's authorisation with the key the seed registered for it, bound
+    to that payment's payee and amount."""
     async with (
         bank_channel(pki, program.payer_bank, edge_target) as payer_channel,
         bank_channel(pki, program.payee_bank, edge_target) as payee_channel,
@@ -55,7 +56,8 @@ async def run_demo(pki: DevPki, edge_target: str, program: DemoProgram, workdir:
             payee=program.small_shop,
             amount=thb(250_00),
         )
-        print(f"\n{program.payer_bank} pays 250.00 THB to the small shop in the same district:")
+        print(f"\n{program.payer_bank} pays 250.00 THB to the small shop in the same district")
+        print("(the citizen's authorisation names this shop and this amount, and nothing else):")
         payment = (await payer_bank.Pay(request)).payment
         print(json_format.MessageToJson(payment, indent=2))
 

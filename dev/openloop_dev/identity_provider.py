@@ -12,8 +12,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from openloop.common.v1 import money_pb2
 from openloop_identity.assertions import DevIssuer
 from openloop_identity.domain.assurance import AAL
+from openloop_identity.payment_binding import binding_claims
 
 ISSUER = "https://id.dev.openloop.local"
 AUDIENCE = "openloop"
@@ -50,11 +52,18 @@ def bank_signer(workdir: Path, participant: str) -> DevIssuer:
     return DevIssuer(issuer, kid=kid, private_key_pem=path.read_bytes())
 
 
-def payment_authorisation(signer: DevIssuer, citizen_id: str) -> str:
+def payment_authorisation(
+    signer: DevIssuer, citizen_id: str, payee: str, amount: money_pb2.Money
+) -> str:
     """What a bank's app sends with each payment: the customer, authenticated at AAL 2.2
-    (biometric on a bound device), authorises it; valid for five minutes, once."""
+    (biometric on a bound device), authorises paying ``amount`` to ``payee``
+    ("merchants/{merchant}") and nothing else; valid for five minutes, once."""
     return signer.id_token(
-        audience=AUDIENCE, pid=citizen_id, now=datetime.now(UTC), aal=AAL.AAL_2_2
+        audience=AUDIENCE,
+        pid=citizen_id,
+        now=datetime.now(UTC),
+        aal=AAL.AAL_2_2,
+        extra_claims=binding_claims(payee, amount.currency_code, amount.amount_satang),
     )
 
 

@@ -83,5 +83,7 @@ async def funded_citizen_at_bank_a(platform) -> tuple[str, str]:
 def authorised_pay(platform, bank: str, number: str, payer: str, satang: int):
     """``bank`` pays the demo small shop for ``payer``, authorised by its own key."""
     request = pay_request(payer, platform.program.small_shop, satang)
-    request.payer_authorization = payment_authorisation(bank_signer(platform.workdir, bank), number)
+    request.payer_authorization = payment_authorisation(
+        bank_signer(platform.workdir, bank), number, request.payee, request.amount
+    )
     return request

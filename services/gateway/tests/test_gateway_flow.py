@@ -52,10 +52,14 @@ class FakeUpstreams:
         self.violations: list[rules_resources.Violation] = []
         self.facts: list[rules_resources.PaymentFacts] = []
         self.bindings: list[str] = []
+        self.amounts: list[object] = []
         self.rules_down = False
 
-    async def verify_parties(self, participant, payer, payee, authorization="", binding=""):
+    async def verify_parties(
+        self, participant, payer, payee, authorization="", binding="", *, amount=None
+    ):
         self.bindings.append(binding)
+        self.amounts.append(amount)
         return PaymentParties(
             party_pb2.PartyFacts(party=payer, hosting_participant=participant),
             party_pb2.PartyFacts(
@@ -264,6 +268,11 @@ async def test_identity_is_told_which_request_it_spends_an_authorisation_for(flo
     with pytest.raises(DomainError):  # the key was used for another payment
         await flow.pay("bank-a", other_amount)
     assert len(set(upstreams.bindings)) == 3
+
+
+async def test_identity_is_told_the_amount_the_authorisation_must_name(flow, upstreams):
+    await flow.pay("bank-a", _request(7_25))
+    assert upstreams.amounts == [thb(7_25)]
 
 
 async def test_a_payment_made_first_starts_the_deadline_though_it_completes_last(

@@ -3,10 +3,11 @@ conftest.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,18 +16,21 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Row, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from openloop.common.v1 import party_pb2
 from openloop.identity.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_identity import access
+from openloop_identity.app import build
 from openloop_identity.assertions import DevIssuer
+from openloop_identity.config import IdentitySettings
 from openloop_identity.domain.assurance import AAL, IAL
 from openloop_identity.domain.thai_id import check_digit
 from openloop_identity.tables import audit_events, participants
 from openloop_runtime.errors import error_info_of
 from openloop_runtime.operator_calls import OperatorToken, operator_channel
 from openloop_runtime.operators import Operator, OperatorKey
+from openloop_runtime.server import running_server
 
 SMALL = party_pb2.MERCHANT_SIZE_CLASS_SMALL_SHOP
 BANK = resources_pb2.PARTICIPANT_ROLE_BANK
@@ -72,6 +76,30 @@ class Identity:
     db: AsyncEngine
     target: str = ""
     """Where the server listens, for tests that call without the operator's token."""
+
+
+@contextlib.asynccontextmanager
+async def serving_identity(url: str, **overrides: Any) -> AsyncIterator[Identity]:
+    """The identity service on a real gRPC server (port 0) over the migrated database at
+    ``url``, trusting the test identity provider and operator key; ``overrides`` are
+    settings (``require_payment_binding=False``)."""
+    settings = IdentitySettings(
+        port=0,
+        database_url=url,
+        trusted_issuers={ISSUER.issuer: ISSUER.jwks},
+        assertion_audience=AUDIENCE,
+        operator_keys=OPERATOR_KEYS,
+        **overrides,
+    )
+    db = create_async_engine(url)
+    try:
+        async with running_server("identity.openloop.dev", settings, build(settings)) as running:
+            target = f"127.0.0.1:{running.port}"
+            channel, stub = operator_stub(target)
+            async with channel:
+                yield Identity(stub, db, target)
+    finally:
+        await db.dispose()
 
 
 def new_key() -> str:
@@ -200,9 +228,34 @@ async def register_payment_key(identity: Identity, bank: str, *, kid: str = "") 
     return issuer
 
 
-def authorise(issuer: DevIssuer, citizen_number: str, *, aal: AAL = AAL.AAL_2_1) -> str:
-    """The payer's authorisation of one payment, signed by its bank."""
-    return issuer.id_token(audience=AUDIENCE, pid=citizen_number, now=datetime.now(UTC), aal=aal)
+PRICE = 120_00
+"""The amount (satang) the payment tests pay unless they say otherwise."""
+
+
+def authorise(
+    issuer: DevIssuer,
+    citizen_number: str,
+    payee: str | None,
+    satang: int | None = PRICE,
+    *,
+    aal: AAL = AAL.AAL_2_1,
+    currency: str = "THB",
+    claims: Mapping[str, Any] | None = None,
+) -> str:
+    """The payer's authorisation of paying ``satang`` to ``payee`` ("merchants/{id}"), signed
+    by its bank. ``None`` leaves that claim out; ``claims`` are added last (malformed ones)."""
+    bound: dict[str, Any] = {}
+    if payee is not None:
+        bound["payee"] = payee
+    if satang is not None:
+        bound["amount"] = {"currency_code": currency, "satang": satang}
+    return issuer.id_token(
+        audience=AUDIENCE,
+        pid=citizen_number,
+        now=datetime.now(UTC),
+        aal=aal,
+        extra_claims={**bound, **(claims or {})},
+    )
 
 
 async def audit_rows(identity: Identity, resource: str) -> list[Row[Any]]:

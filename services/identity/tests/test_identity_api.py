@@ -16,9 +16,11 @@ from openloop.identity.v1 import resources_pb2, service_pb2
 from openloop_identity.assertions import DevIssuer
 from openloop_identity.requests import THAILAND, age_on
 from openloop_runtime.errors import error_info_of
+from openloop_runtime.money import thb
 from services.identity.tests.identity_helpers import (
     ADULT_BIRTH_DATE,
     BANK,
+    PRICE,
     SMALL,
     Identity,
     authorise,
@@ -449,7 +451,8 @@ def verify(parties: Parties, **overrides: str) -> service_pb2.VerifyPaymentParti
         acting_participant=fields["acting_participant"],
         payer=fields["payer"],
         payee=fields["payee"],
-        payer_authorization=authorise(parties.signer, parties.payer_number),
+        payer_authorization=authorise(parties.signer, parties.payer_number, fields["payee"]),
+        amount=thb(PRICE),
     )
 
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from openloop.identity.v1 import service_pb2, service_pb2_grpc
 from openloop_identity import access, import_cli
+from openloop_runtime.money import thb
 from openloop_runtime.operator_calls import OperatorToken
 from openloop_runtime.operators import mint
 from services.identity.tests.identity_helpers import (
@@ -26,6 +27,7 @@ from services.identity.tests.identity_helpers import (
     ISSUER,
     OPERATOR_KID,
     OPERATOR_PRIVATE_PEM,
+    PRICE,
     Identity,
     authorise,
     create_participant,
@@ -202,7 +204,8 @@ async def test_the_gateways_methods_need_no_operator_token(
             acting_participant=f"participants/{bank}",
             payer=citizen,
             payee=merchant,
-            payer_authorization=authorise(issuer, number),
+            payer_authorization=authorise(issuer, number, merchant),
+            amount=thb(PRICE),
         )
     )
     assert verified.payer_wallet_account

@@ -13,8 +13,10 @@ from openloop_identity.assertions import DevIssuer
 from openloop_identity.domain.assurance import AAL
 from openloop_identity.payments import KEY_REFRESH_SECONDS
 from openloop_identity.requests import THAILAND, age_on
+from openloop_runtime.money import thb
 from services.identity.tests.identity_helpers import (
     ADULT_BIRTH_DATE,
+    PRICE,
     Identity,
     authorise,
     create_participant,
@@ -51,13 +53,14 @@ def _verify(
         payer=citizen,
         payee=merchant,
         payer_authorization=token,
+        amount=thb(PRICE),
     )
 
 
 async def test_an_authorised_payment_gets_every_fact_the_rules_need(identity: Identity) -> None:
     bank, issuer, number, citizen, merchant = await _scene(identity)
     reply = await identity.stub.VerifyPaymentParties(
-        _verify(bank, citizen, merchant, authorise(issuer, number))
+        _verify(bank, citizen, merchant, authorise(issuer, number, merchant))
     )
     today = datetime.now(UTC).astimezone(THAILAND).date()
     assert reply.payer.age_years == age_on(date.fromisoformat(ADULT_BIRTH_DATE), today)
@@ -76,31 +79,31 @@ async def test_an_authorised_payment_gets_every_fact_the_rules_need(identity: Id
 async def test_authorisations_that_do_not_hold_are_refused(identity: Identity) -> None:
     bank, issuer, number, citizen, merchant = await _scene(identity)
     stub = identity.stub
-    spent = authorise(issuer, number)
+    spent = authorise(issuer, number, merchant)
     await stub.VerifyPaymentParties(_verify(bank, citizen, merchant, spent))
     other_bank = await create_participant(identity)
     other_issuer = await register_payment_key(identity, other_bank)
     for token, code, reason in (
         (spent, grpc.StatusCode.UNAUTHENTICATED, "ASSERTION_REPLAYED"),
         (
-            authorise(issuer, number, aal=AAL.AAL_1),
+            authorise(issuer, number, merchant, aal=AAL.AAL_1),
             grpc.StatusCode.PERMISSION_DENIED,
             "ASSERTION_AAL_TOO_LOW",
         ),
         (
-            authorise(issuer, new_citizen_number()),
+            authorise(issuer, new_citizen_number(), merchant),
             grpc.StatusCode.PERMISSION_DENIED,
             "ASSERTION_SUBJECT_MISMATCH",
         ),
         # Another participant's key cannot vouch for this bank's payment.
         (
-            authorise(other_issuer, number),
+            authorise(other_issuer, number, merchant),
             grpc.StatusCode.UNAUTHENTICATED,
             "ASSERTION_UNTRUSTED_ISSUER",
         ),
         # Right issuer name, unregistered key.
         (
-            authorise(DevIssuer(f"participants/{bank}", kid="not-registered"), number),
+            authorise(DevIssuer(f"participants/{bank}", kid="not-registered"), number, merchant),
             grpc.StatusCode.UNAUTHENTICATED,
             "ASSERTION_UNKNOWN_KEY",
         ),
@@ -130,7 +133,7 @@ async def test_an_authorisation_verifies_again_for_the_request_it_was_spent_for(
         request.request_binding = binding
         return request
 
-    token = authorise(issuer, number)
+    token = authorise(issuer, number, merchant)
     replies = await asyncio.gather(
         *(stub.VerifyPaymentParties(bound(token, "r1")) for _ in range(4))
     )
@@ -144,7 +147,7 @@ async def test_an_authorisation_verifies_again_for_the_request_it_was_spent_for(
             assertion_reason="ASSERTION_REPLAYED",
         )
     # Spent without a binding, a token is spent for every request.
-    unbound = authorise(issuer, number)
+    unbound = authorise(issuer, number, merchant)
     await stub.VerifyPaymentParties(bound(unbound, ""))
     await expect_error(
         stub.VerifyPaymentParties(bound(unbound, "")),
@@ -153,7 +156,7 @@ async def test_an_authorisation_verifies_again_for_the_request_it_was_spent_for(
         assertion_reason="ASSERTION_REPLAYED",
     )
     await expect_error(
-        stub.VerifyPaymentParties(bound(authorise(issuer, number), "x" * 129)),
+        stub.VerifyPaymentParties(bound(authorise(issuer, number, merchant), "x" * 129)),
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_FIELD",
         field="request_binding",
@@ -165,7 +168,7 @@ async def test_a_participant_without_a_key_cannotauthorise(identity: Identity) -
     number = new_citizen_number()
     citizen = (await identity.stub.EnrollCitizen(enroll_request(bank, number))).citizen.name
     merchant = (await identity.stub.CreateMerchant(merchant_request(bank))).merchant.name
-    token = authorise(DevIssuer(f"participants/{bank}", kid="k"), number)
+    token = authorise(DevIssuer(f"participants/{bank}", kid="k"), number, merchant)
     await expect_error(
         identity.stub.VerifyPaymentParties(_verify(bank, citizen, merchant, token)),
         grpc.StatusCode.UNAUTHENTICATED,
@@ -179,12 +182,12 @@ async def test_the_payee_may_be_given_as_a_scanned_qr(identity: Identity) -> Non
     qr = (
         await identity.stub.GenerateMerchantQr(service_pb2.GenerateMerchantQrRequest(name=merchant))
     ).payload
-    request = _verify(bank, citizen, "", authorise(issuer, number))
+    request = _verify(bank, citizen, "", authorise(issuer, number, merchant))
     request.payee_alias.qr_payload = qr
     reply = await identity.stub.VerifyPaymentParties(request)
     assert reply.payee.party == merchant
     # An alias that names a citizen is not a payee.
-    request = _verify(bank, citizen, "", authorise(issuer, number))
+    request = _verify(bank, citizen, "", authorise(issuer, number, merchant))
     request.payee_alias.citizen_id = number
     await expect_error(
         identity.stub.VerifyPaymentParties(request),
@@ -209,12 +212,12 @@ async def test_a_newly_registered_key_works_within_a_second(identity: Identity) 
     bank, issuer, number, citizen, merchant = await _scene(identity)
     # The bank's keys are now cached by the first payment.
     await identity.stub.VerifyPaymentParties(
-        _verify(bank, citizen, merchant, authorise(issuer, number))
+        _verify(bank, citizen, merchant, authorise(issuer, number, merchant))
     )
     rotated = await register_payment_key(identity, bank, kid=f"{bank}-pay-2")
     # Unknown key ids re-read a participant's keys at most once a KEY_REFRESH_SECONDS.
     await asyncio.sleep(KEY_REFRESH_SECONDS)
     reply = await identity.stub.VerifyPaymentParties(
-        _verify(bank, citizen, merchant, authorise(rotated, number))
+        _verify(bank, citizen, merchant, authorise(rotated, number, merchant))
     )
     assert reply.payer.authentication_level == "2.1"

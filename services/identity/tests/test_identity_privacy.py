@@ -16,6 +16,7 @@ from openloop_identity.enrolment import personal_data_context
 from openloop_identity.privacy import Privacy
 from openloop_identity.protection import EnvelopeError, KeyRing, envelope
 from openloop_identity.tables import citizens
+from openloop_runtime.money import thb
 from services.identity.tests.identity_helpers import (
     Identity,
     create_participant,
@@ -107,7 +108,7 @@ async def test_erasure_shreds_the_data_for_good(identity: Identity) -> None:
     await expect_error(
         identity.stub.VerifyPaymentParties(
             service_pb2.VerifyPaymentPartiesRequest(
-                acting_participant=acting, payer=name, payee=merchant.name
+                acting_participant=acting, payer=name, payee=merchant.name, amount=thb(1_00)
             )
         ),
         grpc.StatusCode.FAILED_PRECONDITION,

@@ -11,9 +11,11 @@ import grpc
 
 from openloop.identity.v1 import resources_pb2, service_pb2
 from openloop_identity.domain.assurance import AAL, IAL
+from openloop_runtime.money import thb
 from services.identity.tests.identity_helpers import (
     AUDIENCE,
     ISSUER,
+    PRICE,
     Identity,
     authorise,
     create_participant,
@@ -136,7 +138,8 @@ async def test_a_frozen_wallet_cannot_pay_or_move_again(identity: Identity) -> N
                 acting_participant=f"participants/{old}",
                 payer=citizen,
                 payee=merchant,
-                payer_authorization=authorise(payment_key, number),
+                payer_authorization=authorise(payment_key, number, merchant),
+                amount=thb(PRICE),
             )
         ),
         grpc.StatusCode.FAILED_PRECONDITION,
@@ -174,14 +177,17 @@ async def test_after_the_move_only_the_new_participant_pays_from_the_new_account
             payer=citizen,
             payee=merchant.name,
             payer_authorization=key_token,
+            amount=thb(PRICE),
         )
 
     await expect_error(
-        identity.stub.VerifyPaymentParties(verify(old, authorise(old_key, number))),
+        identity.stub.VerifyPaymentParties(verify(old, authorise(old_key, number, merchant.name))),
         grpc.StatusCode.NOT_FOUND,
         "CITIZEN_NOT_FOUND",
     )
-    reply = await identity.stub.VerifyPaymentParties(verify(new, authorise(new_key, number)))
+    reply = await identity.stub.VerifyPaymentParties(
+        verify(new, authorise(new_key, number, merchant.name))
+    )
     assert reply.payer.hosting_participant == f"participants/{new}"
     assert reply.payer_wallet_account == move.to_account
     assert reply.payee_wallet_account == merchant.wallet_account

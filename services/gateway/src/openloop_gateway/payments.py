@@ -3,7 +3,8 @@
 The order is chosen so that nothing is half-made whatever fails:
 
 1. validate the request (INVALID_ARGUMENT, nothing stored);
-2. identity checks the caller hosts the payer and returns both parties' facts;
+2. identity checks the caller hosts the payer, verifies and spends the payer's authorisation
+   of this payment (its payee and amount) and returns both parties' facts;
 3. rules decide; a denial is stored as a REJECTED payment and returned as
    FAILED_PRECONDITION naming the rule;
 4. the payment is stored PENDING with a ledger transfer id derived from it;
@@ -120,6 +121,9 @@ class PaymentFlow:
                 # Identity spends the authorisation before the payment is stored: this
                 # request's retries (an outage, a copy sent at once) may use it again.
                 _request_binding(participant, request.idempotency_key, request_hash),
+                # The authorisation names the payee and this amount (dynamic linking):
+                # identity refuses one signed for another payment, and nothing is stored.
+                amount=request.amount,
             ),
             self._store.first_use(request.payer),
         )

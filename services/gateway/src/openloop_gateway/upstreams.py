@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from openloop.common.v1 import party_pb2
+from openloop.common.v1 import money_pb2, party_pb2
 from openloop.identity.v1 import resources_pb2 as identity_resources
 from openloop.identity.v1 import service_pb2 as identity_pb2
 from openloop.identity.v1 import service_pb2_grpc as identity_grpc
@@ -65,7 +65,11 @@ class Upstreams:
         payee: str,
         authorization: str = "",
         request_binding: str = "",
+        *,
+        amount: money_pb2.Money | None = None,
     ) -> PaymentParties:
+        """Both parties' facts, once identity has verified and spent the payer's
+        authorisation of paying ``amount`` to ``payee`` (the token must name both)."""
         try:
             reply = await self._identity.VerifyPaymentParties(
                 identity_pb2.VerifyPaymentPartiesRequest(
@@ -74,6 +78,7 @@ class Upstreams:
                     payee=payee,
                     payer_authorization=authorization,
                     request_binding=request_binding,
+                    amount=amount,
                 ),
                 timeout=self._timeout,
                 wait_for_ready=True,

@@ -71,6 +71,7 @@ def build(settings: IdentitySettings) -> ServiceFactory:
                     identity_providers=settings.trusted_issuers,
                 ),
                 require_authorization=settings.require_payer_authorization,
+                require_binding=settings.require_payment_binding,
             )
             districts = load_districts()
             imports = CitizenImport(

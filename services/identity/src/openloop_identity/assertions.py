@@ -80,14 +80,17 @@ class AssertionReason(StrEnum):
     IAL_TOO_LOW = "ASSERTION_IAL_TOO_LOW"
     AAL_TOO_LOW = "ASSERTION_AAL_TOO_LOW"
     BAD_PID = "ASSERTION_BAD_PID"
+    PAYMENT_MISMATCH = "ASSERTION_PAYMENT_MISMATCH"
 
 
 class AssertionRejectedError(ValueError):
-    """An identity assertion the platform will not accept."""
+    """An identity assertion the platform will not accept; ``claim`` names the one claim at
+    fault where the reason alone does not say which (a payment authorisation's binding)."""
 
-    def __init__(self, reason: AssertionReason, message: str) -> None:
+    def __init__(self, reason: AssertionReason, message: str, *, claim: str = "") -> None:
         super().__init__(message)
         self.reason = reason
+        self.claim = claim
 
 
 class AssertionConfigError(ValueError):
@@ -142,6 +145,9 @@ class VerifiedAssertion:
     aal: AAL
     jti: str
     expiry: datetime
+    claims: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Every claim of the verified token, for a purpose's own claims (a payment
+    authorisation's ``payee`` and ``amount``, see ``payment_binding``)."""
 
 
 def _load_jwks(issuer: str, jwks: Mapping[str, Any]) -> dict[str, jwt.PyJWK]:
@@ -376,7 +382,14 @@ class AssertionVerifier:
                 "ask the identity provider for a new one",
             )
         return VerifiedAssertion(
-            issuer=issuer, subject=subject, pid=pid, ial=ial, aal=aal, jti=jti, expiry=expiry
+            issuer=issuer,
+            subject=subject,
+            pid=pid,
+            ial=ial,
+            aal=aal,
+            jti=jti,
+            expiry=expiry,
+            claims=claims,
         )
 
     def _verified_claims(self, token: str) -> dict[str, Any]:
@@ -575,8 +588,10 @@ class DevIssuer:
         lifetime: timedelta = timedelta(minutes=5),
         subject: str | None = None,
         jti: str | None = None,
+        extra_claims: Mapping[str, Any] | None = None,
     ) -> str:
-        """A well-formed ID token issued at ``now``, with a fresh ``jti`` unless one is given."""
+        """A well-formed ID token issued at ``now``, with a fresh ``jti`` unless one is given;
+        ``extra_claims`` are added (a payment authorisation's ``payee`` and ``amount``)."""
         return self.mint(
             {
                 "iss": self.issuer,
@@ -588,6 +603,7 @@ class DevIssuer:
                 "pid": pid,
                 "ial": ial.value,
                 "aal": aal.value,
+                **(extra_claims or {}),
             }
         )
 

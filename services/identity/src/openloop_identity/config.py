@@ -51,6 +51,12 @@ class IdentitySettings(ServiceSettings):
     require_payer_authorization: bool = True
     """Refuse a payment whose payer has not authorised it (VerifyPaymentParties without
     payer_authorization). Turning it off is for a migration window only."""
+    require_payment_binding: bool = True
+    """Refuse a payer's authorisation that does not name the payee and amount it authorises
+    (the ``payee`` and ``amount`` claims; see ``payment_binding``), and a VerifyPaymentParties
+    without the amount. Claims a token does carry are checked whatever this says. On by
+    default, as strong customer authentication requires the link; off only while banks'
+    apps are being upgraded to sign them."""
     assertion_audience: str = "openloop"
     """The ``aud`` an identity assertion must be issued for: the platform's client ID."""
     operator_keys: dict[str, str] = Field(default_factory=dict)

@@ -160,21 +160,27 @@ _ASSERTION_CODES = {
     "ASSERTION_IAL_TOO_LOW": grpc.StatusCode.PERMISSION_DENIED,
     "ASSERTION_AAL_TOO_LOW": grpc.StatusCode.PERMISSION_DENIED,
     "ASSERTION_SUBJECT_MISMATCH": grpc.StatusCode.PERMISSION_DENIED,
+    "ASSERTION_PAYMENT_MISMATCH": grpc.StatusCode.PERMISSION_DENIED,
 }
 """A malformed token is the client's request at fault (INVALID_ARGUMENT); a token that
-proves too little, or proves someone else, is refused (PERMISSION_DENIED); anything else
-(untrusted, forged, expired, replayed) fails to authenticate (UNAUTHENTICATED)."""
+proves too little, or proves someone else or another payment, is refused
+(PERMISSION_DENIED); anything else (untrusted, forged, expired, replayed) fails to
+authenticate (UNAUTHENTICATED)."""
 
 
 def assertion_rejected(
-    reason: str, message: str, *, field: str = "identity_assertion"
+    reason: str, message: str, *, field: str = "identity_assertion", claim: str = ""
 ) -> DomainError:
-    """INVALID_IDENTITY_ASSERTION with the verifier's reason; messages never carry the pid."""
+    """INVALID_IDENTITY_ASSERTION with the verifier's reason, and the claim at fault when
+    the reason alone does not say; messages never carry the pid."""
+    metadata = {"field": field, "assertion_reason": reason}
+    if claim:
+        metadata["claim"] = claim
     return DomainError(
         _ASSERTION_CODES.get(reason, grpc.StatusCode.UNAUTHENTICATED),
         ErrorReason.ERROR_REASON_INVALID_IDENTITY_ASSERTION,
         message,
-        {"field": field, "assertion_reason": reason},
+        metadata,
     )
 
 

@@ -10,6 +10,9 @@ the acting participant itself (``iss`` = ``participants/{id}``, with a key it re
 ASSERTION_KEY credential, valid and not revoked) or by a trusted identity provider. A
 participant can therefore only vouch for payments it makes; the assurance minimum for
 payments (AAL 2.1 by default) and the single use of each token are the verifier's checks.
+The token also names the payee and amount it authorises (``payment_binding``): they must be
+this payment's, checked in the transaction that spends the token, so a refused token is not
+spent.
 """
 
 from __future__ import annotations
@@ -36,12 +39,19 @@ from openloop_identity.assertions import (
 from openloop_identity.domain.assurance import AssurancePolicy, Purpose
 from openloop_identity.domain.model import Alias, PartyKind, PaymentParties
 from openloop_identity.enrolment import personal_data_context
+from openloop_identity.payment_binding import (
+    Amount,
+    AmountRequiredError,
+    PaymentTerms,
+    check_binding,
+)
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.protection import KeyRing, envelope
 from openloop_identity.requests import THAILAND, age_on
 from openloop_identity.store import aliases, parties
 from openloop_identity.store.replays import PostgresReplayGuard
 from openloop_identity.tables import participant_credentials
+from openloop_runtime.errors import invalid_field
 from openloop_runtime.names import format_name
 from openloop_runtime.timestamps import utc_now
 
@@ -182,6 +192,7 @@ class PaymentVerification:
         keyring: KeyRing,
         authorizer: PaymentAuthorizer,
         require_authorization: bool,
+        require_binding: bool,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._engine = engine
@@ -190,6 +201,7 @@ class PaymentVerification:
         self._keyring = keyring
         self._authorizer = authorizer
         self._require_authorization = require_authorization
+        self._require_binding = require_binding
         self._clock = clock
 
     async def payee_of(self, alias: Alias) -> str:
@@ -206,8 +218,14 @@ class PaymentVerification:
         payer_id: str,
         payee_id: str,
         authorization: str,
+        amount: Amount | None = None,
         request_binding: str = "",
     ) -> PaymentParties:
+        """The parties' facts, once the payer's authorisation of paying ``amount`` (``None``:
+        the caller sent none) to ``payee_id`` (resolved from any alias) is verified and
+        spent."""
+        if amount is None and self._require_binding:
+            raise invalid_field("amount", "amount is required: the payment's amount")
         record = await parties.verify_payment_parties(
             self._reader,
             acting_participant_id=acting_participant_id,
@@ -217,8 +235,14 @@ class PaymentVerification:
         now = self._clock()
         level = ""
         if authorization:
+            terms = PaymentTerms(format_name("merchants", payee_id), amount)
             level = await self._authorize(
-                authorization, acting_participant_id, record, now, request_binding
+                authorization,
+                acting_participant_id,
+                record,
+                terms=terms,
+                now=now,
+                request_binding=request_binding,
             )
         elif self._require_authorization:
             raise errors.assertion_rejected(
@@ -238,6 +262,8 @@ class PaymentVerification:
         token: str,
         acting_participant_id: str,
         record: parties.PaymentPartiesRecord,
+        *,
+        terms: PaymentTerms,
         now: datetime,
         request_binding: str,
     ) -> str:
@@ -259,6 +285,19 @@ class PaymentVerification:
                     "the authorisation is for another person than the payer",
                     field="payer_authorization",
                 )
+            # Raising here rolls the transaction back, and the jti claim with it: a token
+            # refused for another payment is not spent, so the one it names can still use it.
+            try:
+                check_binding(verified.claims, terms, required=self._require_binding)
+            except AssertionRejectedError as refused:
+                raise errors.assertion_rejected(
+                    refused.reason.value,
+                    str(refused),
+                    field="payer_authorization",
+                    claim=refused.claim,
+                ) from None
+            except AmountRequiredError as missing:
+                raise invalid_field("amount", str(missing)) from None
         return verified.aal.value
 
     def _age(self, citizen_id: str, sealed: bytes | None, today: date) -> int:

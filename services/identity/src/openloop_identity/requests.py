@@ -49,8 +49,10 @@ from openloop_identity.domain.model import (
 )
 from openloop_identity.domain.phone import is_valid_mobile_number
 from openloop_identity.domain.thai_id import is_valid_citizen_id, is_valid_juristic_tax_id
+from openloop_identity.payment_binding import Amount
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
+from openloop_runtime.money import positive_satang
 from openloop_runtime.names import is_valid_id, parse_name
 from openloop_runtime.text import bounded_text
 
@@ -434,6 +436,13 @@ def request_binding(value: str) -> str:
             f"request_binding must be at most {MAX_REFERENCE_LENGTH} printable characters",
         )
     return value
+
+
+def payment_amount(request: service_pb2.VerifyPaymentPartiesRequest) -> Amount | None:
+    """The payment's amount, a positive THB amount, or None when the caller sent none."""
+    if not request.HasField("amount"):
+        return None
+    return Amount(request.amount.currency_code, positive_satang(request.amount))
 
 
 def begin_wallet_move(request: service_pb2.BeginWalletMoveRequest) -> NewWalletMove:

@@ -347,6 +347,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         acting = parse_name(request.acting_participant, "participants", field="acting_participant")
         payer = parse_name(request.payer, "citizens", field="payer")
         binding = requests.request_binding(request.request_binding)
+        amount = requests.payment_amount(request)
         if request.payee or not request.HasField("payee_alias"):
             payee = parse_name(request.payee, "merchants", field="payee")
         else:
@@ -357,6 +358,7 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
             payer_id=payer,
             payee_id=payee,
             authorization=request.payer_authorization,
+            amount=amount,
             request_binding=binding,
         )
         return service_pb2.VerifyPaymentPartiesResponse(

@@ -54,7 +54,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ASSERTION_WRONG_AUDIENCE, ASSERTION_EXPIRED, ASSERTION_NOT_YET_VALID,
     ASSERTION_LIFETIME_TOO_LONG, ASSERTION_REPLAYED, ASSERTION_MISSING_CLAIM,
     ASSERTION_BAD_PID, ASSERTION_SUBJECT_MISMATCH (its pid is another person),
-    ASSERTION_IAL_TOO_LOW or ASSERTION_AAL_TOO_LOW.
+    ASSERTION_PAYMENT_MISMATCH (a payment authorisation names another payee or amount than
+    the payment's; PERMISSION_DENIED), ASSERTION_IAL_TOO_LOW or ASSERTION_AAL_TOO_LOW.
+    For a payment authorisation's "payee" and "amount" claims, metadata.claim names the
+    claim that is missing, malformed or mismatched.
     """
     ERROR_REASON_GUARDIAN_CONSENT_REQUIRED: _ErrorReason.ValueType  # 12
     """FAILED_PRECONDITION: the citizen is a minor (under 20) and no guardian consent was given."""
@@ -248,7 +251,10 @@ ASSERTION_UNTRUSTED_ISSUER, ASSERTION_UNKNOWN_KEY, ASSERTION_BAD_SIGNATURE,
 ASSERTION_WRONG_AUDIENCE, ASSERTION_EXPIRED, ASSERTION_NOT_YET_VALID,
 ASSERTION_LIFETIME_TOO_LONG, ASSERTION_REPLAYED, ASSERTION_MISSING_CLAIM,
 ASSERTION_BAD_PID, ASSERTION_SUBJECT_MISMATCH (its pid is another person),
-ASSERTION_IAL_TOO_LOW or ASSERTION_AAL_TOO_LOW.
+ASSERTION_PAYMENT_MISMATCH (a payment authorisation names another payee or amount than
+the payment's; PERMISSION_DENIED), ASSERTION_IAL_TOO_LOW or ASSERTION_AAL_TOO_LOW.
+For a payment authorisation's "payee" and "amount" claims, metadata.claim names the
+claim that is missing, malformed or mismatched.
 """
 ERROR_REASON_GUARDIAN_CONSENT_REQUIRED: ErrorReason.ValueType  # 12
 """FAILED_PRECONDITION: the citizen is a minor (under 20) and no guardian consent was given."""

@@ -36,8 +36,25 @@ class PayRequest(_message.Message):
     payer_authorization: _builtins.str
     """The payer's authorisation of this payment: a compact JWS the calling participant signs
     with a key it registered with the platform (or one from a trusted identity provider),
-    `pid` = the payer's citizen ID, `aal` at least 2.1, used once. Checked by identity;
-    required once the platform enforces authorisations. Never stored or logged.
+    used once. Checked by identity; required once the platform enforces authorisations.
+    Never stored or logged. Its claims:
+      iss, sub, aud ("openloop"), iat, exp (at most 10 minutes after iat), jti (unique);
+      "pid":    the payer's 13-digit citizen ID;
+      "ial", "aal": assurance levels, aal at least "2.1";
+      "payee":  this request's payee, "merchants/{merchant}" (when the customer scanned a QR
+                or typed a tax ID or phone number, the merchant that alias resolves to);
+      "amount": this request's amount, {"currency_code": "THB", "satang": <integer>}, the
+                satang a JSON integer (never 25000.0, "25000" or 2.5e4), positive and within
+                int64.
+    "payee" and "amount" link the customer's authentication to this payment (dynamic
+    linking, as strong customer authentication requires): the customer's app shows the
+    shop and the amount, and what the customer confirms is what is signed, so a token
+    captured on the way cannot pay another shop or another amount. A token naming another
+    payee or amount is PERMISSION_DENIED (INVALID_IDENTITY_ASSERTION,
+    metadata.assertion_reason ASSERTION_PAYMENT_MISMATCH, metadata.claim "payee" or
+    "amount") and is not spent; one without them is INVALID_ARGUMENT
+    (ASSERTION_MISSING_CLAIM, metadata.claim) while the platform requires the binding
+    (OPENLOOP_IDENTITY_REQUIRE_PAYMENT_BINDING, on by default).
     """
     @_builtins.property
     def amount(self) -> _money_pb2.Money:

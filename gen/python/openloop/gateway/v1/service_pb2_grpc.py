@@ -76,6 +76,11 @@ class GatewayServiceServicer:
         Outcomes: OK with a COMPLETED payment; FAILED_PRECONDITION for a rule denial
         (RULE_VIOLATION) or a ledger refusal (INSUFFICIENT_FUNDS), final and stored;
         INVALID_ARGUMENT / NOT_FOUND / PERMISSION_DENIED for a bad request, nothing stored;
+        UNAUTHENTICATED / PERMISSION_DENIED / INVALID_ARGUMENT (INVALID_IDENTITY_ASSERTION,
+        metadata.assertion_reason) for a payer_authorization identity refused, nothing stored:
+        in particular PERMISSION_DENIED ASSERTION_PAYMENT_MISMATCH when the token authorises
+        another payee or amount than this request's (see payer_authorization for what the
+        token must carry);
         UNAVAILABLE when the outcome is not known yet: retry with the same key and request.
         If the ErrorInfo metadata names a payment, it is PENDING and will complete exactly
         once, on that retry or by the platform's reconciler; if it names none, nothing was

@@ -367,6 +367,7 @@ class VerifyPaymentPartiesRequest(_message.Message):
     PAYER_AUTHORIZATION_FIELD_NUMBER: _builtins.int
     PAYEE_ALIAS_FIELD_NUMBER: _builtins.int
     REQUEST_BINDING_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
     acting_participant: _builtins.str
     """"participants/{participant}" making the call (from its client certificate)."""
     payer: _builtins.str
@@ -379,6 +380,21 @@ class VerifyPaymentPartiesRequest(_message.Message):
     ASSERTION_KEY credential) or by a trusted identity provider, whose `pid` is the payer's
     citizen ID and whose `aal` meets the payment minimum (AAL 2.1 by default). Used once.
     Required when the identity service runs with require_payer_authorization.
+
+    Dynamic linking: the token names the payment it authorises, so that it cannot pay
+    anyone else or any other amount. Two claims:
+      "payee":  "merchants/{merchant}", the resource name of the merchant paid. When the
+                payee is given as payee_alias, this is the merchant the alias resolves to,
+                never the alias itself (not the QR payload, tax ID or phone number).
+      "amount": {"currency_code": "THB", "satang": 25000}: exactly these two members; the
+                satang a JSON integer, 1 to 9223372036854775807 (never a float such as
+                25000.0 or 2.5e4, a string, a boolean, zero or a negative number).
+    Each claim present must equal this request's payee and amount, else PERMISSION_DENIED
+    (INVALID_IDENTITY_ASSERTION, assertion_reason ASSERTION_PAYMENT_MISMATCH, metadata.claim
+    naming it); a claim of the wrong shape is INVALID_ARGUMENT (ASSERTION_MALFORMED). When
+    the identity service runs with require_payment_binding (the default), both claims are
+    required: a token without them is INVALID_ARGUMENT (ASSERTION_MISSING_CLAIM,
+    metadata.claim). A refused token is not spent: the payment it names can still use it.
     """
     request_binding: _builtins.str
     """Names the caller's request across its retries (the gateway sends a digest of the
@@ -393,6 +409,14 @@ class VerifyPaymentPartiesRequest(_message.Message):
         payee is empty. It must name a merchant.
         """
 
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """The payment's amount, a positive THB amount in satang (INVALID_ARGUMENT otherwise):
+        what the authorisation's "amount" claim must equal. Required when the identity service
+        runs with require_payment_binding, and whenever the authorisation carries an amount
+        (INVALID_ARGUMENT, INVALID_FIELD, metadata.field "amount", without it).
+        """
+
     def __init__(
         self,
         *,
@@ -402,10 +426,11 @@ class VerifyPaymentPartiesRequest(_message.Message):
         payer_authorization: _builtins.str = ...,
         payee_alias: Global___ResolveAliasRequest | None = ...,
         request_binding: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["payee_alias", b"payee_alias"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "payee_alias", b"payee_alias"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_participant", b"acting_participant", "payee", b"payee", "payee_alias", b"payee_alias", "payer", b"payer", "payer_authorization", b"payer_authorization", "request_binding", b"request_binding"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_participant", b"acting_participant", "amount", b"amount", "payee", b"payee", "payee_alias", b"payee_alias", "payer", b"payer", "payer_authorization", b"payer_authorization", "request_binding", b"request_binding"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

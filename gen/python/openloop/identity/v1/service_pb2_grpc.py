@@ -326,8 +326,9 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def VerifyPaymentParties(self, request, context):
-        """Checks that the acting participant hosts the payer and returns the facts the
-        rules need about payer and payee, without personal data.
+        """Checks that the acting participant hosts the payer, verifies and spends the payer's
+        authorisation of this payment (its payee and amount; see payer_authorization) and
+        returns the facts the rules need about payer and payee, without personal data.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -112,8 +112,9 @@ class IdentityServiceStub:
     tax ID) a merchant displays: static, or dynamic with an amount.
     """
     VerifyPaymentParties: _grpc.UnaryUnaryMultiCallable[_service_pb2.VerifyPaymentPartiesRequest, _service_pb2.VerifyPaymentPartiesResponse]
-    """Checks that the acting participant hosts the payer and returns the facts the
-    rules need about payer and payee, without personal data.
+    """Checks that the acting participant hosts the payer, verifies and spends the payer's
+    authorisation of this payment (its payee and amount; see payer_authorization) and
+    returns the facts the rules need about payer and payee, without personal data.
     """
     BeginWalletMove: _grpc.UnaryUnaryMultiCallable[_service_pb2.BeginWalletMoveRequest, _service_pb2.BeginWalletMoveResponse]
     """Starts moving a citizen's wallet to the participant acting for the citizen, on the
@@ -216,8 +217,9 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     tax ID) a merchant displays: static, or dynamic with an amount.
     """
     VerifyPaymentParties: _aio.UnaryUnaryMultiCallable[_service_pb2.VerifyPaymentPartiesRequest, _service_pb2.VerifyPaymentPartiesResponse]  # type: ignore[assignment]
-    """Checks that the acting participant hosts the payer and returns the facts the
-    rules need about payer and payee, without personal data.
+    """Checks that the acting participant hosts the payer, verifies and spends the payer's
+    authorisation of this payment (its payee and amount; see payer_authorization) and
+    returns the facts the rules need about payer and payee, without personal data.
     """
     BeginWalletMove: _aio.UnaryUnaryMultiCallable[_service_pb2.BeginWalletMoveRequest, _service_pb2.BeginWalletMoveResponse]  # type: ignore[assignment]
     """Starts moving a citizen's wallet to the participant acting for the citizen, on the
@@ -431,8 +433,9 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _service_pb2.VerifyPaymentPartiesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.VerifyPaymentPartiesResponse, _abc.Awaitable[_service_pb2.VerifyPaymentPartiesResponse]]:
-        """Checks that the acting participant hosts the payer and returns the facts the
-        rules need about payer and payee, without personal data.
+        """Checks that the acting participant hosts the payer, verifies and spends the payer's
+        authorisation of this payment (its payee and amount; see payer_authorization) and
+        returns the facts the rules need about payer and payee, without personal data.
         """
 
     @_abc_1.abstractmethod
