@@ -54,6 +54,13 @@ _SERVER_FAULTS = frozenset(
 )
 """Codes that set a server span's status to ERROR (OpenTelemetry's gRPC conventions)."""
 
+DEADLINE_TOLERANCE_SECONDS = 0.1
+"""How close to its deadline a cancelled call counts as having run out of time. gRPC sends
+the time left, so the server's deadline is the client's plus the time the request took to
+arrive; a client gives up at its own deadline, and its cancellation can reach the server a
+few milliseconds before the server's deadline (often so on a loaded machine): that call
+ran past the deadline its client set, not cancelled early."""
+
 
 class TracingInterceptor(MethodWrappingInterceptor):
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
@@ -154,7 +161,7 @@ def _record_outcome(
             code = grpc.StatusCode.OK
         elif isinstance(error, asyncio.CancelledError | GeneratorExit):
             remaining = context.time_remaining()  # None: the call had no deadline
-            expired = remaining is not None and remaining <= 0
+            expired = remaining is not None and remaining <= DEADLINE_TOLERANCE_SECONDS
             code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
         else:
             code = grpc.StatusCode.UNKNOWN

@@ -29,8 +29,14 @@ async def test_connections_the_server_closed_are_replaced_at_checkout(
     try:
         async with engine.connect() as a, engine.connect() as b:
             before = {await conn.scalar(text("SELECT pg_backend_pid()")) for conn in (a, b)}
+            drivers: list[Any] = [(await c.get_raw_connection()).driver_connection for c in (a, b)]
         assert await terminate_connections(url) == 2
-        await asyncio.sleep(0.2)  # the event loop sees both sockets close
+        for _ in range(250):  # until the event loop has seen both sockets close
+            if all(driver.is_closed() for driver in drivers):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("asyncpg never saw the server close its connections")
 
         for _ in range(4):  # both closed connections replaced, then the new ones reused
             async with engine.connect() as conn:

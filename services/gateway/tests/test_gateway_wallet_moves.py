@@ -11,6 +11,7 @@ from typing import cast
 import grpc
 import pytest
 import pytest_asyncio
+from sqlalchemy import text
 
 from openloop.gateway.v1 import service_pb2
 from openloop.identity.v1 import resources_pb2 as identity_resources
@@ -141,12 +142,29 @@ class FakeUpstreams:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def store(fresh_database):
+async def engine(fresh_database):
     url = await fresh_database("gateway_moves")
     await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
     engine = create_engine(url, pool_size=5)
-    yield MoveStore(engine)
+    yield engine
     await engine.dispose()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def store(engine):
+    return MoveStore(engine)
+
+
+async def _made_ago(engine, request: service_pb2.MoveWalletRequest, age: timedelta) -> None:
+    """Date the move back: made ``age`` ago, as if that long had passed since."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE wallet_moves SET create_time = now() - CAST(:age AS interval)"
+                " WHERE participant_id = 'bank-b' AND idempotency_key = :key"
+            ),
+            {"age": age, "key": request.idempotency_key},
+        )
 
 
 @pytest.fixture
@@ -267,23 +285,24 @@ async def test_a_move_identity_never_began_fails_only_after_the_grace_period(sto
     assert replayed.value.reason == "UPSTREAM_UNAVAILABLE"
 
 
-async def test_a_retry_near_the_end_of_the_grace_period_only_looks(store, upstreams):
+async def test_a_retry_near_the_end_of_the_grace_period_only_looks(store, engine, upstreams):
     """Past the last moment a begin may be sent (the grace period less a margin), a retry
     asks identity whether the move began but never begins it: otherwise identity could
     freeze the wallet for a move the reconciler has just declared FAILED."""
-    flow = _flow(store, upstreams, abandon_after=timedelta(seconds=2))  # margin: 1 s
+    flow = _flow(store, upstreams, abandon_after=timedelta(minutes=10))  # margin: 2 min
     upstreams.down.add("identity")
     request = _request()
     with pytest.raises(DomainError):
         await flow.move("bank-b", request)
     upstreams.down.clear()
-    await asyncio.sleep(1.1)
+    # Dated back into the margin, a minute clear of either end however slow the machine.
+    await _made_ago(engine, request, timedelta(minutes=9))
     with pytest.raises(DomainError) as late:
         await flow.move("bank-b", request)
     assert late.value.code == grpc.StatusCode.UNAVAILABLE
     assert "wallet_move" in late.value.metadata
     assert upstreams.moves == {}  # never asked to begin: no wallet frozen
-    await asyncio.sleep(1.0)
+    await _made_ago(engine, request, timedelta(minutes=11))
     assert await reconcile_moves_once(store, flow, older_than=timedelta(0)) >= 1
     record = await store.find_by_key("bank-b", request.idempotency_key)
     assert record.state is MoveState.FAILED

@@ -304,7 +304,10 @@ async def test_every_replica_switches_at_the_effective_time_and_rollback_restore
             metadata=operator_token(),
         )
         assert retried.activation == activation
-        await asyncio.sleep(0.3)  # several polls of the second replica
+        # The clock jumps to the effective time at once: first let real time pass for the
+        # propagation the margin gives every replica (a poll, a read and a compile), as it
+        # would before that time came, however slow the machine.
+        await asyncio.sleep(second.settings.activation_margin_seconds)
         assert await decided_version(first.stub) == DEFAULT_VERSION
         assert await decided_version(second.stub) == DEFAULT_VERSION
         clock.now = effective
