@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -27,13 +27,16 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+def postgres(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> EmbeddedPostgres:
     server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")) / "data")
     server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    # Stopped when pytest unconfigures, not in this fixture's teardown: a session fixture's
+    # teardown runs inside the last test's pytest-timeout (300 s), which would cut short
+    # the ten minutes pg_ctl is given for the shutdown checkpoint.
+    pytestconfig.add_cleanup(server.stop)
+    return server
 
 
 @pytest.fixture(scope="session")

@@ -116,26 +116,23 @@ class EmbeddedPostgres:
             [
                 f"-h {self.host}",
                 f"-p {self.port}",
-                f"-k {self.data_dir}",
+                "-k ''",  # TCP only: a socket in a deep data folder exceeds 107 bytes
                 "-c fsync=on",
                 "-c synchronous_commit=on",
                 "-c max_connections=300",
                 "-c shared_buffers=256MB",
             ]
         )
-        self._pg(
-            "pg_ctl",
-            "-D",
-            str(self.data_dir),
-            "-l",
-            str(self.data_dir / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            options,
-            "start",
-        )
+        log = self.data_dir / "server.log"
+        try:
+            self._pg(
+                "pg_ctl", "-D", str(self.data_dir), "-l", str(log), "-w", "-t", "60", "-o",
+                options, "start",
+            )  # fmt: skip
+        except RuntimeError as failed:
+            # pg_ctl only says it could not start; the server says why in its log.
+            said = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
+            raise RuntimeError("\n".join([str(failed), *said])) from None
 
     def stop(self) -> None:
         """A clean stop: the shutdown checkpoint writes every dirty buffer first, which for

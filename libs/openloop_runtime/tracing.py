@@ -54,11 +54,11 @@ _SERVER_FAULTS = frozenset(
 )
 """Codes that set a server span's status to ERROR (OpenTelemetry's gRPC conventions)."""
 
-DEADLINE_TOLERANCE_SECONDS = 0.1
+DEADLINE_TOLERANCE_SECONDS = 0.02
 """How close to its deadline a cancelled call counts as having run out of time. gRPC sends
 the time left, so the server's deadline is the client's plus the time the request took to
 arrive; a client gives up at its own deadline, and its cancellation can reach the server a
-few milliseconds before the server's deadline (often so on a loaded machine): that call
+few milliseconds before the server's deadline (0.3-16 ms, measured under load): that call
 ran past the deadline its client set, not cancelled early."""
 
 

@@ -228,10 +228,21 @@ async def test_a_stream_that_breaks_midway_ends_its_span_as_a_server_fault(probe
     assert "1345951597671" not in repr(attributes) + (span.status.description or "")
 
 
-async def test_a_call_the_client_gives_up_on_ends_its_span_as_cancelled(probe):
+@pytest.mark.parametrize(
+    "deadline",
+    [
+        pytest.param(None, id="no-deadline"),
+        # Given up on long before its deadline: the client's choice, not a server fault,
+        # however close to it the tracing allows a cancel to count as the deadline.
+        pytest.param(3.0, id="deadline-far-ahead"),
+    ],
+)
+async def test_a_call_the_client_gives_up_on_ends_its_span_as_cancelled(
+    probe, deadline: float | None
+):
     channel, exporter = probe
     exporter.clear()
-    call = channel.unary_unary(f"/{SERVICE}/Slow")(b"")
+    call = channel.unary_unary(f"/{SERVICE}/Slow")(b"", timeout=deadline)
     await asyncio.sleep(0.2)
     call.cancel()
     await _span_ended(exporter, "Slow")

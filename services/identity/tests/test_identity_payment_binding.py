@@ -222,10 +222,8 @@ async def test_a_malformed_binding_is_refused(
     )
 
 
-async def test_an_amount_in_exponent_notation_is_refused_though_whole(
-    identity: Identity, scene: Scene
-) -> None:
-    """``1.2e4`` is 12000 to some JSON parsers and a float to others: never an amount."""
+def _token_with_raw_amount(scene: Scene, amount_json: str) -> str:
+    """A token for ``scene.shop_a`` whose ``amount`` claim is ``amount_json`` verbatim."""
     now = datetime.now(UTC)
     claims = {
         "iss": scene.signer.issuer,
@@ -239,16 +237,35 @@ async def test_an_amount_in_exponent_notation_is_refused_though_whole(
         "aal": "2.1",
         "payee": scene.shop_a,
     }
-    payload = json.dumps(claims)[:-1] + ',"amount":{"currency_code":"THB","satang":1.2e4}}'
+    payload = json.dumps(claims)[:-1] + f',"amount":{amount_json}}}'
+    return scene.signer.mint(payload.encode())
+
+
+async def test_an_amount_in_exponent_notation_is_refused_though_whole(
+    identity: Identity, scene: Scene
+) -> None:
+    """``1.2e4`` is 12000 to some JSON parsers and a float to others: never an amount."""
+    token = _token_with_raw_amount(scene, '{"currency_code":"THB","satang":1.2e4}')
     await expect_error(
-        identity.stub.VerifyPaymentParties(
-            scene.verify(scene.signer.mint(payload.encode()), satang=12_000)
-        ),
+        identity.stub.VerifyPaymentParties(scene.verify(token, satang=12_000)),
         INVALID,
         REASON,
         assertion_reason="ASSERTION_MALFORMED",
         claim="amount",
     )
+
+
+async def test_an_amount_with_a_member_twice_is_refused(identity: Identity, scene: Scene) -> None:
+    """Two ``satang`` members: one parser reads the first, another the last, so what the
+    customer signed would depend on who reads it. Neither amount pays."""
+    token = _token_with_raw_amount(scene, '{"currency_code":"THB","satang":500,"satang":12000}')
+    for satang in (500, 12_000):
+        await expect_error(
+            identity.stub.VerifyPaymentParties(scene.verify(token, satang=satang)),
+            INVALID,
+            REASON,
+            assertion_reason="ASSERTION_MALFORMED",
+        )
 
 
 async def test_the_largest_int64_amount_is_a_well_formed_claim(

@@ -300,6 +300,13 @@ async def test_a_cycle_position_can_overflow_before_the_lifetime_one_and_the_oth
             service_pb2.CloseSettlementCycleRequest(name="", request_id="x"),
             "name",
         ),
+        (  # the cut-off scheduler's ids: an operator's close under one would make it skip
+            "CloseSettlementCycle",
+            service_pb2.CloseSettlementCycleRequest(
+                name="settlementCycles/1", request_id="cutoff:20990701T1600Z"
+            ),
+            "request_id",
+        ),
         (
             "SettleSettlementCycle",
             service_pb2.SettleSettlementCycleRequest(

@@ -15,9 +15,10 @@ import grpc
 from typing_extensions import override
 
 from openloop.settlement.v1 import service_pb2, service_pb2_grpc
-from openloop_runtime.errors import DomainError, ErrorReason
+from openloop_runtime.errors import DomainError, ErrorReason, invalid_field
 from openloop_runtime.operators import Operator, OperatorVerifier
 from openloop_settlement import access, errors, page_tokens, parse
+from openloop_settlement.cutoffs import REQUEST_ID_PREFIX
 from openloop_settlement.cycles import CycleStore
 from openloop_settlement.model import ObligationKey
 from openloop_settlement.netting import zero_position
@@ -147,6 +148,12 @@ class SettlementServicer(service_pb2_grpc.SettlementServiceServicer):
         operator = self._operator(context, "CloseSettlementCycle")
         cycle_id = parse.cycle_name(request.name)
         request_id = parse.request_id(request.request_id)
+        if request_id.startswith(REQUEST_ID_PREFIX):
+            # The cut-off scheduler's namespace: an operator's close under one of its ids
+            # would make the scheduler count that cut-off applied and skip it.
+            raise invalid_field(
+                "request_id", f"request ids starting {REQUEST_ID_PREFIX!r} are the scheduler's"
+            )
         closed = await self._cycles.close(cycle_id, request_id, operator.actor)
         # Who cut the cycle whose positions the banks are told to pay. A retry under the same
         # request_id is logged again (the store answers it as it answered the first), and the

@@ -262,7 +262,8 @@ class CloseSettlementCycleRequest(_message.Message):
     request_id: _builtins.str
     """Client-chosen idempotency key, 1-64 characters of [A-Za-z0-9._:-]: a retry with the
     same id answers the cycle it closed; the same id used to close another cycle is
-    INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids starting "cutoff:" are the cut-off
+    scheduler's (INVALID_ARGUMENT / INVALID_FIELD here).
     """
     def __init__(
         self,
