@@ -12,11 +12,13 @@ dedicated unprivileged system user created on first use.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import pwd
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,5 +185,27 @@ async def terminate_connections(database_url: str) -> int:
             libpq.rsplit("/", 1)[1],
         )
         return closed
+    finally:
+        await connection.close()
+
+
+async def wait_for_lock_waiters(database_url: str, count: int = 1, *, within: float = 10.0) -> None:
+    """Return once ``count`` sessions on the database ``database_url`` names wait for a lock:
+    the calls a test started have reached the database and queued, however slow the machine
+    (a fixed sleep only hopes they have). AssertionError if they have not ``within`` seconds."""
+    libpq = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(libpq)
+    try:
+        deadline = time.monotonic() + within
+        while True:
+            waiting: int = await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting >= count:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{waiting} of {count} sessions waited for a lock")
+            await asyncio.sleep(0.02)
     finally:
         await connection.close()

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_dev.postgres import wait_for_lock_waiters
 from openloop_ledger.model import TransferSpec
 from openloop_ledger.writes import BatchWriter, TransferRequest
 
@@ -153,22 +154,6 @@ async def test_one_id_raced_over_unrelated_accounts_is_applied_once(ledger: Stub
         assert await _totals(ledger, *pair) == [(moved, 0), (0, moved)]
 
 
-async def _wait_until_blocked(engine: AsyncEngine) -> None:
-    """Until some backend of this database waits for a lock another transaction holds."""
-    for _ in range(200):
-        async with engine.connect() as conn:
-            waiting = await conn.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-        if waiting:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the request never waited for the racing transaction")
-
-
 async def _race_against_uncommitted_transfer(
     ledger: Stub, database: AsyncEngine, *, commit: bool
 ) -> tuple[list[int], list[tuple[int, int]]]:
@@ -191,7 +176,7 @@ async def _race_against_uncommitted_transfer(
         pending = asyncio.create_task(
             _submit(ledger, _transfer(debit, credit, 5, free), _transfer(debit, credit, 7, raced))
         )
-        await _wait_until_blocked(database)
+        await wait_for_lock_waiters(database.url.render_as_string(hide_password=False))
         await (transaction.commit() if commit else transaction.rollback())
     results = await pending
     return results, await _totals(ledger, debit, credit)

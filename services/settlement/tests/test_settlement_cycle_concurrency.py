@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from openloop.settlement.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_dev.postgres import wait_for_lock_waiters
 from openloop_runtime.money import thb
 
 if TYPE_CHECKING:
@@ -145,21 +146,8 @@ async def test_transfers_recorded_while_cycles_close_land_wholly_in_one_cycle(
     assert all(per_cycle[cycle] > 0 for cycle in closed), per_cycle
 
 
-async def _until_waiting(database: AsyncEngine, calls: int) -> None:
-    """Until ``calls`` statements on this database wait for a lock: the calls have reached
-    the database, however slow the machine (a fixed sleep only hopes they have)."""
-    for _ in range(500):
-        async with database.connect() as conn:
-            waiting = await conn.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-        if waiting >= calls:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{calls} statements never waited for a lock")
+def _url(database: AsyncEngine) -> str:
+    return database.url.render_as_string(hide_password=False)
 
 
 async def test_a_close_waits_for_a_recording_in_flight_and_later_ones_wait_for_it(
@@ -178,7 +166,7 @@ async def test_a_close_waits_for_a_recording_in_flight_and_later_ones_wait_for_i
                 service_pb2.CloseSettlementCycleRequest(name=cycle, request_id=uuid.uuid4().hex)
             )
         )
-        await _until_waiting(database, 1)
+        await wait_for_lock_waiters(_url(database), 1)
         assert not close.done(), "the close did not wait for the recording in flight"
         later = asyncio.ensure_future(
             settlement.RecordTransfer(
@@ -190,7 +178,7 @@ async def test_a_close_waits_for_a_recording_in_flight_and_later_ones_wait_for_i
                 )
             )
         )
-        await _until_waiting(database, 2)
+        await wait_for_lock_waiters(_url(database), 2)
         assert not later.done(), "a recording overtook the waiting close"
         await held.commit()
     closed = await close
