@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import cast
+from typing import Any, cast
 
 import grpc
+import pytest
 import pytest_asyncio
 
 from openloop.ledger.v1 import service_pb2_grpc
@@ -23,13 +24,24 @@ async def ledger_database(fresh_database: Callable[[str], Awaitable[str]]) -> st
     return url
 
 
+@pytest.fixture(scope="module")
+def ledger_settings() -> dict[str, Any]:
+    """Settings a test module's ledger server takes beyond the defaults (override it)."""
+    return {}
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def ledger(ledger_database: str) -> AsyncIterator[service_pb2_grpc.LedgerServiceAsyncStub]:
+async def ledger(
+    ledger_database: str, ledger_settings: dict[str, Any]
+) -> AsyncIterator[service_pb2_grpc.LedgerServiceAsyncStub]:
     settings = LedgerSettings(
-        port=0,
-        database_url=ledger_database,
-        checkpoint_interval_seconds=0.1,
-        expiry_interval_seconds=0.2,
+        **{
+            "port": 0,
+            "database_url": ledger_database,
+            "checkpoint_interval_seconds": 0.1,
+            "expiry_interval_seconds": 0.2,
+            **ledger_settings,
+        }
     )
     async with (
         running_server("ledger.openloop.dev", settings, build(settings)) as running,

@@ -6,14 +6,16 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import pytest
 import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_dev.postgres import wait_for_lock_waiters
+from openloop_ledger.batcher import PIPELINE_MIN_EVENTS
 from openloop_ledger.model import TransferSpec
 from openloop_ledger.writes import BatchWriter, TransferRequest
 
@@ -26,6 +28,17 @@ WALLET = resources_pb2.AccountFlags(debits_must_not_exceed_credits=True)
 
 def _id(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(
+    scope="module",
+    params=[PIPELINE_MIN_EVENTS, 1],
+    ids=["batches-pipelined-from-500-events", "every-batch-pipelined"],
+)
+def ledger_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Every test here runs twice: as deployed, and with each batch planned while the one
+    before it commits, however small (the path the bench's large batches take)."""
+    return {"batch_pipeline_min_events": request.param}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -246,3 +259,53 @@ async def test_two_replicas_never_act_on_stale_balances(ledger: Stub, ledger_dat
     finally:
         await engine.dispose()
     assert await _totals(ledger, wallet) == [(100, 100)]
+
+
+async def test_a_batch_planned_on_one_that_fails_is_planned_again(
+    ledger: Stub, ledger_database: str, database: AsyncEngine
+) -> None:
+    """A batch plans on the one before it while that one commits. When that one fails
+    instead, the plan rests on balances that never were: the journal under the lock shows
+    it, and the batch is planned again from what is committed."""
+    funding, shop = await _open(ledger, "funding"), await _open(ledger, "shop")
+    wallet = await _open(ledger, "wallet", flags=WALLET)
+    engine = create_async_engine(ledger_database)
+    writer = BatchWriter(engine)
+
+    def move(debit: str, credit: str, amount: int) -> TransferRequest:
+        return TransferRequest([TransferSpec(_id("t"), debit, credit, amount, 764, 1, "")])
+
+    try:
+        # This writer's last batch: the next one plans on what it remembers.
+        assert (await writer.apply([move(funding, wallet, 100)])).outcomes == [
+            [T.CREATE_TRANSFER_RESULT_OK]
+        ]
+        async with database.connect() as holder:
+            # Both batches reach their journal lock and wait there.
+            transaction = await holder.begin()
+            await holder.execute(text("SELECT 1 FROM journal WHERE id = 1 FOR UPDATE"))
+            first_planned = asyncio.Event()
+            first = asyncio.create_task(
+                writer.apply([move(wallet, shop, 100)], planned=first_planned)
+            )
+            await first_planned.wait()
+            await wait_for_lock_waiters(ledger_database, 1)
+            first_pid = (
+                await holder.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            ).scalar_one()
+            # Planned on the first batch's spending, 60 more would exceed the wallet.
+            second = asyncio.create_task(writer.apply([move(wallet, shop, 60)]))
+            await wait_for_lock_waiters(ledger_database, 2)
+            await holder.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+            await transaction.rollback()
+        with pytest.raises(ConnectionError):
+            await first
+        assert (await second).outcomes == [[T.CREATE_TRANSFER_RESULT_OK]]
+    finally:
+        await engine.dispose()
+    assert await _totals(ledger, wallet, shop) == [(60, 100), (0, 60)]

@@ -68,6 +68,9 @@ class LedgerProcess:
             "OPENLOOP_LEDGER_PORT": str(self.port),
             "OPENLOOP_LEDGER_LOG_LEVEL": "WARNING",
             "OPENLOOP_LEDGER_CHECKPOINT_INTERVAL_SECONDS": "0.1",
+            # Every batch planned while the one before it commits, however small: a crash
+            # then finds a batch committing and the next one written on its plan.
+            "OPENLOOP_LEDGER_BATCH_PIPELINE_MIN_EVENTS": "1",
         }
         self._log = log
         self._process: asyncio.subprocess.Process | None = None

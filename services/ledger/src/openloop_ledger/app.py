@@ -39,7 +39,11 @@ def build(settings: LedgerSettings) -> ServiceFactory:
         signers = settings.checkpoint_signers()
         async with engine_for(settings) as engine:
             await require_durable_commits(engine)
-            batcher = Batcher(BatchWriter(engine), max_events=settings.batch_max_events)
+            batcher = Batcher(
+                BatchWriter(engine),
+                max_events=settings.batch_max_events,
+                pipeline_min_events=settings.batch_pipeline_min_events,
+            )
             sealer = Sealer(
                 engine,
                 encoder,

@@ -43,6 +43,9 @@ class LedgerSettings(ServiceSettings):
     environment."""
     batch_max_events: int = Field(default=16_384, ge=1)
     """Transfers applied in one database transaction, summed over the requests in it."""
+    batch_pipeline_min_events: int = Field(default=500, ge=1)
+    """Queued transfers that start a batch while the one before it still commits (see
+    :mod:`openloop_ledger.batcher`); fewer wait for that commit and join the next batch."""
     checkpoint_interval_seconds: float = Field(default=0.25, gt=0)
     """The sealer checks for new journal entries at least this often."""
     expiry_interval_seconds: float = Field(default=1.0, gt=0)

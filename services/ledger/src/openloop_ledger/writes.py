@@ -1,30 +1,45 @@
 """One batch of transfer requests, applied in one database transaction.
 
-The shape of every batch: lock the journal row, read the recorded transfers and
-the accounts the batch names, plan the whole batch in memory
-(:mod:`openloop_ledger.planning`), then write everything with COPY and one UPDATE
-and move the journal's size. A request's results are released only after the
-commit, so an acknowledged transfer is on disk (``synchronous_commit`` stays on).
+The shape of every batch: read the recorded transfers and the accounts the batch
+names, plan the whole batch in memory (:mod:`openloop_ledger.planning`), insert its
+transfers with COPY, then, holding the journal row's lock, write the new balances
+with one UPDATE and move the journal's size. A request's results are released only
+after the commit, so an acknowledged transfer is on disk (``synchronous_commit``
+stays on).
 
-The journal row is the one lock balance writers take, first, for the whole batch:
-batches are applied one after the other across all replicas, as TigerBeetle's
+The journal row is the one lock balance writers take, for the end of every batch:
+batches commit one after the other across all replicas, as TigerBeetle's
 single-threaded state machine applies them. That is deadlock-free by construction
-(there is no second lock to take in another order), gives journal positions in
-commit order with no gaps, and costs no throughput: the journal has to be
-serialised at commit anyway, and a batch holds thousands of transfers. Locking
-each account row instead would add a WAL record and a tuple write per account
-per batch for nothing. ``CreateAccounts`` only inserts rows, so it never waits.
+(no balance is written before it), gives journal positions in commit order with no
+gaps, and costs no throughput: the journal has to be serialised at commit anyway, and
+a batch holds thousands of transfers. Locking each account row instead would add a
+WAL record and a tuple write per account per batch for nothing. ``CreateAccounts``
+only inserts rows, so it never waits.
 
-Should a row appear that the batch could not see (only a defect or a hand-made
-insert could do that), the unique constraints refuse the insert and the batch is
-planned again.
+**Pipelining.** A batch need not wait for the one before it to commit before it
+plans: this process remembers what its last batch planned (:class:`Speculation`: the
+balances it leaves, the transfers it records, and the journal's size and random batch
+token once it commits), so the next batch plans on that, reads only what it lacks,
+and inserts its transfers while the one before commits. Then it takes the journal
+lock (which waits for that commit) and checks that the journal holds exactly the size
+and token it planned on. Any other value means the batch before it failed, or another
+replica wrote in between, and the batch is rolled back and planned again from the
+database, under the lock, as a cold process plans every batch. So the check under
+the lock, not the order of events in this process, is what makes a plan valid, and
+nothing is ever written from a plan the database does not bear out.
+
+Should a row appear that the batch could not see (only a defect, a hand-made insert,
+or another replica recording the same transfer id at the same moment could do that),
+the unique constraints refuse the insert, or PostgreSQL breaks the wait it causes as a
+deadlock, and the batch is planned again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +47,14 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openloop_ledger import pg
-from openloop_ledger.model import AccountSpec, AccountState, Balances, TransferSpec
+from openloop_ledger.model import (
+    AccountSpec,
+    AccountState,
+    Balances,
+    Resolution,
+    Transfer,
+    TransferSpec,
+)
 from openloop_ledger.planning import (
     LedgerView,
     TransferBatch,
@@ -45,7 +67,8 @@ from openloop_ledger.validation import TransferResult
 _log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-"""Re-plans after a unique violation; each attempt sees the rows it collided with."""
+"""Plans per batch: a batch whose plan the journal does not bear out, or that met a row
+it could not see, is planned again under the lock, each time from what is committed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,38 +98,87 @@ class Applied:
     """Transfers the batch added to the journal."""
 
 
-class AccountCache:
-    """The balances this process wrote last, valid while no one else has written since.
+@dataclass(frozen=True, slots=True)
+class Base:
+    """What a batch may plan on before it holds the journal lock."""
 
-    Every balance change goes through a batch holding the journal lock, and writes the
-    journal's size and a random batch token. So if a batch finds under the lock the size
-    and token this process left after its own last commit, no one wrote in between (not
-    another replica, and not a database restored to an earlier point) and the cached
-    accounts are exactly what the database holds: the batch reads only the accounts it has
-    not seen. Anything else, or any failure, drops the cache.
+    journal: tuple[int, int]
+    """The journal's (size, batch token) the plan needs."""
+    last_time: datetime | None
+    """The time of the journal's last batch at that size: the batch checks all three under
+    the lock."""
+    accounts: Mapping[str, AccountState]
+    """Balances at that size of every account this process has planned on lately."""
+    transfers: Mapping[str, Transfer]
+    """Transfers the last planned batch records, which may not be committed yet."""
+    resolutions: Mapping[str, Resolution]
+    """Pending transfers the last planned batch resolves, likewise."""
+
+
+class Speculation:
+    """The ledger as this process's last planned batch leaves it, once that batch commits.
+
+    Every balance change goes through a batch that checks, under the journal lock, the
+    journal's size and the random token the batch before it left. So a batch planned on
+    this speculation commits only if the database holds exactly the state it describes
+    (not another replica's write, not a failed batch's, and not a database restored to an
+    earlier point). Any failure drops it, and the next batch plans under the lock.
     """
 
     def __init__(self, max_accounts: int = 1_000_000) -> None:
         self._accounts: dict[str, AccountState] = {}
         self._journal: tuple[int, int] | None = None
+        self._last_time: datetime | None = None
+        self._transfers: dict[str, Transfer] = {}
+        self._resolutions: dict[str, Resolution] = {}
         self._max_accounts = max_accounts
 
-    def valid_at(self, journal: tuple[int, int]) -> dict[str, AccountState]:
-        """The cached accounts if ``journal`` (size, batch token) is what this process left."""
+    def base(self) -> Base | None:
+        """What the next batch may plan on, or None: plan under the lock."""
+        if self._journal is None:
+            return None
+        return Base(
+            self._journal, self._last_time, self._accounts, self._transfers, self._resolutions
+        )
+
+    def valid_at(self, journal: tuple[int, int]) -> Mapping[str, AccountState]:
+        """The remembered balances if ``journal`` (size, batch token), read under the lock,
+        is the one they describe; else nothing."""
         if journal != self._journal:
-            self._accounts.clear()
+            self.forget()
         return self._accounts
 
-    def committed(self, journal: tuple[int, int], changed: Iterable[AccountState]) -> None:
+    def planned(
+        self,
+        journal: tuple[int, int],
+        last_time: datetime,
+        changed: Iterable[AccountState],
+        transfers: dict[str, Transfer],
+        resolutions: dict[str, Resolution],
+    ) -> None:
+        """A batch was planned: once it commits, the journal holds ``journal`` and these."""
         if len(self._accounts) > self._max_accounts:
-            self._accounts.clear()
+            self._accounts = {}
+        accounts = self._accounts
         for state in changed:
-            self._accounts[state.spec.id] = state
+            accounts[state.spec.id] = state
         self._journal = journal
+        self._last_time = last_time
+        self._transfers = transfers
+        self._resolutions = resolutions
 
     def forget(self) -> None:
-        self._accounts.clear()
+        # New objects, not cleared ones: a batch holding the old ones reads them unchanged
+        # (and fails its check under the lock).
+        self._accounts = {}
         self._journal = None
+        self._last_time = None
+        self._transfers = {}
+        self._resolutions = {}
+
+
+class _StalePlanError(Exception):
+    """The journal is not what the batch planned on."""
 
 
 class BatchWriter:
@@ -114,25 +186,110 @@ class BatchWriter:
         self._engine = engine
         self._specs: dict[str, AccountSpec] = {}
         """Account specs seen before: immutable, so only balances are read per batch."""
-        self._cache = AccountCache()
+        self._speculation = Speculation()
 
-    async def apply(self, requests: Sequence[Request]) -> Applied:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                async with pg.connection(self._engine) as conn:
-                    async with conn.transaction():
-                        applied, after = await _apply(conn, requests, self._specs, self._cache)
-                    self._cache.committed(*after)
-                    return applied
-            except asyncpg.UniqueViolationError as race:
-                self._cache.forget()
-                _log.warning("batch met a row it could not see (attempt %d): %s", attempt, race)
-            except BaseException:
-                # Committed or not, the cache can no longer be trusted. A database that
-                # cannot be reached reaches the caller as UNAVAILABLE (the interceptor).
-                self._cache.forget()
-                raise
-        raise RuntimeError(f"batch kept losing id races after {MAX_ATTEMPTS} attempts")
+    async def apply(
+        self, requests: Sequence[Request], *, planned: asyncio.Event | None = None
+    ) -> Applied:
+        """Plan, write and commit one batch.
+
+        ``planned`` is set once the batch's plan is remembered, so that the next batch may
+        plan on it while this one commits (or once this one has ended without a plan).
+        """
+        try:
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                base = self._speculation.base()
+                try:
+                    async with pg.connection(self._engine) as conn, conn.transaction():
+                        return await self._apply(conn, requests, base, planned)
+                except _StalePlanError:
+                    self._speculation.forget()
+                    _log.info("the journal moved past a batch's plan; planning it again")
+                except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as race:
+                    self._speculation.forget()
+                    _log.warning("batch met a row it could not see (attempt %d): %s", attempt, race)
+                except BaseException:
+                    # Committed or not, the speculation can no longer be trusted. A database
+                    # that cannot be reached reaches the caller as UNAVAILABLE (the interceptor).
+                    self._speculation.forget()
+                    raise
+            raise RuntimeError(f"batch kept losing id races after {MAX_ATTEMPTS} attempts")
+        finally:
+            if planned is not None:
+                planned.set()
+
+    async def _apply(
+        self,
+        conn: pg.Connection,
+        requests: Sequence[Request],
+        base: Base | None,
+        planned: asyncio.Event | None,
+    ) -> Applied:
+        if base is None:
+            size, token, last_time = await pg.lock_journal(conn)
+            base = Base((size, token), last_time, self._speculation.valid_at((size, token)), {}, {})
+            checked = True
+        else:
+            (size, token), last_time = base.journal, base.last_time
+            checked = False
+        accounts, transfers, resolutions = await self._view(conn, requests, base)
+        now = batch_time(datetime.now(UTC), last_time)
+        batch = TransferBatch(LedgerView(accounts, transfers, resolutions), now)
+        outcomes: list[Outcome] = []
+        for request in requests:
+            if isinstance(request, TransferRequest):
+                outcomes.append(batch.apply(request.specs))
+            else:
+                outcomes.append(batch.expire(request.pending_ids))
+        accepted = batch.accepted
+        changed = batch.changed_totals() if accepted else []
+        end, new_token = (size + len(accepted), secrets.randbits(63)) if accepted else (size, token)
+        self._speculation.planned(
+            (end, new_token),
+            now if accepted else last_time or now,
+            [
+                AccountState(accounts[i].spec, Balances(dp, dq, cp, cq), closed)
+                for i, dp, dq, cp, cq, closed in changed
+            ],
+            {t.spec.id: t for t in accepted},
+            batch.resolved,
+        )
+        if planned is not None:
+            planned.set()
+        if accepted:
+            await _insert(conn, batch, start=size, now=now)
+        # Unchecked, the lock waits for the batch before this one to commit; then the
+        # journal must be what that batch left.
+        if not checked and await pg.lock_journal(conn) != (size, token, last_time):
+            raise _StalePlanError
+        if accepted:
+            await pg.set_journal(conn, end, new_token, now)
+            await pg.write_accounts(conn, changed)
+            await pg.add_timeouts(conn, batch.timeouts)
+            await pg.remove_timeouts(conn, sorted(batch.resolved))
+        return Applied(outcomes, len(accepted))
+
+    async def _view(
+        self, conn: pg.Connection, requests: Sequence[Request], base: Base
+    ) -> tuple[dict[str, AccountState], dict[str, Transfer], dict[str, Resolution]]:
+        """The accounts and recorded transfers the batch may touch, as ``base`` describes
+        them: what it remembers, then what is committed."""
+        recent_transfers, recent_resolutions = base.transfers, base.resolutions
+        transfer_ids, account_ids = _named(requests)
+        transfers, resolutions = await pg.transfers_with_resolutions(
+            conn, [i for i in transfer_ids if i not in recent_transfers]
+        )
+        for transfer_id in transfer_ids:
+            if transfer_id in recent_transfers:
+                transfers[transfer_id] = recent_transfers[transfer_id]
+            if transfer_id in recent_resolutions:
+                resolutions[transfer_id] = recent_resolutions[transfer_id]
+        known = base.accounts
+        wanted = {*account_ids, *accounts_of(transfers.values())}
+        accounts = {i: known[i] for i in wanted if i in known}
+        unknown = sorted(wanted - accounts.keys())
+        accounts.update(await pg.read_accounts(conn, unknown, self._specs))
+        return accounts, transfers, resolutions
 
 
 CLOCK_BEHIND_WARNING = timedelta(seconds=1)
@@ -142,11 +299,11 @@ CLOCK_BEHIND_WARNING = timedelta(seconds=1)
 def batch_time(clock: datetime, last_time: datetime | None) -> datetime:
     """A batch's time: its replica's clock, but never before the journal's last batch.
 
-    Every accepted transfer's create_time, and the moment expiry is judged at. Taken under
-    the journal's lock, it never decreases along the journal whatever the replicas' clocks
-    do, so time order is journal order (TigerBeetle's timestamps do not decrease either).
-    A clock behind by more than :data:`CLOCK_BEHIND_WARNING` is logged: another replica's
-    clock runs ahead, or this one stepped back.
+    Every accepted transfer's create_time, and the moment expiry is judged at. Checked
+    under the journal's lock, it never decreases along the journal whatever the replicas'
+    clocks do, so time order is journal order (TigerBeetle's timestamps do not decrease
+    either). A clock behind by more than :data:`CLOCK_BEHIND_WARNING` is logged: another
+    replica's clock runs ahead, or this one stepped back.
     """
     if last_time is None or clock >= last_time:
         return clock
@@ -171,54 +328,11 @@ def _named(requests: Sequence[Request]) -> tuple[list[str], list[str]]:
     return sorted(transfer_ids), sorted(account_ids)
 
 
-async def _apply(
-    conn: pg.Connection,
-    requests: Sequence[Request],
-    specs: dict[str, AccountSpec],
-    cache: AccountCache,
-) -> tuple[Applied, tuple[tuple[int, int], list[AccountState]]]:
-    """Plan and write one batch; also returns what the cache learns once it commits."""
-    size, token, last_time = await pg.lock_journal(conn)
-    known = cache.valid_at((size, token))
-    transfer_ids, account_ids = _named(requests)
-    transfers, resolutions = await pg.transfers_with_resolutions(conn, transfer_ids)
-    wanted = {*account_ids, *accounts_of(transfers.values())}
-    accounts = {i: known[i] for i in wanted if i in known}
-    unknown = sorted(wanted - accounts.keys())
-    accounts.update(await pg.read_accounts(conn, unknown, specs))
-    now = batch_time(datetime.now(UTC), last_time)
-    batch = TransferBatch(LedgerView(accounts, transfers, resolutions), now)
-    outcomes: list[Outcome] = []
-    for request in requests:
-        if isinstance(request, TransferRequest):
-            outcomes.append(batch.apply(request.specs))
-        else:
-            outcomes.append(batch.expire(request.pending_ids))
-    if not batch.accepted:
-        return Applied(outcomes, 0), ((size, token), [])
-    changed = batch.changed_totals()
-    new_token = secrets.randbits(63)
-    await _write(conn, batch, changed=changed, now=now, start=size, batch_token=new_token)
-    states = [
-        AccountState(accounts[i].spec, Balances(dp, dq, cp, cq), closed)
-        for i, dp, dq, cp, cq, closed in changed
-    ]
-    return Applied(outcomes, len(batch.accepted)), ((size + len(batch.accepted), new_token), states)
-
-
-async def _write(
-    conn: pg.Connection,
-    batch: TransferBatch,
-    *,
-    changed: list[tuple[str, int, int, int, int, bool]],
-    now: datetime,
-    start: int,
-    batch_token: int,
-) -> None:
+async def _insert(conn: pg.Connection, batch: TransferBatch, *, start: int, now: datetime) -> None:
+    """The batch's new rows: its transfers from journal position ``start``, and the balance
+    history of the accounts that keep one. Inserts take no lock another batch waits for."""
     accepted = batch.accepted
-    await pg.set_journal(conn, start + len(accepted), batch_token, now)
     await pg.copy_transfers(conn, accepted, start)
-    await pg.write_accounts(conn, changed)
     if batch.history:
         position_of = {t.spec.id: start + offset for offset, t in enumerate(accepted)}
         await pg.copy_balances(
@@ -234,5 +348,3 @@ async def _write(
                 for snapshot in batch.history
             ],
         )
-    await pg.add_timeouts(conn, batch.timeouts)
-    await pg.remove_timeouts(conn, sorted(batch.resolved))
