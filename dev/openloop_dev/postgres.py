@@ -21,6 +21,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -209,3 +210,20 @@ async def wait_for_lock_waiters(database_url: str, count: int = 1, *, within: fl
             await asyncio.sleep(0.02)
     finally:
         await connection.close()
+
+
+async def done_or_waiting_for_lock(
+    call: asyncio.Future[Any], database_url: str, *, within: float = 10.0
+) -> bool:
+    """True once ``call`` is done, False once a session on the database waits for a lock,
+    whichever comes first: a test can start a write that should queue behind a transaction
+    it holds open and see it either queued or, where nothing makes it wait, finished.
+    AssertionError if neither happens ``within`` seconds."""
+    waiting = asyncio.ensure_future(wait_for_lock_waiters(database_url, within=within))
+    await asyncio.wait({call, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if call.done():
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        return True
+    waiting.result()
+    return False

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from openloop_rules.schedule import RuleSchedule, ScheduleLoader
 from openloop_rules.shipped import shipped_rule_set
 from openloop_rules.store import activations
 from openloop_rules.store.activations import ActivationKind
 from openloop_rules.store.seed import seed
+from openloop_rules.tables import activations as activations_table
 from openloop_runtime.db import create_engine
 from openloop_runtime.timestamps import utc_now
 from services.rules.tests.conftest import FreshDatabase, migrated
@@ -74,7 +75,11 @@ async def test_an_activation_committed_after_a_later_one_is_still_loaded(
 ) -> None:
     """Ids are taken at insert, rows become visible at commit: activation A (smaller id) may
     commit after B (larger id) and after a poll that saw B. The replica still loads A, and
-    decides as a freshly started replica and ListActivations' history do."""
+    decides as a freshly started replica and ListActivations' history do.
+
+    ``activations.insert`` takes ids in commit order, so A is written the way a writer that
+    does not would write it: a replica of an earlier version during a rolling upgrade, or a
+    row added by hand. The schedule does not rely on the order either way."""
     engine = create_engine(await migrated(fresh_database))
     try:
         now = utc_now()
@@ -86,15 +91,17 @@ async def test_an_activation_committed_after_a_later_one_is_still_loaded(
 
         slow = await engine.connect()
         slow_transaction = await slow.begin()
-        first = await activations.insert(
-            slow,
-            program_id=PROGRAM,
-            version=OLDER_VERSION,
-            effective_at=now + timedelta(minutes=10),
-            actor="alice",
-            reason="A: slow to commit",
-            kind=ActivationKind.ACTIVATE,
-            request_id=None,
+        first_id = await slow.scalar(
+            insert(activations_table)
+            .values(
+                program_id=PROGRAM,
+                version=OLDER_VERSION,
+                effective_at=now + timedelta(minutes=10),
+                activated_by="alice",
+                reason="A: slow to commit",
+                kind=ActivationKind.ACTIVATE.value,
+            )
+            .returning(activations_table.c.activation_id)
         )
         async with engine.begin() as conn:
             second = await activations.insert(
@@ -107,9 +114,9 @@ async def test_an_activation_committed_after_a_later_one_is_still_loaded(
                 kind=ActivationKind.ACTIVATE,
                 request_id=None,
             )
-        assert first is not None
+        assert first_id is not None
         assert second is not None
-        assert first.activation_id < second.activation_id
+        assert first_id < second.activation_id
         assert await loader.poll() == 1  # B
         await slow_transaction.commit()
         await slow.close()

@@ -3,8 +3,10 @@
 Events go newest first, paged by keyset (AIP-158): a page token is the last event number of
 the previous page together with the filters it was made for, so a token replayed with other
 filters, or one we never issued, is INVALID_ARGUMENT naming ``page_token`` rather than a page
-that silently skips events. The token is opaque only so that clients do not build it; it
-carries nothing secret.
+that silently skips events. The keyset is sound because events become visible in the order
+of their numbers (``store/audit.py`` numbers them in commit order): nothing committed later
+can land below a number a reader has passed. The token is opaque only so that clients do
+not build it; it carries nothing secret.
 """
 
 from __future__ import annotations

@@ -277,6 +277,19 @@ def payee_not_a_merchant() -> DomainError:
     )
 
 
+def qr_amount_mismatch(qr_satang: int, requested_satang: int) -> DomainError:
+    return DomainError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorReason.ERROR_REASON_QR_AMOUNT_MISMATCH,
+        f"the scanned QR asks for {qr_satang} satang; this payment is for {requested_satang}",
+        {
+            "field": "amount",
+            "qr_amount_satang": str(qr_satang),
+            "requested_amount_satang": str(requested_satang),
+        },
+    )
+
+
 def wallet_move_in_progress(citizen_id: str, wallet_move_id: str) -> DomainError:
     resource = format_name("citizens", citizen_id)
     move = wallet_move_name(citizen_id, wallet_move_id)

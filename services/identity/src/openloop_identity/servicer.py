@@ -31,6 +31,7 @@ from openloop_identity.lifecycle import ParticipantLifecycle
 from openloop_identity.payments import PaymentVerification
 from openloop_identity.pii import CitizenIdTokenizer
 from openloop_identity.privacy import Privacy
+from openloop_identity.qr_amounts import check_qr_amount
 from openloop_identity.store import (
     aliases,
     citizens,
@@ -351,8 +352,9 @@ class IdentityServicer(service_pb2_grpc.IdentityServiceServicer):
         if request.payee or not request.HasField("payee_alias"):
             payee = parse_name(request.payee, "merchants", field="payee")
         else:
-            alias = directory.alias_query(request.payee_alias, self._tokenizer).alias
-            payee = await self._payments.payee_of(alias)
+            query = directory.alias_query(request.payee_alias, self._tokenizer)
+            check_qr_amount(query, amount)
+            payee = await self._payments.payee_of(query.alias)
         verified = await self._payments.verify(
             acting_participant_id=acting,
             payer_id=payer,

@@ -65,6 +65,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INVALID_ARGUMENT: a certificate or public key cannot be used as a participant credential
     (unparsable, private key material, weak key, no URI SAN, expired). metadata.field says which.
     """
+    ERROR_REASON_QR_AMOUNT_MISMATCH: _ErrorReason.ValueType  # 14
+    """INVALID_ARGUMENT: the payee is a dynamic Thai QR (point of initiation 12), which asks for
+    one amount (tag 54), and the payment is for another. metadata.field is "amount",
+    metadata.qr_amount_satang the QR's amount and metadata.requested_amount_satang the
+    request's. Nothing is written (the payer's authorisation is not spent): the same payment
+    for the QR's amount still goes through.
+    """
     ERROR_REASON_PARTICIPANT_NOT_FOUND: _ErrorReason.ValueType  # 20
     """NOT_FOUND: metadata.resource names what was not found."""
     ERROR_REASON_CITIZEN_NOT_FOUND: _ErrorReason.ValueType  # 21
@@ -261,6 +268,13 @@ ERROR_REASON_GUARDIAN_CONSENT_REQUIRED: ErrorReason.ValueType  # 12
 ERROR_REASON_INVALID_CREDENTIAL: ErrorReason.ValueType  # 13
 """INVALID_ARGUMENT: a certificate or public key cannot be used as a participant credential
 (unparsable, private key material, weak key, no URI SAN, expired). metadata.field says which.
+"""
+ERROR_REASON_QR_AMOUNT_MISMATCH: ErrorReason.ValueType  # 14
+"""INVALID_ARGUMENT: the payee is a dynamic Thai QR (point of initiation 12), which asks for
+one amount (tag 54), and the payment is for another. metadata.field is "amount",
+metadata.qr_amount_satang the QR's amount and metadata.requested_amount_satang the
+request's. Nothing is written (the payer's authorisation is not spent): the same payment
+for the QR's amount still goes through.
 """
 ERROR_REASON_PARTICIPANT_NOT_FOUND: ErrorReason.ValueType  # 20
 """NOT_FOUND: metadata.resource names what was not found."""

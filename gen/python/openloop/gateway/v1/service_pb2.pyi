@@ -58,7 +58,9 @@ class PayRequest(_message.Message):
     """
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
-        """Positive amount in THB satang."""
+        """Positive amount in THB satang. When the customer scanned a dynamic QR (point of
+        initiation 12), exactly the amount it asks for (tag 54): the shop presented that sale.
+        """
 
     def __init__(
         self,

@@ -407,6 +407,14 @@ class VerifyPaymentPartiesRequest(_message.Message):
     def payee_alias(self) -> Global___ResolveAliasRequest:
         """The payee as the payer's app knows it (a scanned QR, a tax ID, a phone number), when
         payee is empty. It must name a merchant.
+
+        A dynamic QR (point of initiation 12) asks for one amount (tag 54), and the payment must
+        be for exactly that amount: another amount is INVALID_ARGUMENT (QR_AMOUNT_MISMATCH,
+        metadata.field "amount", metadata.qr_amount_satang and metadata.requested_amount_satang),
+        and a request without an amount is INVALID_ARGUMENT (INVALID_FIELD, metadata.field
+        "amount"), whether or not the payment binding is required. Either is refused before the
+        authorisation is looked at: nothing is written and the token is not spent, so the same
+        payment for the QR's amount still verifies. A static QR (11) names no amount and pays any.
         """
 
     @_builtins.property
@@ -1255,7 +1263,11 @@ class ListAuditEventsResponse(_message.Message):
     """Empty on the last page."""
     @_builtins.property
     def audit_events(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.AuditEvent]:
-        """Newest first."""
+        """Newest first, by event number. Events become visible in the order of their numbers (a
+        change that records one commits before the next number is taken), so an event never
+        appears below one already listed: a reader that pages to the end, and later reads from
+        the top down to the newest event it has seen, misses none.
+        """
 
     def __init__(
         self,

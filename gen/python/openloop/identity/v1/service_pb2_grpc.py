@@ -329,6 +329,7 @@ class IdentityServiceServicer:
         """Checks that the acting participant hosts the payer, verifies and spends the payer's
         authorisation of this payment (its payee and amount; see payer_authorization) and
         returns the facts the rules need about payer and payee, without personal data.
+        A payee given as a dynamic QR must be paid the QR's amount: see payee_alias.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

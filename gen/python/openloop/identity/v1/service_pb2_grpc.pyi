@@ -115,6 +115,7 @@ class IdentityServiceStub:
     """Checks that the acting participant hosts the payer, verifies and spends the payer's
     authorisation of this payment (its payee and amount; see payer_authorization) and
     returns the facts the rules need about payer and payee, without personal data.
+    A payee given as a dynamic QR must be paid the QR's amount: see payee_alias.
     """
     BeginWalletMove: _grpc.UnaryUnaryMultiCallable[_service_pb2.BeginWalletMoveRequest, _service_pb2.BeginWalletMoveResponse]
     """Starts moving a citizen's wallet to the participant acting for the citizen, on the
@@ -220,6 +221,7 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Checks that the acting participant hosts the payer, verifies and spends the payer's
     authorisation of this payment (its payee and amount; see payer_authorization) and
     returns the facts the rules need about payer and payee, without personal data.
+    A payee given as a dynamic QR must be paid the QR's amount: see payee_alias.
     """
     BeginWalletMove: _aio.UnaryUnaryMultiCallable[_service_pb2.BeginWalletMoveRequest, _service_pb2.BeginWalletMoveResponse]  # type: ignore[assignment]
     """Starts moving a citizen's wallet to the participant acting for the citizen, on the
@@ -436,6 +438,7 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Checks that the acting participant hosts the payer, verifies and spends the payer's
         authorisation of this payment (its payee and amount; see payer_authorization) and
         returns the facts the rules need about payer and payee, without personal data.
+        A payee given as a dynamic QR must be paid the QR's amount: see payee_alias.
         """
 
     @_abc_1.abstractmethod

@@ -157,7 +157,9 @@ class RulesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListActivations(self, request, context):
-        """A program's activation history, newest first.
+        """A program's activation history, newest first. Activations become visible in the order
+        of their ids, so none ever appears below one already listed: a reader that pages to the
+        end, and later reads from the top down to the newest activation it has seen, misses none.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

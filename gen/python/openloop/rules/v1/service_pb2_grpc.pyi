@@ -60,7 +60,10 @@ class RulesServiceStub:
     GetRuleSet: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetRuleSetRequest, _service_pb2.GetRuleSetResponse]
     ListRuleSets: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListRuleSetsRequest, _service_pb2.ListRuleSetsResponse]
     ListActivations: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListActivationsRequest, _service_pb2.ListActivationsResponse]
-    """A program's activation history, newest first."""
+    """A program's activation history, newest first. Activations become visible in the order
+    of their ids, so none ever appears below one already listed: a reader that pages to the
+    end, and later reads from the top down to the newest activation it has seen, misses none.
+    """
 
 @_typing.type_check_only
 class RulesServiceAsyncStub(RulesServiceStub):
@@ -94,7 +97,10 @@ class RulesServiceAsyncStub(RulesServiceStub):
     GetRuleSet: _aio.UnaryUnaryMultiCallable[_service_pb2.GetRuleSetRequest, _service_pb2.GetRuleSetResponse]  # type: ignore[assignment]
     ListRuleSets: _aio.UnaryUnaryMultiCallable[_service_pb2.ListRuleSetsRequest, _service_pb2.ListRuleSetsResponse]  # type: ignore[assignment]
     ListActivations: _aio.UnaryUnaryMultiCallable[_service_pb2.ListActivationsRequest, _service_pb2.ListActivationsResponse]  # type: ignore[assignment]
-    """A program's activation history, newest first."""
+    """A program's activation history, newest first. Activations become visible in the order
+    of their ids, so none ever appears below one already listed: a reader that pages to the
+    end, and later reads from the top down to the newest activation it has seen, misses none.
+    """
 
 class RulesServiceServicer(metaclass=_abc_1.ABCMeta):
     """The program's rules: decisions for the platform's services, and the rule sets that
@@ -179,6 +185,9 @@ class RulesServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _service_pb2.ListActivationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.ListActivationsResponse, _abc.Awaitable[_service_pb2.ListActivationsResponse]]:
-        """A program's activation history, newest first."""
+        """A program's activation history, newest first. Activations become visible in the order
+        of their ids, so none ever appears below one already listed: a reader that pages to the
+        end, and later reads from the top down to the newest activation it has seen, misses none.
+        """
 
 def add_RulesServiceServicer_to_server(servicer: RulesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

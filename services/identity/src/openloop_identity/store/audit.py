@@ -24,9 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openloop_identity.tables import audit_events
+from openloop_runtime.commit_order import CommitOrder
 from openloop_runtime.operators import Operator
 
 _events = audit_events.c
+_NUMBERING = CommitOrder("audit_events")
+"""Events are numbered in commit order, so a page below an event number never gains one."""
 
 
 class AuditAction(enum.StrEnum):
@@ -68,7 +71,12 @@ async def record(
     request_id: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> None:
-    """Add the event to ``conn``'s transaction: it commits or rolls back with the change."""
+    """Add the event to ``conn``'s transaction: it commits or rolls back with the change.
+
+    Make it the transaction's last write: from here to the commit, every other change that
+    records an event waits for this one (its number must be visible before a later one is
+    taken; see :mod:`openloop_runtime.commit_order`)."""
+    await _NUMBERING.take_turn(conn)
     await conn.execute(
         audit_events.insert().values(
             actor=operator.actor,
@@ -91,7 +99,9 @@ async def newest(
     action: AuditAction | None = None,
 ) -> list[AuditEvent]:
     """Up to ``limit`` events, newest first, numbered below ``before`` (the keyset of a
-    page: event ids only grow, so a page never shifts when events are added meanwhile)."""
+    page). Events become visible in the order of their numbers (:func:`record`), so one
+    added meanwhile is always numbered above every event listed: a page never shifts, and
+    nothing ever appears below an event a reader has passed."""
     query = select(audit_events).order_by(_events.event_id.desc()).limit(limit)
     if before is not None:
         query = query.where(_events.event_id < before)

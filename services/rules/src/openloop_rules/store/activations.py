@@ -16,6 +16,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openloop_rules.tables import activations
+from openloop_runtime.commit_order import CommitOrder
+
+_NUMBERING = CommitOrder("activations")
+"""Activations are numbered in commit order, so a ListActivations page below an id never
+gains one."""
 
 
 class ActivationKind(enum.StrEnum):
@@ -67,7 +72,12 @@ async def insert(
     kind: ActivationKind,
     request_id: str | None,
 ) -> Activation | None:
-    """The new activation; None when a concurrent request with ``request_id`` made one."""
+    """The new activation; None when a concurrent request with ``request_id`` made one.
+
+    From here to the commit every other activation waits for this one (its id must be
+    visible before a later one is taken; see :mod:`openloop_runtime.commit_order`), so the
+    transaction writes nothing after it but its audit row."""
+    await _NUMBERING.take_turn(conn)
     row = (
         await conn.execute(
             pg_insert(activations)
@@ -108,7 +118,9 @@ async def every(conn: AsyncConnection) -> list[Activation]:
 async def of_program(
     conn: AsyncConnection, program_id: str, *, before_id: int | None = None, limit: int = 1000
 ) -> list[Activation]:
-    """A program's history, newest first."""
+    """A program's history, newest first; ``before_id`` is the last id a page listed.
+    Activations become visible in the order of their ids (:func:`insert`), so one added
+    meanwhile is always numbered above every activation listed."""
     query = (
         select(*_COLUMNS)
         .where(activations.c.program_id == program_id)
