@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -261,6 +262,25 @@ async def test_two_replicas_never_act_on_stale_balances(ledger: Stub, ledger_dat
     assert await _totals(ledger, wallet) == [(100, 100)]
 
 
+async def _sessions_idle_in_transaction(database: AsyncEngine, count: int) -> None:
+    """Return once ``count`` sessions of the database wait between statements in a
+    transaction (a batch that has written and waits its turn for the journal lock)."""
+    for _ in range(500):
+        async with database.connect() as conn:
+            idle = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND state = 'idle in transaction'"
+                    )
+                )
+            ).scalar_one()
+        if idle >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{idle} of {count} sessions were idle in a transaction")
+
+
 async def test_a_batch_planned_on_one_that_fails_is_planned_again(
     ledger: Stub, ledger_database: str, database: AsyncEngine
 ) -> None:
@@ -281,7 +301,7 @@ async def test_a_batch_planned_on_one_that_fails_is_planned_again(
             [T.CREATE_TRANSFER_RESULT_OK]
         ]
         async with database.connect() as holder:
-            # Both batches reach their journal lock and wait there.
+            # The first batch waits here for the journal lock.
             transaction = await holder.begin()
             await holder.execute(text("SELECT 1 FROM journal WHERE id = 1 FOR UPDATE"))
             first_planned = asyncio.Event()
@@ -300,7 +320,8 @@ async def test_a_batch_planned_on_one_that_fails_is_planned_again(
             ).scalar_one()
             # Planned on the first batch's spending, 60 more would exceed the wallet.
             second = asyncio.create_task(writer.apply([move(wallet, shop, 60)]))
-            await wait_for_lock_waiters(ledger_database, 2)
+            # It has written its row, and waits for the first to hold the journal lock.
+            await _sessions_idle_in_transaction(database, 2)
             await holder.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
             await transaction.rollback()
         with pytest.raises(ConnectionError):
@@ -309,3 +330,55 @@ async def test_a_batch_planned_on_one_that_fails_is_planned_again(
     finally:
         await engine.dispose()
     assert await _totals(ledger, wallet, shop) == [(60, 100), (0, 60)]
+
+
+async def test_batches_take_the_journal_lock_in_the_order_they_planned(
+    ledger: Stub, ledger_database: str, database: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The second batch plans on the first; if it took the lock while the first was still
+    inserting, it would find the journal short of the first batch and plan again. It waits
+    for the first to hold the lock, so both commit on their first plan, in plan order."""
+    caplog.set_level(logging.INFO, logger="openloop_ledger.writes")
+    funding, shop = await _open(ledger, "funding"), await _open(ledger, "shop")
+    engine = create_async_engine(ledger_database)
+    writer = BatchWriter(engine)
+    held = _id("held")
+
+    def move(transfer_id: str) -> TransferRequest:
+        return TransferRequest([TransferSpec(transfer_id, funding, shop, 1, 764, 1, "")])
+
+    try:
+        assert (await writer.apply([move(_id("warm"))])).outcomes == [[T.CREATE_TRANSFER_RESULT_OK]]
+        async with database.connect() as holder:
+            # An uncommitted row under the first batch's transfer id stalls its insert.
+            transaction = await holder.begin()
+            await holder.execute(
+                text(
+                    "INSERT INTO transfers (id, position, debit_account_id, credit_account_id,"
+                    " amount, ledger, code, user_data, create_time)"
+                    " VALUES (:id, 9000000000000, :d, :c, 1, 764, 1, '', now())"
+                ),
+                {"id": held, "d": funding, "c": shop},
+            )
+            first_planned = asyncio.Event()
+            first = asyncio.create_task(writer.apply([move(held)], planned=first_planned))
+            await first_planned.wait()
+            await wait_for_lock_waiters(ledger_database, 1)
+            second_id = _id("second")
+            second = asyncio.create_task(writer.apply([move(second_id)]))
+            # The second batch has inserted its row and waits for the first to be locked.
+            await _sessions_idle_in_transaction(database, 2)
+            await transaction.rollback()
+        assert (await first).outcomes == [[T.CREATE_TRANSFER_RESULT_OK]]
+        assert (await second).outcomes == [[T.CREATE_TRANSFER_RESULT_OK]]
+        assert [r.message for r in caplog.records if r.name == "openloop_ledger.writes"] == []
+        async with database.connect() as conn:
+            positions = (
+                await conn.execute(
+                    text("SELECT id FROM transfers WHERE id IN (:a, :b) ORDER BY position"),
+                    {"a": held, "b": second_id},
+                )
+            ).scalars()
+            assert list(positions) == [held, second_id]
+    finally:
+        await engine.dispose()

@@ -86,15 +86,19 @@ def _account_spec(account: resources_pb2.Account, field: str) -> AccountSpec:
 
 def transfer_specs(request: service_pb2.CreateTransfersRequest) -> list[TransferSpec]:
     check_batch_size(len(request.transfers), "transfers")
-    return [_transfer_spec(t, f"transfers[{i}]") for i, t in enumerate(request.transfers)]
+    return [_transfer_spec(t, i) for i, t in enumerate(request.transfers)]
 
 
-def _transfer_spec(transfer: resources_pb2.Transfer, field: str) -> TransferSpec:
-    _check_user_data(transfer.user_data, f"{field}.user_data")
-    if transfer.position:
-        raise invalid_field(f"{field}.position", f"{field}.position is set by the ledger")
-    if transfer.HasField("create_time"):
-        raise invalid_field(f"{field}.create_time", f"{field}.create_time is set by the ledger")
+def _transfer_spec(transfer: resources_pb2.Transfer, index: int) -> TransferSpec:
+    user_data = transfer.user_data
+    # One test for the usual case; the field names are built only to explain a refusal.
+    if (
+        len(user_data) > MAX_USER_DATA
+        or "\x00" in user_data
+        or transfer.position
+        or transfer.HasField("create_time")
+    ):
+        _refuse_transfer(transfer, f"transfers[{index}]")
     return TransferSpec(
         id=transfer.id,
         debit_account_id=transfer.debit_account_id,
@@ -102,11 +106,19 @@ def _transfer_spec(transfer: resources_pb2.Transfer, field: str) -> TransferSpec
         amount=transfer.amount,
         ledger=transfer.ledger,
         code=transfer.code,
-        user_data=transfer.user_data,
+        user_data=user_data,
         flags=_transfer_flags(transfer.flags) if transfer.HasField("flags") else NO_FLAGS,
         pending_id=transfer.pending_id,
         timeout=transfer.timeout,
     )
+
+
+def _refuse_transfer(transfer: resources_pb2.Transfer, field: str) -> None:
+    _check_user_data(transfer.user_data, f"{field}.user_data")
+    if transfer.position:
+        raise invalid_field(f"{field}.position", f"{field}.position is set by the ledger")
+    if transfer.HasField("create_time"):
+        raise invalid_field(f"{field}.create_time", f"{field}.create_time is set by the ledger")
 
 
 def _transfer_flags(flags: resources_pb2.TransferFlags) -> TransferFlags:

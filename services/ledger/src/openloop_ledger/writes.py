@@ -151,7 +151,7 @@ class Speculation:
     def planned(
         self,
         journal: tuple[int, int],
-        last_time: datetime,
+        last_time: datetime | None,
         changed: Iterable[AccountState],
         transfers: dict[str, Transfer],
         resolutions: dict[str, Resolution],
@@ -177,6 +177,12 @@ class Speculation:
         self._resolutions = {}
 
 
+def _done() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
 class _StalePlanError(Exception):
     """The journal is not what the batch planned on."""
 
@@ -187,6 +193,8 @@ class BatchWriter:
         self._specs: dict[str, AccountSpec] = {}
         """Account specs seen before: immutable, so only balances are read per batch."""
         self._speculation = Speculation()
+        self._lock_turn = _done()
+        """Set once the batch planned last holds the journal lock, or has ended."""
 
     async def apply(
         self, requests: Sequence[Request], *, planned: asyncio.Event | None = None
@@ -246,7 +254,7 @@ class BatchWriter:
         end, new_token = (size + len(accepted), secrets.randbits(63)) if accepted else (size, token)
         self._speculation.planned(
             (end, new_token),
-            now if accepted else last_time or now,
+            now if accepted else last_time,
             [
                 AccountState(accounts[i].spec, Balances(dp, dq, cp, cq), closed)
                 for i, dp, dq, cp, cq, closed in changed
@@ -254,14 +262,27 @@ class BatchWriter:
             {t.spec.id: t for t in accepted},
             batch.resolved,
         )
-        if planned is not None:
-            planned.set()
-        if accepted:
-            await _insert(conn, batch, start=size, now=now)
-        # Unchecked, the lock waits for the batch before this one to commit; then the
-        # journal must be what that batch left.
-        if not checked and await pg.lock_journal(conn) != (size, token, last_time):
-            raise _StalePlanError
+        # Batches take the journal lock in the order they planned: one planned on this one
+        # must not reach the lock first, or it finds the journal short of this batch.
+        previous_turn, turn = self._lock_turn, asyncio.Event()
+        self._lock_turn = turn
+        if checked:
+            turn.set()
+        try:
+            if planned is not None:
+                planned.set()
+            if accepted:
+                await _insert(conn, batch, start=size, now=now)
+            if not checked:
+                # The lock waits for the batch before this one to commit; then the journal
+                # must be what that batch left.
+                await previous_turn.wait()
+                locked = await pg.lock_journal(conn)
+                turn.set()
+                if locked != (size, token, last_time):
+                    raise _StalePlanError
+        finally:
+            turn.set()
         if accepted:
             await pg.set_journal(conn, end, new_token, now)
             await pg.write_accounts(conn, changed)
