@@ -6,9 +6,28 @@ fits PostgreSQL's BIGINT (``MAX_AMOUNT``); the planner refuses what would not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import dataclasses
+from dataclasses import fields
 from datetime import datetime
 from enum import Enum
+from typing import TypeVar, dataclass_transform
+
+_V = TypeVar("_V")
+
+
+@dataclass_transform(frozen_default=True)
+def value(cls: type[_V]) -> type[_V]:
+    """A value class: immutable to the type checker, a plain slotted dataclass at run time.
+
+    ``dataclass(frozen=True)`` enforces immutability at run time by setting every field
+    through ``object.__setattr__``: about 1.4 µs to build a four-field object on the 2-core
+    machine, against 0.4 µs without. The write path builds several per transfer (a spec,
+    the recorded transfer, the balances it leaves), tens of thousands a second, so these
+    values are frozen where it costs nothing: mypy refuses any assignment to a field
+    (``dataclass_transform(frozen_default=True)``), and the ledger's code is checked with
+    ``mypy --strict``. They hash and compare by value, as frozen dataclasses do.
+    """
+    return dataclasses.dataclass(slots=True, unsafe_hash=True)(cls)
 
 MAX_AMOUNT = 2**63 - 1
 """Amounts and totals live in PostgreSQL BIGINT columns."""
@@ -24,7 +43,7 @@ def expiry_id(pending_id: str) -> str:
     return EXPIRY_PREFIX + pending_id
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AccountFlags:
     debits_must_not_exceed_credits: bool = False
     """A wallet: it may never be overdrawn (pending debits count)."""
@@ -35,7 +54,7 @@ class AccountFlags:
     """Created closed. (A closing transfer closes an open account; see ``AccountState.closed``.)"""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AccountSpec:
     """What a client chooses when it opens an account: the immutable part of an account."""
 
@@ -50,7 +69,7 @@ class AccountSpec:
     """Request structure, not account data: succeeds or fails with the next account."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Balances:
     """An account's four totals, in satang."""
 
@@ -60,7 +79,7 @@ class Balances:
     credits_posted: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AccountState:
     """An account as a batch reads and changes it."""
 
@@ -70,7 +89,7 @@ class AccountState:
     """Currently closed: created closed, or closed by a pending closing transfer."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Account:
     state: AccountState
     create_time: datetime
@@ -80,7 +99,7 @@ class Account:
         return self.state.spec
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TransferFlags:
     linked: bool = False
     pending: bool = False
@@ -114,7 +133,7 @@ TRANSFER_FLAG_NAMES = tuple(field.name for field in fields(TransferFlags))
 """The flags in bit order; the wire's ``TransferFlags`` fields have the same names."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TransferSpec:
     """What a client submits; ``id`` is its idempotency key."""
 
@@ -131,7 +150,7 @@ class TransferSpec:
     """Seconds; only for pending transfers."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Transfer:
     """A transfer as recorded: accounts, ledger and code resolved (a post or void takes its
     pending transfer's), ``amount`` what actually moved or was reserved."""
@@ -150,7 +169,7 @@ class Resolution(Enum):
     EXPIRED = "expired"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BalanceSnapshot:
     """An account's balances right after one transfer (accounts with ``history``)."""
 
