@@ -3,7 +3,7 @@
 The shape of every batch: read the recorded transfers and the accounts the batch
 names, plan the whole batch in memory (:mod:`openloop_ledger.planning`), insert its
 transfers with COPY, then, holding the journal row's lock, write the new balances
-with one UPDATE and move the journal's size. A request's results are released only
+(a COPY and one UPDATE) and move the journal's size. A request's results are released only
 after the commit, so an acknowledged transfer is on disk (``synchronous_commit``
 stays on).
 
@@ -20,11 +20,12 @@ only inserts rows, so it never waits.
 plans: this process remembers what its last batch planned (:class:`Speculation`: the
 balances it leaves, the transfers it records, and the journal's size and random batch
 token once it commits), so the next batch plans on that, reads only what it lacks,
-and inserts its transfers while the one before commits. Then it takes the journal
-lock (which waits for that commit) and checks that the journal holds exactly the size
-and token it planned on. Any other value means the batch before it failed, or another
-replica wrote in between, and the batch is rolled back and planned again from the
-database, under the lock, as a cold process plans every batch. So the check under
+and inserts its transfers while the one before commits. Then, once the batch it
+planned on holds the journal lock (batches lock in the order they planned), it takes
+the lock (which waits for that commit) and checks that the journal holds exactly the
+size, token and time it planned on. Any other value means the batch before it failed,
+or another replica wrote in between, and the batch is rolled back and planned again
+from the database, under the lock, as a cold process plans every batch. So the check under
 the lock, not the order of events in this process, is what makes a plan valid, and
 nothing is ever written from a plan the database does not bear out.
 
