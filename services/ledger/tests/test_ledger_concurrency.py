@@ -296,10 +296,12 @@ async def test_a_batch_planned_on_one_that_fails_is_planned_again(
         return TransferRequest([TransferSpec(_id("t"), debit, credit, amount, 764, 1, "")])
 
     try:
-        # This writer's last batch: the next one plans on what it remembers.
-        assert (await writer.apply([move(funding, wallet, 100)])).outcomes == [
-            [T.CREATE_TRANSFER_RESULT_OK]
-        ]
+        # The writer's last batch found the journal as the one before left it: the next
+        # plans on what it remembers, ahead of the lock.
+        for amount in (60, 40):
+            assert (await writer.apply([move(funding, wallet, amount)])).outcomes == [
+                [T.CREATE_TRANSFER_RESULT_OK]
+            ]
         async with database.connect() as holder:
             # The first batch waits here for the journal lock.
             transaction = await holder.begin()
@@ -348,7 +350,10 @@ async def test_batches_take_the_journal_lock_in_the_order_they_planned(
         return TransferRequest([TransferSpec(transfer_id, funding, shop, 1, 764, 1, "")])
 
     try:
-        assert (await writer.apply([move(_id("warm"))])).outcomes == [[T.CREATE_TRANSFER_RESULT_OK]]
+        for _ in range(2):  # until the writer plans ahead of the lock
+            assert (await writer.apply([move(_id("warm"))])).outcomes == [
+                [T.CREATE_TRANSFER_RESULT_OK]
+            ]
         async with database.connect() as holder:
             # An uncommitted row under the first batch's transfer id stalls its insert.
             transaction = await holder.begin()
@@ -382,3 +387,41 @@ async def test_batches_take_the_journal_lock_in_the_order_they_planned(
             assert list(positions) == [held, second_id]
     finally:
         await engine.dispose()
+
+
+async def test_a_writer_that_meets_another_plans_under_the_lock_until_alone_again(
+    ledger: Stub, ledger_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two replicas taking turns: a plan made ahead of the lock would be thrown away every
+    time. After the first, each replica plans under the lock while the other writes, and
+    plans ahead again once it finds the journal as it left it."""
+    caplog.set_level(logging.INFO, logger="openloop_ledger.writes")
+    funding, shop = await _open(ledger, "funding"), await _open(ledger, "shop")
+    engine = create_async_engine(ledger_database)
+    replicas = [BatchWriter(engine), BatchWriter(engine)]
+
+    async def pay(replica: int) -> None:
+        request = TransferRequest([TransferSpec(_id("t"), funding, shop, 1, 764, 1, "")])
+        assert (await replicas[replica].apply([request])).outcomes == [
+            [T.CREATE_TRANSFER_RESULT_OK]
+        ]
+
+    def replans() -> int:
+        """Plans thrown away: found stale under the lock, or refused by a row (the other
+        writer's, at a position this one planned to use)."""
+        return sum(r.name == "openloop_ledger.writes" for r in caplog.records)
+
+    try:
+        for replica in (0, 0, 1):
+            await pay(replica)
+        assert replans() == 0
+        for replica in (0, 1, 0, 1, 0):
+            await pay(replica)
+        assert replans() == 1, "only the first plan ahead should have met the other writer"
+        # Alone again: one batch finds the journal as it left it, and the next plans ahead.
+        for _ in range(3):
+            await pay(0)
+        assert replans() == 1
+    finally:
+        await engine.dispose()
+    assert await _totals(ledger, shop) == [(0, 11)]

@@ -29,6 +29,7 @@ def value(cls: type[_V]) -> type[_V]:
     """
     return dataclasses.dataclass(slots=True, unsafe_hash=True)(cls)
 
+
 MAX_AMOUNT = 2**63 - 1
 """Amounts and totals live in PostgreSQL BIGINT columns."""
 

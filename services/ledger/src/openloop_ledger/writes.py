@@ -124,6 +124,12 @@ class Speculation:
     this speculation commits only if the database holds exactly the state it describes
     (not another replica's write, not a failed batch's, and not a database restored to an
     earlier point). Any failure drops it, and the next batch plans under the lock.
+
+    A batch under the lock that finds a journal this process did not leave (another
+    replica writes too) makes the batches after it plan under the lock as well, until one
+    finds the journal as this process left it: a plan made ahead would only be thrown away
+    while another writer moves the journal. Such a batch still uses the remembered
+    balances whenever the journal shows no one else wrote since.
     """
 
     def __init__(self, max_accounts: int = 1_000_000) -> None:
@@ -133,10 +139,12 @@ class Speculation:
         self._transfers: dict[str, Transfer] = {}
         self._resolutions: dict[str, Resolution] = {}
         self._max_accounts = max_accounts
+        self._contended = True
+        """The last batch under the lock found a journal this process did not leave."""
 
     def base(self) -> Base | None:
         """What the next batch may plan on, or None: plan under the lock."""
-        if self._journal is None:
+        if self._journal is None or self._contended:
             return None
         return Base(
             self._journal, self._last_time, self._accounts, self._transfers, self._resolutions
@@ -144,8 +152,9 @@ class Speculation:
 
     def valid_at(self, journal: tuple[int, int]) -> Mapping[str, AccountState]:
         """The remembered balances if ``journal`` (size, batch token), read under the lock,
-        is the one they describe; else nothing."""
-        if journal != self._journal:
+        is the one they describe; else nothing, and the next batch plans under the lock."""
+        self._contended = journal != self._journal
+        if self._contended:
             self.forget()
         return self._accounts
 
@@ -184,6 +193,10 @@ def _done() -> asyncio.Event:
     return event
 
 
+def _is_position_taken(error: asyncpg.PostgresError) -> bool:
+    return getattr(error, "constraint_name", None) == "uq_transfers_position"
+
+
 class _StalePlanError(Exception):
     """The journal is not what the batch planned on."""
 
@@ -216,7 +229,13 @@ class BatchWriter:
                     _log.info("the journal moved past a batch's plan; planning it again")
                 except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as race:
                     self._speculation.forget()
-                    _log.warning("batch met a row it could not see (attempt %d): %s", attempt, race)
+                    if base is not None and _is_position_taken(race):
+                        # Planned ahead at positions another writer has taken meanwhile.
+                        _log.info("the journal moved past a batch's plan; planning it again")
+                    else:
+                        _log.warning(
+                            "batch met a row it could not see (attempt %d): %s", attempt, race
+                        )
                 except BaseException:
                     # Committed or not, the speculation can no longer be trusted. A database
                     # that cannot be reached reaches the caller as UNAVAILABLE (the interceptor).
