@@ -25,8 +25,10 @@ OK = resources_pb2.CREATE_TRANSFER_RESULT_OK
 class _HeldWriter:
     """Plans at once, then commits each batch only when the test says so."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, committing: frozenset[int] = frozenset()) -> None:
         self.batches: list[list[str]] = []
+        self._committing = committing
+        """Batches (by number) that commit as soon as they start."""
         self.in_flight = 0
         self.most_in_flight = 0
         self._commit: list[asyncio.Event] = []
@@ -37,6 +39,8 @@ class _HeldWriter:
         specs = [s for r in requests if isinstance(r, TransferRequest) for s in r.specs]
         self.batches.append([s.id for s in specs])
         commit = asyncio.Event()
+        if len(self._commit) in self._committing:
+            commit.set()
         self._commit.append(commit)
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -105,7 +109,7 @@ async def test_a_small_queue_waits_for_the_batch_in_flight_and_joins_the_next() 
 async def test_stopping_fails_the_batches_in_flight_and_applies_what_is_queued() -> None:
     """A batch cut off by shutdown may or may not have committed: its callers hear
     UNAVAILABLE and retry under the same ids; requests still queued are applied."""
-    writer = _HeldWriter()
+    writer = _HeldWriter(committing=frozenset({2}))
     batcher = Batcher(cast("BatchWriter", writer), max_events=1, pipeline_min_events=1)
     async with batcher.running():
         calls = [
@@ -114,7 +118,6 @@ async def test_stopping_fails_the_batches_in_flight_and_applies_what_is_queued()
         await _settle()
         assert writer.batches == [["a"], ["b"]]
         # Queued behind the two in flight, "c" is applied after the loop has stopped.
-        asyncio.get_running_loop().call_later(0.05, writer.commit, 2)
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
     for cut_off in outcomes[:2]:
         assert isinstance(cut_off, DomainError)

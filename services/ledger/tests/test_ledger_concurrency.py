@@ -7,6 +7,7 @@ import logging
 import random
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_dev.postgres import wait_for_lock_waiters
+from openloop_ledger import pg
 from openloop_ledger.batcher import PIPELINE_MIN_EVENTS
 from openloop_ledger.model import TransferSpec
 from openloop_ledger.writes import BatchWriter, TransferRequest
@@ -322,7 +324,7 @@ async def test_a_batch_planned_on_one_that_fails_is_planned_again(
             ).scalar_one()
             # Planned on the first batch's spending, 60 more would exceed the wallet.
             second = asyncio.create_task(writer.apply([move(wallet, shop, 60)]))
-            # It has written its row, and waits for the first to hold the journal lock.
+            # It has planned, and waits for the first to hold the journal lock.
             await _sessions_idle_in_transaction(database, 2)
             await holder.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
             await transaction.rollback()
@@ -335,16 +337,29 @@ async def test_a_batch_planned_on_one_that_fails_is_planned_again(
 
 
 async def test_batches_take_the_journal_lock_in_the_order_they_planned(
-    ledger: Stub, ledger_database: str, database: AsyncEngine, caplog: pytest.LogCaptureFixture
+    ledger: Stub,
+    ledger_database: str,
+    database: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The second batch plans on the first; if it took the lock while the first was still
-    inserting, it would find the journal short of the first batch and plan again. It waits
-    for the first to hold the lock, so both commit on their first plan, in plan order."""
+    """The second batch plans on the first; if it took the lock before the first held it,
+    it would find the journal short of the first batch and plan again. It waits for the
+    first to hold the lock (writing nothing meanwhile), so both commit on their first plan,
+    in plan order."""
     caplog.set_level(logging.INFO, logger="openloop_ledger.writes")
     funding, shop = await _open(ledger, "funding"), await _open(ledger, "shop")
     engine = create_async_engine(ledger_database)
     writer = BatchWriter(engine)
-    held = _id("held")
+    first_id = _id("first")
+    second_planned = asyncio.Event()
+    real_lock = pg.lock_journal
+
+    async def lock(conn: pg.Connection) -> tuple[int, int, datetime | None]:
+        if not second_planned.is_set():  # the first batch is slow to ask for the lock
+            await second_planned.wait()
+            await asyncio.sleep(0.05)
+        return await real_lock(conn)
 
     def move(transfer_id: str) -> TransferRequest:
         return TransferRequest([TransferSpec(transfer_id, funding, shop, 1, 764, 1, "")])
@@ -354,26 +369,12 @@ async def test_batches_take_the_journal_lock_in_the_order_they_planned(
             assert (await writer.apply([move(_id("warm"))])).outcomes == [
                 [T.CREATE_TRANSFER_RESULT_OK]
             ]
-        async with database.connect() as holder:
-            # An uncommitted row under the first batch's transfer id stalls its insert.
-            transaction = await holder.begin()
-            await holder.execute(
-                text(
-                    "INSERT INTO transfers (id, position, debit_account_id, credit_account_id,"
-                    " amount, ledger, code, user_data, create_time)"
-                    " VALUES (:id, 9000000000000, :d, :c, 1, 764, 1, '', now())"
-                ),
-                {"id": held, "d": funding, "c": shop},
-            )
-            first_planned = asyncio.Event()
-            first = asyncio.create_task(writer.apply([move(held)], planned=first_planned))
-            await first_planned.wait()
-            await wait_for_lock_waiters(ledger_database, 1)
-            second_id = _id("second")
-            second = asyncio.create_task(writer.apply([move(second_id)]))
-            # The second batch has inserted its row and waits for the first to be locked.
-            await _sessions_idle_in_transaction(database, 2)
-            await transaction.rollback()
+        monkeypatch.setattr(pg, "lock_journal", lock)
+        first_planned = asyncio.Event()
+        first = asyncio.create_task(writer.apply([move(first_id)], planned=first_planned))
+        await first_planned.wait()
+        second_id = _id("second")
+        second = asyncio.create_task(writer.apply([move(second_id)], planned=second_planned))
         assert (await first).outcomes == [[T.CREATE_TRANSFER_RESULT_OK]]
         assert (await second).outcomes == [[T.CREATE_TRANSFER_RESULT_OK]]
         assert [r.message for r in caplog.records if r.name == "openloop_ledger.writes"] == []
@@ -381,11 +382,12 @@ async def test_batches_take_the_journal_lock_in_the_order_they_planned(
             positions = (
                 await conn.execute(
                     text("SELECT id FROM transfers WHERE id IN (:a, :b) ORDER BY position"),
-                    {"a": held, "b": second_id},
+                    {"a": first_id, "b": second_id},
                 )
             ).scalars()
-            assert list(positions) == [held, second_id]
+            assert list(positions) == [first_id, second_id]
     finally:
+        monkeypatch.undo()
         await engine.dispose()
 
 

@@ -1,9 +1,9 @@
 """One batch of transfer requests, applied in one database transaction.
 
 The shape of every batch: read the recorded transfers and the accounts the batch
-names, plan the whole batch in memory (:mod:`openloop_ledger.planning`), insert its
-transfers with COPY, then, holding the journal row's lock, write the new balances
-(a COPY and one UPDATE) and move the journal's size. A request's results are released only
+names, plan the whole batch in memory (:mod:`openloop_ledger.planning`), then, holding
+the journal row's lock, insert its transfers with COPY, write the new balances (a COPY
+and one UPDATE) and move the journal's size. A request's results are released only
 after the commit, so an acknowledged transfer is on disk (``synchronous_commit``
 stays on).
 
@@ -19,20 +19,23 @@ only inserts rows, so it never waits.
 **Pipelining.** A batch need not wait for the one before it to commit before it
 plans: this process remembers what its last batch planned (:class:`Speculation`: the
 balances it leaves, the transfers it records, and the journal's size and random batch
-token once it commits), so the next batch plans on that, reads only what it lacks,
-and inserts its transfers while the one before commits. Then, once the batch it
-planned on holds the journal lock (batches lock in the order they planned), it takes
-the lock (which waits for that commit) and checks that the journal holds exactly the
+token once it commits), so the next batch plans on that and reads only what it lacks
+while the one before commits. Then, once the batch it planned on holds the journal
+lock (batches lock in the order they planned), it takes the lock (which waits for that
+commit) and checks that the journal holds exactly the
 size, token and time it planned on. Any other value means the batch before it failed,
 or another replica wrote in between, and the batch is rolled back and planned again
 from the database, under the lock, as a cold process plans every batch. So the check under
 the lock, not the order of events in this process, is what makes a plan valid, and
-nothing is ever written from a plan the database does not bear out.
+nothing is ever written from a plan the database does not bear out. No batch writes a
+row before it holds the lock: one that did would make the lock's holder (another
+replica, or this process's batch planned again) wait for it while it waits for the
+lock, a deadlock PostgreSQL breaks only after ``deadlock_timeout``, or never when one
+of the waits is this process's wait for the batch before.
 
-Should a row appear that the batch could not see (only a defect, a hand-made insert,
-or another replica recording the same transfer id at the same moment could do that),
-the unique constraints refuse the insert, or PostgreSQL breaks the wait it causes as a
-deadlock, and the batch is planned again.
+Should a row appear that the batch could not see (only a defect or a hand-made insert
+could do that), the unique constraints refuse the insert and the batch is planned
+again.
 """
 
 from __future__ import annotations
@@ -160,13 +163,24 @@ class Speculation:
 
     def planned(
         self,
+        base: Base,
+        *,
         journal: tuple[int, int],
         last_time: datetime | None,
         changed: Iterable[AccountState],
         transfers: dict[str, Transfer],
         resolutions: dict[str, Resolution],
     ) -> None:
-        """A batch was planned: once it commits, the journal holds ``journal`` and these."""
+        """A batch planned on ``base`` was planned: once it commits, the journal holds
+        ``journal`` and these.
+
+        Only if ``base`` is still what this process remembers: a batch planned on a plan
+        that has since been forgotten (the batch before it failed, and may be planning again
+        under the lock, reading the remembered balances as committed) rests on balances that
+        never were, and must not write them into what the others read.
+        """
+        if base.accounts is not self._accounts:
+            return
         if len(self._accounts) > self._max_accounts:
             self._accounts = {}
         accounts = self._accounts
@@ -273,14 +287,15 @@ class BatchWriter:
         changed = batch.changed_totals() if accepted else []
         end, new_token = (size + len(accepted), secrets.randbits(63)) if accepted else (size, token)
         self._speculation.planned(
-            (end, new_token),
-            now if accepted else last_time,
-            [
+            base,
+            journal=(end, new_token),
+            last_time=now if accepted else last_time,
+            changed=[
                 AccountState(accounts[i].spec, Balances(dp, dq, cp, cq), closed)
                 for i, dp, dq, cp, cq, closed in changed
             ],
-            {t.spec.id: t for t in accepted},
-            batch.resolved,
+            transfers={t.spec.id: t for t in accepted},
+            resolutions=batch.resolved,
         )
         # Batches take the journal lock in the order they planned: one planned on this one
         # must not reach the lock first, or it finds the journal short of this batch.
@@ -291,8 +306,6 @@ class BatchWriter:
         try:
             if planned is not None:
                 planned.set()
-            if accepted:
-                await _insert(conn, batch, start=size, now=now)
             if not checked:
                 # The lock waits for the batch before this one to commit; then the journal
                 # must be what that batch left.
@@ -303,7 +316,9 @@ class BatchWriter:
                     raise _StalePlanError
         finally:
             turn.set()
+        # Rows only under the journal lock (see the module's docstring).
         if accepted:
+            await _insert(conn, batch, start=size, now=now)
             await pg.set_journal(conn, end, new_token, now)
             await pg.write_accounts(conn, changed)
             await pg.add_timeouts(conn, batch.timeouts)
@@ -371,7 +386,8 @@ def _named(requests: Sequence[Request]) -> tuple[list[str], list[str]]:
 
 async def _insert(conn: pg.Connection, batch: TransferBatch, *, start: int, now: datetime) -> None:
     """The batch's new rows: its transfers from journal position ``start``, and the balance
-    history of the accounts that keep one. Inserts take no lock another batch waits for."""
+    history of the accounts that keep one. Under the journal lock: no other batch holds an
+    uncommitted row for them to wait for."""
     accepted = batch.accepted
     await pg.copy_transfers(conn, accepted, start)
     if batch.history:
