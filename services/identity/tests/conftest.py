@@ -24,3 +24,15 @@ async def identity(
     await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
     async with serving_identity(url) as served:
         yield served
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def lenient(
+    fresh_database: Callable[[str], Awaitable[str]],
+) -> AsyncIterator[Identity]:
+    """A second server, with require_payment_binding off (a migration window), where a
+    request may omit its amount."""
+    url = await fresh_database("identity_lenient")
+    await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
+    async with serving_identity(url, require_payment_binding=False) as served:
+        yield served

@@ -3,10 +3,8 @@ amount it authorises, and pays nothing else. A refused token is not spent."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,9 +13,7 @@ import pytest
 import pytest_asyncio
 
 from openloop.identity.v1 import service_pb2
-from openloop_identity.app import MIGRATIONS_DIR
 from openloop_identity.assertions import DevIssuer
-from openloop_runtime import migrations
 from openloop_runtime.money import thb
 from services.identity.tests.identity_helpers import (
     AUDIENCE,
@@ -31,23 +27,11 @@ from services.identity.tests.identity_helpers import (
     merchant_request,
     new_citizen_number,
     register_payment_key,
-    serving_identity,
 )
 
 REASON = "INVALID_IDENTITY_ASSERTION"
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def lenient(
-    fresh_database: Callable[[str], Awaitable[str]],
-) -> AsyncIterator[Identity]:
-    """A second server, with require_payment_binding off (a migration window)."""
-    url = await fresh_database("identity_lenient")
-    await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
-    async with serving_identity(url, require_payment_binding=False) as served:
-        yield served
 
 
 class Scene:

@@ -6,15 +6,10 @@ QR names no amount and pays any."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-
 import grpc
 import pytest_asyncio
 
 from openloop.identity.v1 import service_pb2
-from openloop_identity.app import MIGRATIONS_DIR
-from openloop_runtime import migrations
 from openloop_runtime.money import thb
 from services.identity.tests.identity_helpers import (
     Identity,
@@ -26,7 +21,6 @@ from services.identity.tests.identity_helpers import (
     merchant_request,
     new_citizen_number,
     register_payment_key,
-    serving_identity,
 )
 
 QR_PRICE = 42_00
@@ -95,17 +89,6 @@ class Shop:
 @pytest_asyncio.fixture(loop_scope="session")
 async def shop(identity: Identity) -> Shop:
     return await Shop(identity).open()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def lenient(
-    fresh_database: Callable[[str], Awaitable[str]],
-) -> AsyncIterator[Identity]:
-    """A server with require_payment_binding off, where a request may omit its amount."""
-    url = await fresh_database("identity_qr_lenient")
-    await asyncio.to_thread(migrations.upgrade, MIGRATIONS_DIR, url)
-    async with serving_identity(url, require_payment_binding=False) as served:
-        yield served
 
 
 async def test_a_dynamic_qr_pays_the_amount_it_asks(identity: Identity, shop: Shop) -> None:
