@@ -22,12 +22,12 @@ balances it leaves, the transfers it records, and the journal's size and random 
 token once it commits), so the next batch plans on that and reads only what it lacks
 while the one before commits. Then, once the batch it planned on holds the journal
 lock (batches lock in the order they planned), it takes the lock (which waits for that
-commit) and checks that the journal holds exactly the
-size, token and time it planned on. Any other value means the batch before it failed,
-or another replica wrote in between, and the batch is rolled back and planned again
-from the database, under the lock, as a cold process plans every batch. So the check under
-the lock, not the order of events in this process, is what makes a plan valid, and
-nothing is ever written from a plan the database does not bear out. No batch writes a
+commit) and checks that the journal holds exactly the size, token and time it planned
+on. Any other value means the batch before it failed, or another replica wrote in
+between, and the batch is rolled back and planned again from the database, under the
+lock, as a cold process plans every batch. So the check under the lock, not the order
+of events in this process, is what makes a plan valid, and nothing is ever written
+from a plan the database does not bear out. No batch writes a
 row before it holds the lock: one that did would make the lock's holder (another
 replica, or this process's batch planned again) wait for it while it waits for the
 lock, a deadlock PostgreSQL breaks only after ``deadlock_timeout``, or never when one
@@ -207,10 +207,6 @@ def _done() -> asyncio.Event:
     return event
 
 
-def _is_position_taken(error: asyncpg.PostgresError) -> bool:
-    return getattr(error, "constraint_name", None) == "uq_transfers_position"
-
-
 class _StalePlanError(Exception):
     """The journal is not what the batch planned on."""
 
@@ -241,15 +237,9 @@ class BatchWriter:
                 except _StalePlanError:
                     self._speculation.forget()
                     _log.info("the journal moved past a batch's plan; planning it again")
-                except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as race:
+                except asyncpg.UniqueViolationError as race:
                     self._speculation.forget()
-                    if base is not None and _is_position_taken(race):
-                        # Planned ahead at positions another writer has taken meanwhile.
-                        _log.info("the journal moved past a batch's plan; planning it again")
-                    else:
-                        _log.warning(
-                            "batch met a row it could not see (attempt %d): %s", attempt, race
-                        )
+                    _log.warning("batch met a row it could not see (attempt %d): %s", attempt, race)
                 except BaseException:
                     # Committed or not, the speculation can no longer be trusted. A database
                     # that cannot be reached reaches the caller as UNAVAILABLE (the interceptor).
