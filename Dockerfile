@@ -19,4 +19,4 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin openloop
 USER 10001
 # Each Deployment sets its own command, e.g. ["python", "-m", "openloop_ledger"].
-CMD ["python", "-c", "print('choose a service: python -m openloop_<service> [serve|migrate]')"]
+CMD ["python", "-c", "print('choose a service: python -m openloop_<service> [serve|migrate], or python -m openloop_ledger seal')"]

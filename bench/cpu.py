@@ -56,6 +56,7 @@ def _machine_seconds() -> float:
 @dataclass(frozen=True, slots=True)
 class _Reading:
     server: float
+    sealer: float
     postgres: float
     client: float
     machine: float
@@ -64,21 +65,26 @@ class _Reading:
 
 class CpuMeter:
     """CPU time spent between :meth:`start` and :meth:`per_unit` by the server process
-    ``server_pid``, by the PostgreSQL server whose postmaster is ``postmaster``, by this
-    (client) process and by the whole machine.
+    ``server_pid``, by the ledger's sealer process ``sealer`` where it runs on its own, by
+    the PostgreSQL server whose postmaster is ``postmaster``, by this (client) process and
+    by the whole machine.
 
     The machine's figure includes everything else running, so it is at least the sum of
     the three; a large gap means something else took CPU during the scenario.
     """
 
-    def __init__(self, server_pid: int, *, postmaster: int | None) -> None:
+    def __init__(
+        self, server_pid: int, *, postmaster: int | None, sealer: int | None = None
+    ) -> None:
         self._server_pid = server_pid
+        self._sealer_pid = sealer
         self._postmaster = postmaster
         self._started = self._read()
 
     def _read(self) -> _Reading:
         return _Reading(
             server=cpu_seconds(self._server_pid),
+            sealer=0.0 if self._sealer_pid is None else cpu_seconds(self._sealer_pid),
             postgres=_postgres_seconds(self._postmaster),
             client=cpu_seconds(os.getpid()),
             machine=_machine_seconds(),
@@ -93,12 +99,16 @@ class CpuMeter:
         for a scenario that did ``per_second`` units a second meanwhile."""
         now, then = self._read(), self._started
         scale = 1e6 / max(per_second * (now.wall - then.wall), 1.0)
-        return {
+        spent = {
             "cpu_us_server": (now.server - then.server) * scale,
+            "cpu_us_sealer": (now.sealer - then.sealer) * scale,
             "cpu_us_postgres": (now.postgres - then.postgres) * scale,
             "cpu_us_client": (now.client - then.client) * scale,
             "cpu_us_machine": (now.machine - then.machine) * scale,
         }
+        if self._sealer_pid is None:
+            del spent["cpu_us_sealer"]
+        return spent
 
 
 def budget_us(per_second: float) -> float:

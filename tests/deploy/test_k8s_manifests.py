@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from openloop_dev.render_k8s_envoy import render_k8s_envoy_config
+from openloop_ledger.config import LedgerSettings
 from openloop_settlement.config import SettlementSettings
 
 from ._kustomize import TARGETS, Manifest, render, render_yaml, validate_offline
@@ -21,6 +22,14 @@ SERVICES = {
     "settlement": 50054,
     "gateway": 50055,
 }
+SEALER, SEALER_HEALTH_PORT = "ledger-sealer", 50056
+"""The ledger's Merkle-log sealer: its own Deployment, serving only grpc.health.v1."""
+LEDGER_DATABASE_AND_KEYS = (
+    "OPENLOOP_LEDGER_DATABASE_URL",
+    "OPENLOOP_LEDGER_LEAF_KEY",
+    "OPENLOOP_LEDGER_LOG_SIGNING_KEY",
+    "OPENLOOP_LEDGER_LOG_COSIGNING_KEYS",
+)
 GATEWAY_UPSTREAMS = {
     "OPENLOOP_GATEWAY_IDENTITY_TARGET": "identity:50051",
     "OPENLOOP_GATEWAY_RULES_TARGET": "rules:50052",
@@ -95,7 +104,7 @@ def test_services_probe_grpc_health_on_their_port(target: str) -> None:
     manifests = render(target)
     deployments = _of_kind(manifests, "Deployment")
     services = _of_kind(manifests, "Service")
-    assert set(deployments) == {*SERVICES, "envoy"}
+    assert set(deployments) == {*SERVICES, SEALER, "envoy"}
     for name, port in SERVICES.items():
         (container,) = _pod(deployments[name])["containers"]
         assert container["ports"] == [{"name": "grpc", "containerPort": port}]
@@ -120,6 +129,47 @@ def test_services_migrate_their_own_database_before_serving(target: str) -> None
             secret = _env(container)[f"OPENLOOP_{name.upper()}_DATABASE_URL"]["valueFrom"]
             assert secret["secretKeyRef"]["name"].startswith(f"openloop-{name}-db")
             assert secret["secretKeyRef"]["key"] == "url"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_ledger_sealer_runs_apart_from_the_ledger(target: str) -> None:
+    """The sealer has its own Deployment, reading the ledger's database and keys from the
+    ledger's Secrets, and the ledger itself does not seal (two processes would each plan or
+    seal with one GIL between them for nothing)."""
+    manifests = render(target)
+    deployments = _of_kind(manifests, "Deployment")
+    sealer, ledger = deployments[SEALER], deployments["ledger"]
+    labels = {"app.kubernetes.io/name": SEALER, "app.kubernetes.io/component": "merkle-sealer"}
+    assert labels.items() <= sealer["spec"]["template"]["metadata"]["labels"].items()
+    # One leader per database (the advisory lock); another replica would only stand by.
+    assert sealer["spec"]["replicas"] == 1
+    assert sealer["spec"].get("strategy", {}).get("type", "RollingUpdate") == "RollingUpdate"
+    pod = _pod(sealer)
+    # The ledger's own initContainer migrates; the sealer retries until the schema exists.
+    assert "initContainers" not in pod
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "openloop_ledger", "seal"]
+    assert container["ports"] == [{"name": "health", "containerPort": SEALER_HEALTH_PORT}]
+    assert SEALER_HEALTH_PORT not in SERVICES.values()
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": SEALER_HEALTH_PORT}, probe
+    env = _env(container)
+    assert env["OPENLOOP_LEDGER_PORT"]["value"] == str(SEALER_HEALTH_PORT)
+    assert env["OPENLOOP_LEDGER_HOST"]["value"] == "0.0.0.0"  # noqa: S104
+    ledger_env = _env(_pod(ledger)["containers"][0])
+    for name in LEDGER_DATABASE_AND_KEYS:
+        assert "valueFrom" in env[name], name
+        assert env[name]["valueFrom"] == ledger_env[name]["valueFrom"], name
+    assert ledger_env["OPENLOOP_LEDGER_SEALER_IN_PROCESS"]["value"] == "false"
+    assert "OPENLOOP_LEDGER_SEALER_IN_PROCESS" not in env
+    # Nothing calls the sealer: no Service of its own, and neither the ledger's Service nor
+    # the ledger's Deployment selects its pods (or the ledger's pods would include it).
+    pod_labels = sealer["spec"]["template"]["metadata"]["labels"]
+    for service in _of_kind(manifests, "Service").values():
+        selector = service["spec"].get("selector", {})
+        assert not selector.items() <= pod_labels.items(), service["metadata"]["name"]
+    ledger_selector = ledger["spec"]["selector"]["matchLabels"]
+    assert not ledger_selector.items() <= pod_labels.items()
 
 
 def test_gateway_reaches_upstreams_by_service_name() -> None:
@@ -183,6 +233,14 @@ def test_settlement_closes_its_cycle_daily_at_23_00_bangkok_time(
         monkeypatch.setenv(name, env[name]["value"])
     settings = SettlementSettings()
     assert (settings.cutoff_times, settings.cutoff_timezone) == (("23:00",), "Asia/Bangkok")
+
+
+def test_the_ledger_reads_its_manifest_as_not_sealing(monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = _of_kind(render("base"), "Deployment")["ledger"]
+    env = _env(_pod(ledger)["containers"][0])
+    name = "OPENLOOP_LEDGER_SEALER_IN_PROCESS"
+    monkeypatch.setenv(name, env[name]["value"])
+    assert LedgerSettings().sealer_in_process is False
 
 
 def test_dev_overlay_is_self_contained() -> None:

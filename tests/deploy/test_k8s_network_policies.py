@@ -15,7 +15,10 @@ from ._kustomize import K8S, Manifest, render
 
 NAMESPACE = "openloop-dev"
 DOMAIN_SERVICES = {"identity": 50051, "rules": 50052, "ledger": 50053, "settlement": 50054}
-DATABASE_USERS = (*DOMAIN_SERVICES, "gateway")
+SEALER, SEALER_HEALTH_PORT = "ledger-sealer", 50056
+"""The ledger's Merkle-log sealer: it reaches only Postgres and nothing reaches it."""
+DATABASE_USERS = (*DOMAIN_SERVICES, "gateway", SEALER)
+SERVICE_PORTS = [*DOMAIN_SERVICES.items(), ("gateway", 50055), ("envoy", 8443), ("envoy", 9901)]
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,13 @@ DENIED = [
     (_app("ledger"), _app("gateway"), 50055),
     (_app("settlement"), _app("envoy"), 8443),
     (_app("gateway"), _app("ledger"), 50051),
+    # The sealer's one peer is Postgres, and its port serves only the kubelet's probes.
+    *[(_app(SEALER), _app(name), port) for name, port in SERVICE_PORTS],
+    *[
+        (_app(name), _app(SEALER), SEALER_HEALTH_PORT)
+        for name in (*DOMAIN_SERVICES, "gateway", "envoy", "postgres")
+    ],
+    (EXTERNAL, _app(SEALER), SEALER_HEALTH_PORT),
 ]
 
 
@@ -163,6 +173,20 @@ def test_every_pod_resolves_names(policies: list[Manifest], name: str) -> None:
     assert _allowed(policies, Flow(_app(name), KUBE_DNS, 53, "UDP"))
     assert _allowed(policies, Flow(_app(name), KUBE_DNS, 53, "TCP"))
     assert not _allowed(policies, Flow(_app(name), EXTERNAL, 443))
+
+
+def test_no_policy_lets_anything_reach_the_sealer(policies: list[Manifest]) -> None:
+    """Whatever the port or the peer: the policies that select the sealer for ingress
+    (default deny) allow none, so a new rule opening it would have to be deliberate."""
+    sealer = _app(SEALER)
+    selecting = [
+        policy
+        for policy in policies
+        if "Ingress" in policy["spec"]["policyTypes"]
+        and _selects(policy["spec"]["podSelector"], sealer.labels)
+    ]
+    assert selecting
+    assert not [policy["metadata"]["name"] for policy in selecting if policy["spec"].get("ingress")]
 
 
 def test_the_base_denies_every_ingress_and_egress_by_default() -> None:

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -26,10 +22,8 @@ from typing import TYPE_CHECKING, cast
 import asyncpg
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
-from openloop_dev.ports import free_port
 from openloop_dev.postgres import EmbeddedPostgres
 from openloop_ledger.app import MIGRATIONS_DIR
 from openloop_ledger.audit.__main__ import verify
@@ -37,6 +31,7 @@ from openloop_ledger.audit.sources import DatabaseSource
 from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
 from openloop_runtime import migrations
 from services.ledger.tests.ledger_helpers import WALLET, checkpoint_covering, transfer
+from services.ledger.tests.ledger_process import LedgerProcess
 
 if TYPE_CHECKING:
     Stub = service_pb2_grpc.LedgerServiceAsyncStub
@@ -57,66 +52,12 @@ GHOST_STANDBY = "openloop_test_no_such_standby"
 """A synchronous standby that never connects: commits wait for it once they are on disk."""
 
 
-class LedgerProcess:
-    """``python -m openloop_ledger`` on a fixed port, so clients reconnect to its successor."""
-
-    def __init__(self, database_url: str, log: Path) -> None:
-        self.port = free_port()
-        self._env = {
-            **os.environ,
-            "OPENLOOP_LEDGER_DATABASE_URL": database_url,
-            "OPENLOOP_LEDGER_PORT": str(self.port),
-            "OPENLOOP_LEDGER_LOG_LEVEL": "WARNING",
-            "OPENLOOP_LEDGER_CHECKPOINT_INTERVAL_SECONDS": "0.1",
-            # Every batch planned while the one before it commits, however small: a crash
-            # then finds a batch committing and the next one written on its plan.
-            "OPENLOOP_LEDGER_BATCH_PIPELINE_MIN_EVENTS": "1",
-        }
-        self._log = log
-        self._process: asyncio.subprocess.Process | None = None
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        with self._log.open("ab") as log:
-            self._process = process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "openloop_ledger",
-                env=self._env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        async with grpc.aio.insecure_channel(self.target) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            for _ in range(600):
-                assert process.returncode is None, self._log.read_text()[-3000:]
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                await asyncio.sleep(0.05)
-        raise AssertionError("the ledger did not become healthy within 30 s")
-
-    async def kill(self) -> None:
-        """SIGKILL: no shutdown of any kind, as the kernel's OOM killer or a lost node does."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGKILL)
-        await self._process.wait()
-
-    def alive(self) -> bool:
-        return self._process is not None and self._process.returncode is None
-
-    async def stop(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            self._process.terminate()
-            try:
-                await asyncio.wait_for(self._process.wait(), 15)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
+CRASH_SETTINGS = {
+    "OPENLOOP_LEDGER_CHECKPOINT_INTERVAL_SECONDS": "0.1",
+    # Every batch planned while the one before it commits, however small: a crash then
+    # finds a batch committing and the next one written on its plan.
+    "OPENLOOP_LEDGER_BATCH_PIPELINE_MIN_EVENTS": "1",
+}
 
 
 @dataclass
@@ -356,7 +297,7 @@ async def test_a_killed_ledger_loses_no_acknowledged_transfer_and_applies_none_t
     postgres: EmbeddedPostgres, tmp_path: Path
 ) -> None:
     url = await _migrated(postgres, "ledger_crash_kill")
-    ledger = LedgerProcess(url, tmp_path / "ledger.log")
+    ledger = LedgerProcess(url, tmp_path / "ledger.log", env=CRASH_SETTINGS)
     await ledger.start()
     load = Load()
     try:
@@ -387,7 +328,7 @@ async def test_acknowledged_transfers_survive_a_database_crash(
     postgres: EmbeddedPostgres, tmp_path: Path
 ) -> None:
     url = await _migrated(postgres, "ledger_crash_database")
-    ledger = LedgerProcess(url, tmp_path / "ledger.log")
+    ledger = LedgerProcess(url, tmp_path / "ledger.log", env=CRASH_SETTINGS)
     await ledger.start()
     load = Load()
     try:

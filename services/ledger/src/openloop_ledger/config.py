@@ -46,6 +46,11 @@ class LedgerSettings(ServiceSettings):
     batch_pipeline_min_events: int = Field(default=500, ge=1)
     """Queued transfers that start a batch while the one before it still commits (see
     :mod:`openloop_ledger.batcher`); fewer wait for that commit and join the next batch."""
+    sealer_in_process: bool = True
+    """Whether this server also seals the Merkle log (see :mod:`openloop_ledger.sealer`).
+    False where the sealer runs as a process of its own (``python -m openloop_ledger
+    seal``), as in Kubernetes: sealing then takes no CPU from this server's batches. With
+    no sealer running anywhere, no checkpoint is published."""
     checkpoint_interval_seconds: float = Field(default=0.25, gt=0)
     """The sealer checks for new journal entries at least this often."""
     expiry_interval_seconds: float = Field(default=1.0, gt=0)

@@ -5,8 +5,14 @@ One sealer runs per ledger database, whichever replica holds its advisory lock
 commit order, gap-free, see :mod:`openloop_ledger.tables` — hashes each into a
 leaf, extends the tree, and in one transaction writes the changed tiles and a
 checkpoint signed with the log's Ed25519 key (a C2SP signed note). It seals
-whenever a batch commits and at least every ``interval`` seconds, so a
-committed transfer is covered by a checkpoint well within a second.
+at least every ``interval`` seconds, and at once when a batch of its own process
+commits, so a committed transfer is covered by a checkpoint well within a second.
+
+It runs inside a ledger server, or as a process of its own (``python -m
+openloop_ledger seal``, with ``OPENLOOP_LEDGER_SEALER_IN_PROCESS=false`` on the
+servers), as the Kubernetes manifests deploy it: then reading back, hashing and
+signing take no time from the event loop that plans the batches. On its own it
+learns of new entries by looking every ``interval``.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ class Sealer:
         engine: AsyncEngine,
         encoder: LeafEncoder,
         signers: Sequence[Signer],
-        committed: asyncio.Condition,
+        committed: asyncio.Condition | None,
         *,
         interval: float,
     ) -> None:
@@ -57,6 +63,7 @@ class Sealer:
         self._signers = tuple(signers)
         """The log's key first (its name is the origin), then any co-signing keys."""
         self._committed = committed
+        """Notified when this process commits a batch; ``None`` in a sealer of its own."""
         self._interval = interval
         self.origin = signers[0].name
 
@@ -132,6 +139,9 @@ class Sealer:
                 continue
             if sealed.leaves:
                 # Under load, one checkpoint per interval rather than one per batch.
+                await asyncio.sleep(self._interval)
+                continue
+            if self._committed is None:
                 await asyncio.sleep(self._interval)
                 continue
             async with self._committed:
