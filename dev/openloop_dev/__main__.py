@@ -27,7 +27,10 @@ def _start_mesh() -> tuple[Mesh, DemoProgram]:
         MeshLayout.fixed(WORKDIR),
         external_postgres_url=os.environ.get("OPENLOOP_POSTGRES_URL") or None,
     )
-    print("starting PostgreSQL, identity, rules, ledger, settlement, gateway and Envoy ...")
+    print(
+        "starting PostgreSQL, identity, rules, ledger and its sealer, settlement, gateway"
+        " and Envoy ..."
+    )
     mesh.start()
     try:
         program = asyncio.run(seed_demo_program(mesh.layout))

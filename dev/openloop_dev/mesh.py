@@ -35,6 +35,11 @@ from openloop_ledger.merkle.note import Signer, generate_signer_key
 
 SERVICES = ("identity", "rules", "ledger", "settlement", "gateway")
 """In start order: the gateway last, once everything it calls is up."""
+SEALER = "ledger-sealer"
+"""The ledger's Merkle-log sealer, a process of its own as in Kubernetes
+(``python -m openloop_ledger seal``); it serves only the health service."""
+PROCESSES = ("identity", "rules", "ledger", SEALER, "settlement", "gateway")
+"""Every process of the mesh but Envoy, in start order."""
 PARTICIPANTS = ("treasury", "bank-a", "bank-b", "operator")
 DEFAULT_PORTS = {
     "identity": 50051,
@@ -42,6 +47,7 @@ DEFAULT_PORTS = {
     "ledger": 50053,
     "settlement": 50054,
     "gateway": 50055,
+    SEALER: 50056,
 }
 
 
@@ -94,7 +100,7 @@ class MeshLayout:
     def ephemeral(cls, workdir: Path) -> MeshLayout:
         return cls(
             workdir,
-            {name: free_port() for name in SERVICES},
+            {name: free_port() for name in PROCESSES},
             edge_port=free_port(),
             admin_port=free_port(),
             postgres_port=free_port(),
@@ -133,15 +139,15 @@ class Mesh:
             self.pki = ensure_dev_pki(self.layout.pki_dir, PARTICIPANTS)
             for service in SERVICES:
                 self._run_migrations(service)
-            for service in SERVICES:
-                self.start_service(service)
+            for process in PROCESSES:
+                self.start_service(process)
             self._start_envoy()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        for name in ("envoy", *reversed(SERVICES)):
+        for name in ("envoy", *reversed(PROCESSES)):
             self.stop_service(name)
         if self._postgres is not None:
             self._postgres.stop()
@@ -166,6 +172,13 @@ class Mesh:
 
     # -- services --------------------------------------------------------------------------
     def service_env(self, service: str) -> dict[str, str]:
+        if service == SEALER:
+            # The ledger's settings, its keys and database, on a port of its own.
+            return {
+                **self.service_env("ledger"),
+                "OPENLOOP_LEDGER_PORT": str(self.layout.service_ports[SEALER]),
+                "OPENLOOP_LEDGER_TRACE_FILE": str(self.layout.trace_dir / f"{SEALER}.jsonl"),
+            }
         prefix = f"OPENLOOP_{service.upper()}_"
         env = {
             **os.environ,
@@ -192,6 +205,7 @@ class Mesh:
             env[f"{prefix}LOG_SIGNING_KEY"] = self._secret(
                 "ledger-log-signing.key", generate_signer_key("openloop.dev/ledger")
             )
+            env[f"{prefix}SEALER_IN_PROCESS"] = "false"  # the mesh runs SEALER
         if service == "gateway":
             for upstream in ("identity", "rules", "ledger", "settlement"):
                 env[f"{prefix}{upstream.upper()}_TARGET"] = self.layout.target(upstream)
@@ -235,9 +249,11 @@ class Mesh:
             )
 
     def start_service(self, service: str) -> None:
+        """Start one of :data:`PROCESSES` and wait until its health service answers."""
+        command = ["openloop_ledger", "seal"] if service == SEALER else [f"openloop_{service}"]
         log = (self.layout.log_dir / f"{service}.log").open("ab")
         self._processes[service] = subprocess.Popen(
-            [sys.executable, "-m", f"openloop_{service}"],
+            [sys.executable, "-m", *command],
             env=self.service_env(service),
             stdout=log,
             stderr=subprocess.STDOUT,
