@@ -3,8 +3,9 @@ inclusion proofs and the verifier, each beside a naive baseline measured in the 
 
     make bench-ledger BENCH_ARGS="--seconds 10"
 
-Starts its own PostgreSQL (fsync and synchronous_commit on) and one ledger server
-process, on this machine. The naive baseline is what a ledger without batching
+Starts its own PostgreSQL (fsync and synchronous_commit on), one ledger server
+process and its sealer process (as Kubernetes runs them; ``--sealer-in-process``
+seals in the server), on this machine. The naive baseline is what a ledger without batching
 does: one database transaction per transfer, locking both accounts' rows, from
 as many connections as there are clients. The two throughput figures are also
 measured against this machine's ceilings (:mod:`bench.ceilings`) in ``--rounds``
