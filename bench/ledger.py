@@ -656,8 +656,10 @@ async def _batched_rounds(
             postmaster=ceilings.postmaster,
         )
         meter = CpuMeter(ledger.pid, postmaster=ceilings.postmaster, sealer=ledger.sealer_pid)
-        rate, _ = await ledger_rate(stub, args.seconds, args.batch_clients, args.batch, hot=False)
-        rounds.add(rate, ceiling, meter.per_unit(rate), ceiling_cpu)
+        rate, latencies = await ledger_rate(
+            stub, args.seconds, args.batch_clients, args.batch, hot=False
+        )
+        rounds.add(rate, ceiling, meter.per_unit(rate), ceiling_cpu, latencies)
     return rounds
 
 
@@ -712,7 +714,7 @@ async def _measure(
             # Four clients keep two batches in flight only part of the time: each waits
             # for its commit before sending more, so the figure is latency-bound (the
             # default before the sealer had its own process). Shown beside the saturated one.
-            few_clients, _ = await ledger_rate(stub, seconds, 4, args.batch, hot=False)
+            few_clients, few_latencies = await ledger_rate(stub, seconds, 4, args.batch, hot=False)
             hot_batched, _ = await ledger_rate(
                 stub, seconds, args.batch_clients, args.batch, hot=True
             )
@@ -758,7 +760,11 @@ async def _measure(
                 batched.value >= 30_000,
                 {
                     **batched.detail(),
+                    # A request's time, from sending its transfers to their results.
+                    "request_p50_ms": _percentile(batched.latencies[middle], 0.5),
+                    "request_p99_ms": _percentile(batched.latencies[middle], 0.99),
                     "transfers_per_s_with_4_clients": few_clients,
+                    "request_p99_ms_with_4_clients": _percentile(few_latencies, 0.99),
                     **batched.cpu[middle],
                     "cpu_us_budget_at_30000": budget_us(30_000),
                 },

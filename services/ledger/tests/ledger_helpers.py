@@ -76,3 +76,17 @@ async def checkpoint_covering(
             return response.checkpoint
         await asyncio.sleep(0.02)
     raise AssertionError(f"no checkpoint reached size {size} within {seconds:g} s")
+
+
+async def commit_transfers(ledger: Stub, count: int) -> list[str]:
+    """Commit ``count`` transfers between two new accounts; their ids."""
+    a, b = await open_account(ledger, "a"), await open_account(ledger, "b")
+    moves = [transfer(a, b, n + 1) for n in range(count)]
+    assert await submit(ledger, *moves) == [T.CREATE_TRANSFER_RESULT_OK] * count
+    return [move.id for move in moves]
+
+
+async def journal_size_with(ledger: Stub, transfer_id: str) -> int:
+    """The journal's size once ``transfer_id`` is in it."""
+    looked = await ledger.LookupTransfers(service_pb2.LookupTransfersRequest(ids=[transfer_id]))
+    return looked.transfers[0].position + 1

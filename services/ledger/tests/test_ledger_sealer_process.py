@@ -20,11 +20,9 @@ from openloop_ledger.merkle.note import Verifier, open_checkpoint
 from openloop_ledger.merkle.proofs import verify_inclusion
 from openloop_runtime.errors import error_info_of
 from services.ledger.tests.ledger_helpers import (
-    T,
     checkpoint_covering,
-    open_account,
-    submit,
-    transfer,
+    commit_transfers,
+    journal_size_with,
 )
 from services.ledger.tests.ledger_process import LedgerProcess
 
@@ -38,20 +36,6 @@ SEALER_SETTINGS = {"OPENLOOP_LEDGER_CHECKPOINT_INTERVAL_SECONDS": "0.1"}
 @pytest.fixture(scope="module")
 def ledger_settings() -> dict[str, Any]:
     return {"sealer_in_process": False}
-
-
-async def _commit(ledger: Stub, count: int) -> list[str]:
-    """Commit ``count`` transfers; their ids."""
-    a, b = await open_account(ledger, "a"), await open_account(ledger, "b")
-    moves = [transfer(a, b, n + 1) for n in range(count)]
-    assert await submit(ledger, *moves) == [T.CREATE_TRANSFER_RESULT_OK] * count
-    return [move.id for move in moves]
-
-
-async def _journal_size(ledger: Stub, transfer_id: str) -> int:
-    """The journal's size once ``transfer_id`` is in it."""
-    looked = await ledger.LookupTransfers(service_pb2.LookupTransfersRequest(ids=[transfer_id]))
-    return looked.transfers[0].position + 1
 
 
 async def _proven(ledger: Stub, transfer_id: str) -> None:
@@ -68,7 +52,7 @@ async def _proven(ledger: Stub, transfer_id: str) -> None:
 async def test_a_sealer_process_seals_what_a_server_that_does_not_seal_commits(
     ledger: Stub, ledger_database: str, tmp_path: Path
 ) -> None:
-    first = await _commit(ledger, 3)
+    first = await commit_transfers(ledger, 3)
     await asyncio.sleep(0.5)  # five of the server's checkpoint intervals
     with pytest.raises(grpc.aio.AioRpcError) as unsealed:
         await ledger.GetCheckpoint(service_pb2.GetCheckpointRequest())
@@ -82,11 +66,11 @@ async def test_a_sealer_process_seals_what_a_server_that_does_not_seal_commits(
     )
     await sealer.start()
     try:
-        await checkpoint_covering(ledger, await _journal_size(ledger, first[-1]))
+        await checkpoint_covering(ledger, await journal_size_with(ledger, first[-1]))
         await _proven(ledger, first[0])
         # Committed after the sealer started, with no word to it: its own look finds them.
-        later = await _commit(ledger, 2)
-        await checkpoint_covering(ledger, await _journal_size(ledger, later[-1]))
+        later = await commit_transfers(ledger, 2)
+        await checkpoint_covering(ledger, await journal_size_with(ledger, later[-1]))
         await _proven(ledger, later[-1])
 
         async with grpc.aio.insecure_channel(sealer.target) as channel:
@@ -110,13 +94,13 @@ async def test_a_standby_sealer_takes_over_when_the_leader_is_killed(
     )
     await leader.start()
     try:
-        before = await _commit(ledger, 2)
-        await checkpoint_covering(ledger, await _journal_size(ledger, before[-1]))
+        before = await commit_transfers(ledger, 2)
+        await checkpoint_covering(ledger, await journal_size_with(ledger, before[-1]))
         await standby.start()
         await leader.kill()
         # PostgreSQL frees the dead leader's advisory lock when its connection drops.
-        after = await _commit(ledger, 2)
-        await checkpoint_covering(ledger, await _journal_size(ledger, after[-1]), seconds=10)
+        after = await commit_transfers(ledger, 2)
+        await checkpoint_covering(ledger, await journal_size_with(ledger, after[-1]), seconds=10)
         await _proven(ledger, after[-1])
     finally:
         await leader.stop()

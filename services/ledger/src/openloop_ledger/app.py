@@ -87,6 +87,7 @@ def _sealer(
         settings.checkpoint_signers(),
         committed,
         interval=settings.checkpoint_interval_seconds,
+        timeout=settings.sealer_timeout_seconds,
     )
 
 

@@ -53,6 +53,11 @@ class LedgerSettings(ServiceSettings):
     no sealer running anywhere, no checkpoint is published."""
     checkpoint_interval_seconds: float = Field(default=0.25, gt=0)
     """The sealer checks for new journal entries at least this often."""
+    sealer_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A seal that takes longer, or a sealer's database session idle this long, ends that
+    sealer's session and so its lead (see :mod:`openloop_ledger.sealer`): another sealer
+    takes over within this of a leader's host vanishing. Well above the longest seal
+    (hashing a chunk of 100,000 leaves takes about a second) and the interval."""
     expiry_interval_seconds: float = Field(default=1.0, gt=0)
     """Pending transfers are voided at most this long after their timeout passes."""
 
@@ -74,6 +79,15 @@ class LedgerSettings(ServiceSettings):
                     f"log_cosigning_keys: a key named {name!r} cannot co-sign the checkpoints "
                     f"of log {origin!r}; a rotated key keeps the log's name"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _timeout_beyond_interval(self) -> LedgerSettings:
+        """A live leader looks every interval; a timeout within it would end every lead."""
+        if self.sealer_timeout_seconds <= self.checkpoint_interval_seconds:
+            raise ValueError(
+                "sealer_timeout_seconds must be longer than checkpoint_interval_seconds"
+            )
         return self
 
     def checkpoint_signers(self) -> list[Signer]:

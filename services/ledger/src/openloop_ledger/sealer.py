@@ -13,6 +13,23 @@ openloop_ledger seal``, with ``OPENLOOP_LEDGER_SEALER_IN_PROCESS=false`` on the
 servers), as the Kubernetes manifests deploy it: then reading back, hashing and
 signing take no time from the event loop that plans the batches. On its own it
 learns of new entries by looking every ``interval``.
+
+Leadership is the advisory lock's session, and every write of a leader goes through
+that session: a leader whose session ends (killed, timed out, its server failed over)
+can write nothing more, whatever it still believes. The leader's session therefore
+must not outlive the leader, nor hang it:
+
+- PostgreSQL ends the session once it has been idle for ``timeout`` seconds
+  (``idle_session_timeout``, ``idle_in_transaction_session_timeout``), which a live
+  leader, looking every ``interval``, never is. A leader whose host vanished without
+  closing its socket (a lost node) would otherwise keep the lock, and every other
+  sealer out, until TCP keepalive gives up, two hours later by default.
+- The leader abandons its connection (closes the socket, so the server ends the
+  session and the lock) when a seal takes longer than ``timeout``, and whenever it
+  stops leading: an error, or its task cancelled at shutdown. An ``unlock`` sent to a
+  server that stopped answering would wait as long as the seal did, and a cancellation
+  that arrived between the lock's grant and its answer would leave the lock on a
+  connection back in the pool.
 """
 
 from __future__ import annotations
@@ -20,8 +37,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,11 +47,12 @@ from openloop_ledger import pg
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.merkle.hashing import HASH_SIZE, leaf_hash
 from openloop_ledger.merkle.note import Checkpoint, Signer, sign_checkpoint
-from openloop_ledger.merkle.tiles import TileWriter, partial_tiles
+from openloop_ledger.merkle.tiles import TILE_WIDTH, TileWriter, partial_tiles
 from openloop_ledger.merkle.tree import CompactTree
 from openloop_runtime.background import background
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SEALER_LOCK = 0x6F6C_6C65_6467_6572  # "olledger": one sealer per database
 MAX_LEAVES_PER_SEAL = 100_000
@@ -55,6 +74,7 @@ class Sealer:
         committed: asyncio.Condition | None,
         *,
         interval: float,
+        timeout: float = 30.0,
     ) -> None:
         self._engine = engine
         self._encoder = encoder
@@ -65,6 +85,10 @@ class Sealer:
         self._committed = committed
         """Notified when this process commits a batch; ``None`` in a sealer of its own."""
         self._interval = interval
+        if timeout <= interval:
+            raise ValueError("the sealer's timeout must be longer than its interval")
+        self._timeout = timeout
+        """How long the leader's session may hang in a seal, or sit idle, before it ends."""
         self.origin = signers[0].name
 
     async def seal(self, conn: pg.Connection) -> Sealed:
@@ -112,6 +136,26 @@ class Sealer:
             )
         return Sealed(end, end - start)
 
+    async def check_leaf_key(self, conn: pg.Connection) -> None:
+        """Refuse to lead with another leaf key than the log's: the last sealed leaf, encoded
+        with this sealer's key, must hash to the leaf hash its tile holds. A sealer started
+        with the wrong key (a Secret missing from its Deployment falls back to the
+        development key) would otherwise sign checkpoints over leaves no proof or audit can
+        match, for ever: a signed checkpoint cannot be taken back."""
+        latest = await pg.latest_checkpoint(conn)
+        if latest is None or latest["tree_size"] == 0:
+            return
+        last = latest["tree_size"] - 1
+        index, offset = divmod(last, TILE_WIDTH)
+        (row,) = await pg.journal_rows(conn, last, last + 1)
+        tile = (await pg.tiles(conn, [(0, index)]))[(0, index)]
+        stored = bytes(tile[offset * HASH_SIZE : (offset + 1) * HASH_SIZE])
+        if leaf_hash(pg.leaf_of_row(self._encoder, row)) != stored:
+            raise RuntimeError(
+                f"leaf {last} does not hash to the sealed tree's leaf with this sealer's"
+                " leaf key: refusing to seal (is OPENLOOP_LEDGER_LEAF_KEY the log's?)"
+            )
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Sealer]:
         async with background(self._run(), "ledger-sealer"):
@@ -121,11 +165,16 @@ class Sealer:
         while True:
             try:
                 async with pg.connection(self._engine) as conn:
-                    if await conn.fetchval("SELECT pg_try_advisory_lock($1)", SEALER_LOCK):
-                        try:
+                    try:
+                        if await self._within_timeout(
+                            conn, conn.fetchval("SELECT pg_try_advisory_lock($1)", SEALER_LOCK)
+                        ):
                             await self._lead(conn)
-                        finally:
-                            await conn.execute("SELECT pg_advisory_unlock($1)", SEALER_LOCK)
+                    except BaseException:
+                        # Leading ends with the session: PostgreSQL releases its lock as
+                        # soon as it sees the socket close, and the pool discards it.
+                        conn.terminate()
+                        raise
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -133,8 +182,17 @@ class Sealer:
             await asyncio.sleep(self._interval)
 
     async def _lead(self, conn: pg.Connection) -> None:
+        idle = f"{int(self._timeout * 1000)}ms"
+        await self._within_timeout(
+            conn,
+            conn.execute(
+                f"SET idle_session_timeout = '{idle}';"
+                f" SET idle_in_transaction_session_timeout = '{idle}'"
+            ),
+        )
+        await self._within_timeout(conn, self.check_leaf_key(conn))
         while True:
-            sealed = await self.seal(conn)
+            sealed = await self._within_timeout(conn, self.seal(conn))
             if sealed.leaves == MAX_LEAVES_PER_SEAL:
                 continue
             if sealed.leaves:
@@ -147,3 +205,12 @@ class Sealer:
             async with self._committed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._committed.wait(), self._interval)
+
+    async def _within_timeout(self, conn: pg.Connection, step: Awaitable[T]) -> T:
+        """``step`` on ``conn``, whose socket is closed if it takes longer than the timeout
+        (an unanswered query fails then, rather than waiting for TCP to give up)."""
+        watchdog = asyncio.get_running_loop().call_later(self._timeout, conn.terminate)
+        try:
+            return await step
+        finally:
+            watchdog.cancel()
