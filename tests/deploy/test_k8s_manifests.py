@@ -141,8 +141,14 @@ def test_ledger_sealer_runs_apart_from_the_ledger(target: str) -> None:
     sealer, ledger = deployments[SEALER], deployments["ledger"]
     labels = {"app.kubernetes.io/name": SEALER, "app.kubernetes.io/component": "merkle-sealer"}
     assert labels.items() <= sealer["spec"]["template"]["metadata"]["labels"].items()
-    # One leader per database (the advisory lock); another replica would only stand by.
-    assert sealer["spec"]["replicas"] == 1
+    # One leader per database (the advisory lock) and a standby, on another node if any.
+    assert sealer["spec"]["replicas"] == 2
+    anti = sealer["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (preferred,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert preferred["podAffinityTerm"]["labelSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": SEALER
+    }
     assert sealer["spec"].get("strategy", {}).get("type", "RollingUpdate") == "RollingUpdate"
     pod = _pod(sealer)
     # The ledger's own initContainer migrates; the sealer retries until the schema exists.

@@ -57,6 +57,15 @@ T = TypeVar("T")
 SEALER_LOCK = 0x6F6C_6C65_6467_6572  # "olledger": one sealer per database
 MAX_LEAVES_PER_SEAL = 100_000
 """Leaves per sealing transaction; a backlog is sealed in several checkpoints."""
+MAX_RETRY_SECONDS = 5.0
+"""The longest wait between attempts after failures in a row (the database out of reach,
+a leaf key refused): the wait doubles from the interval up to this, so a sealer that
+cannot seal neither floods its log nor keeps knocking on a database that is down."""
+
+
+def retry_wait(interval: float, failures: int) -> float:
+    """Seconds to wait after ``failures`` (≥ 1) failed attempts in a row."""
+    return float(min(interval * 2 ** (failures - 1), max(MAX_RETRY_SECONDS, interval)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,8 @@ class Sealer:
         if timeout <= interval:
             raise ValueError("the sealer's timeout must be longer than its interval")
         self._timeout = timeout
+        self._failures = 0
+        """Attempts that failed in a row (see :func:`retry_wait`)."""
         """How long the leader's session may hang in a seal, or sit idle, before it ends."""
         self.origin = signers[0].name
 
@@ -163,6 +174,7 @@ class Sealer:
 
     async def _run(self) -> None:
         while True:
+            wait = self._interval
             try:
                 async with pg.connection(self._engine) as conn:
                     try:
@@ -177,9 +189,20 @@ class Sealer:
                         raise
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                _log.exception("sealing failed; retrying")
-            await asyncio.sleep(self._interval)
+            except Exception as error:
+                self._failures += 1
+                wait = retry_wait(self._interval, self._failures)
+                if self._failures == 1:
+                    _log.exception("sealing failed; retrying")
+                else:
+                    _log.warning(
+                        "sealing failed again: %s",
+                        type(error).__name__,
+                        extra={"failures_in_a_row": self._failures, "retry_seconds": wait},
+                    )
+            else:
+                self._failures = 0  # stood by: the lock is another sealer's
+            await asyncio.sleep(wait)
 
     async def _lead(self, conn: pg.Connection) -> None:
         idle = f"{int(self._timeout * 1000)}ms"
@@ -193,6 +216,7 @@ class Sealer:
         await self._within_timeout(conn, self.check_leaf_key(conn))
         while True:
             sealed = await self._within_timeout(conn, self.seal(conn))
+            self._failures = 0
             if sealed.leaves == MAX_LEAVES_PER_SEAL:
                 continue
             if sealed.leaves:
