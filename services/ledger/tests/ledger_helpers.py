@@ -7,6 +7,9 @@ import uuid
 from typing import TYPE_CHECKING
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
+from openloop_ledger.audit.__main__ import verify
+from openloop_ledger.audit.sources import DatabaseSource
+from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
 
 if TYPE_CHECKING:
     Stub = service_pb2_grpc.LedgerServiceAsyncStub
@@ -90,3 +93,15 @@ async def journal_size_with(ledger: Stub, transfer_id: str) -> int:
     """The journal's size once ``transfer_id`` is in it."""
     looked = await ledger.LookupTransfers(service_pb2.LookupTransfersRequest(ids=[transfer_id]))
     return looked.transfers[0].position + 1
+
+
+async def assert_log_verifies(database_url: str) -> int:
+    """The auditor's verifier, with the development keys, finds nothing wrong in the ledger
+    database (leaves, tiles, checkpoints, balances); the leaves it checked."""
+    source = await DatabaseSource.connect(database_url)
+    try:
+        report = await verify(source, DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY)
+    finally:
+        await source.close()
+    assert report.ok, report.findings
+    return report.leaves

@@ -26,11 +26,13 @@ import pytest
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_dev.postgres import EmbeddedPostgres
 from openloop_ledger.app import MIGRATIONS_DIR
-from openloop_ledger.audit.__main__ import verify
-from openloop_ledger.audit.sources import DatabaseSource
-from openloop_ledger.config import DEVELOPMENT_LEAF_KEY, DEVELOPMENT_LOG_VERIFIER_KEY
 from openloop_runtime import migrations
-from services.ledger.tests.ledger_helpers import WALLET, checkpoint_covering, transfer
+from services.ledger.tests.ledger_helpers import (
+    WALLET,
+    assert_log_verifies,
+    checkpoint_covering,
+    transfer,
+)
 from services.ledger.tests.ledger_process import LedgerProcess
 
 if TYPE_CHECKING:
@@ -225,13 +227,7 @@ async def _assert_recorded_exactly_once(database_url: str, run: str, load: Load)
 async def _assert_log_verifies(stub: Stub, database_url: str, size: int) -> None:
     """The restarted sealer covers the whole journal, and the auditor's verifier passes."""
     assert (await checkpoint_covering(stub, size, seconds=30)).tree_size == size
-    source = await DatabaseSource.connect(database_url)
-    try:
-        report = await verify(source, DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY)
-    finally:
-        await source.close()
-    assert report.ok, report.findings
-    assert report.leaves == size
+    assert await assert_log_verifies(database_url) == size
 
 
 @pytest.fixture(scope="module")

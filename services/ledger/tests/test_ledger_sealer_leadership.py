@@ -30,18 +30,16 @@ from sqlalchemy.engine import make_url
 
 from openloop.ledger.v1 import service_pb2
 from openloop_ledger import pg
-from openloop_ledger.audit.__main__ import verify
-from openloop_ledger.audit.sources import DatabaseSource
 from openloop_ledger.config import (
     DEVELOPMENT_LEAF_KEY,
     DEVELOPMENT_LOG_SIGNING_KEY,
-    DEVELOPMENT_LOG_VERIFIER_KEY,
 )
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.merkle.note import Signer
 from openloop_ledger.sealer import SEALER_LOCK, Sealer
 from openloop_runtime.db import create_engine
 from services.ledger.tests.ledger_helpers import (
+    assert_log_verifies,
     checkpoint_covering,
     commit_transfers,
     journal_size_with,
@@ -86,16 +84,6 @@ async def _checkpoint_sizes(database_url: str) -> list[int]:
         return [row["tree_size"] for row in await conn.fetch("SELECT tree_size FROM checkpoints")]
     finally:
         await conn.close()
-
-
-async def _log_verifies(database_url: str) -> None:
-    """The auditor's verifier finds nothing wrong: leaves, tiles, checkpoints, balances."""
-    source = await DatabaseSource.connect(database_url)
-    try:
-        report = await verify(source, DEVELOPMENT_LOG_VERIFIER_KEY, DEVELOPMENT_LEAF_KEY)
-    finally:
-        await source.close()
-    assert report.ok, report.findings
 
 
 async def _latest_size(ledger: Stub) -> int:
@@ -174,7 +162,7 @@ async def test_a_leader_whose_session_is_killed_mid_seal_writes_nothing(
         await engine_b.dispose()
     assert size_a < size_b
     assert size_a not in await _checkpoint_sizes(ledger_database)
-    await _log_verifies(ledger_database)
+    await assert_log_verifies(ledger_database)
 
 
 async def test_a_leader_stops_on_sigterm_while_its_database_session_hangs(
@@ -307,4 +295,4 @@ async def test_a_sealer_with_another_leaf_key_refuses_to_extend_the_log(
         await asyncio.sleep(1.0)  # ten of its intervals
         assert await _latest_size(ledger) == sealed
     assert "refusing to seal" in (tmp_path / "w.log").read_text()
-    await _log_verifies(ledger_database)
+    await assert_log_verifies(ledger_database)
