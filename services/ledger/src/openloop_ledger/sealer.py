@@ -97,9 +97,9 @@ class Sealer:
         if timeout <= interval:
             raise ValueError("the sealer's timeout must be longer than its interval")
         self._timeout = timeout
+        """How long the leader's session may hang in a seal, or sit idle, before it ends."""
         self._failures = 0
         """Attempts that failed in a row (see :func:`retry_wait`)."""
-        """How long the leader's session may hang in a seal, or sit idle, before it ends."""
         self.origin = signers[0].name
 
     async def seal(self, conn: pg.Connection) -> Sealed:
