@@ -24,12 +24,10 @@ SERVICES = {
 }
 SEALER, SEALER_HEALTH_PORT = "ledger-sealer", 50056
 """The ledger's Merkle-log sealer: its own Deployment, serving only grpc.health.v1."""
-LEDGER_DATABASE_AND_KEYS = (
-    "OPENLOOP_LEDGER_DATABASE_URL",
-    "OPENLOOP_LEDGER_LEAF_KEY",
-    "OPENLOOP_LEDGER_LOG_SIGNING_KEY",
-    "OPENLOOP_LEDGER_LOG_COSIGNING_KEYS",
-)
+LEDGER_SHARED = ("OPENLOOP_LEDGER_DATABASE_URL", "OPENLOOP_LEDGER_LEAF_KEY")
+"""What the ledger and its sealer both read, from the same Secrets."""
+SIGNING_KEYS = ("OPENLOOP_LEDGER_LOG_SIGNING_KEY", "OPENLOOP_LEDGER_LOG_COSIGNING_KEYS")
+"""Only the sealer signs checkpoints: only its pods get the private keys."""
 GATEWAY_UPSTREAMS = {
     "OPENLOOP_GATEWAY_IDENTITY_TARGET": "identity:50051",
     "OPENLOOP_GATEWAY_RULES_TARGET": "rules:50052",
@@ -163,9 +161,23 @@ def test_ledger_sealer_runs_apart_from_the_ledger(target: str) -> None:
     assert env["OPENLOOP_LEDGER_PORT"]["value"] == str(SEALER_HEALTH_PORT)
     assert env["OPENLOOP_LEDGER_HOST"]["value"] == "0.0.0.0"  # noqa: S104
     ledger_env = _env(_pod(ledger)["containers"][0])
-    for name in LEDGER_DATABASE_AND_KEYS:
+    for name in LEDGER_SHARED:
         assert "valueFrom" in env[name], name
         assert env[name]["valueFrom"] == ledger_env[name]["valueFrom"], name
+    # The Secret the leaf key comes from (an overlay's generator suffixes its name).
+    log_secret = env["OPENLOOP_LEDGER_LEAF_KEY"]["valueFrom"]["secretKeyRef"]["name"]
+    assert env["OPENLOOP_LEDGER_LOG_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": log_secret,
+        "key": "signing-key",
+    }
+    cosigning = env["OPENLOOP_LEDGER_LOG_COSIGNING_KEYS"]["valueFrom"]["secretKeyRef"]
+    assert (cosigning["name"], cosigning["key"], cosigning["optional"]) == (
+        log_secret,
+        "cosigning-keys",
+        True,
+    )
+    for name in SIGNING_KEYS:
+        assert name not in ledger_env, name
     assert ledger_env["OPENLOOP_LEDGER_SEALER_IN_PROCESS"]["value"] == "false"
     assert "OPENLOOP_LEDGER_SEALER_IN_PROCESS" not in env
     # Nothing calls the sealer: no Service of its own, and neither the ledger's Service nor

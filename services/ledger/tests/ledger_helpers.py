@@ -105,3 +105,14 @@ async def assert_log_verifies(database_url: str) -> int:
         await source.close()
     assert report.ok, report.findings
     return report.leaves
+
+
+async def sealed_through(
+    ledger: Stub, transfer_id: str, *, seconds: float = 15.0
+) -> resources_pb2.Checkpoint:
+    """The latest checkpoint once one covers ``transfer_id``: for tests whose sealer is a
+    process of its own, given time for a CI machine whose two cores are busy (returned as
+    soon as a checkpoint covers it)."""
+    return await checkpoint_covering(
+        ledger, await journal_size_with(ledger, transfer_id), seconds=seconds
+    )

@@ -43,6 +43,7 @@ from services.ledger.tests.ledger_helpers import (
     checkpoint_covering,
     commit_transfers,
     journal_size_with,
+    sealed_through,
 )
 from services.ledger.tests.ledger_process import LedgerProcess
 
@@ -109,7 +110,7 @@ async def test_of_two_sealers_one_session_holds_the_lock(
         await first.start()
         await second.start()
         ids = await commit_transfers(ledger, 2)
-        await checkpoint_covering(ledger, await journal_size_with(ledger, ids[-1]))
+        await sealed_through(ledger, ids[-1])
         for _ in range(5):  # while both poll
             assert len(await _lock_holders(ledger_database)) == 1
             await asyncio.sleep(0.1)
@@ -152,7 +153,7 @@ async def test_a_leader_whose_session_is_killed_mid_seal_writes_nothing(
             later = await commit_transfers(ledger, 2)
             size_b = await journal_size_with(ledger, later[-1])
             async with sealer_b.running():
-                await checkpoint_covering(ledger, size_b)
+                await checkpoint_covering(ledger, size_b, seconds=15)
             resume.set()
             with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
                 await sealing
@@ -175,7 +176,7 @@ async def test_a_leader_stops_on_sigterm_while_its_database_session_hangs(
     async with _sealers(sealer):
         await sealer.start()
         ids = await commit_transfers(ledger, 1)
-        await checkpoint_covering(ledger, await journal_size_with(ledger, ids[-1]))
+        await sealed_through(ledger, ids[-1])
         (backend,) = await _lock_holders(ledger_database)
         os.kill(backend, signal.SIGSTOP)
         try:
@@ -260,7 +261,7 @@ async def test_a_standby_takes_over_from_a_leader_whose_host_vanished(
         async with _sealers(leader, standby):
             await leader.start()
             ids = await commit_transfers(ledger, 2)
-            await checkpoint_covering(ledger, await journal_size_with(ledger, ids[-1]))
+            await sealed_through(ledger, ids[-1])
             await standby.start()
             await leader.kill()  # its host is gone; PostgreSQL's side of its session is not
             after = await commit_transfers(ledger, 2)
@@ -281,7 +282,7 @@ async def test_a_sealer_with_another_leaf_key_refuses_to_extend_the_log(
     async with _sealers(right):
         await right.start()
         ids = await commit_transfers(ledger, 2)
-        await checkpoint_covering(ledger, await journal_size_with(ledger, ids[-1]))
+        await sealed_through(ledger, ids[-1])
     sealed = await _latest_size(ledger)
     wrong = LedgerProcess(
         ledger_database,

@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import pytest
+from pydantic import SecretStr
 
 from openloop.ledger.v1 import service_pb2, service_pb2_grpc
-from openloop_ledger.config import DEVELOPMENT_LOG_VERIFIER_KEY
+from openloop_ledger.config import DEVELOPMENT_LOG_VERIFIER_KEY, LedgerSettings
 from openloop_ledger.merkle.hashing import leaf_hash
-from openloop_ledger.merkle.note import Verifier, open_checkpoint
+from openloop_ledger.merkle.note import Verifier, generate_signer_key, open_checkpoint
 from openloop_ledger.merkle.proofs import verify_inclusion
 from openloop_runtime.errors import error_info_of
 from services.ledger.tests.ledger_helpers import (
-    checkpoint_covering,
     commit_transfers,
-    journal_size_with,
+    sealed_through,
 )
 from services.ledger.tests.ledger_process import LedgerProcess
 
@@ -35,7 +35,12 @@ SEALER_SETTINGS = {"OPENLOOP_LEDGER_CHECKPOINT_INTERVAL_SECONDS": "0.1"}
 
 @pytest.fixture(scope="module")
 def ledger_settings() -> dict[str, Any]:
-    return {"sealer_in_process": False}
+    # A signing key of another log: a server that does not seal must never use it (the
+    # sealer processes below sign with the development key, of "openloop.dev/ledger").
+    return {
+        "sealer_in_process": False,
+        "log_signing_key": generate_signer_key("example.org/not-this-log"),
+    }
 
 
 async def _proven(ledger: Stub, transfer_id: str) -> None:
@@ -66,11 +71,13 @@ async def test_a_sealer_process_seals_what_a_server_that_does_not_seal_commits(
     )
     await sealer.start()
     try:
-        await checkpoint_covering(ledger, await journal_size_with(ledger, first[-1]))
+        checkpoint = await sealed_through(ledger, first[-1])
+        # The log's name comes from the checkpoints the sealer signed, not the server's keys.
+        assert checkpoint.origin == "openloop.dev/ledger"
         await _proven(ledger, first[0])
         # Committed after the sealer started, with no word to it: its own look finds them.
         later = await commit_transfers(ledger, 2)
-        await checkpoint_covering(ledger, await journal_size_with(ledger, later[-1]))
+        await sealed_through(ledger, later[-1])
         await _proven(ledger, later[-1])
 
         async with grpc.aio.insecure_channel(sealer.target) as channel:
@@ -95,13 +102,20 @@ async def test_a_standby_sealer_takes_over_when_the_leader_is_killed(
     await leader.start()
     try:
         before = await commit_transfers(ledger, 2)
-        await checkpoint_covering(ledger, await journal_size_with(ledger, before[-1]))
+        await sealed_through(ledger, before[-1])
         await standby.start()
         await leader.kill()
         # PostgreSQL frees the dead leader's advisory lock when its connection drops.
         after = await commit_transfers(ledger, 2)
-        await checkpoint_covering(ledger, await journal_size_with(ledger, after[-1]), seconds=10)
+        await sealed_through(ledger, after[-1])
         await _proven(ledger, after[-1])
     finally:
         await leader.stop()
         await standby.stop()
+
+
+def test_only_a_process_that_signs_is_warned_of_the_development_signing_key() -> None:
+    settings = LedgerSettings(leaf_key=SecretStr("a-leaf-key-of-this-deployment-" + "x" * 16))
+    assert settings.uses_development_keys(signs=True)
+    assert not settings.uses_development_keys(signs=False)
+    assert LedgerSettings().uses_development_keys(signs=False)  # the leaf key

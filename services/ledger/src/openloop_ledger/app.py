@@ -32,7 +32,7 @@ _log = logging.getLogger(__name__)
 def build(settings: LedgerSettings) -> ServiceFactory:
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Sequence[Registration]]:
-        _warn_of_development_keys(settings)
+        _warn_of_development_keys(settings, signs=settings.sealer_in_process)
         leaf_key = settings.leaf_key.get_secret_value().encode()
         encoder = LeafEncoder(leaf_key)
         async with engine_for(settings) as engine:
@@ -46,7 +46,7 @@ def build(settings: LedgerSettings) -> ServiceFactory:
             servicer = LedgerServicer(
                 LedgerStore(engine, leaf_key),
                 batcher,
-                LogReader(engine, encoder, settings.checkpoint_signers()[0].name),
+                LogReader(engine, encoder),
             )
             async with contextlib.AsyncExitStack() as stack:
                 await stack.enter_async_context(batcher.running())
@@ -64,7 +64,7 @@ def build_sealer(settings: LedgerSettings) -> ServiceFactory:
 
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Sequence[Registration]]:
-        _warn_of_development_keys(settings)
+        _warn_of_development_keys(settings, signs=True)
         encoder = LeafEncoder(settings.leaf_key.get_secret_value().encode())
         async with (
             engine_for(settings) as engine,
@@ -91,9 +91,10 @@ def _sealer(
     )
 
 
-def _warn_of_development_keys(settings: LedgerSettings) -> None:
-    if settings.uses_development_keys:
+def _warn_of_development_keys(settings: LedgerSettings, *, signs: bool) -> None:
+    if settings.uses_development_keys(signs=signs):
         _log.warning(
             "the ledger runs with a development leaf or checkpoint key: set "
-            "OPENLOOP_LEDGER_LEAF_KEY and OPENLOOP_LEDGER_LOG_SIGNING_KEY in a deployment"
+            "OPENLOOP_LEDGER_LEAF_KEY and, where checkpoints are signed, "
+            "OPENLOOP_LEDGER_LOG_SIGNING_KEY in a deployment"
         )

@@ -35,7 +35,9 @@ class LedgerSettings(ServiceSettings):
     MACs. Fixed for the life of the log: the verifier needs it to recompute both."""
     log_signing_key: SecretStr = SecretStr(DEVELOPMENT_LOG_SIGNING_KEY)
     """Ed25519 key that signs checkpoints, as a C2SP note signer key
-    (``PRIVATE+KEY+<origin>+<hash>+<base64>``). Its name is the log's origin."""
+    (``PRIVATE+KEY+<origin>+<hash>+<base64>``). Its name is the log's origin. Only a
+    process that seals reads it: a server with ``sealer_in_process=False`` needs neither
+    this nor ``log_cosigning_keys``, so the private key stays out of its pods."""
     log_cosigning_keys: tuple[SecretStr, ...] = ()
     """More keys of the same name that sign every checkpoint too, for a key rotation: with
     the new key as ``log_signing_key`` and the old one here, clients that still pin the old
@@ -95,9 +97,9 @@ class LedgerSettings(ServiceSettings):
         keys = [self.log_signing_key, *self.log_cosigning_keys]
         return [Signer.from_key(key.get_secret_value()) for key in keys]
 
-    @property
-    def uses_development_keys(self) -> bool:
-        return (
-            self.leaf_key.get_secret_value() == DEVELOPMENT_LEAF_KEY
-            or self.log_signing_key.get_secret_value() == DEVELOPMENT_LOG_SIGNING_KEY
+    def uses_development_keys(self, *, signs: bool) -> bool:
+        """Whether a development key is in use: the leaf key, or the signing key in a
+        process that ``signs`` checkpoints (a server that does not seal never reads it)."""
+        return self.leaf_key.get_secret_value() == DEVELOPMENT_LEAF_KEY or (
+            signs and self.log_signing_key.get_secret_value() == DEVELOPMENT_LOG_SIGNING_KEY
         )

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openloop_ledger import pg
 from openloop_ledger.leaf import LeafEncoder
 from openloop_ledger.merkle import proofs
+from openloop_ledger.merkle.note import checkpoint_origin
 from openloop_ledger.merkle.tiles import (
     FULL_TILE_BYTES,
     TILE_HEIGHT,
@@ -146,10 +147,9 @@ def _tile_key(location: TileLocation) -> int:
 
 
 class LogReader:
-    def __init__(self, engine: AsyncEngine, encoder: LeafEncoder, origin: str) -> None:
+    def __init__(self, engine: AsyncEngine, encoder: LeafEncoder) -> None:
         self._engine = engine
         self._encoder = encoder
-        self._origin = origin
         self._nodes = NodeCache()
         self._checkpoints: dict[int, CheckpointRecord] = {}
         """Checkpoints by tree size: a signed checkpoint never changes, and proofs are
@@ -252,7 +252,8 @@ class LogReader:
                 {"tree_size": str(tree_size), "field": field},
             )
         record = CheckpointRecord(
-            origin=self._origin,
+            # From the note itself: a server that does not seal holds no signing key.
+            origin=checkpoint_origin(row["signed_note"]),
             tree_size=row["tree_size"],
             root_hash=bytes(row["root_hash"]),
             signed_note=row["signed_note"],

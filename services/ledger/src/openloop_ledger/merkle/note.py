@@ -327,6 +327,12 @@ def _split_note(note: str | bytes) -> tuple[str, list[str]]:
     return text, lines
 
 
+def checkpoint_origin(note: str) -> str:
+    """The origin of a signed checkpoint: its first line, read without verifying the
+    signature (for the ledger's own stored checkpoints, whose signer it need not hold)."""
+    return note.split("\n", 1)[0]
+
+
 def open_checkpoint(
     note: str | bytes, *verifiers: Verifier, origin: str | None = None
 ) -> Checkpoint:
