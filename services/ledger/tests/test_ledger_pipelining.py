@@ -89,7 +89,7 @@ async def test_a_stale_younger_plan_never_leaks_into_the_elder_batch_planned_aga
     first_replanning = asyncio.Event()
     second_planned = asyncio.Event()
     first_reads = 0
-    real_reads, real_copy = pg.transfers_with_resolutions, pg.copy_transfers
+    real_reads, real_write = pg.transfers_with_resolutions, pg.write_batch
 
     async def reads(conn: pg.Connection, ids: list[str]) -> Any:
         nonlocal first_reads
@@ -105,10 +105,10 @@ async def test_a_stale_younger_plan_never_leaks_into_the_elder_batch_planned_aga
 
     real_lock = pg.lock_journal
 
-    async def copy(conn: pg.Connection, transfers: list[Any], start: int) -> None:
+    async def write(conn: pg.Connection, transfers: list[Any], start: int, *rest: Any) -> None:
         if transfers[0].spec.id == first_id and first_reads == 1:
             await second_in_view.wait()  # batch 2 is planning... on batch 1's first plan
-        await real_copy(conn, transfers, start)
+        await real_write(conn, transfers, start, *rest)
 
     async def lock(conn: pg.Connection) -> Any:
         if first_reads == 1:  # batch 1's first plan, whether it writes before the lock or not
@@ -122,7 +122,7 @@ async def test_a_stale_younger_plan_never_leaks_into_the_elder_batch_planned_aga
         # past those batch 2 has inserted at.
         await other_replica.apply([move(_id("other"), funding, shop, 1) for _ in range(3)])
         monkeypatch.setattr(pg, "transfers_with_resolutions", reads)
-        monkeypatch.setattr(pg, "copy_transfers", copy)
+        monkeypatch.setattr(pg, "write_batch", write)
         monkeypatch.setattr(pg, "lock_journal", lock)
         first_planned = asyncio.Event()
         first = asyncio.create_task(
@@ -161,13 +161,13 @@ async def test_a_replica_writing_while_two_batches_are_in_flight_never_hangs(
 
     b_id, second_id = _id("b"), _id("second")
     b_holds_lock, second_inserted, release_b = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    real_copy = pg.copy_transfers
+    real_write = pg.write_batch
 
-    async def copy(conn: pg.Connection, transfers: list[Any], start: int) -> None:
+    async def write(conn: pg.Connection, transfers: list[Any], start: int, *rest: Any) -> None:
         if transfers[0].spec.id == b_id:
             b_holds_lock.set()
             await release_b.wait()
-        await real_copy(conn, transfers, start)
+        await real_write(conn, transfers, start, *rest)
         if transfers[0].spec.id == second_id:
             second_inserted.set()
 
@@ -175,7 +175,7 @@ async def test_a_replica_writing_while_two_batches_are_in_flight_never_hangs(
     try:
         for _ in range(2):  # until replica A plans ahead of the lock
             await replica_a.apply([move(_id("warm"), funding, shop, 1)])
-        monkeypatch.setattr(pg, "copy_transfers", copy)
+        monkeypatch.setattr(pg, "write_batch", write)
         tasks.append(asyncio.create_task(replica_b.apply([move(b_id, funding, shop, 1)])))
         await b_holds_lock.wait()
         first_planned = asyncio.Event()
@@ -240,18 +240,18 @@ async def test_another_replica_writing_meets_a_plan_made_ahead_without_a_deadloc
 
     a_id, b_id = _id("a"), _id("b")
     b_holds_lock, release_b = asyncio.Event(), asyncio.Event()
-    real_copy = pg.copy_transfers
+    real_write = pg.write_batch
 
-    async def copy(conn: pg.Connection, transfers: list[Any], start: int) -> None:
+    async def write(conn: pg.Connection, transfers: list[Any], start: int, *rest: Any) -> None:
         if transfers[0].spec.id == b_id:
             b_holds_lock.set()
             await release_b.wait()
-        await real_copy(conn, transfers, start)
+        await real_write(conn, transfers, start, *rest)
 
     try:
         for _ in range(2):  # until replica A plans ahead of the lock
             await replica_a.apply([move(_id("warm"))])
-        monkeypatch.setattr(pg, "copy_transfers", copy)
+        monkeypatch.setattr(pg, "write_batch", write)
         b = asyncio.create_task(replica_b.apply([move(b_id)]))
         await b_holds_lock.wait()
         caplog.clear()

@@ -228,6 +228,81 @@ async def write_accounts(
         raise RuntimeError(f"{status} for {len(rows)} accounts the batch planned: refusing it")
 
 
+SMALL_BATCH = 128
+"""Transfers up to which a batch writes its rows in one statement (:func:`write_batch`)."""
+
+_WRITE_SMALL_BATCH = (
+    "WITH inserted AS ("
+    " INSERT INTO transfers (id, position, debit_account_id, credit_account_id, amount,"
+    " pending_id, timeout, flags, ledger, code, user_data, create_time)"
+    " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[],"
+    " $6::text[], $7::bigint[], $8::int[], $9::bigint[], $10::bigint[], $11::text[],"
+    " $12::timestamptz[]) RETURNING 1),"
+    " moved AS (UPDATE journal SET size = $13, batch_token = $14, last_time = $15"
+    " WHERE id = 1 RETURNING 1),"
+    " totals AS (UPDATE accounts AS a SET debits_pending = u.debits_pending,"
+    " debits_posted = u.debits_posted, credits_pending = u.credits_pending,"
+    " credits_posted = u.credits_posted, closed = u.closed"
+    " FROM unnest($16::text[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[],"
+    " $21::bool[]) AS u(id, debits_pending, debits_posted, credits_pending, credits_posted,"
+    " closed)"
+    # unnest of a parameter counts as 100 rows to the planner: one key probe each.
+    " WHERE a.id = u.id RETURNING 1)"
+    " SELECT (SELECT count(*) FROM inserted) AS transfers, (SELECT count(*) FROM moved) AS"
+    " journal, (SELECT count(*) FROM totals) AS accounts"
+)
+
+
+async def write_batch(
+    conn: Connection,
+    transfers: list[Transfer],
+    first_position: int,
+    journal: tuple[int, int, datetime],
+    totals: list[tuple[str, int, int, int, int, bool]],
+) -> None:
+    """A batch's writes under the journal lock: ``transfers`` at consecutive positions from
+    ``first_position``, the journal's new ``(size, batch token, last time)`` and the changed
+    accounts' new ``totals`` (as :func:`write_accounts` takes them).
+
+    A small batch (up to :data:`SMALL_BATCH` transfers, as sixty-four single-transfer
+    clients make) does it in one statement, one round trip, where the COPYs, the journal's
+    UPDATE and the totals' temporary table take seven: each round trip costs this process
+    about 0.1 ms of CPU, and the batch's commit waits for all of them. A large one uses
+    COPY, which encodes a row for a fraction of what array parameters cost the client
+    (measured, both ways cost the same at 128 to 256 transfers).
+    """
+    size, batch_token, last_time = journal
+    if len(transfers) > SMALL_BATCH:
+        await copy_transfers(conn, transfers, first_position)
+        await set_journal(conn, size, batch_token, last_time)
+        await write_accounts(conn, totals)
+        return
+    specs = [transfer.spec for transfer in transfers]
+    no_totals: list[list[object]] = [[] for _ in _TOTALS_COLUMNS]
+    written = await conn.fetchrow(
+        _WRITE_SMALL_BATCH,
+        [spec.id for spec in specs],
+        list(range(first_position, first_position + len(specs))),
+        [spec.debit_account_id for spec in specs],
+        [spec.credit_account_id for spec in specs],
+        [spec.amount for spec in specs],
+        [spec.pending_id or None for spec in specs],
+        [spec.timeout for spec in specs],
+        [spec.flags.bits() for spec in specs],
+        [spec.ledger for spec in specs],
+        [spec.code for spec in specs],
+        [spec.user_data for spec in specs],
+        [transfer.create_time for transfer in transfers],
+        size,
+        batch_token,
+        last_time,
+        *([list(column) for column in zip(*totals, strict=True)] if totals else no_totals),
+    )
+    expected = (len(transfers), 1, len(totals))
+    if tuple(written) != expected:
+        raise RuntimeError(f"wrote {tuple(written)} rows for {expected} planned: refusing it")
+
+
 async def copy_transfers(conn: Connection, transfers: list[Transfer], first_position: int) -> None:
     """Insert ``transfers`` at consecutive positions from ``first_position``."""
     records: list[tuple[object, ...]] = []

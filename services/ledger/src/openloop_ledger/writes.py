@@ -2,8 +2,9 @@
 
 The shape of every batch: read the recorded transfers and the accounts the batch
 names, plan the whole batch in memory (:mod:`openloop_ledger.planning`), then, holding
-the journal row's lock, insert its transfers with COPY, write the new balances (a COPY
-and one UPDATE) and move the journal's size. A request's results are released only
+the journal row's lock, insert its transfers, write the new balances and move the
+journal's size (one statement for a small batch, COPY for a large one:
+:func:`openloop_ledger.pg.write_batch`). A request's results are released only
 after the commit, so an acknowledged transfer is on disk (``synchronous_commit``
 stays on).
 
@@ -308,9 +309,8 @@ class BatchWriter:
             turn.set()
         # Rows only under the journal lock (see the module's docstring).
         if accepted:
-            await _insert(conn, batch, start=size, now=now)
-            await pg.set_journal(conn, end, new_token, now)
-            await pg.write_accounts(conn, changed)
+            await pg.write_batch(conn, accepted, size, (end, new_token, now), changed)
+            await _write_history(conn, batch, start=size, now=now)
             await pg.add_timeouts(conn, batch.timeouts)
             await pg.remove_timeouts(conn, sorted(batch.resolved))
         return Applied(outcomes, len(accepted))
@@ -374,24 +374,24 @@ def _named(requests: Sequence[Request]) -> tuple[list[str], list[str]]:
     return sorted(transfer_ids), sorted(account_ids)
 
 
-async def _insert(conn: pg.Connection, batch: TransferBatch, *, start: int, now: datetime) -> None:
-    """The batch's new rows: its transfers from journal position ``start``, and the balance
-    history of the accounts that keep one. Under the journal lock: no other batch holds an
-    uncommitted row for them to wait for."""
-    accepted = batch.accepted
-    await pg.copy_transfers(conn, accepted, start)
-    if batch.history:
-        position_of = {t.spec.id: start + offset for offset, t in enumerate(accepted)}
-        await pg.copy_balances(
-            conn,
-            [
-                (
-                    snapshot.account_id,
-                    position_of[snapshot.transfer_id],
-                    snapshot.transfer_id,
-                    snapshot.balances,
-                    now,
-                )
-                for snapshot in batch.history
-            ],
-        )
+async def _write_history(
+    conn: pg.Connection, batch: TransferBatch, *, start: int, now: datetime
+) -> None:
+    """The balance history of the accounts that keep one, at the positions the batch's
+    transfers (from journal position ``start``) were written at."""
+    if not batch.history:
+        return
+    position_of = {t.spec.id: start + offset for offset, t in enumerate(batch.accepted)}
+    await pg.copy_balances(
+        conn,
+        [
+            (
+                snapshot.account_id,
+                position_of[snapshot.transfer_id],
+                snapshot.transfer_id,
+                snapshot.balances,
+                now,
+            )
+            for snapshot in batch.history
+        ],
+    )
