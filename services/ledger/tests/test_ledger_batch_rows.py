@@ -122,10 +122,8 @@ async def test_totals_for_an_account_that_is_not_there_refuse_the_whole_batch(
 async def test_a_small_batch_finds_its_accounts_by_key_not_by_reading_them_all(
     conn: asyncpg.Connection,
 ) -> None:
-    """However many accounts there are, a small batch's UPDATE probes the primary key for
-    each account it changes, also once the connection's prepared statement has switched to
-    PostgreSQL's generic plan (after five executions), which cannot see how many rows the
-    array parameter holds."""
+    """With 20,000 accounts, analysed, a small batch's statements read no table whole
+    (every plan PostgreSQL may pick for them: ``test_ledger_batch_plans.py``)."""
     accounts = await _open(conn, "scan", 20_000)
     await conn.execute("ANALYZE accounts")
     scans = (
@@ -151,3 +149,16 @@ async def test_a_small_batch_finds_its_accounts_by_key_not_by_reading_them_all(
         tables = ("accounts", "journal", "transfers")
         read = {name: after.get(name, 0) - before.get(name, 0) for name in tables}
         assert read == dict.fromkeys(tables, 0), f"batch {attempt} read a whole table"
+
+
+async def test_a_batch_is_written_only_inside_its_transaction(conn: asyncpg.Connection) -> None:
+    """Outside a transaction the one statement would commit before its row counts are
+    checked, so a defect could leave half a batch: it is refused before anything is sent."""
+    accounts = await _open(conn, "outside", 2)
+    at = datetime.now(UTC)
+    size, _, _ = await pg.lock_journal(conn)  # no transaction: the lock ends at once
+    with pytest.raises(RuntimeError, match="outside a transaction"):
+        await pg.write_batch(
+            conn, _transfers("outside", 1, accounts, at), size, (size + 1, 9, at), []
+        )
+    assert await conn.fetchval("SELECT count(*) FROM transfers WHERE id LIKE 'outside-%'") == 0
