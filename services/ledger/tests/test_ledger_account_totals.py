@@ -30,6 +30,7 @@ async def test_writing_one_accounts_totals_does_not_scan_every_account(
         )
         for attempt in range(2):  # a connection's first batch, and every one after
             async with conn.transaction():
+                await pg.lock_journal(conn)  # as every batch does before it writes
                 seq_before, idx_before = await conn.fetchrow(scans)
                 await pg.write_accounts(conn, [(f"scan-{attempt + 7}", 0, 5, 0, 0, False)])
                 seq_after, idx_after = await conn.fetchrow(scans)

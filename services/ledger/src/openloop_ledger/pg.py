@@ -166,10 +166,11 @@ async def lock_journal(conn: Connection) -> tuple[int, int, datetime | None]:
     row = await conn.fetchrow(
         "SELECT size, batch_token, last_time,"
         # For the rest of the batch's transaction, in the same round trip: the totals'
-        # UPDATE (pg.write_batch, write_accounts) probes the primary key per changed account
+        # UPDATE (write_batch, write_accounts) probes the primary key per changed account
         # whatever the planner believes of its row count or of the table's size (a generic
         # plan estimates 10 rows for unnest of a parameter and keeps a plan made while the
-        # table was small; a custom plan of 200 accounts hashes 20,000).
+        # table was small; a custom plan of 200 accounts hashes 20,000; the temporary
+        # table looks like 870 rows).
         " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
         " FROM journal WHERE id = 1 FOR UPDATE"
     )
@@ -194,12 +195,11 @@ async def journal_size(conn: Connection) -> int:
 _TOTALS_TABLE = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS batch_totals (id text, debits_pending bigint,"
     " debits_posted bigint, credits_pending bigint, credits_posted bigint, closed boolean)"
-    " ON COMMIT DELETE ROWS;"
+    " ON COMMIT DELETE ROWS"
     # Never analysed, the table looks like ten pages of rows (about 870) to the planner
-    # whatever it holds, so it would hash the whole accounts table rather than probe its
-    # key: for every batch below some 100,000 accounts, for large batches above. Each row
-    # is one primary-key probe; the settings end with the batch's transaction.
-    " SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
+    # whatever it holds, which would hash the whole accounts table rather than probe its
+    # key, for every batch below some 100,000 accounts and for large batches above: the
+    # join settings lock_journal makes for the batch's transaction prevent that.
 )
 _TOTALS_COLUMNS = (
     "id",
