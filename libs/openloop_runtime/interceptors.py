@@ -20,12 +20,10 @@ from opentelemetry import trace
 
 from openloop_runtime.errors import DomainError, ErrorReason
 from openloop_runtime.telemetry import current_trace_id
+from openloop_runtime.tracing import REASON_ATTRIBUTE
 from openloop_runtime.wrapping import Behavior, MethodWrappingInterceptor, StreamBehavior
 
 _log = logging.getLogger(__name__)
-
-REASON_ATTRIBUTE = "openloop.error.reason"
-"""Span attribute: the ErrorInfo reason a failed call was answered with."""
 
 
 class ErrorMappingInterceptor(MethodWrappingInterceptor):

@@ -13,7 +13,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import ModuleType
@@ -38,16 +38,27 @@ class Registration:
     servicer: object
     full_name: str
     """Fully qualified service name, for health and reflection."""
+    drain: Callable[[str], Awaitable[None]] | None = None
+    """Called with the server's error domain when the server starts to stop, before it
+    waits for the calls in progress: ends what would otherwise hold the stop for its whole
+    grace period (a long-lived stream waiting for its next request)."""
 
     @classmethod
     def of(
-        cls, pb2: ModuleType, pb2_grpc: ModuleType, service: str, servicer: object
+        cls,
+        pb2: ModuleType,
+        pb2_grpc: ModuleType,
+        service: str,
+        servicer: object,
+        *,
+        drain: Callable[[str], Awaitable[None]] | None = None,
     ) -> Registration:
         """The registration of ``service`` from its generated ``*_pb2`` / ``*_pb2_grpc`` modules."""
         return cls(
             add_to_server=getattr(pb2_grpc, f"add_{service}Servicer_to_server"),
             servicer=servicer,
             full_name=pb2.DESCRIPTOR.services_by_name[service].full_name,
+            drain=drain,
         )
 
 
@@ -61,9 +72,13 @@ class RunningServer:
     health: health.aio.HealthServicer
     port: int
     registrations: Sequence[Registration]
+    domain: str
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
+        for registration in self.registrations:
+            if registration.drain is not None:
+                await registration.drain(self.domain)
         await self.server.stop(grace)
 
 
@@ -104,7 +119,7 @@ async def start_server(
     await server.start()
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, health_servicer, port, registrations)
+    return RunningServer(server, health_servicer, port, registrations, domain)
 
 
 @contextlib.asynccontextmanager

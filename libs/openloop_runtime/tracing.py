@@ -15,15 +15,21 @@ gives the figures). The library's server interceptor rebuilt its wrapper and han
 every call, wrapped the servicer context in a proxy, and read the call's metadata and peer
 several times over. These use the same OpenTelemetry SDK and its W3C trace-context
 propagator, build the server's wrapper once per method (:mod:`openloop_runtime.wrapping`)
-and read each thing once. Calls made with a streamed request (none today) get no CLIENT
-span.
+and read each thing once. Calls made with a streamed request get no CLIENT span of their
+own.
+
+A long-lived stream that carries one request per message (the ledger's
+``StreamingCreateTransfers``) gets, besides the stream's own span, one span per request on
+each side (:class:`StreamedRequestSpans`): the caller's span injects its context into the
+message, and the server's span joins that trace and links to the stream's span.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from contextvars import Token
 from typing import Any
 from urllib.parse import unquote
 
@@ -31,12 +37,15 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from openloop_runtime.errors import DomainError
 from openloop_runtime.wrapping import Behavior, MethodWrappingInterceptor, StreamBehavior
 
 STATUS_CODE_ATTRIBUTE = "rpc.grpc.status_code"
+REASON_ATTRIBUTE = "openloop.error.reason"
+"""Span attribute: the ErrorInfo reason a failed call or request was answered with."""
 
 _W3C = TraceContextTextMapPropagator()
 """Trace context only: a caller's ``baggage`` is neither read nor passed on, so a bank
@@ -256,3 +265,100 @@ def client_interceptors(
 ) -> list[grpc.aio.ClientInterceptor]:
     """The client side of :class:`TracingInterceptor`, for ``grpc.aio`` channels."""
     return [UnaryUnaryClientTracing(tracer_provider), UnaryStreamClientTracing(tracer_provider)]
+
+
+class StreamedRequestSpans:
+    """Spans for the requests of a stream that carries one request per message.
+
+    gRPC metadata travels once per stream, so a request's trace context travels in the
+    message instead (a ``map<string, string> trace_context`` field, W3C keys). The caller
+    starts a CLIENT span per request and sends its context (:meth:`call`); the server
+    starts a SERVER span per request in the caller's trace, linked to the stream's own span
+    (:meth:`serve`). A request without a context starts a trace of its own. Both spans
+    carry the RPC attributes and the gRPC code the request was answered (or the stream
+    ended) with, as a call's span does.
+    """
+
+    def __init__(self, method: str, tracer_provider: trace.TracerProvider | None = None) -> None:
+        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        self._name = f"{method} request"
+        self._attributes = _method_attributes(method)
+
+    def serve(self, trace_context: Mapping[str, str]) -> _ServedRequest:
+        """The server's span for one request; current while the block runs. Any exception
+        sets its code (a DomainError its own, with its reason) and passes on."""
+        stream = trace.get_current_span().get_span_context()
+        span = self._tracer.start_span(
+            self._name,
+            context=_W3C.extract(trace_context),
+            kind=SpanKind.SERVER,
+            attributes=self._attributes,
+            links=(Link(stream),) if stream.is_valid else (),
+        )
+        return _ServedRequest(span)
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[dict[str, str]]:
+        """The caller's span for one request, a child of the current span; yields the trace
+        context to send in the message. An ``AioRpcError`` or a DomainError sets the span's
+        code, a timeout DEADLINE_EXCEEDED, a cancellation CANCELLED."""
+        span = self._tracer.start_span(
+            self._name, kind=SpanKind.CLIENT, attributes=self._attributes
+        )
+        carrier: dict[str, str] = {}
+        _W3C.inject(carrier, context=trace.set_span_in_context(span))
+        code = grpc.StatusCode.UNKNOWN
+        try:
+            yield carrier
+            code = grpc.StatusCode.OK
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            raise
+        except DomainError as error:
+            code = error.code
+            raise
+        except TimeoutError:
+            code = grpc.StatusCode.DEADLINE_EXCEEDED
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            _end_client_span(span, code)
+
+
+class _ServedRequest:
+    """A request's server span, current inside the block. A class, not a generator-based
+    context manager: this runs once per request, and the two generator layers it replaces
+    (``contextmanager`` and the SDK's ``start_as_current_span``) cost about a quarter of the
+    span (22 against 16 µs a request, in process)."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token: Token[Context] | None = None
+
+    def __enter__(self) -> Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)
+        span = self._span
+        if error is None:
+            code = grpc.StatusCode.OK
+        elif isinstance(error, DomainError):
+            code = error.code
+            span.set_attribute(REASON_ATTRIBUTE, error.reason)
+        elif isinstance(error, asyncio.CancelledError | GeneratorExit):
+            code = grpc.StatusCode.CANCELLED
+        else:
+            code = grpc.StatusCode.UNKNOWN
+        span.set_attribute(STATUS_CODE_ATTRIBUTE, code.value[0])
+        if code in _SERVER_FAULTS:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+        span.end()

@@ -54,7 +54,15 @@ def build(settings: LedgerSettings) -> ServiceFactory:
                     sealer = _sealer(settings, engine, encoder, batcher.committed)
                     await stack.enter_async_context(sealer.running())
                 await stack.enter_async_context(expirer.running())
-                yield [Registration.of(service_pb2, service_pb2_grpc, "LedgerService", servicer)]
+                yield [
+                    Registration.of(
+                        service_pb2,
+                        service_pb2_grpc,
+                        "LedgerService",
+                        servicer,
+                        drain=servicer.end_idle_streams,
+                    )
+                ]
 
     return factory
 

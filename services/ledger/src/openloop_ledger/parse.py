@@ -84,7 +84,9 @@ def _account_spec(account: resources_pb2.Account, field: str) -> AccountSpec:
     )
 
 
-def transfer_specs(request: service_pb2.CreateTransfersRequest) -> list[TransferSpec]:
+def transfer_specs(
+    request: service_pb2.CreateTransfersRequest | service_pb2.StreamingCreateTransfersRequest,
+) -> list[TransferSpec]:
     check_batch_size(len(request.transfers), "transfers")
     return [_transfer_spec(t, i) for i, t in enumerate(request.transfers)]
 

@@ -7,11 +7,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
+from grpc_status import rpc_status
 from typing_extensions import override
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_ledger import parse
-from openloop_ledger.batcher import Batcher
+from openloop_ledger.batcher import Batcher, stopping_error
 from openloop_ledger.log import CheckpointRecord, LogReader
 from openloop_ledger.render import (
     account_message,
@@ -20,7 +21,9 @@ from openloop_ledger.render import (
 )
 from openloop_ledger.store import LedgerStore
 from openloop_runtime.timestamps import to_timestamp
+from openloop_runtime.tracing import StreamedRequestSpans
 
+STREAMING_CREATE_TRANSFERS = "/openloop.ledger.v1.LedgerService/StreamingCreateTransfers"
 JOURNAL_PAGE = 1024
 """Entries per WatchJournal message."""
 JOURNAL_POLL_SECONDS = 0.2
@@ -39,6 +42,9 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
         self._store = store
         self._batcher = batcher
         self._log = log
+        self._requests = StreamedRequestSpans(STREAMING_CREATE_TRANSFERS)
+        self._idle_streams: set[grpc.aio.ServicerContext] = set()
+        self._stopping = False
 
     @override
     async def CreateAccounts(
@@ -53,6 +59,40 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
     ) -> service_pb2.CreateTransfersResponse:
         results = await self._batcher.create_transfers(parse.transfer_specs(request))
         return service_pb2.CreateTransfersResponse(results=results)
+
+    @override
+    async def StreamingCreateTransfers(
+        self,
+        request_iterator: AsyncIterator[service_pb2.StreamingCreateTransfersRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[service_pb2.StreamingCreateTransfersResponse]:
+        # One request at a time: the next is read once this one is answered, so the
+        # answers come in request order and a stream holds one batch slot at most.
+        while not self._stopping:
+            self._idle_streams.add(context)
+            try:
+                request = await anext(request_iterator, None)
+            finally:
+                self._idle_streams.discard(context)
+            if request is None:
+                return
+            with self._requests.serve(request.trace_context):
+                results = await self._batcher.create_transfers(parse.transfer_specs(request))
+            yield service_pb2.StreamingCreateTransfersResponse(results=results)
+        raise stopping_error()
+
+    async def end_idle_streams(self, domain: str) -> None:
+        """The server is stopping: streams waiting for a request end now with UNAVAILABLE,
+        the others once their request in progress is answered, so a stop does not wait its
+        grace period for the gateway's idle streams. Their clients open new ones (on
+        another replica, or here once it is back)."""
+        self._stopping = True
+        status = rpc_status.to_status(stopping_error().to_status(domain))
+        for context in list(self._idle_streams):
+            with contextlib.suppress(grpc.aio.AbortError):
+                await context.abort(
+                    status.code, status.details, trailing_metadata=status.trailing_metadata
+                )
 
     @override
     async def LookupAccounts(

@@ -108,6 +108,79 @@ class CreateTransfersResponse(_message.Message):
 Global___CreateTransfersResponse: _TypeAlias = CreateTransfersResponse  # noqa: Y015
 
 @_typing.final
+class StreamingCreateTransfersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TraceContextEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TRANSFERS_FIELD_NUMBER: _builtins.int
+    TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Transfer]:
+        """At most 8189 transfers."""
+
+    @_builtins.property
+    def trace_context(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The W3C trace context of the caller's work this request belongs to (`traceparent`
+        and, if any, `tracestate`), as it would travel in a call's metadata: the ledger's
+        span for this request joins that trace. Other keys are ignored.
+        """
+
+    def __init__(
+        self,
+        *,
+        transfers: _abc.Iterable[_resources_pb2.Transfer] | None = ...,
+        trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["trace_context", b"trace_context", "transfers", b"transfers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamingCreateTransfersRequest: _TypeAlias = StreamingCreateTransfersRequest  # noqa: Y015
+
+@_typing.final
+class StreamingCreateTransfersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedScalarFieldContainer[_resources_pb2.CreateTransferResult.ValueType]:
+        """One result per transfer, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[_resources_pb2.CreateTransferResult.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamingCreateTransfersResponse: _TypeAlias = StreamingCreateTransfersResponse  # noqa: Y015
+
+@_typing.final
 class LookupAccountsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -53,6 +53,11 @@ class LedgerServiceStub:
                 request_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.CreateTransfersRequest.SerializeToString,
                 response_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.CreateTransfersResponse.FromString,
                 _registered_method=True)
+        self.StreamingCreateTransfers = channel.stream_stream(
+                '/openloop.ledger.v1.LedgerService/StreamingCreateTransfers',
+                request_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.StreamingCreateTransfersRequest.SerializeToString,
+                response_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.StreamingCreateTransfersResponse.FromString,
+                _registered_method=True)
         self.LookupAccounts = channel.unary_unary(
                 '/openloop.ledger.v1.LedgerService/LookupAccounts',
                 request_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.LookupAccountsRequest.SerializeToString,
@@ -116,6 +121,23 @@ class LedgerServiceServicer:
 
     def CreateTransfers(self, request, context):
         """Applies up to 8189 transfers, in request order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamingCreateTransfers(self, request_iterator, context):
+        """CreateTransfers over a long-lived stream, for the platform's own services: each
+        request message is applied as one CreateTransfers call would be, and answered with
+        one response message, in request order. The stream saves the cost of a call per
+        request (about a third of what a single-transfer request costs the ledger).
+
+        One request is applied at a time per stream: the next is read once the previous is
+        answered, so concurrency comes from opening more streams. A malformed request ends
+        the stream with INVALID_ARGUMENT and an ErrorInfo reason, as CreateTransfers would
+        fail; every request before it has been answered. Any other error ends the stream
+        too, and a request that was sent but not answered may or may not have been applied:
+        resend it with the same transfer ids (an applied transfer then answers EXISTS).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,6 +210,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.CreateTransfers,
                     request_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.CreateTransfersRequest.FromString,
                     response_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.CreateTransfersResponse.SerializeToString,
+            ),
+            'StreamingCreateTransfers': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamingCreateTransfers,
+                    request_deserializer=openloop_dot_ledger_dot_v1_dot_service__pb2.StreamingCreateTransfersRequest.FromString,
+                    response_serializer=openloop_dot_ledger_dot_v1_dot_service__pb2.StreamingCreateTransfersResponse.SerializeToString,
             ),
             'LookupAccounts': grpc.unary_unary_rpc_method_handler(
                     servicer.LookupAccounts,
@@ -293,6 +320,33 @@ class LedgerService:
             '/openloop.ledger.v1.LedgerService/CreateTransfers',
             openloop_dot_ledger_dot_v1_dot_service__pb2.CreateTransfersRequest.SerializeToString,
             openloop_dot_ledger_dot_v1_dot_service__pb2.CreateTransfersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamingCreateTransfers(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/openloop.ledger.v1.LedgerService/StreamingCreateTransfers',
+            openloop_dot_ledger_dot_v1_dot_service__pb2.StreamingCreateTransfersRequest.SerializeToString,
+            openloop_dot_ledger_dot_v1_dot_service__pb2.StreamingCreateTransfersResponse.FromString,
             options,
             channel_credentials,
             insecure,

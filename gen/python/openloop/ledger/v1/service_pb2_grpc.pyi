@@ -46,6 +46,19 @@ class LedgerServiceStub:
     """Creates up to 8189 accounts."""
     CreateTransfers: _grpc.UnaryUnaryMultiCallable[_service_pb2.CreateTransfersRequest, _service_pb2.CreateTransfersResponse]
     """Applies up to 8189 transfers, in request order."""
+    StreamingCreateTransfers: _grpc.StreamStreamMultiCallable[_service_pb2.StreamingCreateTransfersRequest, _service_pb2.StreamingCreateTransfersResponse]
+    """CreateTransfers over a long-lived stream, for the platform's own services: each
+    request message is applied as one CreateTransfers call would be, and answered with
+    one response message, in request order. The stream saves the cost of a call per
+    request (about a third of what a single-transfer request costs the ledger).
+
+    One request is applied at a time per stream: the next is read once the previous is
+    answered, so concurrency comes from opening more streams. A malformed request ends
+    the stream with INVALID_ARGUMENT and an ErrorInfo reason, as CreateTransfers would
+    fail; every request before it has been answered. Any other error ends the stream
+    too, and a request that was sent but not answered may or may not have been applied:
+    resend it with the same transfer ids (an applied transfer then answers EXISTS).
+    """
     LookupAccounts: _grpc.UnaryUnaryMultiCallable[_service_pb2.LookupAccountsRequest, _service_pb2.LookupAccountsResponse]
     LookupTransfers: _grpc.UnaryUnaryMultiCallable[_service_pb2.LookupTransfersRequest, _service_pb2.LookupTransfersResponse]
     ListAccountTransfers: _grpc.UnaryUnaryMultiCallable[_service_pb2.ListAccountTransfersRequest, _service_pb2.ListAccountTransfersResponse]
@@ -81,6 +94,19 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """Creates up to 8189 accounts."""
     CreateTransfers: _aio.UnaryUnaryMultiCallable[_service_pb2.CreateTransfersRequest, _service_pb2.CreateTransfersResponse]  # type: ignore[assignment]
     """Applies up to 8189 transfers, in request order."""
+    StreamingCreateTransfers: _aio.StreamStreamMultiCallable[_service_pb2.StreamingCreateTransfersRequest, _service_pb2.StreamingCreateTransfersResponse]  # type: ignore[assignment]
+    """CreateTransfers over a long-lived stream, for the platform's own services: each
+    request message is applied as one CreateTransfers call would be, and answered with
+    one response message, in request order. The stream saves the cost of a call per
+    request (about a third of what a single-transfer request costs the ledger).
+
+    One request is applied at a time per stream: the next is read once the previous is
+    answered, so concurrency comes from opening more streams. A malformed request ends
+    the stream with INVALID_ARGUMENT and an ErrorInfo reason, as CreateTransfers would
+    fail; every request before it has been answered. Any other error ends the stream
+    too, and a request that was sent but not answered may or may not have been applied:
+    resend it with the same transfer ids (an applied transfer then answers EXISTS).
+    """
     LookupAccounts: _aio.UnaryUnaryMultiCallable[_service_pb2.LookupAccountsRequest, _service_pb2.LookupAccountsResponse]  # type: ignore[assignment]
     LookupTransfers: _aio.UnaryUnaryMultiCallable[_service_pb2.LookupTransfersRequest, _service_pb2.LookupTransfersResponse]  # type: ignore[assignment]
     ListAccountTransfers: _aio.UnaryUnaryMultiCallable[_service_pb2.ListAccountTransfersRequest, _service_pb2.ListAccountTransfersResponse]  # type: ignore[assignment]
@@ -125,6 +151,25 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.CreateTransfersResponse, _abc.Awaitable[_service_pb2.CreateTransfersResponse]]:
         """Applies up to 8189 transfers, in request order."""
+
+    @_abc_1.abstractmethod
+    def StreamingCreateTransfers(
+        self,
+        request_iterator: _MaybeAsyncIterator[_service_pb2.StreamingCreateTransfersRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_service_pb2.StreamingCreateTransfersResponse], _abc.AsyncIterator[_service_pb2.StreamingCreateTransfersResponse]]:
+        """CreateTransfers over a long-lived stream, for the platform's own services: each
+        request message is applied as one CreateTransfers call would be, and answered with
+        one response message, in request order. The stream saves the cost of a call per
+        request (about a third of what a single-transfer request costs the ledger).
+
+        One request is applied at a time per stream: the next is read once the previous is
+        answered, so concurrency comes from opening more streams. A malformed request ends
+        the stream with INVALID_ARGUMENT and an ErrorInfo reason, as CreateTransfers would
+        fail; every request before it has been answered. Any other error ends the stream
+        too, and a request that was sent but not answered may or may not have been applied:
+        resend it with the same transfer ids (an applied transfer then answers EXISTS).
+        """
 
     @_abc_1.abstractmethod
     def LookupAccounts(
