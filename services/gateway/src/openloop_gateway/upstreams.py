@@ -30,6 +30,7 @@ from openloop.rules.v1 import service_pb2_grpc as rules_grpc
 from openloop.settlement.v1 import service_pb2 as settlement_pb2
 from openloop.settlement.v1 import service_pb2_grpc as settlement_grpc
 from openloop_gateway.config import GatewaySettings
+from openloop_gateway.ledger_streams import TransferStreams
 from openloop_runtime.clients import open_channel, upstream_error
 from openloop_runtime.money import thb
 
@@ -56,7 +57,11 @@ class Upstreams:
         self._rules = rules_grpc.RulesServiceStub(rules)
         self._ledger = ledger_grpc.LedgerServiceStub(ledger)
         self._settlement = settlement_grpc.SettlementServiceStub(settlement)
+        self._transfer_streams = TransferStreams(ledger, timeout)
         self._timeout = timeout
+
+    async def close(self) -> None:
+        await self._transfer_streams.close()
 
     async def verify_parties(
         self,
@@ -127,15 +132,9 @@ class Upstreams:
     async def create_transfer(
         self, transfer: ledger_resources.Transfer
     ) -> ledger_resources.CreateTransferResult.ValueType:
-        try:
-            reply = await self._ledger.CreateTransfers(
-                ledger_pb2.CreateTransfersRequest(transfers=[transfer]),
-                timeout=self._timeout,
-                wait_for_ready=True,
-            )
-        except grpc.aio.AioRpcError as error:
-            raise upstream_error("ledger", error) from error
-        return reply.results[0]
+        """A payment's one transfer, sent on a stream (:mod:`openloop_gateway.ledger_streams`)."""
+        (result,) = await self._transfer_streams.create_transfers([transfer])
+        return result
 
     async def lookup_account(self, account_id: str) -> ledger_resources.Account | None:
         try:
@@ -271,10 +270,12 @@ async def connect_upstreams(settings: GatewaySettings) -> AsyncIterator[Upstream
     ledger = open_channel(settings.ledger_target)
     settlement = open_channel(settings.settlement_target)
     channels = (identity, rules, ledger, settlement)
+    upstreams = Upstreams(
+        identity, rules, ledger, settlement, timeout=settings.upstream_timeout_seconds
+    )
     try:
-        yield Upstreams(
-            identity, rules, ledger, settlement, timeout=settings.upstream_timeout_seconds
-        )
+        yield upstreams
     finally:
+        await upstreams.close()
         for channel in channels:
             await channel.close()
