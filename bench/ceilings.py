@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,9 +37,16 @@ from openloop_runtime.server import freeze_startup_heap
 _OK = resources_pb2.CREATE_TRANSFER_RESULT_OK
 
 
-def _serve_constant(port: int, method: str, request_type: type[Message], reply: bytes) -> None:
+def _serve_constant(
+    port: int,
+    method: str,
+    request_type: type[Message],
+    reply: bytes,
+    streaming: tuple[str, type[Message], bytes] | None,
+) -> None:
     """Serve ``method`` ("package.Service/Method") on ``port``: parse each request, answer
-    ``reply``. Runs in a process of its own."""
+    ``reply``; and ``streaming`` (name, request type, reply), if given, a method of the same
+    service that answers each message of a stream so. Runs in a process of its own."""
     service, name = method.rsplit("/", 1)
 
     async def answer(request: Message, context: Any) -> bytes:
@@ -47,12 +54,22 @@ def _serve_constant(port: int, method: str, request_type: type[Message], reply: 
 
     async def serve() -> None:
         server = grpc.aio.server()
-        handler = grpc.unary_unary_rpc_method_handler(
-            answer, request_deserializer=request_type.FromString
-        )
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(service, {name: handler}),)
-        )
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(
+                answer, request_deserializer=request_type.FromString
+            )
+        }
+        if streaming is not None:
+            stream_name, stream_request_type, stream_reply = streaming
+
+            async def answer_each(requests: AsyncIterator[Message], context: Any) -> Any:
+                async for _ in requests:
+                    yield stream_reply
+
+            handlers[stream_name] = grpc.stream_stream_rpc_method_handler(
+                answer_each, request_deserializer=stream_request_type.FromString
+            )
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         freeze_startup_heap()  # as every service does once it serves
@@ -69,13 +86,20 @@ def do_nothing_server(
 ) -> Iterator[tuple[str, int]]:
     """A server that answers ``method`` with ``reply`` and does nothing else, in its own
     process; yields its address and process id. By default a ``LedgerService`` whose
-    ``CreateTransfers`` answers one OK (the single-transfer scenario's floor)."""
+    ``CreateTransfers`` answers one OK, and whose ``StreamingCreateTransfers`` answers each
+    request so (the single-transfer scenarios' floors)."""
+    streaming = None
     if reply is None:
         reply = service_pb2.CreateTransfersResponse(results=[_OK])
+        streaming = (
+            "StreamingCreateTransfers",
+            service_pb2.StreamingCreateTransfersRequest,
+            service_pb2.StreamingCreateTransfersResponse(results=[_OK]).SerializeToString(),
+        )
     port = free_port()
     process = multiprocessing.get_context("spawn").Process(
         target=_serve_constant,
-        args=(port, method, request_type, reply.SerializeToString()),
+        args=(port, method, request_type, reply.SerializeToString(), streaming),
         daemon=True,
     )
     process.start()

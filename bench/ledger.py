@@ -10,7 +10,10 @@ does: one database transaction per transfer, locking both accounts' rows, from
 as many connections as there are clients. The two throughput figures are also
 measured against this machine's ceilings (:mod:`bench.ceilings`) in ``--rounds``
 alternating rounds, ceiling then scenario, and reported as medians with the median
-of the rounds' ratios, since the machine's speed drifts. Prints a table and writes
+of the rounds' ratios, since the machine's speed drifts. Single transfers are measured
+twice: on a ``StreamingCreateTransfers`` stream per client, as the gateway sends a
+payment's transfer (the target's figure), and as ``CreateTransfers`` calls, each beside
+the do-nothing server answering the same way. Prints a table and writes
 bench/reports/ledger-<time>.json. Figures are for comparison within one run and
 between runs on this machine: the clients share its two cores with the server
 and the database.
@@ -233,19 +236,33 @@ async def run_for(
 
 
 async def ledger_rate(
-    stub: Any, seconds: float, clients: int, batch: int, *, hot: bool
+    stub: Any, seconds: float, clients: int, batch: int, *, hot: bool, streamed: bool = False
 ) -> tuple[float, list[float]]:
+    """Transfers/s from ``clients`` clients each sending ``batch`` transfers a request and
+    waiting for its answer: as ``CreateTransfers`` calls, or, ``streamed``, as requests on
+    a ``StreamingCreateTransfers`` stream of the client's own (as the gateway sends them)."""
     ids = Ids()
     rngs = [random.Random(n) for n in range(clients)]
+    streams = [stub.StreamingCreateTransfers() for _ in range(clients)] if streamed else []
 
     async def one(number: int) -> int:
-        request = service_pb2.CreateTransfersRequest(
-            transfers=[_transfer(ids, rngs[number], hot=hot) for _ in range(batch)]
-        )
-        reply = await stub.CreateTransfers(request, timeout=120)
+        transfers = [_transfer(ids, rngs[number], hot=hot) for _ in range(batch)]
+        if streamed:
+            stream = streams[number]
+            await stream.write(service_pb2.StreamingCreateTransfersRequest(transfers=transfers))
+            reply = await stream.read()
+        else:
+            request = service_pb2.CreateTransfersRequest(transfers=transfers)
+            reply = await stub.CreateTransfers(request, timeout=120)
         return sum(1 for result in reply.results if result == OK)
 
-    count, elapsed, latencies = await run_for(seconds, clients, one)
+    try:
+        count, elapsed, latencies = await run_for(seconds, clients, one)
+    finally:
+        for stream in streams:
+            await stream.done_writing()
+        for stream in streams:
+            assert await stream.code() == grpc.StatusCode.OK
     return count / elapsed, latencies
 
 
@@ -626,19 +643,32 @@ class Rounds:
         return out
 
 
-async def _measure_unbatched(
-    args: argparse.Namespace, target: str, database_url: str
-) -> tuple[float, float]:
-    """Single-transfer rates (plain, hot) of a ledger that commits each request alone."""
+@dataclass(frozen=True)
+class Unbatched:
+    """Single-transfer rates of the same server committing each request alone."""
+
+    streamed: float
+    streamed_hot: float
+    calls: float
+
+
+async def _measure_unbatched(args: argparse.Namespace, target: str, database_url: str) -> Unbatched:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = service_pb2_grpc.LedgerServiceStub(channel)
         await open_accounts(stub, None)
-        await ledger_rate(stub, 2, args.clients, 1, hot=False)  # warm up
+        await ledger_rate(stub, 2, args.clients, 1, hot=False, streamed=True)  # warm up
         await _vacuum(database_url)
-        plain, _ = await ledger_rate(stub, args.seconds, args.clients, 1, hot=False)
-        hot, _ = await ledger_rate(stub, args.seconds, args.clients, 1, hot=True)
+        rates = Unbatched(
+            streamed=(
+                await ledger_rate(stub, args.seconds, args.clients, 1, hot=False, streamed=True)
+            )[0],
+            streamed_hot=(
+                await ledger_rate(stub, args.seconds, args.clients, 1, hot=True, streamed=True)
+            )[0],
+            calls=(await ledger_rate(stub, args.seconds, args.clients, 1, hot=False))[0],
+        )
     print("unbatched baseline measured", flush=True)
-    return plain, hot
+    return rates
 
 
 async def _batched_rounds(
@@ -669,17 +699,24 @@ async def _single_rounds(
     ledger: LedgerUnderTest,
     floor_stub: Any,
     ceilings: Ceilings,
+    *,
+    streamed: bool,
 ) -> Rounds:
-    """Single-transfer requests, each round after the do-nothing server, same clients."""
-    await ledger_rate(floor_stub, 1, args.clients, 1, hot=False)  # warm up
+    """Single-transfer requests, each round after the do-nothing server, same clients, both
+    on streams or both as calls."""
+    await ledger_rate(floor_stub, 1, args.clients, 1, hot=False, streamed=streamed)  # warm up
     rounds = Rounds()
     _, floor_pid = ceilings.floor
     for _ in range(args.rounds):
         meter = CpuMeter(floor_pid, postmaster=ceilings.postmaster)
-        ceiling, _ = await ledger_rate(floor_stub, args.seconds, args.clients, 1, hot=False)
+        ceiling, _ = await ledger_rate(
+            floor_stub, args.seconds, args.clients, 1, hot=False, streamed=streamed
+        )
         ceiling_cpu = meter.per_unit(ceiling)
         meter = CpuMeter(ledger.pid, postmaster=ceilings.postmaster, sealer=ledger.sealer_pid)
-        rate, latencies = await ledger_rate(stub, args.seconds, args.clients, 1, hot=False)
+        rate, latencies = await ledger_rate(
+            stub, args.seconds, args.clients, 1, hot=False, streamed=streamed
+        )
         rounds.add(rate, ceiling, meter.per_unit(rate), ceiling_cpu, latencies)
     return rounds
 
@@ -689,7 +726,7 @@ async def _measure(
     ledger: LedgerUnderTest,
     ledger_url: str,
     naive_url: str,
-    unbatched: tuple[float, float],
+    unbatched: Unbatched,
     *,
     ceilings: Ceilings,
     settled_urls: list[str],
@@ -718,8 +755,11 @@ async def _measure(
             hot_batched, _ = await ledger_rate(
                 stub, seconds, args.batch_clients, args.batch, hot=True
             )
-            single = await _single_rounds(args, stub, ledger, floor_stub, ceilings)
-            hot_single, _ = await ledger_rate(stub, seconds, args.clients, 1, hot=True)
+            single = await _single_rounds(args, stub, ledger, floor_stub, ceilings, streamed=True)
+            hot_single, _ = await ledger_rate(
+                stub, seconds, args.clients, 1, hot=True, streamed=True
+            )
+            calls = await _single_rounds(args, stub, ledger, floor_stub, ceilings, streamed=False)
         naive_plain, _ = await naive_rate(naive, seconds, args.clients, hot=False)
         naive_hot, _ = await naive_rate(naive, seconds, args.clients, hot=True)
         print("transfers measured; proofs next", flush=True)
@@ -727,10 +767,11 @@ async def _measure(
         # CPU figures and latencies are those of each scenario's median round.
         middle, single_middle = batched.middle(), single.middle()
         single_latency = single.latencies[single_middle]
+        calls_middle = calls.middle()
         figures += [
             Figure(
-                f"ceiling: do-nothing Python gRPC server, {args.clients} clients, "
-                f"1 transfer/request, median of {args.rounds} rounds",
+                f"ceiling: do-nothing Python gRPC server, {args.clients} clients with a "
+                f"stream each, 1 transfer/request, median of {args.rounds} rounds",
                 single.ceiling,
                 "requests/s",
                 target="bounds single-transfer requests (target 3000)",
@@ -738,6 +779,14 @@ async def _measure(
                     **single.ceiling_cpu[single_middle],
                     "cpu_us_budget_at_3000": budget_us(3_000),
                 },
+            ),
+            Figure(
+                f"ceiling: do-nothing Python gRPC server, {args.clients} clients, "
+                f"1 transfer/call, median of {args.rounds} rounds",
+                calls.ceiling,
+                "requests/s",
+                target="bounds single-transfer calls",
+                detail=calls.ceiling_cpu[calls_middle],
             ),
             Figure(
                 f"ceiling: the database half of {args.batch}-transfer batches, rows prepared, "
@@ -770,11 +819,11 @@ async def _measure(
                 },
             ),
             Figure(
-                f"single-transfer requests, {args.clients} clients, median of {args.rounds} "
-                "rounds (naive: same server, one transaction per request)",
+                f"single-transfer requests, {args.clients} clients with a stream each, median "
+                f"of {args.rounds} rounds (naive: same server, one transaction per request)",
                 single.value,
                 "transfers/s",
-                unbatched[0],
+                unbatched.streamed,
                 ">= 3000",
                 single.value >= 3_000,
                 {
@@ -787,6 +836,21 @@ async def _measure(
                 },
             ),
             Figure(
+                f"single-transfer calls (CreateTransfers), {args.clients} clients, median of "
+                f"{args.rounds} rounds (naive: same server, one transaction per call)",
+                calls.value,
+                "transfers/s",
+                unbatched.calls,
+                "- (a call costs the server a stream request's CPU twice over; see README)",
+                None,
+                {
+                    **calls.detail(),
+                    "p50_ms": _percentile(calls.latencies[calls_middle], 0.5),
+                    "p99_ms": _percentile(calls.latencies[calls_middle], 0.99),
+                    **calls.cpu[calls_middle],
+                },
+            ),
+            Figure(
                 "hot account, batched (every debit on one account)",
                 hot_batched,
                 "transfers/s",
@@ -796,10 +860,10 @@ async def _measure(
                 {"ratio_to_non_hot": hot_batched / batched.value},
             ),
             Figure(
-                f"hot account, single-transfer requests, {args.clients} clients",
+                f"hot account, single-transfer requests, {args.clients} clients with a stream each",
                 hot_single,
                 "transfers/s",
-                unbatched[1],
+                unbatched.streamed_hot,
                 "within 2x of non-hot",
                 hot_single * 2 >= single.value,
                 {"ratio_to_non_hot": hot_single / single.value},
