@@ -76,10 +76,14 @@ class RunningServer:
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
-        for registration in self.registrations:
-            if registration.drain is not None:
-                await registration.drain(self.domain)
-        await self.server.stop(grace)
+        try:
+            for registration in self.registrations:
+                if registration.drain is not None:
+                    await registration.drain(self.domain)
+        finally:
+            # Whatever a drain did, the server stops, and the calls in progress get their
+            # grace period (else the service's resources close under them).
+            await self.server.stop(grace)
 
 
 def _server_options(settings: ServiceSettings) -> list[tuple[str, int]]:

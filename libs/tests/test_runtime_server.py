@@ -15,7 +15,7 @@ from openloop.gateway.v1 import service_pb2, service_pb2_grpc
 from openloop_dev.ports import free_port
 from openloop_runtime.db import create_engine
 from openloop_runtime.errors import DomainError, ErrorReason, error_info_of, not_found
-from openloop_runtime.server import Registration, running_server
+from openloop_runtime.server import Registration, running_server, start_server
 from openloop_runtime.settings import ServiceSettings
 
 
@@ -117,3 +117,28 @@ async def test_a_database_out_of_reach_is_unavailable_not_internal(channel):
     info = error_info_of(caught.value)
     assert info is not None
     assert info.reason == "DATABASE_UNAVAILABLE"
+
+
+async def test_a_drain_that_fails_still_stops_the_server():
+    """A registration's drain runs before the server stops; should it fail, the server
+    stops all the same (its calls in progress get their grace period) and the failure is
+    reported."""
+
+    async def drain(domain: str) -> None:
+        raise RuntimeError(f"drain failed in {domain}")
+
+    registration = Registration.of(
+        service_pb2, service_pb2_grpc, "GatewayService", _Gateway(), drain=drain
+    )
+    running = await start_server("test.openloop.dev", ServiceSettings(port=0), [registration])
+    try:
+        with pytest.raises(RuntimeError, match=r"drain failed in test\.openloop\.dev"):
+            await running.stop(0)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as chan:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await health_pb2_grpc.HealthStub(chan).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2
+                )
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # nothing serves the port
+    finally:
+        await running.server.stop(None)

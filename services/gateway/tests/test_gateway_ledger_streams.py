@@ -4,6 +4,8 @@ reused while they work, dropped when they fail, and a ledger restart survived.""
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import time
 from collections.abc import AsyncIterator
 
@@ -19,6 +21,7 @@ from openloop_gateway.ledger_streams import TransferStreams
 from openloop_ledger.app import MIGRATIONS_DIR, build
 from openloop_ledger.config import LedgerSettings
 from openloop_runtime import migrations
+from openloop_runtime.clients import open_channel
 from openloop_runtime.errors import DomainError
 from openloop_runtime.server import running_server
 
@@ -37,7 +40,9 @@ async def settings(fresh_database) -> LedgerSettings:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def channel(settings: LedgerSettings) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.port}") as channel:
+    # The gateway's own channel: gRPC's default reconnect backoff (1 s, then 1.6 s, ...)
+    # would outlast the one-second timeout of the restart test below half the time.
+    async with open_channel(f"127.0.0.1:{settings.port}") as channel:
         yield channel
 
 
@@ -54,7 +59,8 @@ async def _accounts_pair(channel: grpc.aio.Channel) -> tuple[str, str]:
                 ledger_resources.Account(id=i, ledger=764, code=1, participant="participants/b")
                 for i in ids
             ]
-        )
+        ),
+        wait_for_ready=True,  # the ledger may have just started again
     )
     assert set(reply.results) == {ledger_resources.CREATE_ACCOUNT_RESULT_OK}
     return ids
@@ -131,3 +137,171 @@ async def test_a_ledger_restart_costs_no_payment_and_a_stopped_one_is_unavailabl
     async with running_server("ledger.openloop.dev", settings, build(settings)):
         assert await streams.create_transfers([_transfer(a, b, "back")]) == [OK]
         await streams.close()
+
+
+def _failure(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+class _Stream:
+    """A StreamingCreateTransfers call as TransferStreams uses it; ``fail`` is what its next
+    exchange meets: an error its ``write`` or ``read`` raises, the ledger's end of the
+    stream (EOF), or no answer at all (``hang``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.fail: tuple[str, object] | None = None
+        self.cancelled = self.half_closed = False
+
+    def done(self) -> bool:
+        return self.cancelled
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    async def done_writing(self) -> None:
+        self.half_closed = True
+
+    async def write(self, request: ledger_pb2.StreamingCreateTransfersRequest) -> None:
+        if self.fail is not None and self.fail[0] == "write":
+            raise self.fail[1]  # type: ignore[misc]
+        self.sent += [t.id for t in request.transfers]
+
+    async def read(self) -> object:
+        if self.fail == ("read", "hang"):
+            await asyncio.Event().wait()
+        if self.fail == ("read", "EOF"):
+            return grpc.aio.EOF
+        if self.fail is not None and self.fail[0] == "read":
+            raise self.fail[1]  # type: ignore[misc]
+        return ledger_pb2.StreamingCreateTransfersResponse(results=[OK])
+
+
+class _Channel:
+    """Opens the next of ``streams`` for each StreamingCreateTransfers call."""
+
+    def __init__(self, *streams: _Stream) -> None:
+        self._streams = iter(streams)
+        self.opened: list[_Stream] = []
+
+    def stream_stream(self, *_: object, **__: object) -> object:
+        def open_stream(**__: object) -> _Stream:
+            stream = next(self._streams)
+            self.opened.append(stream)
+            return stream
+
+        return open_stream
+
+    def unary_unary(self, *_: object, **__: object) -> None:
+        return None
+
+    unary_stream = stream_unary = unary_unary
+
+
+def _fake_streams(*streams: _Stream, timeout: float = 5) -> tuple[TransferStreams, _Channel]:
+    channel = _Channel(*streams)
+    return TransferStreams(channel, timeout=timeout), channel  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        # What gRPC reports when the write races the ledger's end of the stream.
+        ("write", _failure(grpc.StatusCode.INTERNAL, "Internal error from Core")),
+        ("write", _failure(grpc.StatusCode.UNAVAILABLE, "stopping")),
+        ("read", _failure(grpc.StatusCode.UNAVAILABLE, "stopping")),
+        ("read", "EOF"),
+    ],
+    ids=["write-internal", "write-unavailable", "read-unavailable", "read-eof"],
+)
+async def test_a_stream_the_ledger_ended_while_idle_is_replaced_once(broken) -> None:
+    """A ledger that stops ends the gateway's idle streams; a payment that takes one before
+    the gateway has seen the end is sent again on a new stream, not failed (and never as
+    INTERNAL, which tells the bank to call support)."""
+    reused, fresh = _Stream(), _Stream()
+    streams, channel = _fake_streams(reused, fresh)
+    assert await streams.create_transfers([_transfer("a", "b", "first")]) == [OK]
+    reused.fail = broken
+    again = _transfer("a", "b", "second")
+    assert await streams.create_transfers([again]) == [OK]
+    assert channel.opened == [reused, fresh]
+    assert fresh.sent == [again.id]
+    assert reused.cancelled
+    assert streams.idle == 1
+
+
+async def test_a_new_stream_that_fails_is_not_retried() -> None:
+    reused, fresh = _Stream(), _Stream()
+    streams, channel = _fake_streams(reused, fresh)
+    assert await streams.create_transfers([_transfer("a", "b", "first")]) == [OK]
+    reused.fail = fresh.fail = ("read", _failure(grpc.StatusCode.UNAVAILABLE, "stopping"))
+    with pytest.raises(DomainError) as caught:
+        await streams.create_transfers([_transfer("a", "b", "second")])
+    assert (caught.value.code, caught.value.reason) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "UPSTREAM_UNAVAILABLE",
+    )
+    assert channel.opened == [reused, fresh]  # one retry, on a new stream
+    assert reused.cancelled
+    assert fresh.cancelled
+    assert streams.idle == 0
+
+
+async def test_a_refusal_on_a_reused_stream_is_not_sent_again() -> None:
+    reused = _Stream()
+    streams, channel = _fake_streams(reused)
+    assert await streams.create_transfers([_transfer("a", "b", "first")]) == [OK]
+    reused.fail = ("read", _failure(grpc.StatusCode.INVALID_ARGUMENT, "malformed"))
+    with pytest.raises(DomainError):
+        await streams.create_transfers([_transfer("a", "b", "second")])
+    assert channel.opened == [reused]
+    assert reused.cancelled
+
+
+async def test_a_stream_that_timed_out_is_cancelled_and_its_late_answer_never_read() -> None:
+    slow, fresh = _Stream(), _Stream()
+    slow.fail = ("read", "hang")
+    streams, channel = _fake_streams(slow, fresh, timeout=0.05)
+    with pytest.raises(DomainError) as caught:
+        await streams.create_transfers([_transfer("a", "b", "slow")])
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    assert slow.cancelled
+    assert streams.idle == 0
+    nxt = _transfer("a", "b", "next")
+    assert await streams.create_transfers([nxt]) == [OK]
+    assert channel.opened == [slow, fresh]
+    assert (slow.sent, fresh.sent) == ([slow.sent[0]], [nxt.id])
+
+
+async def test_payments_in_flight_when_the_ledger_stops_end_applied_or_unavailable(
+    settings: LedgerSettings, channel: grpc.aio.Channel
+) -> None:
+    """Sixteen payments at a time go on while the ledger stops: each ends applied or
+    UNAVAILABLE (the bank retries with its idempotency key), none INTERNAL, and the
+    ledger's stop completes."""
+    streams = TransferStreams(channel, timeout=0.5)
+    outcomes: list[str] = []
+    enough = asyncio.Event()
+    running = True
+
+    async def payer(n: int) -> None:
+        for k in itertools.count():
+            if not running:
+                return
+            try:
+                assert await streams.create_transfers([_transfer(a, b, f"p{n}-{k}")]) == [OK]
+                outcomes.append("OK")
+                if len(outcomes) == 64:
+                    enough.set()  # the ledger stops while payments go on
+            except DomainError as error:
+                outcomes.append(error.code.name)
+                return
+
+    async with running_server("ledger.openloop.dev", settings, build(settings)):
+        a, b = await _accounts_pair(channel)
+        payers = [asyncio.create_task(payer(n)) for n in range(16)]
+        await enough.wait()
+    running = False
+    await asyncio.gather(*payers)
+    assert set(outcomes) <= {"OK", "UNAVAILABLE"}, collections.Counter(outcomes)
+    await streams.close()

@@ -4,16 +4,21 @@ CreateTransfers call would be, answered in order, and a malformed one ending the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
+from grpc._cython import cygrpc
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_ledger.app import build
 from openloop_ledger.config import LedgerSettings
+from openloop_ledger.servicer import STREAMING_CREATE_TRANSFERS, LedgerServicer
 from openloop_runtime.errors import error_info_of
+from openloop_runtime.interceptors import ErrorMappingInterceptor
 from openloop_runtime.server import running_server
 from services.ledger.tests.ledger_helpers import WALLET, T, balances, open_account, submit, transfer
 
@@ -146,3 +151,88 @@ async def test_a_stopping_ledger_ends_its_idle_streams_at_once(ledger_database: 
     info = error_info_of(caught.value)
     assert info is not None
     assert (info.reason, info.domain) == ("UPSTREAM_UNAVAILABLE", "ledger.openloop.dev")
+
+
+class _Context:
+    """A ServicerContext as far as ending a call goes: gRPC refuses a second abort."""
+
+    def __init__(self) -> None:
+        self.aborted: list[grpc.StatusCode] = []
+
+    async def abort(self, code: grpc.StatusCode, details: str, trailing_metadata: Any) -> None:
+        if self.aborted:
+            raise grpc.aio.UsageError("Abort already called!")
+        self.aborted.append(code)
+        await asyncio.sleep(0.01)  # the status on its way: other streams' requests go on
+        raise grpc.aio.AbortError("Locally aborted.")
+
+
+class _Batcher:
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+
+    async def create_transfers(self, specs: Any) -> list[int]:
+        self.applied += [spec.id for spec in specs]
+        await asyncio.sleep(0)
+        return [OK] * len(specs)
+
+
+async def test_requests_arriving_while_the_ledger_ends_its_idle_streams() -> None:
+    """Two streams wait for their next request when the ledger starts to stop, and both
+    requests arrive while it ends the first. The stream it ended first does not apply its
+    request (its caller hears UNAVAILABLE, so it must not move money behind it); the other
+    answers its request, then ends: each stream is ended once, and the stop goes on (gRPC
+    refuses a second abort of one call, which would leave the server's stop undone)."""
+    batcher = _Batcher()
+    servicer = LedgerServicer(store=None, batcher=batcher, log=None)  # type: ignore[arg-type]
+    guarded = ErrorMappingInterceptor("ledger.openloop.dev").wrap_stream(
+        STREAMING_CREATE_TRANSFERS, servicer.StreamingCreateTransfers
+    )
+    a, b = "a", "b"
+    queues = {name: asyncio.Queue[Any]() for name in (a, b)}
+    contexts = {name: _Context() for name in (a, b)}
+    answered: dict[str, list[str]] = {a: [], b: []}
+    answers = asyncio.Queue[str]()
+
+    async def requests(name: str) -> AsyncIterator[Any]:
+        while (request := await queues[name].get()) is not None:
+            yield request
+
+    async def serve(name: str) -> None:
+        with contextlib.suppress(grpc.aio.AbortError):
+            async for reply in guarded(requests(name), contexts[name]):
+                answered[name].append(str(list(reply.results)))
+                answers.put_nowait(name)
+
+    streams = [asyncio.create_task(serve(name)) for name in (a, b)]
+    for name in (a, b):
+        queues[name].put_nowait(_request(transfer("x", "y", 1, transfer_id=f"{name}-1")))
+    for _ in (a, b):
+        await asyncio.wait_for(answers.get(), 5)
+    await asyncio.sleep(0.01)  # both back to waiting for their next request
+    for name in (a, b):
+        queues[name].put_nowait(_request(transfer("x", "y", 1, transfer_id=f"{name}-2")))
+    await servicer.end_idle_streams("ledger.openloop.dev")
+    await asyncio.wait_for(asyncio.gather(*streams), 5)
+
+    ended_first = next(n for n in (a, b) if not answered[n][1:])
+    other = b if ended_first == a else a
+    assert f"{ended_first}-2" not in batcher.applied
+    assert f"{other}-2" in batcher.applied
+    assert answered[other] == [str([OK])] * 2
+    assert [context.aborted for context in contexts.values()] == [[grpc.StatusCode.UNAVAILABLE]] * 2
+
+
+class _CancelledContext(_Context):
+    """A stream its client cancelled as the ledger began to stop: gRPC cannot abort it."""
+
+    async def abort(self, code: grpc.StatusCode, details: str, trailing_metadata: Any) -> None:
+        raise cygrpc.ExecuteBatchError('Failed "execute_batch"')
+
+
+async def test_a_stream_cancelled_as_the_ledger_stops_does_not_stop_the_drain() -> None:
+    servicer = LedgerServicer(store=None, batcher=_Batcher(), log=None)  # type: ignore[arg-type]
+    cancelled, idle = _CancelledContext(), _Context()
+    servicer._idle_streams.update((cancelled, idle))  # two streams waiting for a request
+    await servicer.end_idle_streams("ledger.openloop.dev")
+    assert idle.aborted == [grpc.StatusCode.UNAVAILABLE]

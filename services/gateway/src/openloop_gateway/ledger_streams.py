@@ -76,10 +76,15 @@ class TransferStreams:
         if stream is not None:
             try:
                 return await self._exchange(stream, request)
+            except _StreamEndedError:
+                pass
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.UNAVAILABLE:
                     raise
-        return await self._exchange(self._open(wait_for_ready=True), request)
+        try:
+            return await self._exchange(self._open(wait_for_ready=True), request)
+        except _StreamEndedError as ended:
+            raise _unavailable() from ended
 
     def _take_idle(self) -> Stream | None:
         while self._idle:
@@ -93,13 +98,23 @@ class TransferStreams:
     ) -> ledger_pb2.StreamingCreateTransfersResponse:
         try:
             await stream.write(request)
+        except grpc.aio.AioRpcError as error:
+            # The ledger ended the stream before it took this request, which only a stopping
+            # or unreachable ledger does: gRPC says UNAVAILABLE, or INTERNAL ("Internal error
+            # from Core") when the write raced the end. The request never left.
+            stream.cancel()
+            raise _StreamEndedError from error
+        except BaseException:
+            stream.cancel()
+            raise
+        try:
             reply = await stream.read()
         except BaseException:
             stream.cancel()
             raise
         if reply is grpc.aio.EOF:  # the ledger ended the stream without an error: stopping
             stream.cancel()
-            raise _unavailable()
+            raise _StreamEndedError
         if len(self._idle) < self._keep_idle:
             self._idle.append(stream)
         else:
@@ -112,6 +127,11 @@ class TransferStreams:
         for stream in idle:
             if not stream.done():
                 await stream.done_writing()
+
+
+class _StreamEndedError(Exception):
+    """The ledger ended a stream before answering the request sent on it (stopping): on a
+    reused stream the request is sent again on a new one, else the ledger is unavailable."""
 
 
 def _unavailable() -> DomainError:

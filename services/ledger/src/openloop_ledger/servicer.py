@@ -72,8 +72,15 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
             self._idle_streams.add(context)
             try:
                 request = await anext(request_iterator, None)
-            finally:
+            except BaseException:
                 self._idle_streams.discard(context)
+                raise
+            if context not in self._idle_streams:
+                # A stopping server took this stream while it waited and has ended it with
+                # UNAVAILABLE: a request that arrived meanwhile is not applied (its caller
+                # has been told to resend it), and the stream is not ended a second time.
+                return
+            self._idle_streams.discard(context)
             if request is None:
                 return
             with self._requests.serve(request.trace_context):
@@ -88,8 +95,16 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
         another replica, or here once it is back)."""
         self._stopping = True
         status = rpc_status.to_status(stopping_error().to_status(domain))
-        for context in list(self._idle_streams):
-            with contextlib.suppress(grpc.aio.AbortError):
+        # One at a time, each taken out of the set before it is ended: a stream whose
+        # request arrives while the others are being ended is still in the set, and is
+        # answered (then ended) by its own handler instead; ending it here as well would
+        # abort it twice (gRPC's UsageError) and leave the server's stop undone.
+        while self._idle_streams:
+            context = self._idle_streams.pop()
+            # AbortError is an abort that worked. A stream its client cancelled a moment ago
+            # cannot be aborted (gRPC raises its own ExecuteBatchError): it has ended anyway,
+            # and must not keep the others from being ended nor the server from stopping.
+            with contextlib.suppress(Exception):
                 await context.abort(
                     status.code, status.details, trailing_metadata=status.trailing_metadata
                 )
