@@ -200,7 +200,7 @@ class _Channel:
 
 def _fake_streams(*streams: _Stream, timeout: float = 5) -> tuple[TransferStreams, _Channel]:
     channel = _Channel(*streams)
-    return TransferStreams(channel, timeout=timeout), channel  # type: ignore[arg-type]
+    return TransferStreams(channel, timeout=timeout), channel
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import pytest
@@ -20,6 +20,7 @@ from openloop_ledger.servicer import STREAMING_CREATE_TRANSFERS, LedgerServicer
 from openloop_runtime.errors import error_info_of
 from openloop_runtime.interceptors import ErrorMappingInterceptor
 from openloop_runtime.server import running_server
+from openloop_runtime.wrapping import StreamBehavior
 from services.ledger.tests.ledger_helpers import WALLET, T, balances, open_account, submit, transfer
 
 if TYPE_CHECKING:
@@ -151,6 +152,7 @@ async def test_a_stopping_ledger_ends_its_idle_streams_at_once(ledger_database: 
     info = error_info_of(caught.value)
     assert info is not None
     assert (info.reason, info.domain) == ("UPSTREAM_UNAVAILABLE", "ledger.openloop.dev")
+    assert caught.value.details() == "the ledger is stopping; send the next request on a new stream"
 
 
 class _Context:
@@ -186,7 +188,9 @@ async def test_requests_arriving_while_the_ledger_ends_its_idle_streams() -> Non
     batcher = _Batcher()
     servicer = LedgerServicer(store=None, batcher=batcher, log=None)  # type: ignore[arg-type]
     guarded = ErrorMappingInterceptor("ledger.openloop.dev").wrap_stream(
-        STREAMING_CREATE_TRANSFERS, servicer.StreamingCreateTransfers
+        # An async generator function, typed as the generated servicer's AsyncIterator.
+        STREAMING_CREATE_TRANSFERS,
+        cast("StreamBehavior", servicer.StreamingCreateTransfers),
     )
     a, b = "a", "b"
     queues = {name: asyncio.Queue[Any]() for name in (a, b)}

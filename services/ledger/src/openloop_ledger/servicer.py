@@ -12,7 +12,7 @@ from typing_extensions import override
 
 from openloop.ledger.v1 import resources_pb2, service_pb2, service_pb2_grpc
 from openloop_ledger import parse
-from openloop_ledger.batcher import Batcher, stopping_error
+from openloop_ledger.batcher import Batcher
 from openloop_ledger.log import CheckpointRecord, LogReader
 from openloop_ledger.render import (
     account_message,
@@ -20,6 +20,7 @@ from openloop_ledger.render import (
     transfer_message,
 )
 from openloop_ledger.store import LedgerStore
+from openloop_runtime.errors import DomainError, ErrorReason
 from openloop_runtime.timestamps import to_timestamp
 from openloop_runtime.tracing import StreamedRequestSpans
 
@@ -86,7 +87,7 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
             with self._requests.serve(request.trace_context):
                 results = await self._batcher.create_transfers(parse.transfer_specs(request))
             yield service_pb2.StreamingCreateTransfersResponse(results=results)
-        raise stopping_error()
+        raise _stream_ended()
 
     async def end_idle_streams(self, domain: str) -> None:
         """The server is stopping: streams waiting for a request end now with UNAVAILABLE,
@@ -94,7 +95,7 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
         grace period for the gateway's idle streams. Their clients open new ones (on
         another replica, or here once it is back)."""
         self._stopping = True
-        status = rpc_status.to_status(stopping_error().to_status(domain))
+        status = rpc_status.to_status(_stream_ended().to_status(domain))
         # One at a time, each taken out of the set before it is ended: a stream whose
         # request arrives while the others are being ended is still in the set, and is
         # answered (then ended) by its own handler instead; ending it here as well would
@@ -217,6 +218,17 @@ class LedgerServicer(service_pb2_grpc.LedgerServiceServicer):
             first=checkpoint_message(proof.first),
             second=checkpoint_message(proof.second),
         )
+
+
+def _stream_ended() -> DomainError:
+    """Why a stopping ledger ends a stream between requests: every request sent before
+    was answered, and none after it was read."""
+    return DomainError(
+        grpc.StatusCode.UNAVAILABLE,
+        ErrorReason.ERROR_REASON_UPSTREAM_UNAVAILABLE,
+        "the ledger is stopping; send the next request on a new stream",
+        {"upstream": "ledger"},
+    )
 
 
 def checkpoint_message(checkpoint: CheckpointRecord) -> resources_pb2.Checkpoint:
