@@ -139,7 +139,7 @@ class Batcher:
             # Every waiting caller hears of it, even when the batch itself is being
             # cancelled (shutdown): its request may or may not have committed, and a retry
             # under the same ids is safe either way.
-            failure = error if isinstance(error, Exception) else stopping_error()
+            failure = error if isinstance(error, Exception) else _stopping()
             for queued in taken:
                 if not queued.future.done():
                     queued.future.set_exception(failure)
@@ -154,7 +154,7 @@ class Batcher:
                 self.committed.notify_all()
 
 
-def stopping_error() -> DomainError:
+def _stopping() -> DomainError:
     return DomainError(
         grpc.StatusCode.UNAVAILABLE,
         ErrorReason.ERROR_REASON_UPSTREAM_UNAVAILABLE,
