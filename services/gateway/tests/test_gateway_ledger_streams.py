@@ -12,12 +12,16 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 import pytest_asyncio
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from openloop.ledger.v1 import resources_pb2 as ledger_resources
 from openloop.ledger.v1 import service_pb2 as ledger_pb2
 from openloop.ledger.v1 import service_pb2_grpc as ledger_grpc
 from openloop_dev.ports import free_port
-from openloop_gateway.ledger_streams import TransferStreams
+from openloop_gateway.ledger_streams import METHOD, TransferStreams
 from openloop_ledger.app import MIGRATIONS_DIR, build
 from openloop_ledger.config import LedgerSettings
 from openloop_runtime import migrations
@@ -150,6 +154,7 @@ class _Stream:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.trace_contexts: list[dict[str, str]] = []
         self.fail: tuple[str, object] | None = None
         self.cancelled = self.half_closed = False
 
@@ -166,6 +171,7 @@ class _Stream:
         if self.fail is not None and self.fail[0] == "write":
             raise self.fail[1]  # type: ignore[misc]
         self.sent += [t.id for t in request.transfers]
+        self.trace_contexts.append(dict(request.trace_context))
 
     async def read(self) -> object:
         if self.fail == ("read", "hang"):
@@ -305,3 +311,33 @@ async def test_payments_in_flight_when_the_ledger_stops_end_applied_or_unavailab
     await asyncio.gather(*payers)
     assert set(outcomes) <= {"OK", "UNAVAILABLE"}, collections.Counter(outcomes)
     await streams.close()
+
+
+async def test_each_transfer_carries_its_own_client_spans_context_in_the_payments_trace() -> None:
+    """The ledger joins a payment's trace only through the context in the message: each
+    request sends its own CLIENT span's, a child of the payment's span, also when resent."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reused, fresh = _Stream(), _Stream()
+    streams = TransferStreams(_Channel(reused, fresh), timeout=5, tracer_provider=provider)
+    with provider.get_tracer("test").start_as_current_span("Pay") as payment:
+        assert await streams.create_transfers([_transfer("a", "b", "first")]) == [OK]
+        reused.fail = ("read", "EOF")
+        assert await streams.create_transfers([_transfer("a", "b", "second")]) == [OK]
+
+    calls = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert [s.name for s in calls] == [f"{METHOD} request"] * 2
+    sent = [*reused.trace_contexts, *fresh.trace_contexts]  # first, second, second resent
+    expected = [calls[0], calls[1], calls[1]]
+    for context, span in zip(sent, expected, strict=True):
+        _, trace_id, span_id, flags = context["traceparent"].split("-")
+        assert (trace_id, span_id) == (
+            f"{span.context.trace_id:032x}",
+            f"{span.context.span_id:016x}",
+        )
+        assert int(flags, 16) & 1  # sampled
+    for span in calls:
+        assert span.context.trace_id == payment.get_span_context().trace_id
+        assert span.parent is not None
+        assert span.parent.span_id == payment.get_span_context().span_id

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import grpc
+from opentelemetry import trace
 
 from openloop.ledger.v1 import resources_pb2 as ledger_resources
 from openloop.ledger.v1 import service_pb2 as ledger_pb2
@@ -38,14 +39,19 @@ KEEP_IDLE = 64
 
 class TransferStreams:
     def __init__(
-        self, channel: grpc.aio.Channel, timeout: float, *, keep_idle: int = KEEP_IDLE
+        self,
+        channel: grpc.aio.Channel,
+        timeout: float,
+        *,
+        keep_idle: int = KEEP_IDLE,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         stub: Any = ledger_grpc.LedgerServiceStub(channel)
         self._open = stub.StreamingCreateTransfers
         self._timeout = timeout
         self._keep_idle = keep_idle
         self._idle: list[Stream] = []
-        self._spans = StreamedRequestSpans(METHOD)
+        self._spans = StreamedRequestSpans(METHOD, tracer_provider)
 
     @property
     def idle(self) -> int:
