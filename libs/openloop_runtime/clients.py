@@ -51,6 +51,17 @@ def open_channel(target: str) -> grpc.aio.Channel:
     )
 
 
+def upstream_unavailable(upstream: str) -> DomainError:
+    """``upstream`` is down or slow (also when no status came back at all, as when a
+    stream ended or a wait timed out): UNAVAILABLE, safe to retry."""
+    return DomainError(
+        grpc.StatusCode.UNAVAILABLE,
+        ErrorReason.ERROR_REASON_UPSTREAM_UNAVAILABLE,
+        f"{upstream} is unavailable; retry with the same idempotency key",
+        {"upstream": upstream},
+    )
+
+
 def upstream_error(upstream: str, error: grpc.aio.AioRpcError) -> DomainError:
     """What to tell our caller when a call to ``upstream`` failed.
 
@@ -65,12 +76,7 @@ def upstream_error(upstream: str, error: grpc.aio.AioRpcError) -> DomainError:
             code, info.reason, error.details() or "", dict(info.metadata), domain=info.domain
         )
     if code in _RETRYABLE:
-        return DomainError(
-            grpc.StatusCode.UNAVAILABLE,
-            ErrorReason.ERROR_REASON_UPSTREAM_UNAVAILABLE,
-            f"{upstream} is unavailable; retry with the same idempotency key",
-            {"upstream": upstream},
-        )
+        return upstream_unavailable(upstream)
     return DomainError(
         grpc.StatusCode.INTERNAL,
         ErrorReason.ERROR_REASON_INTERNAL_ERROR,

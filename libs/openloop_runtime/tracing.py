@@ -174,6 +174,11 @@ def _record_outcome(
             code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
         else:
             code = grpc.StatusCode.UNKNOWN
+    _set_server_code(span, code)
+
+
+def _set_server_code(span: Span, code: grpc.StatusCode) -> None:
+    """A SERVER span's gRPC code, and ERROR status for the codes that mean a server fault."""
     span.set_attribute(STATUS_CODE_ATTRIBUTE, code.value[0])
     if code in _SERVER_FAULTS:
         span.set_status(Status(StatusCode.ERROR, code.name))
@@ -358,7 +363,5 @@ class _ServedRequest:
             code = grpc.StatusCode.CANCELLED
         else:
             code = grpc.StatusCode.UNKNOWN
-        span.set_attribute(STATUS_CODE_ATTRIBUTE, code.value[0])
-        if code in _SERVER_FAULTS:
-            span.set_status(Status(StatusCode.ERROR, code.name))
+        _set_server_code(span, code)
         span.end()

@@ -25,8 +25,7 @@ from opentelemetry import trace
 from openloop.ledger.v1 import resources_pb2 as ledger_resources
 from openloop.ledger.v1 import service_pb2 as ledger_pb2
 from openloop.ledger.v1 import service_pb2_grpc as ledger_grpc
-from openloop_runtime.clients import upstream_error
-from openloop_runtime.errors import DomainError, ErrorReason
+from openloop_runtime.clients import upstream_error, upstream_unavailable
 from openloop_runtime.tracing import StreamedRequestSpans
 
 Stream: TypeAlias = Any
@@ -72,7 +71,7 @@ class TransferStreams:
         except grpc.aio.AioRpcError as error:
             raise upstream_error("ledger", error) from error
         except TimeoutError as error:
-            raise _unavailable() from error
+            raise upstream_unavailable("ledger") from error
         return list(reply.results)
 
     async def _send(
@@ -90,7 +89,7 @@ class TransferStreams:
         try:
             return await self._exchange(self._open(wait_for_ready=True), request)
         except _StreamEndedError as ended:
-            raise _unavailable() from ended
+            raise upstream_unavailable("ledger") from ended
 
     def _take_idle(self) -> Stream | None:
         while self._idle:
@@ -138,12 +137,3 @@ class TransferStreams:
 class _StreamEndedError(Exception):
     """The ledger ended a stream before answering the request sent on it (stopping): on a
     reused stream the request is sent again on a new one, else the ledger is unavailable."""
-
-
-def _unavailable() -> DomainError:
-    return DomainError(
-        grpc.StatusCode.UNAVAILABLE,
-        ErrorReason.ERROR_REASON_UPSTREAM_UNAVAILABLE,
-        "ledger is unavailable; retry with the same idempotency key",
-        {"upstream": "ledger"},
-    )
